@@ -1,0 +1,201 @@
+"""The backend contract: the ten primitives every storage of tasks implements.
+
+The line sits at the level of the domain, not of queries: Redis is not SQL. Behaviour shared
+by every backend (payload codecs, the retry policy, hooks, metrics) lives above this line, in
+the app and the worker, and is written once. One contract test suite
+(``tests/integration/test_contract.py``) runs unchanged against every implementation.
+
+Semantics, following apalis:
+
+- **At least once.** A claimed task runs until its worker acks or fails it. If the worker
+  dies its lease expires and :meth:`Backend.reap` puts the task back, so a task may run
+  more than once: handlers must be idempotent.
+- **Atomic claims.** Two workers never hold the same task at the same time.
+- **Fencing.** Every transition out of ``running`` names the :class:`~shoal.core.models.Lease`
+  it was claimed with; a stale lease is rejected with :class:`~shoal.core.errors.LeaseLost`.
+- **Order.** Highest priority first, then earliest ``run_at``, then id (FIFO).
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Sequence
+from datetime import datetime
+
+from shoal.core.models import (
+    Claim,
+    Failure,
+    Lease,
+    NewTask,
+    QueueStats,
+    ReapReport,
+    Task,
+    TaskStatus,
+    WorkerInfo,
+)
+
+
+class OnConflict(enum.StrEnum):
+    """What :meth:`Backend.push` does with an idempotency key an unfinished task holds."""
+
+    RAISE = "raise"
+    """Enqueue nothing and raise :class:`~shoal.core.errors.IdempotencyConflict`."""
+    SKIP = "skip"
+    """Enqueue the rest and return the id of the task already holding the key."""
+
+
+class Backend(abc.ABC):
+    """Where tasks live. One instance may serve any number of queues and apps."""
+
+    url: str
+    """The URL the backend was opened with, password redacted: safe to log."""
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect. Raises :class:`BackendUnavailable` with the redacted URL on failure."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release connections; the backend may be opened again afterwards."""
+
+    @abc.abstractmethod
+    async def setup(self) -> None:
+        """Create or migrate the schema. Safe to run again and from several processes."""
+
+    @abc.abstractmethod
+    async def verify_schema(self) -> None:
+        """Raise :class:`SchemaMissing` naming what is missing, or return if all is there."""
+
+    # -- producers ---------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def push(
+        self, tasks: Sequence[NewTask], *, on_conflict: OnConflict = OnConflict.RAISE
+    ) -> list[str]:
+        """Store ``tasks`` all or nothing, in one round trip; return their ids in order.
+
+        Idempotency keys are unique per queue among unfinished tasks. With
+        ``OnConflict.RAISE`` a batch that reuses one (or repeats one within itself) stores
+        nothing and raises :class:`IdempotencyConflict` naming every conflicting key; with
+        ``OnConflict.SKIP`` the id of the task holding the key is returned in its place.
+        """
+
+    # -- workers -----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def claim(
+        self, queues: Sequence[str], worker_id: str, limit: int, lease_seconds: float
+    ) -> list[Claim]:
+        """Atomically take up to ``limit`` due tasks, best first, leased for ``lease_seconds``.
+
+        Each claim counts one attempt. Returns at most ``limit`` claims, possibly none.
+        """
+
+    @abc.abstractmethod
+    async def ack(self, leases: Sequence[Lease]) -> None:
+        """Mark tasks done. Applies every valid lease; then raises :class:`LeaseLost` naming
+        the tasks whose lease was no longer theirs."""
+
+    @abc.abstractmethod
+    async def fail(self, failures: Sequence[Failure]) -> None:
+        """Record failed attempts: ``retrying`` until ``retry_at``, or ``dead`` without one.
+        Stale leases are reported with :class:`LeaseLost` as in :meth:`ack`."""
+
+    @abc.abstractmethod
+    async def release(self, leases: Sequence[Lease]) -> None:
+        """Give back unfinished tasks (shutdown) as queued, without charging the attempt.
+        Stale leases are skipped silently: someone else owns those tasks now."""
+
+    @abc.abstractmethod
+    async def heartbeat(
+        self, worker: WorkerInfo, leases: Sequence[Lease], lease_seconds: float
+    ) -> list[str]:
+        """Record the worker as alive and extend its leases by ``lease_seconds`` from now.
+
+        Returns the ids of tasks whose lease was already lost, which the worker should stop
+        reporting on.
+        """
+
+    @abc.abstractmethod
+    async def deregister(self, worker_id: str) -> None:
+        """Forget a worker that stopped cleanly."""
+
+    @abc.abstractmethod
+    async def reap(self, *, worker_timeout: float) -> ReapReport:
+        """Put back running tasks whose lease expired, counting a lease expiration.
+
+        A task whose attempts are spent ends dead with "lease expired N times", so a task
+        that kills its worker cannot loop forever. Workers not seen for ``worker_timeout``
+        seconds are forgotten.
+        """
+
+    # -- observers ---------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def stats(self, queues: Sequence[str]) -> dict[str, QueueStats]:
+        """Depth figures for every queue named, in one round trip (missing queues are zero)."""
+
+    @abc.abstractmethod
+    async def queues(self) -> list[str]:
+        """Every queue that holds at least one task, sorted."""
+
+    @abc.abstractmethod
+    async def workers(self) -> list[WorkerInfo]:
+        """Every registered worker, with what it last reported."""
+
+    @abc.abstractmethod
+    async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
+        """Return when work may have arrived on ``queues``, or after ``timeout`` seconds.
+
+        A wake-up is a hint, not a promise: the caller claims to find out. Backends wake on
+        their own push at once and on other processes' pushes as fast as they can.
+        """
+
+    # -- admin -------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def get(self, task_id: str) -> Task | None:
+        """One task by id, or None."""
+
+    @abc.abstractmethod
+    async def list_tasks(
+        self,
+        *,
+        queue: str | None = None,
+        statuses: Sequence[TaskStatus] = (),
+        limit: int = 100,
+    ) -> list[Task]:
+        """Tasks filtered by queue and statuses, newest first."""
+
+    @abc.abstractmethod
+    async def retry(self, task_id: str, *, run_at: datetime | None = None) -> bool:
+        """Queue a dead, cancelled or retrying task again with fresh attempts.
+        Returns False when the task is in another state. Raises :class:`TaskNotFound`."""
+
+    @abc.abstractmethod
+    async def cancel(self, task_id: str) -> bool:
+        """Cancel a task that has not started. Returns False when it is running or finished.
+        Raises :class:`TaskNotFound`."""
+
+    @abc.abstractmethod
+    async def purge(self, *, queue: str | None, statuses: Sequence[TaskStatus]) -> int:
+        """Delete finished tasks (done, dead, cancelled) and return how many."""
+
+    async def __aenter__(self) -> Backend:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+PURGEABLE = frozenset({TaskStatus.DONE, TaskStatus.DEAD, TaskStatus.CANCELLED})
+"""Statuses :meth:`Backend.purge` may delete; unfinished work is never purged."""
+
+
+def lease_expired_message(expirations: int) -> str:
+    """The reason recorded on a task whose leases kept expiring until its attempts ran out."""
+    return f"lease expired {expirations} times: the worker running it died or stalled"

@@ -1,0 +1,1 @@
+"""The core layer: models, errors, ids, settings. It imports nothing else from shoal."""

@@ -1,0 +1,142 @@
+"""Every error shoal raises, in one tree.
+
+::
+
+    ShoalError
+    ├── ConfigurationError         bad settings, bad URL, unknown app path
+    │   ├── UnsupportedBackend     a URL scheme no backend serves
+    │   └── MissingDriver          the backend's optional dependency is not installed
+    ├── BackendError               the backend failed; names the URL without its password
+    │   ├── BackendUnavailable     cannot connect, or the connection was lost
+    │   └── SchemaMissing          the schema is absent or out of date: run `shoal migrate`
+    ├── IdempotencyConflict        a push reused an idempotency key of an unfinished task
+    ├── LeaseLost                  a worker acted on a task it no longer owns
+    ├── TaskNotFound               no task has that id
+    ├── UnknownTask                no handler is registered under that name
+    ├── PayloadError               a payload cannot become the handler's arguments
+    │   ├── PayloadUndecodable     the bytes are not valid JSON
+    │   └── PayloadInvalid         the JSON does not fit the handler's type hints
+    └── TaskControl                raised by task code to steer its own outcome
+        ├── Retry                  run again later, at a chosen delay
+        └── PermanentFailure       stop now: the task ends dead, never retried
+
+Each class's docstring is its default message. Driver errors are translated at the backend
+boundary with ``raise ... from exc`` so that callers only ever catch ``ShoalError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class ShoalError(Exception):
+    """A shoal operation failed."""
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or _default_message(type(self))
+        super().__init__(self.message)
+
+
+def _default_message(cls: type) -> str:
+    return (cls.__doc__ or cls.__name__).strip().splitlines()[0]
+
+
+class ConfigurationError(ShoalError):
+    """The configuration is invalid."""
+
+
+class UnsupportedBackend(ConfigurationError):
+    """No backend serves this URL scheme; use memory://, sqlite:///, postgresql:// or redis://."""
+
+
+class MissingDriver(ConfigurationError):
+    """The backend's driver is not installed."""
+
+    def __init__(self, backend: str, extra: str) -> None:
+        self.extra = extra
+        super().__init__(
+            f"the {backend} backend needs an optional dependency: pip install 'shoal[{extra}]'"
+        )
+
+
+class BackendError(ShoalError):
+    """The backend failed."""
+
+    def __init__(self, message: str | None = None, *, url: str = "") -> None:
+        self.url = url
+        text = message or _default_message(type(self))
+        super().__init__(f"{text} ({url})" if url else text)
+
+
+class BackendUnavailable(BackendError):
+    """Cannot reach the backend; check that it runs and that the URL is right."""
+
+
+class SchemaMissing(BackendError):
+    """The shoal schema is missing or out of date; run `shoal migrate` first."""
+
+
+class IdempotencyConflict(ShoalError):
+    """An unfinished task already holds this idempotency key."""
+
+    def __init__(self, queue: str, conflicting_keys: Sequence[str], total: int) -> None:
+        self.queue = queue
+        self.conflicting_keys = tuple(conflicting_keys)
+        self.total = total
+        super().__init__(
+            f"{len(self.conflicting_keys)} of {total} tasks reuse idempotency keys of unfinished "
+            f"tasks on queue {queue!r}: {', '.join(self.conflicting_keys)}; nothing was enqueued"
+        )
+
+
+class LeaseLost(ShoalError):
+    """The lease expired and the task belongs to someone else now; the result was not saved."""
+
+    def __init__(self, task_ids: Sequence[str]) -> None:
+        self.task_ids = tuple(task_ids)
+        super().__init__(f"{_default_message(LeaseLost)}: {', '.join(self.task_ids)}")
+
+
+class TaskNotFound(ShoalError):
+    """No task has this id."""
+
+    def __init__(self, task_id: str) -> None:
+        self.task_id = task_id
+        super().__init__(f"no task has the id {task_id!r}")
+
+
+class UnknownTask(ShoalError):
+    """No handler is registered under this task name."""
+
+    def __init__(self, name: str, known: Sequence[str] = ()) -> None:
+        self.name = name
+        hint = f"; known tasks: {', '.join(sorted(known))}" if known else ""
+        super().__init__(f"no task named {name!r} is registered{hint}")
+
+
+class PayloadError(ShoalError):
+    """The payload cannot become the handler's arguments."""
+
+
+class PayloadUndecodable(PayloadError):
+    """The payload is not valid JSON."""
+
+
+class PayloadInvalid(PayloadError):
+    """The payload does not fit the handler's type hints."""
+
+
+class TaskControl(ShoalError):
+    """Task code asked for a particular outcome."""
+
+
+class Retry(TaskControl):
+    """The task asked to be retried."""
+
+    def __init__(self, delay: float = 0.0, reason: str | None = None) -> None:
+        self.delay = delay
+        super().__init__(reason or f"retry requested in {delay:g}s")
+
+
+class PermanentFailure(TaskControl):
+    """The task failed permanently and will not be retried."""

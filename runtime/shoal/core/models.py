@@ -1,0 +1,145 @@
+"""The records every backend stores and returns.
+
+Times are timezone-aware UTC datetimes at this boundary; each backend stores them however
+suits it (epoch seconds in SQLite and Redis, ``timestamptz`` in PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def from_epoch(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+class TaskStatus(enum.StrEnum):
+    """Where a task is in its life: queued → running → done | retrying | dead | cancelled."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    RETRYING = "retrying"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
+
+
+CLAIMABLE = frozenset({TaskStatus.QUEUED, TaskStatus.RETRYING})
+"""Statuses a worker may claim once ``run_at`` has passed."""
+
+UNFINISHED = CLAIMABLE | {TaskStatus.RUNNING}
+"""Statuses that hold an idempotency key; a finished task frees its key."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewTask:
+    """A task about to be pushed: everything the caller decides."""
+
+    id: str
+    queue: str
+    name: str
+    payload: bytes
+    run_at: datetime
+    max_attempts: int
+    priority: int = 0
+    idempotency_key: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """A stored task, as a backend returns it."""
+
+    id: str
+    queue: str
+    name: str
+    payload: bytes
+    status: TaskStatus
+    priority: int
+    run_at: datetime
+    attempts: int
+    max_attempts: int
+    created_at: datetime
+    updated_at: datetime
+    idempotency_key: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    last_error: str | None = None
+    lease_expirations: int = 0
+    worker_id: str | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Proof of ownership of a running task.
+
+    Every transition out of ``running`` names the lease; a backend applies it only while the
+    task is still running under the same token and attempt, so a worker whose lease expired
+    can never overwrite the result of the worker that took the task over.
+    """
+
+    task_id: str
+    token: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A task a worker has claimed, with the lease that fences what it may do next."""
+
+    task: Task
+    lease: Lease
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A failed attempt: retried at ``retry_at``, or dead when ``retry_at`` is None."""
+
+    lease: Lease
+    error: str
+    retry_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """How much work a queue holds; what the operator scales on."""
+
+    queue: str
+    ready: int = 0
+    """Due now and waiting for a worker."""
+    scheduled: int = 0
+    """Delayed or waiting for a retry, not yet due: never a reason to scale up."""
+    running: int = 0
+    dead: int = 0
+    oldest_ready_age: float | None = None
+    """Seconds the oldest ready task has been due; None when nothing is ready."""
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """What a worker reports about itself on every heartbeat."""
+
+    id: str
+    """Unique to one process start; the host is recorded beside it, never used as the id."""
+    host: str
+    pid: int
+    queues: tuple[str, ...]
+    concurrency: int
+    in_flight: int = 0
+    started_at: datetime = field(default_factory=utcnow)
+    last_seen: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True, slots=True)
+class ReapReport:
+    """What one reap pass did with expired leases."""
+
+    requeued: tuple[str, ...] = ()
+    dead: tuple[str, ...] = ()

@@ -1,0 +1,292 @@
+"""The backend contract suite: every test runs against every backend.
+
+Matrix: the ``backend`` fixture (``tests/integration/conftest.py``) is parametrised over
+memory, SQLite, PostgreSQL and Redis; the servers are real and started by the harness. A new
+backend must pass this file unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from shoal.backends import Backend, OnConflict
+from shoal.core.errors import IdempotencyConflict, LeaseLost, TaskNotFound
+from shoal.core.ids import new_id
+from shoal.core.models import Failure, NewTask, TaskStatus, WorkerInfo, utcnow
+
+
+def new_task(
+    queue: str = "default",
+    *,
+    priority: int = 0,
+    delay: float = 0.0,
+    key: str | None = None,
+    max_attempts: int = 3,
+    payload: bytes = b'{"n": 1}',
+) -> NewTask:
+    return NewTask(
+        id=new_id(),
+        queue=queue,
+        name="tasks.work",
+        payload=payload,
+        run_at=utcnow() + timedelta(seconds=delay),
+        max_attempts=max_attempts,
+        priority=priority,
+        idempotency_key=key,
+        metadata={"origin": "contract"},
+    )
+
+
+def worker(worker_id: str = "w1", in_flight: int = 0) -> WorkerInfo:
+    return WorkerInfo(
+        id=worker_id, host="test-host", pid=1, queues=("default",), concurrency=4,
+        in_flight=in_flight,
+    )
+
+
+async def test_push_stores_every_field(backend: Backend) -> None:
+    task = new_task(priority=5, key="order-1", payload=b"\x00\xffraw")
+    [task_id] = await backend.push([task])
+    stored = await backend.get(task_id)
+    assert stored is not None
+    assert (stored.id, stored.queue, stored.name) == (task.id, "default", "tasks.work")
+    assert stored.payload == b"\x00\xffraw"
+    assert stored.status is TaskStatus.QUEUED
+    assert (stored.priority, stored.attempts, stored.max_attempts) == (5, 0, 3)
+    assert stored.idempotency_key == "order-1"
+    assert dict(stored.metadata) == {"origin": "contract"}
+    assert abs((stored.run_at - task.run_at).total_seconds()) < 0.01
+    assert await backend.get(new_id()) is None
+
+
+async def test_push_many_keeps_order(backend: Backend) -> None:
+    tasks = [new_task() for _ in range(50)]
+    assert await backend.push(tasks) == [t.id for t in tasks]
+    assert (await backend.stats(["default"]))["default"].ready == 50
+
+
+async def test_idempotency_conflict_names_keys_and_stores_nothing(backend: Backend) -> None:
+    await backend.push([new_task(key="a"), new_task(key="b")])
+    batch = [new_task(key="c"), new_task(key="a"), new_task(key="b"), new_task()]
+    with pytest.raises(IdempotencyConflict) as caught:
+        await backend.push(batch)
+    assert sorted(caught.value.conflicting_keys) == ["a", "b"]
+    assert caught.value.total == 4
+    assert (await backend.stats(["default"]))["default"].ready == 2
+    assert await backend.get(batch[0].id) is None
+
+
+async def test_duplicate_key_within_one_batch_conflicts(backend: Backend) -> None:
+    with pytest.raises(IdempotencyConflict) as caught:
+        await backend.push([new_task(key="x"), new_task(key="x")])
+    assert caught.value.conflicting_keys == ("x",)
+    assert (await backend.stats(["default"]))["default"].ready == 0
+
+
+async def test_skip_returns_the_existing_id(backend: Backend) -> None:
+    [first] = await backend.push([new_task(key="k")])
+    fresh = new_task()
+    ids = await backend.push([new_task(key="k"), fresh], on_conflict=OnConflict.SKIP)
+    assert ids == [first, fresh.id]
+
+
+async def test_keys_are_per_queue_and_freed_when_finished(backend: Backend) -> None:
+    await backend.push([new_task("a", key="k"), new_task("b", key="k")])
+    [claim] = await backend.claim(["a"], "w1", 1, 30)
+    await backend.ack([claim.lease])
+    await backend.push([new_task("a", key="k")])
+
+
+async def test_claim_order_is_priority_then_fifo(backend: Backend) -> None:
+    low = [new_task(priority=0) for _ in range(3)]
+    high = [new_task(priority=10) for _ in range(2)]
+    await backend.push(low[:2])
+    await backend.push(high)
+    await backend.push(low[2:])
+    claims = await backend.claim(["default"], "w1", 10, 30)
+    assert [c.task.id for c in claims] == [t.id for t in high + low]
+
+
+async def test_claim_honours_limit_queue_and_due_time(backend: Backend) -> None:
+    due = [new_task("a") for _ in range(3)]
+    await backend.push([*due, new_task("a", delay=3600), new_task("b")])
+    first = await backend.claim(["a"], "w1", 2, 30)
+    second = await backend.claim(["a"], "w1", 5, 30)
+    assert len(first) == 2 and len(second) == 1
+    assert {c.task.id for c in first + second} == {t.id for t in due}
+    for claim in first + second:
+        assert claim.task.status is TaskStatus.RUNNING
+        assert claim.task.attempts == 1 == claim.lease.attempt
+        assert claim.task.worker_id == "w1"
+
+
+async def test_concurrent_claims_never_share_a_task(backend: Backend) -> None:
+    await backend.push([new_task() for _ in range(40)])
+    batches = await asyncio.gather(
+        *(backend.claim(["default"], f"w{i}", 7, 30) for i in range(8))
+    )
+    ids = [c.task.id for batch in batches for c in batch]
+    assert len(ids) == len(set(ids)) == 40
+
+
+async def test_ack_finishes_and_stale_leases_are_rejected(backend: Backend) -> None:
+    await backend.push([new_task(), new_task()])
+    first, second = await backend.claim(["default"], "w1", 2, 30)
+    await backend.ack([first.lease])
+    done = await backend.get(first.task.id)
+    assert done is not None and done.status is TaskStatus.DONE
+    assert done.finished_at is not None
+    stale = type(second.lease)(second.task.id, "not-the-token", second.lease.attempt)
+    with pytest.raises(LeaseLost) as caught:
+        await backend.ack([second.lease, stale, first.lease])
+    assert set(caught.value.task_ids) == {second.task.id, first.task.id}
+    again = await backend.get(second.task.id)
+    assert again is not None and again.status is TaskStatus.DONE
+
+
+async def test_fail_retries_later_or_ends_dead(backend: Backend) -> None:
+    await backend.push([new_task(), new_task()])
+    retried, killed = await backend.claim(["default"], "w1", 2, 30)
+    soon = utcnow() + timedelta(seconds=0.3)
+    await backend.fail(
+        [Failure(retried.lease, "boom", soon), Failure(killed.lease, "fatal", None)]
+    )
+    waiting = await backend.get(retried.task.id)
+    dead = await backend.get(killed.task.id)
+    assert waiting is not None and waiting.status is TaskStatus.RETRYING
+    assert waiting.last_error == "boom"
+    assert dead is not None and dead.status is TaskStatus.DEAD and dead.last_error == "fatal"
+    stats = (await backend.stats(["default"]))["default"]
+    assert (stats.ready, stats.scheduled, stats.dead) == (0, 1, 1)
+    assert await backend.claim(["default"], "w1", 5, 30) == []
+    await asyncio.sleep(0.4)
+    [again] = await backend.claim(["default"], "w1", 5, 30)
+    assert again.task.id == retried.task.id and again.task.attempts == 2
+    with pytest.raises(LeaseLost):
+        await backend.fail([Failure(retried.lease, "late", None)])
+
+
+async def test_release_does_not_charge_an_attempt(backend: Backend) -> None:
+    await backend.push([new_task()])
+    [claim] = await backend.claim(["default"], "w1", 1, 30)
+    await backend.release([claim.lease])
+    released = await backend.get(claim.task.id)
+    assert released is not None and released.status is TaskStatus.QUEUED
+    assert released.attempts == 0
+    [again] = await backend.claim(["default"], "w2", 1, 30)
+    assert again.task.attempts == 1
+    await backend.release([claim.lease])  # stale: ignored, the task stays with w2
+    still = await backend.get(claim.task.id)
+    assert still is not None and still.status is TaskStatus.RUNNING
+
+
+async def test_heartbeat_keeps_leases_and_registers_the_worker(backend: Backend) -> None:
+    await backend.push([new_task(), new_task()])
+    kept, lost = await backend.claim(["default"], "w1", 2, 0.3)
+    assert await backend.heartbeat(worker(in_flight=2), [kept.lease], 30) == []
+    await asyncio.sleep(0.5)
+    report = await backend.reap(worker_timeout=60)
+    assert report.requeued == (lost.task.id,)
+    assert await backend.heartbeat(worker(in_flight=2), [kept.lease, lost.lease], 30) == [
+        lost.task.id
+    ]
+    [registered] = await backend.workers()
+    assert (registered.id, registered.host, registered.in_flight) == ("w1", "test-host", 2)
+    assert registered.queues == ("default",)
+    await backend.deregister("w1")
+    assert await backend.workers() == []
+
+
+async def test_reap_requeues_then_ends_dead_when_attempts_are_spent(backend: Backend) -> None:
+    await backend.push([new_task(max_attempts=2)])
+    [first] = await backend.claim(["default"], "w1", 1, 0.1)
+    await asyncio.sleep(0.2)
+    assert (await backend.reap(worker_timeout=60)).requeued == (first.task.id,)
+    with pytest.raises(LeaseLost):
+        await backend.ack([first.lease])
+    [second] = await backend.claim(["default"], "w2", 1, 0.1)
+    assert second.task.attempts == 2 and second.task.lease_expirations == 1
+    await asyncio.sleep(0.2)
+    assert (await backend.reap(worker_timeout=60)).dead == (first.task.id,)
+    dead = await backend.get(first.task.id)
+    assert dead is not None and dead.status is TaskStatus.DEAD
+    assert dead.last_error is not None and "lease expired 2 times" in dead.last_error
+
+
+async def test_reap_forgets_silent_workers(backend: Backend) -> None:
+    await backend.heartbeat(worker("gone"), [], 30)
+    await asyncio.sleep(0.3)
+    await backend.heartbeat(worker("alive"), [], 30)
+    await backend.reap(worker_timeout=0.2)
+    assert [w.id for w in await backend.workers()] == ["alive"]
+
+
+async def test_stats_cover_many_queues_at_once(backend: Backend) -> None:
+    await backend.push([new_task("a") for _ in range(3)])
+    await backend.push([new_task("a", delay=600), new_task("b")])
+    await backend.claim(["a"], "w1", 1, 30)
+    await asyncio.sleep(0.05)
+    stats = await backend.stats(["a", "b", "empty"])
+    a, b, empty = stats["a"], stats["b"], stats["empty"]
+    assert (a.ready, a.scheduled, a.running, a.dead) == (2, 1, 1, 0)
+    assert a.oldest_ready_age is not None and a.oldest_ready_age >= 0.04
+    assert (b.ready, b.running) == (1, 0)
+    assert (empty.ready, empty.scheduled, empty.running, empty.dead) == (0, 0, 0, 0)
+    assert empty.oldest_ready_age is None
+    assert await backend.queues() == ["a", "b"]
+
+
+async def test_wait_for_work_wakes_on_push_and_times_out(backend: Backend) -> None:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await backend.wait_for_work(["default"], 0.2)
+    assert loop.time() - started >= 0.15
+
+    waiter = asyncio.create_task(backend.wait_for_work(["default"], 10))
+    await asyncio.sleep(0.1)
+    started = loop.time()
+    await backend.push([new_task()])
+    await asyncio.wait_for(waiter, 2)
+    assert loop.time() - started < 1.5
+
+
+async def test_admin_list_retry_cancel_purge(backend: Backend) -> None:
+    await backend.push([new_task(), new_task(), new_task(delay=600)])
+    running, finished = await backend.claim(["default"], "w1", 2, 30)
+    delayed = [t for t in await backend.list_tasks(queue="default") if t.status == "queued"][0]
+    await backend.fail([Failure(running.lease, "bad input", None)])
+    await backend.ack([finished.lease])
+
+    listed = await backend.list_tasks(queue="default", statuses=[TaskStatus.DEAD])
+    assert [t.id for t in listed] == [running.task.id]
+    assert len(await backend.list_tasks(limit=2)) == 2
+
+    assert await backend.retry(running.task.id)
+    revived = await backend.get(running.task.id)
+    assert revived is not None and revived.status is TaskStatus.QUEUED
+    assert revived.attempts == 0
+    assert not await backend.retry(finished.task.id)
+
+    assert await backend.cancel(delayed.id)
+    cancelled = await backend.get(delayed.id)
+    assert cancelled is not None and cancelled.status is TaskStatus.CANCELLED
+    [claimed] = await backend.claim(["default"], "w1", 5, 30)
+    assert claimed.task.id == running.task.id
+    assert not await backend.cancel(claimed.task.id)
+
+    assert await backend.purge(queue="default", statuses=[TaskStatus.DONE]) == 1
+    assert await backend.get(finished.task.id) is None
+    assert await backend.purge(queue=None, statuses=[TaskStatus.CANCELLED]) == 1
+    with pytest.raises(TaskNotFound):
+        await backend.retry(new_id())
+    with pytest.raises(TaskNotFound):
+        await backend.cancel(new_id())
+
+
+async def test_schema_verifies_after_setup(backend: Backend) -> None:
+    await backend.verify_schema()
+    await backend.setup()  # idempotent
+    await backend.verify_schema()
