@@ -23,6 +23,7 @@ import enum
 from collections.abc import Sequence
 from datetime import datetime
 
+from shoal.core.errors import ConfigurationError
 from shoal.core.models import (
     Claim,
     Failure,
@@ -73,9 +74,17 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     async def push(
-        self, tasks: Sequence[NewTask], *, on_conflict: OnConflict = OnConflict.RAISE
+        self,
+        tasks: Sequence[NewTask],
+        *,
+        on_conflict: OnConflict = OnConflict.RAISE,
+        connection: object | None = None,
     ) -> list[str]:
         """Store ``tasks`` all or nothing, in one round trip; return their ids in order.
+
+        ``connection`` is a driver connection whose open transaction the push joins (the
+        outbox pattern: commit enqueues, rollback enqueues nothing and wakes nobody). Only
+        transactional backends accept one; the others raise :class:`ConfigurationError`.
 
         Idempotency keys are unique per queue among unfinished tasks. With
         ``OnConflict.RAISE`` a batch that reuses one (or repeats one within itself) stores
@@ -199,3 +208,12 @@ PURGEABLE = frozenset({TaskStatus.DONE, TaskStatus.DEAD, TaskStatus.CANCELLED})
 def lease_expired_message(expirations: int) -> str:
     """The reason recorded on a task whose leases kept expiring until its attempts ran out."""
     return f"lease expired {expirations} times: the worker running it died or stalled"
+
+
+def reject_connection(backend: Backend, connection: object | None) -> None:
+    """Refuse a caller's transaction on a backend that cannot join one."""
+    if connection is not None:
+        raise ConfigurationError(
+            f"{backend.url} cannot enqueue inside a caller's transaction; "
+            "transactional enqueue needs a postgresql:// backend"
+        )

@@ -12,7 +12,13 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from shoal.backends.base import PURGEABLE, Backend, OnConflict, lease_expired_message
+from shoal.backends.base import (
+    PURGEABLE,
+    Backend,
+    OnConflict,
+    lease_expired_message,
+    reject_connection,
+)
 from shoal.core.errors import IdempotencyConflict, LeaseLost, TaskNotFound
 from shoal.core.models import (
     CLAIMABLE,
@@ -63,8 +69,13 @@ class MemoryBackend(Backend):
         pass
 
     async def push(
-        self, tasks: Sequence[NewTask], *, on_conflict: OnConflict = OnConflict.RAISE
+        self,
+        tasks: Sequence[NewTask],
+        *,
+        on_conflict: OnConflict = OnConflict.RAISE,
+        connection: object | None = None,
     ) -> list[str]:
+        reject_connection(self, connection)
         holders = {
             (t.queue, t.idempotency_key): t.id
             for t in self._tasks.values()
