@@ -205,9 +205,12 @@ PURGEABLE = frozenset({TaskStatus.DONE, TaskStatus.DEAD, TaskStatus.CANCELLED})
 """Statuses :meth:`Backend.purge` may delete; unfinished work is never purged."""
 
 
+LEASE_EXPIRED = "lease expired {} times: the worker running it died or stalled"
+"""The reason recorded on a task whose leases kept expiring until its attempts ran out."""
+
+
 def lease_expired_message(expirations: int) -> str:
-    """The reason recorded on a task whose leases kept expiring until its attempts ran out."""
-    return f"lease expired {expirations} times: the worker running it died or stalled"
+    return LEASE_EXPIRED.format(expirations)
 
 
 def reject_connection(backend: Backend, connection: object | None) -> None:

@@ -1,0 +1,144 @@
+-- Queries of the SQLite backend. Lists travel as JSON arrays, so every query has a fixed
+-- text whatever the batch size, and a batch is one statement.
+
+-- name: claim
+UPDATE shoal_tasks
+SET status = 'running', attempts = attempts + 1, worker_id = :worker_id,
+    lease_token = :token, lease_expires_at = :expires_at, updated_at = :now
+WHERE id IN (
+    SELECT id FROM shoal_tasks
+    WHERE queue IN (SELECT value FROM json_each(:queues))
+      AND status IN ('queued', 'retrying') AND run_at <= :now
+    ORDER BY priority DESC, run_at, id
+    LIMIT :limit
+)
+RETURNING *;
+
+-- name: ack
+UPDATE shoal_tasks
+SET status = 'done', worker_id = NULL, lease_token = NULL, lease_expires_at = NULL,
+    updated_at = :now, finished_at = :now
+FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS token,
+             json_extract(value, '$[2]') AS attempt
+      FROM json_each(:items)) AS lease
+WHERE shoal_tasks.id = lease.id AND shoal_tasks.lease_token = lease.token
+  AND shoal_tasks.attempts = lease.attempt AND shoal_tasks.status = 'running'
+RETURNING shoal_tasks.id;
+
+-- name: fail
+UPDATE shoal_tasks
+SET status = CASE WHEN failure.retry_at IS NULL THEN 'dead' ELSE 'retrying' END,
+    run_at = coalesce(failure.retry_at, shoal_tasks.run_at),
+    last_error = failure.error,
+    finished_at = CASE WHEN failure.retry_at IS NULL THEN :now END,
+    worker_id = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = :now
+FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS token,
+             json_extract(value, '$[2]') AS attempt,
+             json_extract(value, '$[3]') AS error, json_extract(value, '$[4]') AS retry_at
+      FROM json_each(:items)) AS failure
+WHERE shoal_tasks.id = failure.id AND shoal_tasks.lease_token = failure.token
+  AND shoal_tasks.attempts = failure.attempt AND shoal_tasks.status = 'running'
+RETURNING shoal_tasks.id;
+
+-- name: release
+UPDATE shoal_tasks
+SET status = 'queued', attempts = attempts - 1, worker_id = NULL, lease_token = NULL,
+    lease_expires_at = NULL, updated_at = :now
+FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS token,
+             json_extract(value, '$[2]') AS attempt
+      FROM json_each(:items)) AS lease
+WHERE shoal_tasks.id = lease.id AND shoal_tasks.lease_token = lease.token
+  AND shoal_tasks.attempts = lease.attempt AND shoal_tasks.status = 'running';
+
+-- name: extend_leases
+UPDATE shoal_tasks
+SET lease_expires_at = :expires_at
+FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS token,
+             json_extract(value, '$[2]') AS attempt
+      FROM json_each(:items)) AS lease
+WHERE shoal_tasks.id = lease.id AND shoal_tasks.lease_token = lease.token
+  AND shoal_tasks.attempts = lease.attempt AND shoal_tasks.status = 'running'
+RETURNING shoal_tasks.id;
+
+-- name: upsert_worker
+INSERT INTO shoal_workers (id, host, pid, queues, concurrency, in_flight, started_at, last_seen)
+VALUES (:id, :host, :pid, :queues, :concurrency, :in_flight, :started_at, :now)
+ON CONFLICT (id) DO UPDATE
+SET in_flight = excluded.in_flight, queues = excluded.queues,
+    concurrency = excluded.concurrency, last_seen = excluded.last_seen;
+
+-- name: deregister
+DELETE FROM shoal_workers WHERE id = :id;
+
+-- name: reap
+UPDATE shoal_tasks
+SET status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END,
+    lease_expirations = lease_expirations + 1,
+    last_error = CASE WHEN attempts >= max_attempts
+                      THEN printf(:dead_message, lease_expirations + 1) ELSE last_error END,
+    finished_at = CASE WHEN attempts >= max_attempts THEN :now END,
+    worker_id = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = :now
+WHERE status = 'running' AND lease_expires_at < :now
+RETURNING id, status;
+
+-- name: forget_silent_workers
+DELETE FROM shoal_workers WHERE last_seen < :cutoff;
+
+-- name: stats
+SELECT queue,
+       sum(status IN ('queued', 'retrying') AND run_at <= :now) AS ready,
+       sum(status IN ('queued', 'retrying') AND run_at > :now) AS scheduled,
+       sum(status = 'running') AS running,
+       sum(status = 'dead') AS dead,
+       min(CASE WHEN status IN ('queued', 'retrying') AND run_at <= :now THEN run_at END)
+           AS oldest_ready
+FROM shoal_tasks
+WHERE queue IN (SELECT value FROM json_each(:queues))
+  AND status IN ('queued', 'retrying', 'running', 'dead')
+GROUP BY queue;
+
+-- name: queues
+SELECT DISTINCT queue FROM shoal_tasks ORDER BY queue;
+
+-- name: workers
+SELECT * FROM shoal_workers ORDER BY id;
+
+-- name: get
+SELECT * FROM shoal_tasks WHERE id = :id;
+
+-- name: list_tasks
+SELECT * FROM shoal_tasks
+WHERE (:queue IS NULL OR queue = :queue)
+  AND (:any_status OR status IN (SELECT value FROM json_each(:statuses)))
+ORDER BY id DESC
+LIMIT :limit;
+
+-- name: held_keys
+SELECT idempotency_key, id FROM shoal_tasks
+WHERE queue = :queue AND status IN ('queued', 'retrying', 'running')
+  AND idempotency_key IN (SELECT value FROM json_each(:keys));
+
+-- name: insert
+INSERT INTO shoal_tasks (id, queue, name, payload, priority, run_at, max_attempts,
+                         idempotency_key, metadata, created_at, updated_at)
+VALUES (:id, :queue, :name, :payload, :priority, :run_at, :max_attempts,
+        :idempotency_key, :metadata, :now, :now);
+
+-- name: retry
+UPDATE shoal_tasks
+SET status = 'queued', attempts = 0, run_at = :run_at, finished_at = NULL, updated_at = :now
+WHERE id = :id AND status IN ('dead', 'cancelled', 'retrying');
+
+-- name: cancel
+UPDATE shoal_tasks
+SET status = 'cancelled', finished_at = :now, updated_at = :now
+WHERE id = :id AND status IN ('queued', 'retrying');
+
+-- name: purge
+DELETE FROM shoal_tasks
+WHERE (:queue IS NULL OR queue = :queue)
+  AND status IN ('done', 'dead', 'cancelled')
+  AND status IN (SELECT value FROM json_each(:statuses));
+
+-- name: exists
+SELECT 1 FROM shoal_tasks WHERE id = :id;

@@ -1,0 +1,446 @@
+"""``sqlite:///path``: the embedded default, one file, no server.
+
+Several worker processes on one machine may share the file. The database runs in WAL mode
+(readers never block the writer) with ``synchronous=NORMAL`` (a commit survives a process
+crash; a power cut may lose the last commits). Every state change is one statement or one
+``BEGIN IMMEDIATE`` transaction, so claims are atomic across processes. Each backend
+instance owns one connection, driven from one thread so the event loop never blocks on disk.
+
+Wake-ups: a push in this process wakes waiters at once; pushes from other processes are
+seen through ``PRAGMA data_version``, which changes whenever another connection commits and
+costs no disk read, checked every 50 ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from shoal.backends.base import (
+    PURGEABLE,
+    Backend,
+    OnConflict,
+    LEASE_EXPIRED,
+    reject_connection,
+)
+from shoal.backends.sql import migrations, queries
+from shoal.core.errors import (
+    BackendUnavailable,
+    ConfigurationError,
+    IdempotencyConflict,
+    LeaseLost,
+    SchemaMissing,
+    TaskNotFound,
+)
+from shoal.core.models import (
+    Claim,
+    Failure,
+    Lease,
+    NewTask,
+    QueueStats,
+    ReapReport,
+    Task,
+    TaskStatus,
+    WorkerInfo,
+    from_epoch,
+)
+
+T = TypeVar("T")
+
+_SQL = queries("sqlite")
+_CHANGE_CHECK_INTERVAL = 0.05
+_MINIMUM_SQLITE = (3, 35, 0)  # UPDATE ... FROM and RETURNING
+
+
+def from_url(url: str) -> SQLiteBackend:
+    path = url.removeprefix("sqlite://")
+    if not path.startswith("/") or path == "/":
+        raise ConfigurationError(
+            f"{url!r} names no file: use sqlite:///relative.db or sqlite:////absolute/path.db"
+        )
+    return SQLiteBackend(Path(path[1:]))
+
+
+class SQLiteBackend(Backend):
+    """The contract on one SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.url = f"sqlite:///{path}"
+        self._connection: sqlite3.Connection | None = None
+        self._thread: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pushed = asyncio.Event()
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._connection is not None:
+            return
+        if sqlite3.sqlite_version_info < _MINIMUM_SQLITE:
+            raise ConfigurationError(
+                f"SQLite {sqlite3.sqlite_version} is too old: shoal needs 3.35 or newer"
+            )
+        self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="shoal-sqlite")
+        self._connection = await self._call(self._connect)
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=30
+            )
+            connection.row_factory = sqlite3.Row
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("PRAGMA synchronous = NORMAL")
+        except (OSError, sqlite3.Error) as exc:
+            raise BackendUnavailable(f"cannot open the database: {exc}", url=self.url) from exc
+        return connection
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            await self._call(connection.close)
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)
+            self._thread = None
+
+    async def _call(self, function: Callable[[], T]) -> T:
+        if self._thread is None:
+            raise BackendUnavailable("the backend is not open; call open() first", url=self.url)
+        return await asyncio.get_running_loop().run_in_executor(self._thread, function)
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` on the backend's thread, translating SQLite's errors."""
+        connection = self._connection
+        if connection is None:
+            raise BackendUnavailable("the backend is not open; call open() first", url=self.url)
+
+        def guarded() -> T:
+            try:
+                return work(connection)
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):
+                    raise SchemaMissing(url=self.url) from exc
+                raise BackendUnavailable(str(exc), url=self.url) from exc
+
+        return await self._call(guarded)
+
+    def _wake(self) -> None:
+        self._pushed.set()
+        self._pushed = asyncio.Event()
+
+    # -- schema ------------------------------------------------------------------------------
+
+    async def setup(self) -> None:
+        def migrate(db: sqlite3.Connection) -> None:
+            with _immediate(db):
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS shoal_schema_version "
+                    "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+                )
+                applied = {row[0] for row in db.execute("SELECT version FROM shoal_schema_version")}
+                for migration in migrations("sqlite"):
+                    if migration.version in applied:
+                        continue
+                    for statement in _statements(migration.sql):
+                        db.execute(statement)
+                    db.execute(
+                        "INSERT INTO shoal_schema_version VALUES (?, ?, ?)",
+                        (migration.version, migration.name, time.time()),
+                    )
+
+        await self._run(migrate)
+
+    async def verify_schema(self) -> None:
+        latest = migrations("sqlite")[-1]
+
+        def current(db: sqlite3.Connection) -> int:
+            row = db.execute("SELECT max(version) FROM shoal_schema_version").fetchone()
+            return int(row[0] or 0)
+
+        try:
+            version = await self._run(current)
+        except SchemaMissing:
+            version = 0
+        if version < latest.version:
+            raise SchemaMissing(
+                f"the database is at schema version {version}, shoal needs {latest.version} "
+                f"({latest.name}); run `shoal migrate`",
+                url=self.url,
+            )
+
+    # -- producers ---------------------------------------------------------------------------
+
+    async def push(
+        self,
+        tasks: Sequence[NewTask],
+        *,
+        on_conflict: OnConflict = OnConflict.RAISE,
+        connection: object | None = None,
+    ) -> list[str]:
+        reject_connection(self, connection)
+        now = time.time()
+
+        def insert(db: sqlite3.Connection) -> list[str]:
+            with _immediate(db):
+                holders = _held_keys(db, tasks)
+                ids, conflicts, fresh = [], [], []
+                for task in tasks:
+                    key = (task.queue, task.idempotency_key)
+                    if task.idempotency_key is not None and key in holders:
+                        conflicts.append(task.idempotency_key)
+                        ids.append(holders[key])
+                        continue
+                    if task.idempotency_key is not None:
+                        holders[key] = task.id
+                    ids.append(task.id)
+                    fresh.append(_row_of(task, now))
+                if conflicts and on_conflict is OnConflict.RAISE:
+                    raise IdempotencyConflict(tasks[0].queue, sorted(set(conflicts)), len(tasks))
+                db.executemany(_SQL["insert"], fresh)
+                return ids
+
+        ids = await self._run(insert)
+        self._wake()
+        return ids
+
+    # -- workers -----------------------------------------------------------------------------
+
+    async def claim(
+        self, queues: Sequence[str], worker_id: str, limit: int, lease_seconds: float
+    ) -> list[Claim]:
+        now = time.time()
+        token = uuid.uuid4().hex
+        arguments = {
+            "queues": json.dumps(list(queues)), "worker_id": worker_id, "token": token,
+            "expires_at": now + lease_seconds, "now": now, "limit": limit,
+        }
+        rows = await self._run(lambda db: db.execute(_SQL["claim"], arguments).fetchall())
+        tasks = sorted((_task_of(row) for row in rows), key=lambda t: (-t.priority, t.run_at, t.id))
+        return [Claim(task, Lease(task.id, token, task.attempts)) for task in tasks]
+
+    async def _fenced(self, query: str, leases: Sequence[Lease], items: list[list[Any]]) -> None:
+        arguments = {"now": time.time(), "items": json.dumps(items)}
+        rows = await self._run(lambda db: db.execute(query, arguments).fetchall())
+        applied = {row[0] for row in rows}
+        lost = [lease.task_id for lease in leases if lease.task_id not in applied]
+        if lost:
+            raise LeaseLost(lost)
+
+    async def ack(self, leases: Sequence[Lease]) -> None:
+        await self._fenced(_SQL["ack"], leases, [_lease_item(lease) for lease in leases])
+
+    async def fail(self, failures: Sequence[Failure]) -> None:
+        items = [
+            [*_lease_item(f.lease), f.error, f.retry_at.timestamp() if f.retry_at else None]
+            for f in failures
+        ]
+        await self._fenced(_SQL["fail"], [f.lease for f in failures], items)
+
+    async def release(self, leases: Sequence[Lease]) -> None:
+        arguments = {"now": time.time(), "items": json.dumps([_lease_item(x) for x in leases])}
+        await self._run(lambda db: db.execute(_SQL["release"], arguments))
+        self._wake()
+
+    async def heartbeat(
+        self, worker: WorkerInfo, leases: Sequence[Lease], lease_seconds: float
+    ) -> list[str]:
+        now = time.time()
+        registration = {
+            "id": worker.id, "host": worker.host, "pid": worker.pid,
+            "queues": json.dumps(list(worker.queues)), "concurrency": worker.concurrency,
+            "in_flight": worker.in_flight, "started_at": worker.started_at.timestamp(),
+            "now": now,
+        }
+        extension = {
+            "expires_at": now + lease_seconds,
+            "items": json.dumps([_lease_item(lease) for lease in leases]),
+        }
+
+        def beat(db: sqlite3.Connection) -> set[str]:
+            with _immediate(db):
+                db.execute(_SQL["upsert_worker"], registration)
+                return {row[0] for row in db.execute(_SQL["extend_leases"], extension)}
+
+        kept = await self._run(beat)
+        return [lease.task_id for lease in leases if lease.task_id not in kept]
+
+    async def deregister(self, worker_id: str) -> None:
+        await self._run(lambda db: db.execute(_SQL["deregister"], {"id": worker_id}))
+
+    async def reap(self, *, worker_timeout: float) -> ReapReport:
+        now = time.time()
+        message = LEASE_EXPIRED.replace("{}", "%d")
+
+        def reap(db: sqlite3.Connection) -> list[sqlite3.Row]:
+            with _immediate(db):
+                db.execute(_SQL["forget_silent_workers"], {"cutoff": now - worker_timeout})
+                return db.execute(_SQL["reap"], {"now": now, "dead_message": message}).fetchall()
+
+        rows = await self._run(reap)
+        if any(row["status"] == TaskStatus.QUEUED for row in rows):
+            self._wake()
+        return ReapReport(
+            requeued=tuple(sorted(r["id"] for r in rows if r["status"] == TaskStatus.QUEUED)),
+            dead=tuple(sorted(r["id"] for r in rows if r["status"] == TaskStatus.DEAD)),
+        )
+
+    # -- observers ---------------------------------------------------------------------------
+
+    async def stats(self, queues: Sequence[str]) -> dict[str, QueueStats]:
+        now = time.time()
+        arguments = {"now": now, "queues": json.dumps(list(queues))}
+        rows = await self._run(lambda db: db.execute(_SQL["stats"], arguments).fetchall())
+        found = {
+            row["queue"]: QueueStats(
+                row["queue"], ready=row["ready"], scheduled=row["scheduled"],
+                running=row["running"], dead=row["dead"],
+                oldest_ready_age=None if row["oldest_ready"] is None else now - row["oldest_ready"],
+            )
+            for row in rows
+        }
+        return {queue: found.get(queue, QueueStats(queue)) for queue in queues}
+
+    async def queues(self) -> list[str]:
+        rows = await self._run(lambda db: db.execute(_SQL["queues"]).fetchall())
+        return [row[0] for row in rows]
+
+    async def workers(self) -> list[WorkerInfo]:
+        rows = await self._run(lambda db: db.execute(_SQL["workers"]).fetchall())
+        return [
+            WorkerInfo(
+                id=row["id"], host=row["host"], pid=row["pid"],
+                queues=tuple(json.loads(row["queues"])), concurrency=row["concurrency"],
+                in_flight=row["in_flight"], started_at=from_epoch(row["started_at"]),
+                last_seen=from_epoch(row["last_seen"]),
+            )
+            for row in rows
+        ]
+
+    async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
+        pushed = asyncio.ensure_future(self._pushed.wait())
+        changed = asyncio.ensure_future(self._database_changes())
+        try:
+            await asyncio.wait({pushed, changed}, timeout=timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in (pushed, changed):
+                waiter.cancel()
+            await asyncio.gather(pushed, changed, return_exceptions=True)
+
+    async def _database_changes(self) -> None:
+        """Return once another connection has committed to the file."""
+
+        def version(db: sqlite3.Connection) -> int:
+            return int(db.execute("PRAGMA data_version").fetchone()[0])
+
+        first = await self._run(version)
+        while await self._run(version) == first:
+            await asyncio.sleep(_CHANGE_CHECK_INTERVAL)
+
+    # -- admin -------------------------------------------------------------------------------
+
+    async def get(self, task_id: str) -> Task | None:
+        row = await self._run(lambda db: db.execute(_SQL["get"], {"id": task_id}).fetchone())
+        return None if row is None else _task_of(row)
+
+    async def list_tasks(
+        self, *, queue: str | None = None, statuses: Sequence[TaskStatus] = (), limit: int = 100
+    ) -> list[Task]:
+        arguments = {
+            "queue": queue, "any_status": not statuses, "limit": limit,
+            "statuses": json.dumps([str(s) for s in statuses]),
+        }
+        rows = await self._run(lambda db: db.execute(_SQL["list_tasks"], arguments).fetchall())
+        return [_task_of(row) for row in rows]
+
+    async def _change(self, query: str, task_id: str, **arguments: object) -> bool:
+        def change(db: sqlite3.Connection) -> bool:
+            with _immediate(db):
+                if db.execute(_SQL["exists"], {"id": task_id}).fetchone() is None:
+                    raise TaskNotFound(task_id)
+                cursor = db.execute(query, {"id": task_id, "now": time.time(), **arguments})
+                return cursor.rowcount == 1
+
+        return await self._run(change)
+
+    async def retry(self, task_id: str, *, run_at: datetime | None = None) -> bool:
+        due = run_at.timestamp() if run_at else time.time()
+        retried = await self._change(_SQL["retry"], task_id, run_at=due)
+        if retried:
+            self._wake()
+        return retried
+
+    async def cancel(self, task_id: str) -> bool:
+        return await self._change(_SQL["cancel"], task_id)
+
+    async def purge(self, *, queue: str | None, statuses: Sequence[TaskStatus]) -> int:
+        chosen = json.dumps([str(s) for s in statuses if s in PURGEABLE])
+        arguments = {"queue": queue, "statuses": chosen}
+        return await self._run(lambda db: db.execute(_SQL["purge"], arguments).rowcount)
+
+
+class _immediate:
+    """``BEGIN IMMEDIATE`` … ``COMMIT``: take the write lock up front, so a transaction
+    that reads before it writes never fails halfway on another process's lock."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+
+
+def _statements(script: str) -> list[str]:
+    lines = [line for line in script.splitlines() if not line.lstrip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def _held_keys(db: sqlite3.Connection, tasks: Sequence[NewTask]) -> dict[tuple[str, str], str]:
+    keys_by_queue: dict[str, list[str]] = {}
+    for task in tasks:
+        if task.idempotency_key is not None:
+            keys_by_queue.setdefault(task.queue, []).append(task.idempotency_key)
+    holders = {}
+    for queue, keys in keys_by_queue.items():
+        found = db.execute(_SQL["held_keys"], {"queue": queue, "keys": json.dumps(keys)})
+        holders.update({(queue, key): task_id for key, task_id in found})
+    return holders
+
+
+def _row_of(task: NewTask, now: float) -> dict[str, object]:
+    return {
+        "id": task.id, "queue": task.queue, "name": task.name, "payload": task.payload,
+        "priority": task.priority, "run_at": task.run_at.timestamp(),
+        "max_attempts": task.max_attempts, "idempotency_key": task.idempotency_key,
+        "metadata": json.dumps(dict(task.metadata)), "now": now,
+    }
+
+
+def _lease_item(lease: Lease) -> list[Any]:
+    return [lease.task_id, lease.token, lease.attempt]
+
+
+def _task_of(row: sqlite3.Row) -> Task:
+    finished = row["finished_at"]
+    return Task(
+        id=row["id"], queue=row["queue"], name=row["name"], payload=bytes(row["payload"]),
+        status=TaskStatus(row["status"]), priority=row["priority"],
+        run_at=from_epoch(row["run_at"]), attempts=row["attempts"],
+        max_attempts=row["max_attempts"], created_at=from_epoch(row["created_at"]),
+        updated_at=from_epoch(row["updated_at"]), idempotency_key=row["idempotency_key"],
+        metadata=json.loads(row["metadata"]), last_error=row["last_error"],
+        lease_expirations=row["lease_expirations"], worker_id=row["worker_id"],
+        finished_at=None if finished is None else from_epoch(finished),
+    )
