@@ -17,4 +17,4 @@ def _clean_shoal_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in list(os.environ):
         if name.startswith("SHOAL_"):
             monkeypatch.delenv(name)
-    yield
+    return

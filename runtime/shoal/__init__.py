@@ -1,1 +1,29 @@
-"""shoal: background jobs for Python that run the same on a laptop and on Kubernetes."""
+"""shoal: background jobs for Python that run the same on a laptop and on Kubernetes.
+
+Tasks may run more than once (a worker can die after the work but before recording it):
+make them idempotent. See the README for a tour.
+"""
+
+from shoal.app import App, Event
+from shoal.core.context import Context
+from shoal.core.errors import IdempotencyConflict, PermanentFailure, Retry, ShoalError
+from shoal.core.models import Task, TaskStatus
+from shoal.core.retry import RetryPolicy
+from shoal.core.settings import WorkerSettings
+from shoal.worker import Worker, run_workers
+
+__all__ = [
+    "App",
+    "Context",
+    "Event",
+    "IdempotencyConflict",
+    "PermanentFailure",
+    "Retry",
+    "RetryPolicy",
+    "ShoalError",
+    "Task",
+    "TaskStatus",
+    "Worker",
+    "WorkerSettings",
+    "run_workers",
+]

@@ -42,7 +42,11 @@ def new_task(
 
 def worker(worker_id: str = "w1", in_flight: int = 0) -> WorkerInfo:
     return WorkerInfo(
-        id=worker_id, host="test-host", pid=1, queues=("default",), concurrency=4,
+        id=worker_id,
+        host="test-host",
+        pid=1,
+        queues=("default",),
+        concurrency=4,
         in_flight=in_flight,
     )
 
@@ -125,9 +129,7 @@ async def test_claim_honours_limit_queue_and_due_time(backend: Backend) -> None:
 
 async def test_concurrent_claims_never_share_a_task(backend: Backend) -> None:
     await backend.push([new_task() for _ in range(40)])
-    batches = await asyncio.gather(
-        *(backend.claim(["default"], f"w{i}", 7, 30) for i in range(8))
-    )
+    batches = await asyncio.gather(*(backend.claim(["default"], f"w{i}", 7, 30) for i in range(8)))
     ids = [c.task.id for batch in batches for c in batch]
     assert len(ids) == len(set(ids)) == 40
 
@@ -154,9 +156,7 @@ async def test_fail_retries_later_or_ends_dead(backend: Backend) -> None:
     await backend.push([new_task(), new_task()])
     retried, killed = await backend.claim(["default"], "w1", 2, 30)
     soon = utcnow() + timedelta(seconds=0.3)
-    await backend.fail(
-        [Failure(retried.lease, "boom", soon), Failure(killed.lease, "fatal", None)]
-    )
+    await backend.fail([Failure(retried.lease, "boom", soon), Failure(killed.lease, "fatal", None)])
     waiting = await backend.get(retried.task.id)
     dead = await backend.get(killed.task.id)
     assert waiting is not None and waiting.status is TaskStatus.RETRYING
@@ -259,7 +259,7 @@ async def test_wait_for_work_wakes_on_push_and_times_out(backend: Backend) -> No
 async def test_admin_list_retry_cancel_purge(backend: Backend) -> None:
     await backend.push([new_task(), new_task(), new_task(delay=600)])
     running, finished = await backend.claim(["default"], "w1", 2, 30)
-    delayed = [t for t in await backend.list_tasks(queue="default") if t.status == "queued"][0]
+    delayed = next(t for t in await backend.list_tasks(queue="default") if t.status == "queued")
     await backend.fail([Failure(running.lease, "bad input", None)])
     await backend.ack([finished.lease])
 

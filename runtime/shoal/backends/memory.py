@@ -7,6 +7,7 @@ the same on a real backend; it just forgets everything when the process ends.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import uuid
 from collections.abc import Sequence
@@ -85,12 +86,12 @@ class MemoryBackend(Backend):
         conflicts: list[str] = []
         accepted: list[NewTask] = []
         for new in tasks:
-            key = (new.queue, new.idempotency_key)
-            if new.idempotency_key is not None and key in holders:
-                conflicts.append(new.idempotency_key)
-                ids.append(holders[key])
-                continue
             if new.idempotency_key is not None:
+                key = (new.queue, new.idempotency_key)
+                if key in holders:
+                    conflicts.append(new.idempotency_key)
+                    ids.append(holders[key])
+                    continue
                 holders[key] = new.id
             accepted.append(new)
             ids.append(new.id)
@@ -99,10 +100,19 @@ class MemoryBackend(Backend):
         now = utcnow()
         for new in accepted:
             self._tasks[new.id] = Task(
-                id=new.id, queue=new.queue, name=new.name, payload=new.payload,
-                status=TaskStatus.QUEUED, priority=new.priority, run_at=new.run_at,
-                attempts=0, max_attempts=new.max_attempts, created_at=now, updated_at=now,
-                idempotency_key=new.idempotency_key, metadata=dict(new.metadata),
+                id=new.id,
+                queue=new.queue,
+                name=new.name,
+                payload=new.payload,
+                status=TaskStatus.QUEUED,
+                priority=new.priority,
+                run_at=new.run_at,
+                attempts=0,
+                max_attempts=new.max_attempts,
+                created_at=now,
+                updated_at=now,
+                idempotency_key=new.idempotency_key,
+                metadata=dict(new.metadata),
             )
         if accepted:
             self._wake()
@@ -114,8 +124,11 @@ class MemoryBackend(Backend):
         now = utcnow()
         wanted = set(queues)
         due = sorted(
-            (t for t in self._tasks.values()
-             if t.queue in wanted and t.status in CLAIMABLE and t.run_at <= now),
+            (
+                t
+                for t in self._tasks.values()
+                if t.queue in wanted and t.status in CLAIMABLE and t.run_at <= now
+            ),
             key=lambda t: (-t.priority, t.run_at, t.id),
         )[:limit]
         token = uuid.uuid4().hex
@@ -132,8 +145,11 @@ class MemoryBackend(Backend):
         task = self._tasks.get(lease.task_id)
         running = self._leases.get(lease.task_id)
         return (
-            task is not None and running is not None and task.status is TaskStatus.RUNNING
-            and running.token == lease.token and task.attempts == lease.attempt
+            task is not None
+            and running is not None
+            and task.status is TaskStatus.RUNNING
+            and running.token == lease.token
+            and task.attempts == lease.attempt
         )
 
     def _finish(self, lease: Lease, **changes: object) -> None:
@@ -156,11 +172,19 @@ class MemoryBackend(Backend):
             if not self._holds(failure.lease):
                 lost.append(failure.lease.task_id)
             elif failure.retry_at is None:
-                self._finish(failure.lease, status=TaskStatus.DEAD, last_error=failure.error,
-                             finished_at=utcnow())
+                self._finish(
+                    failure.lease,
+                    status=TaskStatus.DEAD,
+                    last_error=failure.error,
+                    finished_at=utcnow(),
+                )
             else:
-                self._finish(failure.lease, status=TaskStatus.RETRYING,
-                             last_error=failure.error, run_at=failure.retry_at)
+                self._finish(
+                    failure.lease,
+                    status=TaskStatus.RETRYING,
+                    last_error=failure.error,
+                    run_at=failure.retry_at,
+                )
         if lost:
             raise LeaseLost(lost)
 
@@ -197,13 +221,19 @@ class MemoryBackend(Backend):
             task = self._tasks[task_id]
             expirations = task.lease_expirations + 1
             if task.attempts >= task.max_attempts:
-                self._update(task, status=TaskStatus.DEAD, worker_id=None, finished_at=now,
-                             lease_expirations=expirations,
-                             last_error=lease_expired_message(expirations))
+                self._update(
+                    task,
+                    status=TaskStatus.DEAD,
+                    worker_id=None,
+                    finished_at=now,
+                    lease_expirations=expirations,
+                    last_error=lease_expired_message(expirations),
+                )
                 dead.append(task_id)
             else:
-                self._update(task, status=TaskStatus.QUEUED, worker_id=None,
-                             lease_expirations=expirations)
+                self._update(
+                    task, status=TaskStatus.QUEUED, worker_id=None, lease_expirations=expirations
+                )
                 requeued.append(task_id)
         silent = now - timedelta(seconds=worker_timeout)
         for worker_id, info in list(self._workers.items()):
@@ -229,7 +259,8 @@ class MemoryBackend(Backend):
                 counts[task.status.value] += 1
         return {
             queue: QueueStats(
-                queue, **counts,
+                queue,
+                **counts,
                 oldest_ready_age=(now - oldest[queue]).total_seconds() if queue in oldest else None,
             )
             for queue, counts in figures.items()
@@ -242,10 +273,8 @@ class MemoryBackend(Backend):
         return sorted(self._workers.values(), key=lambda w: w.id)
 
     async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._pushed.wait(), timeout)
-        except TimeoutError:
-            pass
 
     async def get(self, task_id: str) -> Task | None:
         return self._tasks.get(task_id)
@@ -254,7 +283,8 @@ class MemoryBackend(Backend):
         self, *, queue: str | None = None, statuses: Sequence[TaskStatus] = (), limit: int = 100
     ) -> list[Task]:
         chosen = [
-            t for t in self._tasks.values()
+            t
+            for t in self._tasks.values()
             if (queue is None or t.queue == queue) and (not statuses or t.status in statuses)
         ]
         return sorted(chosen, key=lambda t: t.id, reverse=True)[:limit]
@@ -269,8 +299,9 @@ class MemoryBackend(Backend):
         task = self._existing(task_id)
         if task.status not in (TaskStatus.DEAD, TaskStatus.CANCELLED, TaskStatus.RETRYING):
             return False
-        self._update(task, status=TaskStatus.QUEUED, attempts=0, run_at=run_at or utcnow(),
-                     finished_at=None)
+        self._update(
+            task, status=TaskStatus.QUEUED, attempts=0, run_at=run_at or utcnow(), finished_at=None
+        )
         self._wake()
         return True
 
@@ -283,8 +314,10 @@ class MemoryBackend(Backend):
 
     async def purge(self, *, queue: str | None, statuses: Sequence[TaskStatus]) -> int:
         doomed = [
-            t.id for t in self._tasks.values()
-            if t.status in PURGEABLE and t.status in statuses
+            t.id
+            for t in self._tasks.values()
+            if t.status in PURGEABLE
+            and t.status in statuses
             and (queue is None or t.queue == queue)
         ]
         for task_id in doomed:

@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from shoal.backends.base import (
+    LEASE_EXPIRED,
     PURGEABLE,
     Backend,
     OnConflict,
-    LEASE_EXPIRED,
     reject_connection,
 )
 from shoal.backends.sql import migrations, queries
@@ -194,12 +194,12 @@ class SQLiteBackend(Backend):
                 holders = _held_keys(db, tasks)
                 ids, conflicts, fresh = [], [], []
                 for task in tasks:
-                    key = (task.queue, task.idempotency_key)
-                    if task.idempotency_key is not None and key in holders:
-                        conflicts.append(task.idempotency_key)
-                        ids.append(holders[key])
-                        continue
                     if task.idempotency_key is not None:
+                        key = (task.queue, task.idempotency_key)
+                        if key in holders:
+                            conflicts.append(task.idempotency_key)
+                            ids.append(holders[key])
+                            continue
                         holders[key] = task.id
                     ids.append(task.id)
                     fresh.append(_row_of(task, now))
@@ -220,8 +220,12 @@ class SQLiteBackend(Backend):
         now = time.time()
         token = uuid.uuid4().hex
         arguments = {
-            "queues": json.dumps(list(queues)), "worker_id": worker_id, "token": token,
-            "expires_at": now + lease_seconds, "now": now, "limit": limit,
+            "queues": json.dumps(list(queues)),
+            "worker_id": worker_id,
+            "token": token,
+            "expires_at": now + lease_seconds,
+            "now": now,
+            "limit": limit,
         }
         rows = await self._run(lambda db: db.execute(_SQL["claim"], arguments).fetchall())
         tasks = sorted((_task_of(row) for row in rows), key=lambda t: (-t.priority, t.run_at, t.id))
@@ -255,9 +259,13 @@ class SQLiteBackend(Backend):
     ) -> list[str]:
         now = time.time()
         registration = {
-            "id": worker.id, "host": worker.host, "pid": worker.pid,
-            "queues": json.dumps(list(worker.queues)), "concurrency": worker.concurrency,
-            "in_flight": worker.in_flight, "started_at": worker.started_at.timestamp(),
+            "id": worker.id,
+            "host": worker.host,
+            "pid": worker.pid,
+            "queues": json.dumps(list(worker.queues)),
+            "concurrency": worker.concurrency,
+            "in_flight": worker.in_flight,
+            "started_at": worker.started_at.timestamp(),
             "now": now,
         }
         extension = {
@@ -301,8 +309,11 @@ class SQLiteBackend(Backend):
         rows = await self._run(lambda db: db.execute(_SQL["stats"], arguments).fetchall())
         found = {
             row["queue"]: QueueStats(
-                row["queue"], ready=row["ready"], scheduled=row["scheduled"],
-                running=row["running"], dead=row["dead"],
+                row["queue"],
+                ready=row["ready"],
+                scheduled=row["scheduled"],
+                running=row["running"],
+                dead=row["dead"],
                 oldest_ready_age=None if row["oldest_ready"] is None else now - row["oldest_ready"],
             )
             for row in rows
@@ -317,9 +328,13 @@ class SQLiteBackend(Backend):
         rows = await self._run(lambda db: db.execute(_SQL["workers"]).fetchall())
         return [
             WorkerInfo(
-                id=row["id"], host=row["host"], pid=row["pid"],
-                queues=tuple(json.loads(row["queues"])), concurrency=row["concurrency"],
-                in_flight=row["in_flight"], started_at=from_epoch(row["started_at"]),
+                id=row["id"],
+                host=row["host"],
+                pid=row["pid"],
+                queues=tuple(json.loads(row["queues"])),
+                concurrency=row["concurrency"],
+                in_flight=row["in_flight"],
+                started_at=from_epoch(row["started_at"]),
                 last_seen=from_epoch(row["last_seen"]),
             )
             for row in rows
@@ -329,8 +344,9 @@ class SQLiteBackend(Backend):
         pushed = asyncio.ensure_future(self._pushed.wait())
         changed = asyncio.ensure_future(self._database_changes())
         try:
-            await asyncio.wait({pushed, changed}, timeout=timeout,
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                {pushed, changed}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             for waiter in (pushed, changed):
                 waiter.cancel()
@@ -343,7 +359,7 @@ class SQLiteBackend(Backend):
             return int(db.execute("PRAGMA data_version").fetchone()[0])
 
         first = await self._run(version)
-        while await self._run(version) == first:
+        while await self._run(version) == first:  # noqa: ASYNC110 (another process commits)
             await asyncio.sleep(_CHANGE_CHECK_INTERVAL)
 
     # -- admin -------------------------------------------------------------------------------
@@ -356,7 +372,9 @@ class SQLiteBackend(Backend):
         self, *, queue: str | None = None, statuses: Sequence[TaskStatus] = (), limit: int = 100
     ) -> list[Task]:
         arguments = {
-            "queue": queue, "any_status": not statuses, "limit": limit,
+            "queue": queue,
+            "any_status": not statuses,
+            "limit": limit,
             "statuses": json.dumps([str(s) for s in statuses]),
         }
         rows = await self._run(lambda db: db.execute(_SQL["list_tasks"], arguments).fetchall())
@@ -421,10 +439,16 @@ def _held_keys(db: sqlite3.Connection, tasks: Sequence[NewTask]) -> dict[tuple[s
 
 def _row_of(task: NewTask, now: float) -> dict[str, object]:
     return {
-        "id": task.id, "queue": task.queue, "name": task.name, "payload": task.payload,
-        "priority": task.priority, "run_at": task.run_at.timestamp(),
-        "max_attempts": task.max_attempts, "idempotency_key": task.idempotency_key,
-        "metadata": json.dumps(dict(task.metadata)), "now": now,
+        "id": task.id,
+        "queue": task.queue,
+        "name": task.name,
+        "payload": task.payload,
+        "priority": task.priority,
+        "run_at": task.run_at.timestamp(),
+        "max_attempts": task.max_attempts,
+        "idempotency_key": task.idempotency_key,
+        "metadata": json.dumps(dict(task.metadata)),
+        "now": now,
     }
 
 
@@ -435,12 +459,21 @@ def _lease_item(lease: Lease) -> list[Any]:
 def _task_of(row: sqlite3.Row) -> Task:
     finished = row["finished_at"]
     return Task(
-        id=row["id"], queue=row["queue"], name=row["name"], payload=bytes(row["payload"]),
-        status=TaskStatus(row["status"]), priority=row["priority"],
-        run_at=from_epoch(row["run_at"]), attempts=row["attempts"],
-        max_attempts=row["max_attempts"], created_at=from_epoch(row["created_at"]),
-        updated_at=from_epoch(row["updated_at"]), idempotency_key=row["idempotency_key"],
-        metadata=json.loads(row["metadata"]), last_error=row["last_error"],
-        lease_expirations=row["lease_expirations"], worker_id=row["worker_id"],
+        id=row["id"],
+        queue=row["queue"],
+        name=row["name"],
+        payload=bytes(row["payload"]),
+        status=TaskStatus(row["status"]),
+        priority=row["priority"],
+        run_at=from_epoch(row["run_at"]),
+        attempts=row["attempts"],
+        max_attempts=row["max_attempts"],
+        created_at=from_epoch(row["created_at"]),
+        updated_at=from_epoch(row["updated_at"]),
+        idempotency_key=row["idempotency_key"],
+        metadata=json.loads(row["metadata"]),
+        last_error=row["last_error"],
+        lease_expirations=row["lease_expirations"],
+        worker_id=row["worker_id"],
         finished_at=None if finished is None else from_epoch(finished),
     )

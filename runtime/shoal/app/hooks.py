@@ -1,0 +1,60 @@
+"""Event hooks: code of the user's (or shoal's own metrics) told about every transition."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from shoal.core.models import Task
+
+EventName = Literal[
+    "worker_started",
+    "worker_stopped",
+    "task_started",
+    "task_succeeded",
+    "task_retrying",
+    "task_dead",
+    "task_released",
+]
+EVENT_NAMES: tuple[str, ...] = get_args(EventName)
+
+logger = logging.getLogger("shoal.hooks")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """What happened. ``task`` is set for task events; ``duration`` and ``error`` once the
+    attempt has ended."""
+
+    name: EventName
+    worker_id: str
+    task: Task | None = None
+    duration: float | None = None
+    error: BaseException | None = None
+
+
+Hook = Callable[[Event], Awaitable[None] | None]
+
+
+class Hooks:
+    """The hooks of one app, by event name. A failing hook is logged, never fatal."""
+
+    def __init__(self) -> None:
+        self._hooks: dict[str, list[Hook]] = {name: [] for name in EVENT_NAMES}
+
+    def add(self, name: EventName, hook: Hook) -> None:
+        if name not in self._hooks:
+            raise ValueError(f"no event is named {name!r}; events: {', '.join(EVENT_NAMES)}")
+        self._hooks[name].append(hook)
+
+    async def emit(self, event: Event) -> None:
+        for hook in self._hooks[event.name]:
+            try:
+                outcome = hook(event)
+                if inspect.isawaitable(outcome):
+                    await outcome
+            except Exception:
+                logger.exception("the %s hook %r failed", event.name, hook)

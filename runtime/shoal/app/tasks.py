@@ -1,0 +1,146 @@
+"""Task definitions: a handler, its options, and the typed way to enqueue it."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypedDict, TypeVar, Unpack
+
+from shoal.app.payloads import PayloadCodec
+from shoal.backends.base import OnConflict
+from shoal.core.errors import ConfigurationError
+from shoal.core.ids import new_id
+from shoal.core.models import NewTask, utcnow
+from shoal.core.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from shoal.app import App
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class PushOptions(TypedDict, total=False):
+    """Options of one enqueue; every one is optional."""
+
+    priority: int
+    """Higher runs first; the task's default priority otherwise."""
+    run_at: datetime
+    """Do not run before this time (timezone-aware)."""
+    delay: float | timedelta
+    """Do not run before this many seconds from now."""
+    max_attempts: int
+    """Attempts in all; the task's retry policy decides otherwise."""
+    idempotency_key: str
+    """At most one unfinished task per queue holds a key; see ``on_conflict``."""
+    on_conflict: OnConflict
+    """Raise ``IdempotencyConflict`` (default) or skip and return the existing task's id."""
+    task_id: str
+    """Choose the id yourself (a UUID string); one is generated otherwise."""
+    metadata: Mapping[str, str]
+    """Free-form labels stored with the task."""
+    connection: object
+    """An open asyncpg connection: the push joins its transaction (PostgreSQL only)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskOptions:
+    """How a task runs, fixed by ``@app.task(...)``."""
+
+    queue: str
+    retry: RetryPolicy
+    timeout: float | None
+    """Seconds an attempt may take before it is failed (and retried per the policy)."""
+    priority: int
+
+
+class TaskDefinition(Generic[P, R]):
+    """A registered handler. Call it to run it inline; ``push`` it to run it on a worker."""
+
+    def __init__(self, app: App, function: Callable[P, R], name: str, options: TaskOptions) -> None:
+        self.app = app
+        self.function = function
+        self.name = name
+        self.options = options
+        self.codec = PayloadCodec(function)
+        self.is_async = inspect.iscoroutinefunction(function)
+        self.__doc__ = function.__doc__
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.function(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<task {self.name} queue={self.options.queue}>"
+
+    def prepare(self, payload: bytes, options: PushOptions | None = None) -> NewTask:
+        """Build the stored form of one call from an encoded payload and push options."""
+        options = options or {}
+        if "run_at" in options and "delay" in options:
+            raise ConfigurationError("give run_at or delay, not both")
+        run_at = options.get("run_at") or utcnow()
+        if run_at.tzinfo is None:
+            raise ConfigurationError("run_at must be timezone-aware (use datetime.now(UTC))")
+        delay = options.get("delay", 0)
+        run_at += delay if isinstance(delay, timedelta) else timedelta(seconds=delay)
+        max_attempts = options.get("max_attempts", self.options.retry.max_attempts)
+        if max_attempts < 1:
+            raise ConfigurationError("max_attempts must be at least 1")
+        return NewTask(
+            id=options.get("task_id") or new_id(),
+            queue=self.options.queue,
+            name=self.name,
+            payload=payload,
+            run_at=run_at,
+            max_attempts=max_attempts,
+            priority=options.get("priority", self.options.priority),
+            idempotency_key=options.get("idempotency_key"),
+            metadata=dict(options.get("metadata", {})),
+        )
+
+    def configure(self, **options: Unpack[PushOptions]) -> ConfiguredTask[P]:
+        """Bind push options: ``await send.configure(delay=60).push(to="a@b.c")``."""
+        return ConfiguredTask(self, options)
+
+    async def push(self, *args: P.args, **kwargs: P.kwargs) -> str:
+        """Enqueue one call with the task's default options; returns the task id."""
+        return await ConfiguredTask(self, {}).push(*args, **kwargs)
+
+    async def push_many(
+        self, calls: Iterable[Mapping[str, Any]], **options: Unpack[PushOptions]
+    ) -> list[str]:
+        """Enqueue many calls (keyword arguments each) in one round trip, all or nothing."""
+        return await ConfiguredTask(self, options).push_many(calls)
+
+
+class ConfiguredTask(Generic[P]):
+    """A task with push options bound; see :meth:`TaskDefinition.configure`."""
+
+    def __init__(self, definition: TaskDefinition[P, Any], options: PushOptions) -> None:
+        self.definition = definition
+        self.options = options
+
+    def prepare(self, *args: P.args, **kwargs: P.kwargs) -> NewTask:
+        """Validate one call and build its stored form, for ``App.push_many``."""
+        payload = self.definition.codec.encode(args, kwargs)
+        return self.definition.prepare(payload, self.options)
+
+    async def push(self, *args: P.args, **kwargs: P.kwargs) -> str:
+        [task_id] = await self._push([self.prepare(*args, **kwargs)])
+        return task_id
+
+    async def push_many(self, calls: Iterable[Mapping[str, Any]]) -> list[str]:
+        if "idempotency_key" in self.options:
+            raise ConfigurationError("one idempotency_key cannot cover a batch; prepare each call")
+        encode = self.definition.codec.encode
+        return await self._push(
+            [self.definition.prepare(encode((), call), self.options) for call in calls]
+        )
+
+    async def _push(self, tasks: list[NewTask]) -> list[str]:
+        return await self.definition.app.push_many(
+            tasks,
+            on_conflict=self.options.get("on_conflict", OnConflict.RAISE),
+            connection=self.options.get("connection"),
+        )

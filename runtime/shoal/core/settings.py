@@ -1,0 +1,101 @@
+"""Worker settings: one frozen dataclass, each field with its reason and its environment twin.
+
+Values come from arguments, then ``SHOAL_<FIELD>`` environment variables, then the defaults
+below. The CLI builds its flags from these fields, so a flag, its variable and its help text
+can never drift apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from shoal.core.errors import ConfigurationError
+
+
+def _setting(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    """How one worker claims and runs tasks."""
+
+    queues: tuple[str, ...] = _setting(
+        (), "queues to serve, comma separated; default: every queue the app's tasks use"
+    )
+    concurrency: int = _setting(
+        10, "tasks run at once; the worker claims only up to its free slots, never more"
+    )
+    shutdown_timeout: float = _setting(
+        30.0,
+        "seconds running tasks get to finish after SIGTERM before they are released back; "
+        "on Kubernetes keep it below terminationGracePeriodSeconds (the operator adds a margin)",
+    )
+    lease_seconds: float = _setting(
+        30.0,
+        "seconds a claim stays valid without a heartbeat; a crashed worker's tasks are "
+        "re-queued this long after its last heartbeat (heartbeats run every lease/6)",
+    )
+    poll_interval: float = _setting(
+        1.0, "seconds between polls when no wake-up arrives (wake-ups make most polls moot)"
+    )
+    reap_interval: float = _setting(
+        5.0, "seconds between passes that re-queue tasks whose lease expired"
+    )
+    max_tasks: int | None = _setting(
+        None, "drain and exit after this many tasks, for a supervisor to restart (leaky code)"
+    )
+    max_rss_mb: int | None = _setting(
+        None, "drain and exit once resident memory exceeds this many MiB"
+    )
+    health_file: str | None = _setting(
+        None, "touched on every heartbeat (lease/6 s); `shoal check --health-file` reads its age"
+    )
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ConfigurationError(f"concurrency must be at least 1, not {self.concurrency}")
+        for name in ("shutdown_timeout", "lease_seconds", "poll_interval", "reap_interval"):
+            if getattr(self, name) <= 0:
+                raise ConfigurationError(f"{name} must be positive, not {getattr(self, name)}")
+
+    @property
+    def heartbeat_interval(self) -> float:
+        """Six heartbeats per lease: a lease survives five lost or late heartbeats."""
+        return self.lease_seconds / 6
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> WorkerSettings:
+        """Overrides (not None) first, then ``SHOAL_*`` variables, then defaults."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for spec in dataclasses.fields(cls):
+            if overrides.get(spec.name) is not None:
+                values[spec.name] = overrides[spec.name]
+            elif (raw := environ.get(env_name(spec.name))) is not None:
+                values[spec.name] = parse(spec.name, str(spec.type), raw)
+        return cls(**values)
+
+
+def env_name(field_name: str) -> str:
+    return f"SHOAL_{field_name.upper()}"
+
+
+def parse(name: str, kind: str, raw: str) -> Any:
+    """Parse a setting's text (a variable or a flag) by its annotated type."""
+    raw = raw.strip()
+    if kind.startswith("tuple"):
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    base = kind.replace(" | None", "")
+    if base == "str":
+        return raw or None
+    try:
+        return int(raw) if base == "int" else float(raw)
+    except ValueError:
+        raise ConfigurationError(
+            f"{env_name(name)} / --{name.replace('_', '-')} must be a number, not {raw!r}"
+        ) from None

@@ -1,0 +1,41 @@
+"""Helpers for the tests of code that uses shoal.
+
+Point the app at ``memory://`` in tests, push as the code under test does, then::
+
+    done = await shoal.testing.drain(app)
+
+runs a real worker until no due work is left, so handlers run exactly as in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from shoal.app import App
+from shoal.core.settings import WorkerSettings
+from shoal.worker import Worker
+
+
+async def drain(
+    app: App, *, queues: tuple[str, ...] = (), concurrency: int = 10, timeout: float = 30.0
+) -> int:
+    """Run a worker until the queues hold nothing due or running; return tasks processed.
+
+    Tasks scheduled for later (delays, retries with backoff) are left alone. Raises
+    ``TimeoutError`` if work is still due after ``timeout`` seconds.
+    """
+    settings = WorkerSettings(queues=queues, concurrency=concurrency, poll_interval=0.05)
+    worker = Worker(app, settings)
+    run = asyncio.create_task(worker.run())
+    try:
+        async with asyncio.timeout(timeout):
+            while not run.done():
+                stats = await app.backend.stats(worker.queues)
+                idle = all(s.ready == 0 and s.running == 0 for s in stats.values())
+                if idle and worker.in_flight == 0:
+                    break
+                await asyncio.sleep(0.02)
+    finally:
+        worker.stop("drained")
+        await run
+    return worker.processed
