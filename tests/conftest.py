@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-
 import pytest
 
 # Each backend's server fixtures live in tests/servers/<backend>.py.
@@ -12,9 +10,8 @@ pytest_plugins = ["tests.servers.sqlite"]
 
 
 @pytest.fixture(autouse=True)
-def _clean_shoal_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _clean_shoal_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never see the developer's SHOAL_* variables."""
     for name in list(os.environ):
         if name.startswith("SHOAL_"):
             monkeypatch.delenv(name)
-    return
