@@ -1,0 +1,144 @@
+"""The ``shoal`` command: parse arguments, build settings, call one library function.
+
+Wrong input (bad JSON, an unknown task, an unreachable URL) prints one line and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+
+from shoal.core.errors import ShoalError
+
+from . import commands, demo, logs, options
+
+Command = Callable[[argparse.Namespace], Awaitable[int]]
+
+_EPILOG = """\
+Every flag can also be set by its SHOAL_* environment variable, shown in each --help.
+Start with `shoal demo`; `shoal <command> --help` tells more."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="shoal",
+        description="Background jobs for Python, on a laptop and on Kubernetes.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    options.add(parser, "log_format", "log lines as text or json", "text", choices=["text", "json"])
+    options.add(
+        parser,
+        "log_level",
+        "least severe log level shown",
+        "info",
+        choices=["debug", "info", "warning", "error"],
+    )
+    commands_parser = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help: str, run: Command) -> argparse.ArgumentParser:
+        sub = commands_parser.add_parser(name, help=help, description=help)
+        sub.set_defaults(run=run)
+        return sub
+
+    worker = command(
+        "worker", "run a worker for an app's tasks until SIGTERM/SIGINT", commands.worker
+    )
+    worker.add_argument("app", metavar="MODULE:ATTR", help="the App, e.g. myproject.tasks:app")
+    options.add(worker, "backend_url", "override the app's backend URL")
+    options.add(worker, "workers", "workers in this process, sharing one backend", 1)
+    options.add(worker, "metrics_port", "serve Prometheus metrics on this port")
+    options.add(worker, "metrics_address", "address for the metrics server", "0.0.0.0")
+    options.add_worker_settings(worker)
+
+    enqueue = command("enqueue", "push one task by name; prints its id", commands.enqueue)
+    enqueue.add_argument("task", help="the task's name, e.g. myproject.tasks.send_email")
+    options.add_connection(enqueue)
+    enqueue.add_argument("--args", default="{}", help="keyword arguments as a JSON object")
+    enqueue.add_argument("--priority", help="higher runs first")
+    enqueue.add_argument("--delay", help="seconds before the task may run")
+    enqueue.add_argument("--max-attempts", dest="max_attempts", help="attempts in all")
+    enqueue.add_argument(
+        "--idempotency-key",
+        dest="idempotency_key",
+        help="refuse a second unfinished task with this key",
+    )
+
+    queues = command(
+        "queues", "a table of every queue: ready, scheduled, running, dead", commands.queues
+    )
+    options.add_connection(queues)
+    queues.add_argument("--queue", action="append", help="only this queue (repeatable)")
+
+    jobs = command("jobs", "list, show, retry, cancel or purge tasks", commands.jobs)
+    actions = jobs.add_subparsers(dest="jobs_action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="tasks, newest first")
+    listing.add_argument("--queue")
+    listing.add_argument("--status", action="append", choices=[s for s in _STATUSES])
+    listing.add_argument("--limit", default="50")
+    for action, text in (
+        ("show", "every field of one task"),
+        ("retry", "queue a dead, cancelled or retrying task again"),
+        ("cancel", "cancel a task that has not started"),
+    ):
+        actions.add_parser(action, help=text).add_argument("task_id")
+    purge = actions.add_parser("purge", help="delete finished tasks")
+    purge.add_argument("--queue")
+    purge.add_argument(
+        "--status", action="append", required=True, choices=["done", "dead", "cancelled"]
+    )
+    for sub in (listing, purge, *actions.choices.values()):
+        if not any(a.dest == "backend_url" for a in sub._actions):
+            options.add_connection(sub)
+
+    migrate = command("migrate", "create or upgrade the backend's schema", commands.migrate)
+    options.add_connection(migrate)
+
+    check = command("check", "exit 0 when healthy, 1 when not: a Kubernetes probe", commands.check)
+    options.add_connection(check)
+    options.add(check, "health_file", "also require a worker's health file to be fresh")
+    options.add(check, "max_age", "seconds after which the health file is stale", 60)
+    check.add_argument(
+        "--skip-backend",
+        action="store_true",
+        help="check only the health file (a liveness probe that must not "
+        "fail when the database does)",
+    )
+
+    sample = command(
+        "demo", "run sample tasks on the embedded backend, with live progress", demo.run
+    )
+    sample.add_argument("--tasks", type=int, default=1000, help="how many tasks to push")
+    sample.add_argument("--concurrency", type=int, default=16)
+    sample.add_argument(
+        "--backend-url",
+        default="sqlite:///shoal-demo.db",
+        help="a fresh database is made at this URL (default: %(default)s)",
+    )
+    return parser
+
+
+_STATUSES = ("queued", "running", "done", "retrying", "dead", "cancelled")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    logs.configure(arguments.log_format, arguments.log_level)
+    try:
+        code = asyncio.run(arguments.run(arguments))
+    except ShoalError as error:
+        print(f"shoal: error: {error}", file=sys.stderr)
+        code = 2
+    except KeyboardInterrupt:
+        code = 130
+    sys.stdout.flush()
+    if threading.active_count() > 1:
+        # A plain-def task outlived the shutdown timeout in its thread: its lease was
+        # released already, so exit without waiting for it.
+        sys.stderr.flush()
+        os._exit(code)
+    return code
