@@ -5,11 +5,12 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ParamSpec, TypeVar, overload
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
 
 from shoal.app.hooks import EventName, Hook, Hooks
 from shoal.app.tasks import PushOptions, TaskDefinition, TaskOptions
 from shoal.backends import Backend, OnConflict, open_backend
+from shoal.core.context import Context
 from shoal.core.errors import ConfigurationError, UnknownTask
 from shoal.core.models import NewTask
 from shoal.core.retry import RetryPolicy
@@ -18,6 +19,18 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 BACKEND_URL_VARIABLE = "SHOAL_BACKEND_URL"
+
+
+class Register(Protocol):
+    """What ``@app.task(...)`` returns: the decorator proper."""
+
+    @overload
+    def __call__(
+        self, function: Callable[Concatenate[Context, P], R], /
+    ) -> TaskDefinition[P, R]: ...
+
+    @overload
+    def __call__(self, function: Callable[P, R], /) -> TaskDefinition[P, R]: ...
 
 
 class App:
@@ -47,6 +60,9 @@ class App:
     # -- registry ----------------------------------------------------------------------------
 
     @overload
+    def task(self, function: Callable[Concatenate[Context, P], R], /) -> TaskDefinition[P, R]: ...
+
+    @overload
     def task(self, function: Callable[P, R], /) -> TaskDefinition[P, R]: ...
 
     @overload
@@ -58,7 +74,7 @@ class App:
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
         priority: int = 0,
-    ) -> Callable[[Callable[P, R]], TaskDefinition[P, R]]: ...
+    ) -> Register: ...
 
     def task(
         self,
@@ -71,6 +87,9 @@ class App:
         priority: int = 0,
     ) -> Any:
         """Register a handler: ``@app.task`` or ``@app.task(queue="emails", timeout=30)``.
+
+        A parameter annotated :class:`Context` receives the task's context; make it the first
+        parameter so that type checkers leave it out of ``push``'s signature.
 
         The name defaults to ``module.function``; it is what is stored with each task, so
         renaming a handler strands the tasks already queued under the old name.

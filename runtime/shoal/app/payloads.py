@@ -23,11 +23,11 @@ class PayloadCodec:
     """Encodes and decodes the arguments of one handler."""
 
     def __init__(self, function: Callable[..., Any]) -> None:
-        self.signature = inspect.signature(function)
+        signature = inspect.signature(function)
         hints = typing.get_type_hints(function)
         self.context_parameter: str | None = None
         fields: dict[str, Any] = {}
-        for name, parameter in self.signature.parameters.items():
+        for name, parameter in signature.parameters.items():
             hint = hints.get(name, Any)
             if hint is Context:
                 self.context_parameter = name
@@ -39,6 +39,10 @@ class PayloadCodec:
                 )
             default = ... if parameter.default is parameter.empty else parameter.default
             fields[name] = (hint, default)
+        # Positional arguments of a push bind to the payload's parameters only.
+        self.signature = signature.replace(
+            parameters=[p for n, p in signature.parameters.items() if n != self.context_parameter]
+        )
         config = pydantic.ConfigDict(extra="forbid", arbitrary_types_allowed=False)
         self.model: type[pydantic.BaseModel] = pydantic.create_model(
             f"{function.__qualname__}Payload", __config__=config, **fields
@@ -51,7 +55,6 @@ class PayloadCodec:
             bound = self.signature.bind_partial(*args, **kwargs).arguments
         except TypeError as exc:
             raise PayloadInvalid(f"{self.task_name}: {exc}") from exc
-        bound.pop(self.context_parameter or "", None)
         try:
             return self.model.model_validate(bound).model_dump_json().encode()
         except pydantic.ValidationError as exc:

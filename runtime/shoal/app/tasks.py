@@ -68,7 +68,8 @@ class TaskDefinition(Generic[P, R]):
         self.is_async = inspect.iscoroutinefunction(function)
         self.__doc__ = function.__doc__
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+    def __call__(self, *args: Any, **kwargs: Any) -> R:
+        """Run the handler inline, in this process (a context must be passed by hand)."""
         return self.function(*args, **kwargs)
 
     def __repr__(self) -> str:

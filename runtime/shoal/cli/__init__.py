@@ -129,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     logs.configure(arguments.log_format, arguments.log_level)
     try:
-        code = asyncio.run(arguments.run(arguments))
+        code: int = asyncio.run(arguments.run(arguments))
     except ShoalError as error:
         print(f"shoal: error: {error}", file=sys.stderr)
         code = 2

@@ -33,7 +33,7 @@ async def resize_image(image_id: int, width: int = 640) -> None:
 
 
 @demo_app.task(queue="emails")
-async def send_email(to: str, subject: str, context: Context) -> None:
+async def send_email(context: Context, to: str, subject: str) -> None:
     """Fail now and then on the first attempt, as a flaky SMTP server would."""
     if context.attempt == 1 and random.random() < 0.15:
         raise Retry(delay=0.3, reason="the SMTP server said 421, try again later")
@@ -50,7 +50,7 @@ async def run(arguments: argparse.Namespace) -> int:
     url: str = arguments.backend_url
     if url.startswith("sqlite:///"):
         for suffix in ("", "-wal", "-shm"):
-            Path(url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
+            Path(url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)  # noqa: ASYNC240
     demo_app.backend_url = url
     # The progress line tells the story; per-task log lines would scroll it away.
     logging.getLogger("shoal.worker").setLevel(logging.ERROR)
