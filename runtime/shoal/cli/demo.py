@@ -53,7 +53,7 @@ async def run(arguments: argparse.Namespace) -> int:
             Path(url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)  # noqa: ASYNC240
     demo_app.backend_url = url
     # The progress line tells the story; per-task log lines would scroll it away.
-    logging.getLogger("shoal.worker").setLevel(logging.ERROR)
+    logging.getLogger("shoal.worker").setLevel(logging.CRITICAL)
     total = max(int(arguments.tasks), 4)
     async with demo_app:
         await demo_app.backend.setup()

@@ -1,0 +1,83 @@
+-- lib.lua: helpers prepended to every other script when it is loaded (a Redis script
+-- cannot include another). Every script gets the base name "{prefix:queue}" of each queue
+-- it touches in KEYS and derives that queue's keys from it, so a queue's keys share one hash
+-- tag and therefore one Cluster slot:
+--
+--   base..':t:'..id     hash     the task body, stored once
+--   base..':ready'      zset     due tasks; score = (1023 - priority) * 2^42 + run_at in ms,
+--                                ties broken by member (the id, a UUIDv7: FIFO)
+--   base..':scheduled'  zset     delayed and retrying tasks by due time (microseconds)
+--   base..':leases'     zset     running tasks by lease deadline (microseconds)
+--   base..':s:'..status zset     every task by status, score 0, so listing is by id
+--   base..':idem'       hash     idempotency key -> id of the unfinished task holding it
+--   base..':claim:'..r  list     what claim request r took, so a retried claim is not doubled
+--
+-- Times are integer microseconds from the server's clock (TIME), so leases never depend on
+-- how well the clocks of workers agree. Numbers are written with int() because Lua's own
+-- number formatting keeps only 14 significant digits.
+
+local BAND = 4398046511104 -- 2^42: milliseconds until the year 2109, one band per priority
+
+local function int(n)
+  return string.format('%d', n)
+end
+
+local function now_us()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+
+local function task_key(base, id)
+  return base .. ':t:' .. id
+end
+
+-- Higher priority sorts first, then earlier run_at; 2047 bands * 2^42 stays below 2^53, so
+-- a double holds every score exactly.
+local function ready_score(priority, run_at_us)
+  local ms = math.floor(run_at_us / 1000)
+  if ms < 0 then ms = 0 elseif ms >= BAND then ms = BAND - 1 end
+  return (1023 - priority) * BAND + ms
+end
+
+-- Move an id from one status index to another (from may be nil for a new task).
+local function index_move(base, id, from, to)
+  if from then redis.call('ZREM', base .. ':s:' .. from, id) end
+  if to then redis.call('ZADD', base .. ':s:' .. to, 0, id) end
+end
+
+-- Put a claimable task where claim finds it: ready if due, else scheduled.
+-- Returns true when it is ready now, so the caller wakes the listeners.
+local function enqueue(base, id, priority, run_at, now)
+  if run_at <= now then
+    redis.call('ZADD', base .. ':ready', int(ready_score(priority, run_at)), id)
+    return true
+  end
+  redis.call('ZADD', base .. ':scheduled', int(run_at), id)
+  return false
+end
+
+local function requeue(base, key, id, now)
+  local f = redis.call('HMGET', key, 'priority', 'run_at')
+  return enqueue(base, id, tonumber(f[1]), tonumber(f[2]), now)
+end
+
+-- A finished task frees its idempotency key, unless another task took it meanwhile.
+local function free_key(base, key, id)
+  local k = redis.call('HGET', key, 'idempotency_key')
+  if k and redis.call('HGET', base .. ':idem', k) == id then
+    redis.call('HDEL', base .. ':idem', k)
+  end
+end
+
+-- Whether the lease (token, attempt) still owns the running task; also the fields read.
+local function holds(key, token, attempt)
+  local f = redis.call('HMGET', key, 'status', 'token', 'attempts')
+  return f[1] == 'running' and f[2] == token and f[3] == attempt, f
+end
+
+local function leave_running(base, key, id, to, now)
+  redis.call('ZREM', base .. ':leases', id)
+  redis.call('HDEL', key, 'worker_id')
+  redis.call('HSET', key, 'status', to, 'updated_at', int(now))
+  index_move(base, id, 'running', to)
+end

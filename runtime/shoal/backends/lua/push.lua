@@ -1,0 +1,67 @@
+-- push.lua: store a batch of new tasks, all or nothing; the batch may span queues.
+-- KEYS: the base of every queue in the batch.
+-- ARGV: on_conflict ('raise' | 'skip'), wake channel, the queue names (one per KEYS entry),
+--       then 9 fields per task: queue index, id, name, payload, priority, run_at (us),
+--       max_attempts, idempotency key ('' for none, else '=' .. key), metadata JSON or ''.
+-- Returns {1, id, ...} in order, or for 'raise' with conflicts {0, queue index, key, ...}
+-- having stored nothing.
+local mode, channel = ARGV[1], ARGV[2]
+local first = 3 + #KEYS
+local now = now_us()
+
+local ids, conflicts, accepted, taken = {}, {}, {}, {}
+for i = first, #ARGV, 9 do
+  local qi, id, ikey = tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 7]
+  local base = KEYS[qi]
+  if redis.call('EXISTS', task_key(base, id)) == 1 then
+    -- Stored by an earlier attempt of this very push whose reply was lost: not twice.
+    ids[#ids + 1] = id
+  elseif ikey ~= '' then
+    local k = string.sub(ikey, 2)
+    local holder = taken[qi .. ':' .. k] or redis.call('HGET', base .. ':idem', k)
+    if holder then
+      conflicts[#conflicts + 1] = qi
+      conflicts[#conflicts + 1] = k
+      ids[#ids + 1] = holder
+    else
+      taken[qi .. ':' .. k] = id
+      accepted[#accepted + 1] = i
+      ids[#ids + 1] = id
+    end
+  else
+    accepted[#accepted + 1] = i
+    ids[#ids + 1] = id
+  end
+end
+
+if #conflicts > 0 and mode == 'raise' then
+  local reply = {0}
+  for _, v in ipairs(conflicts) do reply[#reply + 1] = v end
+  return reply
+end
+
+local woken = {}
+for _, i in ipairs(accepted) do
+  local qi, id = tonumber(ARGV[i]), ARGV[i + 1]
+  local base = KEYS[qi]
+  local key = task_key(base, id)
+  redis.call('HSET', key, 'id', id, 'queue', ARGV[2 + qi], 'name', ARGV[i + 2],
+    'payload', ARGV[i + 3], 'status', 'queued', 'priority', ARGV[i + 4],
+    'run_at', ARGV[i + 5], 'attempts', '0', 'max_attempts', ARGV[i + 6],
+    'lease_expirations', '0', 'created_at', int(now), 'updated_at', int(now))
+  if ARGV[i + 7] ~= '' then
+    local k = string.sub(ARGV[i + 7], 2)
+    redis.call('HSET', key, 'idempotency_key', k)
+    redis.call('HSET', base .. ':idem', k, id)
+  end
+  if ARGV[i + 8] ~= '' then redis.call('HSET', key, 'metadata', ARGV[i + 8]) end
+  index_move(base, id, nil, 'queued')
+  if enqueue(base, id, tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5]), now) then
+    woken[qi] = true
+  end
+end
+for qi in pairs(woken) do redis.call('PUBLISH', channel, ARGV[2 + qi]) end
+
+local reply = {1}
+for _, id in ipairs(ids) do reply[#reply + 1] = id end
+return reply

@@ -1,0 +1,256 @@
+"""The worker on the in-memory backend: concurrency, retries, timeouts, bad input, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+
+from shoal import App, Context, Event, PermanentFailure, Retry, RetryPolicy, WorkerSettings
+from shoal.core.ids import new_id
+from shoal.core.models import NewTask, TaskStatus, utcnow
+from shoal.testing import drain
+from shoal.worker import Worker, run_workers
+
+
+@pytest.fixture
+async def app() -> AsyncIterator[App]:
+    app = App("memory://", state={"greeting": "hello"})
+    await app.open()
+    yield app
+    await app.close()
+
+
+def fast(**overrides: object) -> WorkerSettings:
+    values: dict[str, object] = {"poll_interval": 0.05, "reap_interval": 0.05}
+    return WorkerSettings(**(values | overrides))  # type: ignore[arg-type]
+
+
+async def until(condition: object, timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():  # type: ignore[operator]
+            await asyncio.sleep(0.01)
+
+
+async def test_concurrency_is_a_hard_limit_and_claims_never_hoard(app: App) -> None:
+    running = 0
+    peak = 0
+
+    @app.task
+    async def slow(n: int) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.02)
+        running -= 1
+
+    await slow.push_many([{"n": i} for i in range(40)])
+    worker = Worker(app, fast(concurrency=4))
+    task = asyncio.create_task(worker.run())
+    for _ in range(20):
+        await asyncio.sleep(0.01)
+        stats = (await app.backend.stats(["default"]))["default"]
+        assert stats.running <= 4  # claimed only up to free slots
+    await until(lambda: worker.processed == 40)
+    worker.stop()
+    await task
+    assert peak == 4
+
+
+async def test_retry_policy_end_to_end(app: App) -> None:
+    attempts_seen: list[tuple[int, float]] = []
+    policy = RetryPolicy(max_attempts=5, base_delay=0.1, multiplier=2, jitter=0)
+
+    @app.task(retry=policy)
+    async def flaky(context: Context) -> None:
+        attempts_seen.append((context.attempt, time.monotonic()))
+        if context.attempt < 3:
+            raise ConnectionError("try again")
+
+    task_id = await flaky.push()
+    worker = Worker(app, fast(poll_interval=0.01))
+    running = asyncio.create_task(worker.run())
+    await until(lambda: len(attempts_seen) == 3)
+    await asyncio.sleep(0.05)
+    worker.stop()
+    await running
+    task = await app.backend.get(task_id)
+    assert task is not None and task.status is TaskStatus.DONE and task.attempts == 3
+    gaps = [b[1] - a[1] for a, b in zip(attempts_seen, attempts_seen[1:], strict=False)]
+    assert 0.1 <= gaps[0] < 0.25 and 0.2 <= gaps[1] < 0.35
+
+
+async def test_timeouts_permanent_failures_and_retry_requests(app: App) -> None:
+    @app.task(timeout=0.05, retry=RetryPolicy(max_attempts=1))
+    async def sleepy() -> None:
+        await asyncio.sleep(5)
+
+    @app.task
+    async def refuses() -> None:
+        raise PermanentFailure("the account is closed")
+
+    @app.task
+    async def later() -> None:
+        raise Retry(delay=600, reason="rate limited")
+
+    ids = [await sleepy.push(), await refuses.push(), await later.push()]
+    await drain(app)
+    timed_out, refused, postponed = [await app.backend.get(i) for i in ids]
+    assert timed_out and timed_out.status is TaskStatus.DEAD
+    assert timed_out.last_error and "timeout" in timed_out.last_error
+    assert refused and refused.status is TaskStatus.DEAD
+    assert refused.last_error == "PermanentFailure: the account is closed"
+    assert postponed and postponed.status is TaskStatus.RETRYING
+    assert postponed.run_at > utcnow() + timedelta(seconds=500)
+
+
+async def test_bad_payloads_and_unknown_names_end_dead_and_work_goes_on(app: App) -> None:
+    done = []
+
+    @app.task
+    async def good(n: int) -> None:
+        done.append(n)
+
+    def raw(name: str, payload: bytes) -> NewTask:
+        return NewTask(new_id(), "default", name, payload, utcnow(), 3)
+
+    undecodable = raw(good.name, b"\xff\xfe{{not json")
+    misfit = raw(good.name, b'{"n": "three"}')
+    unknown = raw("nobody.registered.this", b"{}")
+    await app.push_many([undecodable, misfit, unknown])
+    await good.push_many([{"n": 1}, {"n": 2}])
+    await drain(app)
+    assert sorted(done) == [1, 2]
+    reasons = {}
+    for task in [undecodable, misfit, unknown]:
+        stored = await app.backend.get(task.id)
+        assert stored is not None and stored.status is TaskStatus.DEAD and stored.attempts == 1
+        reasons[task.id] = stored.last_error or ""
+    assert "not valid JSON" in reasons[undecodable.id]
+    assert "field 'n'" in reasons[misfit.id]
+    assert "no task named 'nobody.registered.this'" in reasons[unknown.id]
+
+
+async def test_sync_handlers_run_in_threads_with_context_and_state(app: App) -> None:
+    seen = []
+
+    @app.task
+    def blocking(context: Context, word: str) -> None:
+        seen.append((threading.current_thread().name, context.state["greeting"], word,
+                     context.attempt))
+
+    await blocking.push(word="world")
+    await drain(app)
+    [(thread, greeting, word, attempt)] = seen
+    assert thread.startswith("shoal-task") and (greeting, word, attempt) == ("hello", "world", 1)
+
+
+async def test_hooks_see_every_transition(app: App) -> None:
+    events: list[str] = []
+
+    @app.on("task_succeeded")
+    @app.on("task_started")
+    @app.on("task_dead")
+    def record(event: Event) -> None:
+        events.append(event.name)
+
+    @app.on("task_started")
+    async def broken_hook(event: Event) -> None:
+        raise RuntimeError("a hook bug must not stop the worker")
+
+    @app.task(retry=RetryPolicy(max_attempts=1))
+    async def maybe(ok: bool) -> None:
+        if not ok:
+            raise ValueError("no")
+
+    await maybe.push(ok=True)
+    await maybe.push(ok=False)
+    await drain(app)
+    assert sorted(events) == ["task_dead", "task_started", "task_started", "task_succeeded"]
+
+
+async def test_stop_lets_short_tasks_finish_and_releases_the_rest(app: App) -> None:
+    @app.task
+    async def nap(seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    short, long = await nap.push(seconds=0.05), await nap.push(seconds=30)
+    worker = Worker(app, fast(shutdown_timeout=0.5))
+    running = asyncio.create_task(worker.run())
+    await until(lambda: worker.in_flight == 2)
+    worker.stop()
+    await running
+    finished, released = await app.backend.get(short), await app.backend.get(long)
+    assert finished and finished.status is TaskStatus.DONE
+    assert released and released.status is TaskStatus.QUEUED and released.attempts == 0
+    assert await app.backend.workers() == []
+
+
+async def test_a_task_can_stop_its_worker_and_recycling_stops_after_n(app: App) -> None:
+    @app.task
+    async def last(context: Context) -> None:
+        context.stop_worker()
+
+    await last.push()
+    worker = Worker(app, fast())
+    await asyncio.wait_for(worker.run(), 5)
+    assert worker.stop_reason == "a task asked the worker to stop"
+
+    @app.task(queue="bulk")
+    async def noop() -> None:
+        pass
+
+    await noop.push_many([{}] * 10)
+    recycled = Worker(app, fast(max_tasks=3, concurrency=1, queues=("bulk",)))
+    await asyncio.wait_for(recycled.run(), 5)
+    assert recycled.processed == 3
+    assert recycled.stop_reason == "recycling after 3 tasks"
+
+
+async def test_a_worker_that_lost_its_lease_cannot_overwrite_the_result(app: App) -> None:
+    release = asyncio.Event()
+
+    @app.task
+    async def stuck() -> None:
+        await release.wait()
+
+    task_id = await stuck.push()
+    stalled = Worker(app, fast(lease_seconds=0.2, reap_interval=60))
+    stalled._next_heartbeat = float("inf")  # a stalled loop: no heartbeats, no reaping
+    running = asyncio.create_task(stalled.run())
+    await until(lambda: stalled.in_flight == 1)
+    await asyncio.sleep(0.3)
+    report = await app.backend.reap(worker_timeout=60)
+    assert report.requeued == (task_id,)
+    [claim] = await app.backend.claim(["default"], "rescuer", 1, 30)
+    release.set()
+    await until(lambda: stalled.processed == 1)
+    stalled.stop()
+    await running
+    task = await app.backend.get(task_id)
+    assert task is not None and task.status is TaskStatus.RUNNING
+    assert task.worker_id == "rescuer"
+    await app.backend.ack([claim.lease])
+
+
+async def test_several_workers_share_one_process(app: App) -> None:
+    @app.task(queue="a")
+    async def on_a() -> None:
+        pass
+
+    @app.task(queue="b")
+    async def on_b() -> None:
+        pass
+
+    await on_a.push_many([{}] * 5)
+    await on_b.push_many([{}] * 5)
+    workers = [Worker(app, fast(queues=("a",))), Worker(app, fast(queues=("b",)))]
+    running = asyncio.create_task(run_workers(workers))
+    await until(lambda: sum(w.processed for w in workers) == 10)
+    workers[0].stop()  # one stopping stops the process's others
+    await asyncio.wait_for(running, 5)
+    assert [w.processed for w in workers] == [5, 5]
