@@ -1,0 +1,90 @@
+"""Worker processes run through the real CLI, for tests that send them signals."""
+
+from __future__ import annotations
+
+import collections
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Workers:
+    """Starts ``shoal worker tests.e2e.sample_app:app`` processes and reads what they ran."""
+
+    def __init__(self, url: str, log: Path) -> None:
+        self.url = url
+        self.log = log
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.outputs: dict[int, Path] = {}
+
+    def start(self, *flags: str, **environment: str) -> subprocess.Popen[bytes]:
+        env = {
+            **os.environ,
+            "SHOAL_BACKEND_URL": self.url,
+            "SHOAL_TEST_LOG": str(self.log),
+            "SHOAL_POLL_INTERVAL": "0.1",
+            "SHOAL_REAP_INTERVAL": "0.2",
+            **environment,
+        }
+        output = self.log.with_name(f"worker-{len(self.processes)}.out")
+        with output.open("wb") as sink:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "shoal", "worker", "tests.e2e.sample_app:app", *flags],
+                cwd=ROOT,
+                env=env,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
+        self.processes.append(process)
+        self.outputs[process.pid] = output
+        return process
+
+    def output(self, process: subprocess.Popen[bytes]) -> str:
+        """What the process printed (its log lines)."""
+        return self.outputs[process.pid].read_text()
+
+    def events(self) -> list[tuple[str, str, int, int, float]]:
+        """(event, task id, attempt, pid, time) for every line the handlers wrote."""
+        if not self.log.exists():
+            return []
+        rows = []
+        for line in self.log.read_text().splitlines():
+            event, task_id, attempt, pid, when = line.split()
+            rows.append((event, task_id, int(attempt), int(pid), float(when)))
+        return rows
+
+    def count(self, event: str) -> collections.Counter[str]:
+        return collections.Counter(row[1] for row in self.events() if row[0] == event)
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+            process.wait(10)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def workers(sqlite_url: str, tmp_path: Path) -> Iterator[Workers]:
+    subprocess.run(
+        [sys.executable, "-m", "shoal", "migrate", "--backend-url", sqlite_url],
+        check=True,
+        capture_output=True,
+    )
+    started = Workers(sqlite_url, tmp_path / "events.log")
+    yield started
+    started.stop_all()

@@ -1,0 +1,41 @@
+"""The app that worker processes of the end-to-end tests run.
+
+Each handler appends ``<event> <task id> <attempt> <pid> <time>`` to ``$SHOAL_TEST_LOG`` with one
+``write`` of a short line on an ``O_APPEND`` file, which lands whole even with several
+processes writing, so a test can count how often each task ran.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+from shoal import App, Context, RetryPolicy
+
+app = App()
+
+
+def record(event: str, context: Context) -> None:
+    line = f"{event} {context.task_id} {context.attempt} {os.getpid()} {time.time()}\n"
+    descriptor = os.open(os.environ["SHOAL_TEST_LOG"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    try:
+        os.write(descriptor, line.encode())
+    finally:
+        os.close(descriptor)
+
+
+@app.task(queue="e2e")
+async def work(context: Context, seconds: float = 0.0) -> None:
+    record("start", context)
+    cap = float(os.environ.get("SHOAL_TEST_MAX_SLEEP", "inf"))
+    await asyncio.sleep(min(seconds, cap))
+    record("end", context)
+
+
+@app.task(queue="e2e", retry=RetryPolicy(max_attempts=5, base_delay=0.3, multiplier=2, jitter=0))
+async def fail_twice(context: Context) -> None:
+    record("start", context)
+    if context.attempt < 3:
+        raise ConnectionError(f"attempt {context.attempt} fails")
+    record("end", context)

@@ -1,0 +1,100 @@
+"""Worker processes under signals, on one SQLite file: nothing lost, nothing run twice.
+
+Each test drives real ``shoal worker`` processes (tests/e2e/conftest.py) and counts, from the
+log the handlers write, how often each task started and ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+
+from shoal.app import App
+from shoal.core.models import TaskStatus
+from tests.e2e import sample_app
+from tests.e2e.conftest import Workers, wait_for
+
+
+def push(url: str, calls: list[dict[str, float]], task: str = "work") -> list[str]:
+    async def run() -> list[str]:
+        app = App(url)
+        app.tasks = sample_app.app.tasks
+        async with app:
+            definition = app.tasks[f"tests.e2e.sample_app.{task}"]
+            return await app.push_many([definition.configure().prepare(**c) for c in calls])
+
+    return asyncio.run(run())
+
+
+def statuses(url: str, ids: list[str]) -> dict[str, tuple[TaskStatus, int]]:
+    async def run() -> dict[str, tuple[TaskStatus, int]]:
+        async with App(url) as app:
+            found = {}
+            for task_id in ids:
+                task = await app.backend.get(task_id)
+                assert task is not None
+                found[task_id] = (task.status, task.attempts)
+            return found
+
+    return asyncio.run(run())
+
+
+def test_sigkill_mid_task_is_finished_by_another_worker_after_the_lease(workers: Workers) -> None:
+    [task_id] = push(workers.url, [{"seconds": 1.0}])
+    doomed = workers.start("--lease-seconds", "1.5")
+    wait_for(lambda: workers.count("start")[task_id] == 1, what="the first attempt to start")
+    doomed.send_signal(signal.SIGKILL)
+    doomed.wait(10)
+    killed_at = time.monotonic()
+    workers.start("--lease-seconds", "1.5")
+    wait_for(lambda: workers.count("end")[task_id] == 1, what="the rescue to finish")
+    assert time.monotonic() - killed_at >= 1.0  # only once the lease had expired
+    assert statuses(workers.url, [task_id]) == {task_id: (TaskStatus.DONE, 2)}
+    assert workers.count("start")[task_id] == 2
+
+
+def test_sigterm_drains_then_releases_and_exits_zero(workers: Workers) -> None:
+    short = push(workers.url, [{"seconds": 0.3}, {"seconds": 0.3}])
+    long = push(workers.url, [{"seconds": 60}, {"seconds": 60}])
+    worker = workers.start("--concurrency", "4", "--shutdown-timeout", "1.5")
+    wait_for(lambda: len(workers.count("start")) == 4, what="four tasks to start")
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(10) == 0
+    output = workers.output(worker)
+    assert "draining: received SIGTERM" in output
+    assert "released 2 unfinished tasks" in output
+    after_drain = statuses(workers.url, short + long)
+    assert [after_drain[t] for t in short] == [(TaskStatus.DONE, 1)] * 2
+    assert [after_drain[t] for t in long] == [(TaskStatus.QUEUED, 0)] * 2
+
+    workers.start("--concurrency", "4", SHOAL_TEST_MAX_SLEEP="0.1")
+    wait_for(lambda: all(workers.count("end")[t] == 1 for t in long), what="the released tasks")
+    assert all(status == (TaskStatus.DONE, 1) for status in statuses(workers.url, long).values())
+
+
+def test_two_processes_run_a_thousand_tasks_exactly_once(workers: Workers) -> None:
+    ids = push(workers.url, [{"seconds": 0.0}] * 1000)
+    first = workers.start("--concurrency", "8")
+    second = workers.start("--concurrency", "8")
+    wait_for(lambda: len(workers.count("end")) == 1000, timeout=90, what="1,000 tasks")
+    for process in (first, second):
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
+    starts, ends = workers.count("start"), workers.count("end")
+    assert set(ends) == set(ids)
+    assert max(starts.values()) == 1 and max(ends.values()) == 1
+    pids = {row[3] for row in workers.events()}
+    assert pids == {first.pid, second.pid}  # both took part
+
+
+def test_retry_policy_end_to_end(workers: Workers) -> None:
+    [task_id] = push(workers.url, [{}], task="fail_twice")
+    workers.start()
+    wait_for(lambda: workers.count("end")[task_id] == 1, what="the third attempt")
+    assert statuses(workers.url, [task_id]) == {task_id: (TaskStatus.DONE, 3)}
+    starts = [(row[2], row[4]) for row in workers.events() if row[0] == "start"]
+    assert [attempt for attempt, _ in starts] == [1, 2, 3]
+    gaps = [later[1] - earlier[1] for earlier, later in zip(starts, starts[1:], strict=False)]
+    # base_delay 0.3 s doubling, no jitter; the worker polls every 0.1 s.
+    assert 0.3 <= gaps[0] < 0.8 and 0.6 <= gaps[1] < 1.1
