@@ -7,6 +7,7 @@ log the handlers write, how often each task started and ended.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import signal
 import time
 
@@ -95,6 +96,6 @@ def test_retry_policy_end_to_end(workers: Workers) -> None:
     assert statuses(workers.url, [task_id]) == {task_id: (TaskStatus.DONE, 3)}
     starts = [(row[2], row[4]) for row in workers.events() if row[0] == "start"]
     assert [attempt for attempt, _ in starts] == [1, 2, 3]
-    gaps = [later[1] - earlier[1] for earlier, later in zip(starts, starts[1:], strict=False)]
+    gaps = [later[1] - earlier[1] for earlier, later in itertools.pairwise(starts)]
     # base_delay 0.3 s doubling, no jitter; the worker polls every 0.1 s.
     assert 0.3 <= gaps[0] < 0.8 and 0.6 <= gaps[1] < 1.1

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
 import pytest
@@ -30,9 +31,10 @@ def fast(**overrides: object) -> WorkerSettings:
     return WorkerSettings(**(values | overrides))  # type: ignore[arg-type]
 
 
-async def until(condition: object, timeout: float = 5.0) -> None:
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Poll a condition that no event signals (it reads the worker's counters)."""
     async with asyncio.timeout(timeout):
-        while not condition():  # type: ignore[operator]
+        while not condition():  # noqa: ASYNC110
             await asyncio.sleep(0.01)
 
 
@@ -80,7 +82,7 @@ async def test_retry_policy_end_to_end(app: App) -> None:
     await running
     task = await app.backend.get(task_id)
     assert task is not None and task.status is TaskStatus.DONE and task.attempts == 3
-    gaps = [b[1] - a[1] for a, b in zip(attempts_seen, attempts_seen[1:], strict=False)]
+    gaps = [b[1] - a[1] for a, b in itertools.pairwise(attempts_seen)]
     assert 0.1 <= gaps[0] < 0.25 and 0.2 <= gaps[1] < 0.35
 
 
@@ -140,8 +142,9 @@ async def test_sync_handlers_run_in_threads_with_context_and_state(app: App) -> 
 
     @app.task
     def blocking(context: Context, word: str) -> None:
-        seen.append((threading.current_thread().name, context.state["greeting"], word,
-                     context.attempt))
+        seen.append(
+            (threading.current_thread().name, context.state["greeting"], word, context.attempt)
+        )
 
     await blocking.push(word="world")
     await drain(app)

@@ -1,0 +1,96 @@
+"""The ``shoal`` command on a SQLite file: each subcommand, its help, and its errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shoal.cli import build_parser, main
+
+from .conftest import ROOT
+
+APP = "tests.e2e.sample_app:app"
+
+
+def shoal(*arguments: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shoal", *arguments], cwd=ROOT, capture_output=True, text=True,
+        env=env, timeout=60, check=False,
+    )
+
+
+def test_every_worker_flag_names_its_environment_twin() -> None:
+    worker = build_parser()._subparsers._group_actions[0].choices["worker"]  # type: ignore[union-attr]
+    help_text = worker.format_help()
+    for flag in ("concurrency", "shutdown_timeout", "queues", "metrics_port", "backend_url",
+                 "lease_seconds", "max_tasks", "health_file"):
+        assert f"--{flag.replace('_', '-')}" in help_text
+        assert f"SHOAL_{flag.upper()}" in help_text
+
+
+def test_migrate_enqueue_inspect_and_manage(sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["migrate", "--backend-url", sqlite_url]) == 0
+    assert main(["enqueue", "tests.e2e.sample_app.work", "--app", APP, "--backend-url",
+                 sqlite_url, "--args", '{"seconds": 0.5}', "--delay", "600"]) == 0
+    task_id = capsys.readouterr().out.splitlines()[-1]
+
+    assert main(["queues", "--backend-url", sqlite_url]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["queue", "ready", "scheduled", "running", "dead", "oldest", "ready"]
+    assert table[2].split()[:5] == ["e2e", "0", "1", "0", "0"]
+
+    assert main(["jobs", "show", task_id, "--backend-url", sqlite_url]) == 0
+    assert '{"seconds":0.5}' in capsys.readouterr().out
+    assert main(["jobs", "cancel", task_id, "--backend-url", sqlite_url]) == 0
+    assert main(["jobs", "list", "--status", "cancelled", "--backend-url", sqlite_url]) == 0
+    assert task_id in capsys.readouterr().out
+    assert main(["jobs", "retry", task_id, "--backend-url", sqlite_url]) == 0
+    assert main(["jobs", "cancel", task_id, "--backend-url", sqlite_url]) == 0
+    assert main(["jobs", "purge", "--status", "cancelled", "--backend-url", sqlite_url]) == 0
+    assert "purged 1 tasks" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["enqueue", "tests.e2e.sample_app.work", "--app", APP, "--args", "{oops"],
+         "--args is not valid JSON"),
+        (["enqueue", "no.such.task", "--app", APP], "no task named 'no.such.task'"),
+        (["enqueue", "tests.e2e.sample_app.work", "--app", APP, "--args", '{"seconds": "x"}'],
+         "field 'seconds'"),
+        (["enqueue", "x", "--app", "no_such_module:app"], "cannot import 'no_such_module'"),
+        (["queues", "--backend-url", "mysql://root:hunter2@db/x"], "no backend serves"),
+        (["jobs", "show", "nope"], "no task has the id 'nope'"),
+    ],
+)
+def test_wrong_input_prints_one_line_and_exits_2(
+    arguments: list[str], message: str, sqlite_url: str
+) -> None:
+    environment = {"SHOAL_BACKEND_URL": sqlite_url, "PATH": "/usr/bin:/bin"}
+    shoal("migrate", env=environment)
+    result = shoal(*arguments, env=environment)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert message in result.stderr
+    assert "hunter2" not in result.stderr
+
+
+def test_check_is_a_probe(sqlite_url: str, tmp_path: Path) -> None:
+    fresh = f"sqlite:///{tmp_path / 'unmigrated.db'}"
+    unmigrated = shoal("check", "--backend-url", fresh)
+    assert unmigrated.returncode == 1
+    assert "run `shoal migrate`" in unmigrated.stdout
+    shoal("migrate", "--backend-url", sqlite_url)
+    assert shoal("check", "--backend-url", sqlite_url).returncode == 0
+    stale = shoal("check", "--skip-backend", "--health-file", str(tmp_path / "absent"))
+    assert stale.returncode == 1 and "is a worker running?" in stale.stdout
+
+
+def test_demo_runs_sample_tasks_to_the_end(tmp_path: Path) -> None:
+    result = shoal("demo", "--tasks", "120", "--backend-url", f"sqlite:///{tmp_path / 'demo.db'}")
+    assert result.returncode == 0, result.stderr
+    assert "119 done, 1 dead" in result.stdout
+    assert "field 'image_id'" in result.stdout
