@@ -1,0 +1,31 @@
+-- stats.lua: depth figures for one queue (callers pipeline one call per queue).
+-- KEYS[1]: the queue's base.
+-- Returns {ready, scheduled, running, dead, oldest ready run_at in us or -1, now, total}.
+local base = KEYS[1]
+local now = now_us()
+local due = redis.call('ZCOUNT', base .. ':scheduled', '-inf', int(now))
+local scheduled = redis.call('ZCARD', base .. ':scheduled') - due
+local ready = redis.call('ZCARD', base .. ':ready') + due
+
+-- Scheduled tasks that came due but are not promoted yet are ready; the first is oldest.
+local oldest = -1
+if due > 0 then
+  oldest = tonumber(redis.call('ZRANGE', base .. ':scheduled', 0, 0, 'WITHSCORES')[2])
+end
+-- The ready set is ordered by priority first: the first task of each priority band is the
+-- oldest of that band, so visit one task per band (at most 2048) rather than all of them.
+local low = '-inf'
+for _ = 1, 2048 do
+  local top = redis.call('ZRANGEBYSCORE', base .. ':ready', low, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  if #top == 0 then break end
+  local run_at = tonumber(redis.call('HGET', task_key(base, top[1]), 'run_at'))
+  if run_at and (oldest < 0 or run_at < oldest) then oldest = run_at end
+  low = int((math.floor(tonumber(top[2]) / BAND) + 1) * BAND)
+end
+
+local total = 0
+for _, status in ipairs({'queued', 'running', 'retrying', 'done', 'dead', 'cancelled'}) do
+  total = total + redis.call('ZCARD', base .. ':s:' .. status)
+end
+return {ready, scheduled, redis.call('ZCARD', base .. ':leases'),
+  redis.call('ZCARD', base .. ':s:dead'), oldest, now, total}

@@ -1,0 +1,413 @@
+"""``redis://`` and ``rediss://``: tasks in Redis, through redis-py's asyncio client.
+
+Every state change is one Lua script (``backends/lua/*.lua``; ``lib.lua`` documents the
+keys), loaded once and called by SHA; a script the server forgot (a restart, ``SCRIPT
+FLUSH``) is loaded again on ``NOSCRIPT``. Each queue's keys share the hash tag
+``{prefix:queue}``, so a queue lives on one Cluster slot. A task body is one hash; the
+sorted sets that order tasks (ready by priority, scheduled by due time, running by lease
+deadline, one index per status) hold only ids. Registries of queues and workers live under
+``{prefix}``. The prefix (``?prefix=``, default ``shoal``) lets apps and tests share a
+server without touching each other's keys.
+
+Atomicity: a script is atomic on one server. ``push`` of a batch that spans queues and
+``claim`` from several queues run as one script over those queues, so on Redis Cluster the
+queues used together must share a slot; every other script touches one queue.
+
+Wake-ups: scripts that make work ready ``PUBLISH`` the queue name on ``prefix:wake``; one
+listener per backend, on its own connection so it never holds one of the pool's, wakes
+the local waiters. Messages sent while the listener is disconnected are lost, so waiters
+also wake when it reconnects, and their timeout is the polling fallback.
+
+Reconnecting: an operation that fails on a connection error is retried with backoff for
+``?reconnect_timeout=`` seconds (default 10), then raises :class:`BackendUnavailable`.
+Retrying is safe because every script is idempotent on replay: a push skips ids already
+stored, a claim returns what the same request already took, an ack or fail that finds its
+own result counts as applied.
+
+Durability is Redis's. Run it with ``appendonly yes`` and ``appendfsync everysec`` (or
+``always``). With ``everysec``, a crash of the redis-server process loses nothing it
+acknowledged, and a crash of the machine loses at most the last second or two of writes:
+pushes (the tasks are gone), claims (the tasks run again), acks and fails (the tasks run
+again). With ``always`` nothing acknowledged is lost. Without AOF, a restart loses every
+write since the last RDB snapshot, queued tasks included, and with ``save ""`` all of them.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import redis.asyncio as aioredis
+from redis.asyncio.connection import URL_QUERY_ARGUMENT_PARSERS
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from shoal.backends import redis_support as rs
+from shoal.backends.base import (
+    PURGEABLE,
+    Backend,
+    OnConflict,
+    lease_expired_message,
+    reject_connection,
+)
+from shoal.backends.redis_support import Arg, Link, Listener, Script
+from shoal.core.errors import ConfigurationError, IdempotencyConflict, LeaseLost, TaskNotFound
+from shoal.core.models import (
+    Claim,
+    Failure,
+    Lease,
+    NewTask,
+    QueueStats,
+    ReapReport,
+    Task,
+    TaskStatus,
+    WorkerInfo,
+)
+from shoal.core.urls import redact
+
+PRIORITY_RANGE = range(-1024, 1024)
+"""Priorities Redis orders exactly: the ready score has one band per priority."""
+
+MIN_SERVER_VERSION = (6, 2)
+"""``ZRANGE ... BYLEX REV`` (listing) arrived in Redis 6.2."""
+
+_TOKEN_LENGTH = 32  # a lease token is a uuid4 hex followed by the queue name
+_BATCH = 1000  # promotions per claim, expirations per reap, deletions per purge call
+
+
+def from_url(url: str, *, client: aioredis.Redis | None = None) -> RedisBackend:
+    """Build a backend for ``url``; pass ``client`` to share its connection pool.
+
+    Shoal's own query parameters are ``prefix`` and ``reconnect_timeout``; the others are
+    redis-py's (``socket_timeout``, ``max_connections``, ...). With ``client`` the URL still
+    names the prefix, and the client's own connection settings are used as they are.
+    """
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    prefix = query.pop("prefix", "shoal")
+    if not prefix or "{" in prefix or "}" in prefix:
+        raise ConfigurationError(f"the prefix must be non-empty, without braces: {redact(url)}")
+    unknown = sorted(set(query) - set(URL_QUERY_ARGUMENT_PARSERS) - {"reconnect_timeout"})
+    if unknown:
+        raise ConfigurationError(f"unknown option(s) {', '.join(unknown)} in {redact(url)}")
+    owned = client is None
+    try:
+        reconnect_timeout = float(query.pop("reconnect_timeout", 10.0))
+        if client is None:
+            # Shoal retries itself (see Link.attempt), so redis-py must not retry underneath.
+            client = aioredis.Redis.from_url(
+                urlunsplit(parts._replace(query=urlencode(query))),
+                socket_connect_timeout=5, socket_timeout=10, retry=Retry(NoBackoff(), 0),
+            )  # fmt: skip
+    except ValueError as exc:
+        detail = str(exc).replace(parts.password or "\0", "***")
+        raise ConfigurationError(f"invalid Redis URL {redact(url)}: {detail}") from None
+    if client.connection_pool.connection_kwargs.get("decode_responses"):
+        raise ConfigurationError("shoal needs a Redis client with decode_responses=False")
+    return RedisBackend(
+        url, client, prefix=prefix, owned=owned, reconnect_timeout=reconnect_timeout
+    )
+
+
+class RedisBackend(Backend):
+    """The contract over Redis; one instance serves any number of queues and apps."""
+
+    def __init__(
+        self,
+        url: str,
+        client: aioredis.Redis,
+        *,
+        prefix: str = "shoal",
+        owned: bool = True,
+        reconnect_timeout: float = 10.0,
+    ) -> None:
+        self.url = redact(url)
+        self.prefix = prefix
+        self._link = Link(
+            client, url=self.url, secret=urlsplit(url).password,
+            reconnect_timeout=reconnect_timeout,
+        )  # fmt: skip
+        self._owned = owned
+        self._queues_key = f"{{{prefix}}}:queues"
+        self._workers_keys = [f"{{{prefix}}}:workers", f"{{{prefix}}}:seen"]
+        self._channel = f"{prefix}:wake"
+        self._listener = Listener(client, self._channel)
+
+    @property
+    def client(self) -> aioredis.Redis:
+        """The redis-py client, to share its pool with another backend or with app code."""
+        return self._link.client
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect, check the server version and load the scripts; fail fast, no retries."""
+        await self._link.attempt(lambda _: self._prepare(), retry=False)
+
+    async def close(self) -> None:
+        await self._listener.close()
+        if self._owned:
+            await self.client.connection_pool.disconnect()
+
+    async def setup(self) -> None:
+        """Nothing to create in Redis: check the version and load the scripts."""
+        await self._link.attempt(lambda _: self._prepare())
+
+    async def verify_schema(self) -> None:
+        """Redis has no schema: check that the server is recent enough."""
+        await self._link.attempt(lambda _: self._check_version())
+
+    async def _prepare(self) -> None:
+        await self._check_version()
+        await self._link.load_scripts()
+
+    async def _check_version(self) -> None:
+        version = str((await self.client.info("server")).get("redis_version", "0"))
+        found = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
+        if found < MIN_SERVER_VERSION:
+            raise ConfigurationError(f"shoal needs Redis 6.2 or newer; {self.url} runs {version}")
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _base(self, queue: str) -> str:
+        return f"{{{self.prefix}:{queue}}}"
+
+    async def _queue_names(self) -> list[str]:
+        [names], _ = await self._link.send([("SMEMBERS", self._queues_key)])
+        return sorted(rs.text(name) for name in names)
+
+    def _by_queue(self, leases: Iterable[Lease]) -> tuple[dict[str, list[Lease]], list[str]]:
+        """Group leases by the queue their token names; a malformed token is simply lost."""
+        groups: dict[str, list[Lease]] = {}
+        lost: list[str] = []
+        for lease in leases:
+            if len(lease.token) <= _TOKEN_LENGTH:
+                lost.append(lease.task_id)
+            else:
+                groups.setdefault(lease.token[_TOKEN_LENGTH:], []).append(lease)
+        return groups, lost
+
+    def _per_queue(self, name: str, queues: Iterable[str], *args: Arg) -> list[Script]:
+        return [Script(name, [self._base(q)], args) for q in queues]
+
+    # -- producers ---------------------------------------------------------------------------
+
+    async def push(
+        self,
+        tasks: Sequence[NewTask],
+        *,
+        on_conflict: OnConflict = OnConflict.RAISE,
+        connection: object | None = None,
+    ) -> list[str]:
+        reject_connection(self, connection)
+        if not tasks:
+            return []
+        queues = list(dict.fromkeys(t.queue for t in tasks))
+        index = {queue: n for n, queue in enumerate(queues, 1)}
+        args: list[Arg] = [on_conflict.value, self._channel, *queues]
+        for t in tasks:
+            if t.priority not in PRIORITY_RANGE:
+                raise ConfigurationError(
+                    f"priority {t.priority} of task {t.id} is outside -1024..1023 on redis://"
+                )
+            key = "" if t.idempotency_key is None else f"={t.idempotency_key}"
+            metadata = json.dumps(dict(t.metadata)) if t.metadata else ""
+            args += [index[t.queue], t.id, t.name, t.payload, t.priority, rs.micros(t.run_at)]
+            args += [t.max_attempts, key, metadata]
+        push = Script("push", [self._base(q) for q in queues], args)
+        # The registry is a key of its own (its own slot), updated in the same round trip.
+        (_, reply), _ = await self._link.send([("SADD", self._queues_key, *queues), push])
+        if reply[0] == 0:
+            keys = sorted({rs.text(k) for k in reply[2::2]})
+            raise IdempotencyConflict(queues[int(reply[1]) - 1], keys, len(tasks))
+        self._listener.wake(queues)
+        return [rs.text(i) for i in reply[1:]]
+
+    # -- workers -----------------------------------------------------------------------------
+
+    async def claim(
+        self, queues: Sequence[str], worker_id: str, limit: int, lease_seconds: float
+    ) -> list[Claim]:
+        if limit <= 0 or not queues:
+            return []
+        return await self._claim(queues, worker_id, limit, lease_seconds, uuid.uuid4().hex)
+
+    async def _claim(
+        self, queues: Sequence[str], worker_id: str, limit: int, lease: float, request: str
+    ) -> list[Claim]:
+        """One claim; replaying the same ``request`` returns the same claims (see claim.lua)."""
+        names = list(dict.fromkeys(queues))
+        args: list[Arg] = [worker_id, limit, rs.span(lease), request, _BATCH, *names]
+        [rows] = await self._link.scripts(Script("claim", [self._base(q) for q in names], args))
+        claims = []
+        for row in rows:
+            fields = rs.fields(row)
+            task = rs.task(fields)
+            claims.append(Claim(task, Lease(task.id, rs.text(fields[b"token"]), task.attempts)))
+        return claims
+
+    async def ack(self, leases: Sequence[Lease]) -> None:
+        groups, lost = self._by_queue(leases)
+        scripts = [Script("ack", [self._base(q)], rs.lease_args(ls)) for q, ls in groups.items()]
+        await self._settle(scripts, lost)
+
+    async def fail(self, failures: Sequence[Failure]) -> None:
+        groups, lost = self._by_queue(f.lease for f in failures)
+        by_id = {f.lease.task_id: f for f in failures}
+        scripts = []
+        for queue, leases in groups.items():
+            args: list[Arg] = [self._channel, queue]
+            for lease in leases:
+                failure = by_id[lease.task_id]
+                retry_at = "" if failure.retry_at is None else rs.micros(failure.retry_at)
+                args += [*rs.lease_args([lease]), failure.error, retry_at]
+            scripts.append(Script("fail", [self._base(queue)], args))
+        await self._settle(scripts, lost)
+
+    async def _settle(self, scripts: Sequence[Script], lost: list[str]) -> None:
+        if scripts:
+            replies, attempt = await self._link.send(scripts)
+            for reply in replies:
+                for task_id, code in zip(reply[::2], reply[1::2], strict=True):
+                    # Code 1 after a broken attempt: that attempt applied it, so it is ours.
+                    if not (attempt > 0 and code == 1):
+                        lost.append(rs.text(task_id))
+        if lost:
+            raise LeaseLost(lost)
+
+    async def release(self, leases: Sequence[Lease]) -> None:
+        groups, _ = self._by_queue(leases)
+        scripts = [
+            Script("release", [self._base(q)], [self._channel, q, *rs.lease_args(ls)])
+            for q, ls in groups.items()
+        ]
+        if scripts:
+            await self._link.scripts(*scripts)
+            self._listener.wake(groups)
+
+    async def heartbeat(
+        self, worker: WorkerInfo, leases: Sequence[Lease], lease_seconds: float
+    ) -> list[str]:
+        groups, lost = self._by_queue(leases)
+        report = json.dumps(
+            {
+                "host": worker.host, "pid": worker.pid, "queues": list(worker.queues),
+                "concurrency": worker.concurrency, "in_flight": worker.in_flight,
+                "started_at": rs.micros(worker.started_at),
+            }
+        )  # fmt: skip
+        beat = Script("workers", self._workers_keys, ["beat", worker.id, report])
+        extends = [
+            Script("extend", [self._base(q)], [rs.span(lease_seconds), *rs.lease_args(ls)])
+            for q, ls in groups.items()
+        ]
+        replies = await self._link.scripts(beat, *extends)
+        return lost + [rs.text(task_id) for reply in replies[1:] for task_id in reply]
+
+    async def deregister(self, worker_id: str) -> None:
+        hash_key, seen_key = self._workers_keys
+        await self._link.send([("HDEL", hash_key, worker_id), ("ZREM", seen_key, worker_id)])
+
+    async def reap(self, *, worker_timeout: float) -> ReapReport:
+        # The message belongs to base.py; split it around the count for the script to fill.
+        before, after = lease_expired_message(-7).split("-7", 1)
+        prune = Script("workers", self._workers_keys, ["prune", rs.span(worker_timeout)])
+        names = await self._queue_names()
+        reaps = [
+            Script("reap", [self._base(q)], [_BATCH, self._channel, q, before, after])
+            for q in names
+        ]
+        replies = await self._link.scripts(prune, *reaps)
+        requeued = [rs.text(i) for requeued, _ in replies[1:] for i in requeued]
+        dead = [rs.text(i) for _, dead in replies[1:] for i in dead]
+        self._listener.wake(q for q, (r, _) in zip(names, replies[1:], strict=True) if r)
+        return ReapReport(tuple(requeued), tuple(dead))
+
+    # -- observers ---------------------------------------------------------------------------
+
+    async def stats(self, queues: Sequence[str]) -> dict[str, QueueStats]:
+        names = list(dict.fromkeys(queues))
+        replies = await self._link.scripts(*self._per_queue("stats", names))
+        return {q: rs.stats(q, reply) for q, reply in zip(names, replies, strict=True)}
+
+    async def queues(self) -> list[str]:
+        names = await self._queue_names()
+        replies = await self._link.scripts(*self._per_queue("stats", names))
+        return [q for q, reply in zip(names, replies, strict=True) if reply[6] > 0]
+
+    async def workers(self) -> list[WorkerInfo]:
+        [flat] = await self._link.scripts(Script("workers", self._workers_keys, ["list"]))
+        found = []
+        for n in range(0, len(flat), 3):
+            worker_id, report, seen = rs.text(flat[n]), json.loads(flat[n + 1]), flat[n + 2]
+            found.append(
+                WorkerInfo(
+                    id=worker_id, host=report["host"], pid=report["pid"],
+                    queues=tuple(report["queues"]), concurrency=report["concurrency"],
+                    in_flight=report["in_flight"], started_at=rs.at(report["started_at"]),
+                    last_seen=rs.at(seen),
+                )
+            )  # fmt: skip
+        return sorted(found, key=lambda w: w.id)
+
+    async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
+        """Pub/sub wake-ups; pushes from this instance wake its waiters at once."""
+        await self._listener.wait(queues, timeout)
+
+    # -- admin -------------------------------------------------------------------------------
+
+    async def _find(self, task_id: str) -> tuple[str, dict[bytes, bytes]] | None:
+        # Ids do not name their queue: look in every queue, in one round trip.
+        names = await self._queue_names()
+        rows, _ = await self._link.send(
+            [("HGETALL", f"{self._base(q)}:t:{task_id}") for q in names]
+        )
+        return next(((q, row) for q, row in zip(names, rows, strict=True) if row), None)
+
+    async def get(self, task_id: str) -> Task | None:
+        found = await self._find(task_id)
+        return None if found is None else rs.task(found[1])
+
+    async def list_tasks(
+        self, *, queue: str | None = None, statuses: Sequence[TaskStatus] = (), limit: int = 100
+    ) -> list[Task]:
+        names = [queue] if queue is not None else await self._queue_names()
+        wanted = [s.value for s in (statuses or list(TaskStatus))]
+        replies = await self._link.scripts(*self._per_queue("list", names, limit, *wanted))
+        tasks = [rs.task(rs.fields(row)) for rows in replies for row in rows]
+        return sorted(tasks, key=lambda t: t.id, reverse=True)[:limit]
+
+    async def _admin(self, name: str, task_id: str, *args: Arg) -> tuple[bool, str]:
+        found = await self._find(task_id)
+        if found is None:
+            raise TaskNotFound(task_id)
+        queue = found[0]
+        [done] = await self._link.scripts(Script(name, [self._base(queue)], [task_id, *args]))
+        if done < 0:  # purged between the two round trips
+            raise TaskNotFound(task_id)
+        return bool(done), queue
+
+    async def retry(self, task_id: str, *, run_at: datetime | None = None) -> bool:
+        when = "" if run_at is None else rs.micros(run_at)
+        queued, queue = await self._admin("retry", task_id, when, self._channel)
+        if queued:
+            self._listener.wake([queue])
+        return queued
+
+    async def cancel(self, task_id: str) -> bool:
+        return (await self._admin("cancel", task_id))[0]
+
+    async def purge(self, *, queue: str | None, statuses: Sequence[TaskStatus]) -> int:
+        doomed = [s.value for s in statuses if s in PURGEABLE]
+        if not doomed:
+            return 0
+        names = [queue] if queue is not None else await self._queue_names()
+        total = 0
+        while names:  # a pass deletes at most _BATCH per queue; a short pass ends a queue
+            replies = await self._link.scripts(*self._per_queue("purge", names, _BATCH, *doomed))
+            total += sum(replies)
+            names = [q for q, deleted in zip(names, replies, strict=True) if deleted >= _BATCH]
+        return total
