@@ -179,18 +179,21 @@ class Listener:
 
     async def _listen(self) -> None:
         client = aioredis.Redis(connection_pool=self._pool)
-        delay = 0.05
+        delay, deaf = 0.05, False
         while True:  # until close() cancels the task; every pass blocks or sleeps
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self._channel)
-                delay = 0.05
+                if deaf:  # what was published meanwhile is lost: let everyone look
+                    self.wake(list(self._waiters))
+                delay, deaf = 0.05, False
                 while True:
                     message = await pubsub.get_message(timeout=1.0)
                     if message is not None and message["type"] == "message":
                         self.wake([text(message["data"])])
             except (rex.ConnectionError, rex.TimeoutError, OSError):
-                self.wake(list(self._waiters))  # deaf for a while: let everyone look
+                self.wake(list(self._waiters))  # so that nobody sleeps through an outage
+                deaf = True
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
             finally:
