@@ -6,7 +6,7 @@ import os
 import pytest
 
 # Each backend's server fixtures live in tests/servers/<backend>.py.
-pytest_plugins = ["tests.servers.sqlite", "tests.servers.redis"]
+pytest_plugins = ["tests.servers.sqlite", "tests.servers.redis", "tests.servers.postgres"]
 
 
 @pytest.fixture(autouse=True)

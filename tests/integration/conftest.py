@@ -14,6 +14,7 @@ from shoal.backends import Backend, open_backend
 BACKEND_URL_FIXTURES = {
     "memory": "memory_url",
     "sqlite": "sqlite_url",
+    "postgres": "postgres_url",
     "redis": "redis_url",
 }
 

@@ -1,7 +1,8 @@
 -- The first schema of the postgresql:// backend.
 --
--- {schema} stands for the backend's own schema (default "shoal"), quoted; the backend
--- creates the schema and its schema_migrations table before running this file.
+-- {schema} stands for the backend's own schema (default "shoal") as a quoted identifier,
+-- {channel} for its NOTIFY channel as a string literal; the backend creates the schema and
+-- its schema_migrations table before running this file.
 --
 -- Every task is in exactly one of four partial indexes (claimable, running, dead,
 -- finished), each led by the queue: claims, stats and the queue list read only the part
@@ -70,3 +71,14 @@ CREATE TABLE {schema}.workers (
     -- the page every heartbeat is a HOT update.
     fillfactor = 50
 );
+
+-- Wake waiting workers: one NOTIFY per statement naming the distinct queues that got work
+-- (never one per row: every NOTIFY takes a global lock at commit). Delivered on commit
+-- only, so a rolled-back enqueue wakes nobody. An empty payload, sent when the names would
+-- not fit in one notification, means "any queue".
+CREATE FUNCTION {schema}.wake(queues text[]) RETURNS void
+LANGUAGE sql VOLATILE AS $$
+    SELECT pg_notify({channel}, CASE WHEN octet_length(names) < 7900 THEN names ELSE '' END)
+    FROM (SELECT string_agg(DISTINCT queue, E'\n') AS names FROM unnest(queues) AS queue) AS s
+    WHERE names IS NOT NULL
+$$;

@@ -1,0 +1,448 @@
+"""``postgresql://``: tasks in PostgreSQL, through asyncpg.
+
+**URL.** ``postgresql://user:password@host:5432/db?schema=shoal&listen=true``. The options
+below (see :class:`PostgresSettings`) are taken out of the query before connecting; any
+other query parameter (``sslmode``, ``application_name``, ...) goes to asyncpg.
+
+**Shared connections.** One backend serves any number of queues and apps over one asyncpg
+pool and at most one extra connection, the LISTEN connection, opened on the first
+:meth:`~PostgresBackend.wait_for_work`. Claims, acks and heartbeats are batched, so a
+worker needs few connections: size ``pool_max_size`` for the concurrent *calls* (one claim
+loop + one heartbeat + acks in flight + producers), e.g. 2 + a few per worker, not for the
+handler concurrency. Keep this pool apart from your web pool: a web pool exhausted under
+load must not starve heartbeats (leases would expire and work would run twice). A call that
+waits ``acquire_timeout`` seconds for a connection fails with :class:`BackendUnavailable`
+naming the pool, never hangs.
+
+**Transactional enqueue.** ``push(..., connection=conn)`` runs on the caller's asyncpg
+connection inside a savepoint of its open transaction: commit enqueues, rollback enqueues
+nothing and wakes nobody (NOTIFY is delivered on commit only), and an idempotency conflict
+rolls back the savepoint alone, leaving the caller's transaction usable.
+
+**Bloat.** A queue table is rewritten constantly, so the schema is built to keep its hot
+part small. Every task sits in exactly one partial index (claimable, running, dead,
+finished), so claims, stats and reaps read index entries of unfinished work only, however
+many finished rows are kept. Heartbeats renew leases by changing unindexed columns of a
+table with ``fillfactor = 80``: HOT updates that add no index entries. Autovacuum runs
+after 1% of the rows changed. Retention (``retention`` seconds, default a week) deletes
+done and cancelled tasks during :meth:`~PostgresBackend.reap`, oldest first, in batches of
+at most 1,000 rows per statement, so no long transaction holds vacuum back; dead tasks stay
+until purged. ``retention=0`` deletes finished work at the next reap.
+
+**Clocks.** ``run_at`` comes from the producer's clock, leases and "due" from the
+server's: keep hosts on NTP.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+
+from shoal.backends.base import (
+    PURGEABLE,
+    Backend,
+    OnConflict,
+    lease_expired_message,
+)
+from shoal.backends.postgres_connect import Connections, PostgresSettings
+from shoal.backends.postgres_enqueue import enqueue
+from shoal.backends.postgres_listener import (
+    Listener,
+    ListenerHealth,
+    ListenerState,
+    Wakeups,
+    wait_for_work,
+)
+from shoal.backends.sql import migrations, queries
+from shoal.core.errors import (
+    BackendUnavailable,
+    ConfigurationError,
+    IdempotencyConflict,
+    LeaseLost,
+    SchemaMissing,
+    TaskNotFound,
+)
+from shoal.core.models import (
+    Claim,
+    Failure,
+    Lease,
+    NewTask,
+    QueueStats,
+    ReapReport,
+    Task,
+    TaskStatus,
+    WorkerInfo,
+)
+
+logger = logging.getLogger("shoal.backends.postgres")
+
+_PRUNE_BATCH = 1000
+_PRUNE_BATCHES = 10
+"""Retention deletes at most this many batches per reap; the next reap goes on."""
+
+
+def from_url(url: str) -> PostgresBackend:
+    """Build (not yet connect) a backend for a ``postgresql://`` URL."""
+    return PostgresBackend(url)
+
+
+class PostgresBackend(Backend):
+    """The contract on PostgreSQL: SKIP LOCKED claims, fenced leases, LISTEN/NOTIFY."""
+
+    def __init__(self, url: str, settings: PostgresSettings | None = None) -> None:
+        self._db = Connections(url, settings)
+        self.url = self._db.url
+        self.settings = self._db.settings
+        self._channel = f"{self.settings.schema}.work"
+        self._sql = {name: self._render(text) for name, text in queries("postgres").items()}
+        self._wakeups = Wakeups()
+        self._listener: Listener | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        await self._db.open(self._sql["ping"])
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            await self._listener.stop()
+            self._listener = None
+        await self._db.close()
+
+    async def setup(self) -> None:
+        """Create the schema or bring it up to date, under an advisory lock so that several
+        processes may run it at once; each migration is recorded in ``schema_migrations``."""
+        lock = int.from_bytes(
+            hashlib.blake2b(
+                f"shoal-migrate:{self.settings.schema}".encode(), digest_size=8
+            ).digest(),
+            "big",
+            signed=True,
+        )
+        async with self._db.acquire("migrating") as conn, conn.transaction():
+            await conn.execute(self._sql["lock_migrations"], lock)
+            await conn.execute(self._sql["bootstrap"])
+            applied = {row["version"] for row in await conn.fetch(self._sql["applied_migrations"])}
+            for migration in migrations("postgres"):
+                if migration.version not in applied:
+                    await conn.execute(self._render(migration.sql))
+                    await conn.execute(
+                        self._sql["record_migration"], migration.version, migration.name
+                    )
+
+    async def verify_schema(self) -> None:
+        async with self._db.acquire("verifying the schema") as conn:
+            missing = [row["name"] for row in await conn.fetch(self._sql["missing_objects"])]
+            applied: set[int] = set()
+            if not any(name.endswith(".schema_migrations") for name in missing):
+                rows = await conn.fetch(self._sql["applied_migrations"])
+                applied = {row["version"] for row in rows}
+        pending = [
+            f"{m.version:04d}_{m.name}" for m in migrations("postgres") if m.version not in applied
+        ]
+        if missing or pending:
+            what = "; ".join(
+                part
+                for part in (
+                    f"missing {', '.join(missing)}" if missing else "",
+                    f"migrations not applied: {', '.join(pending)}" if pending else "",
+                )
+                if part
+            )
+            raise SchemaMissing(
+                f"the PostgreSQL schema {self.settings.schema!r} is not ready ({what}): "
+                "run `shoal migrate` (or call setup())",
+                url=self.url,
+            )
+
+    @property
+    def listener_health(self) -> ListenerHealth:
+        """State of the LISTEN connection, for ``shoal check``."""
+        if not self.settings.listen:
+            return ListenerHealth(ListenerState.DISABLED)
+        if self._listener is None:
+            return ListenerHealth(ListenerState.IDLE)
+        return self._listener.health
+
+    # -- producers ---------------------------------------------------------------------------
+
+    async def push(
+        self,
+        tasks: Sequence[NewTask],
+        *,
+        on_conflict: OnConflict = OnConflict.RAISE,
+        connection: object | None = None,
+    ) -> list[str]:
+        """Store ``tasks`` in one statement; see :meth:`Backend.push`.
+
+        ``connection`` is an asyncpg connection (or pool connection) in an open transaction:
+        the tasks are inserted in a savepoint of it and become visible, and wake workers,
+        when the caller commits.
+        """
+        if not tasks:
+            return []
+        if connection is not None and not isinstance(
+            connection, asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+        ):
+            raise ConfigurationError(
+                f"push(connection=...) takes an asyncpg connection, not {type(connection)!r}"
+            )
+        if connection is None:
+            async with self._db.acquire("push") as conn:
+                ids = await enqueue(conn, self._sql, tasks, on_conflict, savepoint=False)
+            self._wakeups.work({task.queue for task in tasks})  # committed: wake ours now
+            return ids
+        with self._db.translated("push"):
+            return await enqueue(connection, self._sql, tasks, on_conflict, savepoint=True)
+
+    # -- workers -----------------------------------------------------------------------------
+
+    async def claim(
+        self, queues: Sequence[str], worker_id: str, limit: int, lease_seconds: float
+    ) -> list[Claim]:
+        if limit <= 0 or not queues:
+            return []
+        names = sorted(set(queues))
+        self._wakeups.claiming(names)
+        token = uuid.uuid4().hex  # one token per claim: fences every task of this batch
+        async with self._db.acquire("claim") as conn:
+            rows = await conn.fetch(
+                self._sql["claim"], names, worker_id, limit, float(lease_seconds), token
+            )
+        return [Claim(task, Lease(task.id, token, task.attempts)) for task in map(_task, rows)]
+
+    async def ack(self, leases: Sequence[Lease]) -> None:
+        if not leases:
+            return
+        async with self._db.acquire("ack") as conn:
+            rows = await conn.fetch(self._sql["ack"], *_lease_columns(leases))
+        self._reject_lost("ack", leases, rows)
+
+    async def fail(self, failures: Sequence[Failure]) -> None:
+        if not failures:
+            return
+        leases = [f.lease for f in failures]
+        async with self._db.acquire("fail") as conn:
+            rows = await conn.fetch(
+                self._sql["fail"],
+                *_lease_columns(leases),
+                [f.error for f in failures],
+                [f.retry_at for f in failures],
+            )
+        self._reject_lost("fail", leases, rows)
+
+    def _reject_lost(self, doing: str, leases: Sequence[Lease], rows: Sequence[Any]) -> None:
+        applied = {(row["id"], row["token"], row["attempt"]) for row in rows}
+        lost = [
+            lease.task_id
+            for lease in leases
+            if (lease.task_id, lease.token, lease.attempt) not in applied
+        ]
+        if lost:
+            logger.warning("%s rejected: the lease of %s was lost", doing, ", ".join(lost))
+            raise LeaseLost(lost)
+
+    async def release(self, leases: Sequence[Lease]) -> None:
+        if not leases:
+            return
+        async with self._db.acquire("release") as conn:
+            await conn.execute(self._sql["release"], *_lease_columns(leases))
+        self._wakeups.work(None)
+
+    async def heartbeat(
+        self, worker: WorkerInfo, leases: Sequence[Lease], lease_seconds: float
+    ) -> list[str]:
+        async with self._db.acquire("heartbeat") as conn:
+            rows = await conn.fetch(
+                self._sql["heartbeat"],
+                worker.id,
+                worker.host,
+                worker.pid,
+                list(worker.queues),
+                worker.concurrency,
+                worker.in_flight,
+                worker.started_at,
+                *_lease_columns(leases),
+                float(lease_seconds),
+            )
+        return [row["id"] for row in rows]
+
+    async def deregister(self, worker_id: str) -> None:
+        async with self._db.acquire("deregister") as conn:
+            await conn.execute(self._sql["deregister"], worker_id)
+
+    async def reap(self, *, worker_timeout: float) -> ReapReport:
+        requeued: list[str] = []
+        dead: list[str] = []
+        errors: list[str | None] = []
+        async with self._db.acquire("reap") as conn:
+            async with conn.transaction():
+                for row in await conn.fetch(self._sql["reap_expired"]):
+                    if row["attempts"] >= row["max_attempts"]:
+                        dead.append(row["id"])
+                        errors.append(lease_expired_message(row["lease_expirations"] + 1))
+                    else:
+                        requeued.append(row["id"])
+                if requeued or dead:
+                    await conn.execute(
+                        self._sql["reap_apply"],
+                        requeued + dead,
+                        ["queued"] * len(requeued) + ["dead"] * len(dead),
+                        [None] * len(requeued) + errors,
+                    )
+                await conn.execute(self._sql["forget_workers"], float(worker_timeout))
+            if self.settings.retention is not None:
+                for _ in range(_PRUNE_BATCHES):
+                    status = await conn.execute(
+                        self._sql["prune_finished"],
+                        float(self.settings.retention),
+                        _PRUNE_BATCH,
+                    )
+                    if _affected(status) < _PRUNE_BATCH:
+                        break
+        if requeued:
+            self._wakeups.work(None)
+        return ReapReport(tuple(requeued), tuple(dead))
+
+    # -- observers ---------------------------------------------------------------------------
+
+    async def stats(self, queues: Sequence[str]) -> dict[str, QueueStats]:
+        names = list(dict.fromkeys(queues))
+        if not names:
+            return {}
+        async with self._db.acquire("stats") as conn:
+            rows = await conn.fetch(self._sql["stats"], names)
+        # The statement's columns are QueueStats' fields, in one row per queue asked for.
+        return {row["queue"]: QueueStats(**dict(row)) for row in rows}
+
+    async def queues(self) -> list[str]:
+        async with self._db.acquire("listing queues") as conn:
+            return [row["queue"] for row in await conn.fetch(self._sql["queues"])]
+
+    async def workers(self) -> list[WorkerInfo]:
+        async with self._db.acquire("listing workers") as conn:
+            rows = await conn.fetch(self._sql["workers"])
+        return [WorkerInfo(**{**dict(row), "queues": tuple(row["queues"])}) for row in rows]
+
+    async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
+        """Wait for a NOTIFY about ``queues``, a push through this backend, or the timeout;
+        poll every ``poll_interval`` seconds while LISTEN is off or not yet trusted."""
+        await wait_for_work(
+            self._wakeups,
+            self._start_listener(),
+            queues,
+            timeout,
+            poll_interval=self.settings.poll_interval,
+            work_due=lambda: self._work_due(queues),
+        )
+
+    async def _work_due(self, queues: Sequence[str]) -> bool:
+        try:
+            async with self._db.acquire("polling for work") as conn:
+                due: bool = await conn.fetchval(self._sql["work_due"], sorted(set(queues)))
+                return due
+        except BackendUnavailable:
+            return False  # the next claim reports the outage; here, just keep waiting
+
+    def _start_listener(self) -> Listener | None:
+        if not self.settings.listen:
+            return None
+        if self._listener is None:
+            self._listener = Listener(
+                self._db.connect,
+                self._channel,
+                self._wakeups,
+                ping=self._sql["ping"],
+                scrub=self._db.scrub,
+            )
+        self._listener.start()
+        return self._listener
+
+    # -- admin -------------------------------------------------------------------------------
+
+    async def get(self, task_id: str) -> Task | None:
+        async with self._db.acquire("get") as conn:
+            row = await conn.fetchrow(self._sql["get"], task_id)
+        return None if row is None else _task(row)
+
+    async def list_tasks(
+        self, *, queue: str | None = None, statuses: Sequence[TaskStatus] = (), limit: int = 100
+    ) -> list[Task]:
+        async with self._db.acquire("listing tasks") as conn:
+            rows = await conn.fetch(
+                self._sql["list_tasks"], queue, [str(s) for s in statuses], limit
+            )
+        return [_task(row) for row in rows]
+
+    async def retry(self, task_id: str, *, run_at: datetime | None = None) -> bool:
+        async with self._db.acquire("retry") as conn:
+            try:
+                row = await conn.fetchrow(self._sql["retry"], task_id, run_at)
+            except asyncpg.UniqueViolationError as exc:
+                task = await self.get(task_id)
+                queue, key = (task.queue, task.idempotency_key or "") if task else ("", "")
+                raise IdempotencyConflict(queue, [key], 1) from exc
+        if not row["found"]:
+            raise TaskNotFound(task_id)
+        return bool(row["revived"])
+
+    async def cancel(self, task_id: str) -> bool:
+        async with self._db.acquire("cancel") as conn:
+            row = await conn.fetchrow(self._sql["cancel"], task_id)
+        if not row["found"]:
+            raise TaskNotFound(task_id)
+        return bool(row["cancelled"])
+
+    async def purge(self, *, queue: str | None, statuses: Sequence[TaskStatus]) -> int:
+        doomed = sorted(str(s) for s in set(statuses) & PURGEABLE)
+        if not doomed:
+            return 0
+        total = 0
+        async with self._db.acquire("purge") as conn:
+            while True:  # bounded: every batch deletes rows, or the loop ends
+                deleted = _affected(
+                    await conn.execute(self._sql["purge"], doomed, queue, _PRUNE_BATCH)
+                )
+                total += deleted
+                if deleted < _PRUNE_BATCH:
+                    return total
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _render(self, sql: str) -> str:
+        schema = self.settings.schema  # validated: [a-z_][a-z0-9_]*, safe to quote
+        return sql.replace("{schema}", f'"{schema}"').replace("{channel}", f"'{self._channel}'")
+
+
+def _lease_columns(leases: Sequence[Lease]) -> tuple[list[str], list[str], list[int]]:
+    return (
+        [lease.task_id for lease in leases],
+        [lease.token for lease in leases],
+        [lease.attempt for lease in leases],
+    )
+
+
+def _affected(status: str) -> int:
+    """Rows touched, from a command tag such as ``DELETE 12``."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+def _task(row: Mapping[str, Any]) -> Task:
+    values = {name: row[name] for name in _TASK_FIELDS}
+    values.update(
+        payload=bytes(row["payload"]),
+        status=TaskStatus(row["status"]),
+        metadata=json.loads(row["metadata"]),
+    )
+    return Task(**values)
+
+
+_TASK_FIELDS = tuple(field.name for field in dataclasses.fields(Task))

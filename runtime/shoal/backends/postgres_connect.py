@@ -1,0 +1,261 @@
+"""How the ``postgresql://`` backend reaches its server: URL, settings, pool, errors.
+
+``postgresql://app:secret@db:5432/jobs?schema=jobs&listen=false&pool_max_size=20``: the
+options named by :class:`PostgresSettings` are taken out of the query; every other query
+parameter (``sslmode``, ``application_name``, ...) is left for asyncpg.
+
+:class:`Connections` owns the asyncpg pool and opens the listener's own connection; every
+driver error passes through :meth:`Connections.translated` and comes out as a
+:class:`~shoal.core.errors.ShoalError` naming the URL without its password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import re
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg  # type: ignore[import-untyped]
+
+from shoal.core.errors import (
+    BackendError,
+    BackendUnavailable,
+    ConfigurationError,
+    SchemaMissing,
+    ShoalError,
+)
+from shoal.core.urls import redact
+
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PostgresSettings:
+    """How the backend uses its database; every field is also a URL query option."""
+
+    schema: str = "shoal"
+    """The PostgreSQL schema holding shoal's tables: keeps them apart from the app's own,
+    and lets several shoal deployments share one database."""
+    listen: bool = True
+    """Wake workers with LISTEN/NOTIFY. ``false`` polls only: needed behind PgBouncer in
+    transaction pooling, where a session's LISTEN does not survive the transaction."""
+    poll_interval: float = 1.0
+    """Seconds between looks for due work while LISTEN is off or reconnecting: the worst
+    wake-up latency in poll-only mode, against one cheap index probe per interval."""
+    pool_min_size: int = 1
+    """Connections opened at start; 1 proves at start-up that the server is reachable."""
+    pool_max_size: int = 10
+    """Connections at most. Calls are batched, so a worker needs few: see the module doc."""
+    acquire_timeout: float = 5.0
+    """Seconds a call waits for a pooled connection before failing loudly, never hanging."""
+    connect_timeout: float = 10.0
+    """Seconds to establish one connection (TCP, TLS, authentication)."""
+    statement_cache_size: int = 100
+    """asyncpg's prepared statements per connection; 0 for PgBouncer transaction pooling
+    without prepared-statement support."""
+    retention: float | None = 7 * 24 * 3600.0
+    """Seconds a done or cancelled task is kept for inspection before :meth:`reap` deletes
+    it; ``none`` keeps them until purged, ``0`` deletes them at the next reap. A week
+    covers a weekend's investigation without letting the table grow forever."""
+
+    def __post_init__(self) -> None:
+        if not _SCHEMA_NAME.fullmatch(self.schema):
+            raise ConfigurationError(
+                f"schema {self.schema!r} is not a plain lower-case PostgreSQL identifier"
+            )
+        if self.pool_min_size < 0 or self.pool_max_size < max(1, self.pool_min_size):
+            raise ConfigurationError(
+                f"pool sizes need 0 <= pool_min_size <= pool_max_size and pool_max_size >= 1, "
+                f"got {self.pool_min_size} and {self.pool_max_size}"
+            )
+        for name in ("poll_interval", "acquire_timeout", "connect_timeout"):
+            if getattr(self, name) <= 0:
+                raise ConfigurationError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.retention is not None and self.retention < 0:
+            raise ConfigurationError(f"retention must be >= 0 seconds, got {self.retention}")
+        if self.statement_cache_size < 0:
+            raise ConfigurationError("statement_cache_size must be >= 0")
+
+
+_OPTIONS = frozenset(field.name for field in dataclasses.fields(PostgresSettings))
+
+
+def parse_url(url: str) -> tuple[str, PostgresSettings, str, str | None]:
+    """Split ``url`` into the DSN for asyncpg, the settings, the URL safe to show, and the
+    password (kept only to scrub it from driver messages)."""
+    shown = _redact(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsing the port is what validates it
+    except ValueError as exc:
+        raise ConfigurationError(f"bad PostgreSQL URL {shown}: {exc}") from exc
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ConfigurationError(f"not a postgresql:// URL: {shown}")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    ours = {key: value for key, value in query if key in _OPTIONS}
+    passed = [(key, value) for key, value in query if key not in _OPTIONS]
+    password = parts.password or dict(query).get("password") or None
+    try:
+        settings = PostgresSettings(**{key: _value(key, raw) for key, raw in ours.items()})
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{exc.message} in {shown}") from exc
+    dsn = urlunsplit(parts._replace(query=urlencode(passed)))
+    return dsn, settings, shown, password
+
+
+def _value(key: str, raw: str) -> Any:
+    try:
+        if key == "schema":
+            return raw
+        if key == "listen":
+            if raw.lower() not in _TRUE | _FALSE:
+                raise ValueError("expected true or false")
+            return raw.lower() in _TRUE
+        if key in ("pool_min_size", "pool_max_size", "statement_cache_size"):
+            return int(raw)
+        if key == "retention" and raw.lower() in ("none", "forever", ""):
+            return None
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"bad value {raw!r} for {key}: {exc}") from exc
+
+
+def _redact(url: str) -> str:
+    """:func:`shoal.core.urls.redact`, plus a ``password`` query parameter (libpq style)."""
+    shown = redact(url)
+    try:
+        parts = urlsplit(shown)
+    except ValueError:
+        return shown
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if not any(key == "password" for key, _ in query):
+        return shown
+    masked = [(key, "***" if key == "password" else value) for key, value in query]
+    return urlunsplit(parts._replace(query=urlencode(masked, safe="*")))
+
+
+_SCHEMA_ERRORS = (
+    asyncpg.UndefinedTableError,
+    asyncpg.InvalidSchemaNameError,
+    asyncpg.UndefinedFunctionError,
+    asyncpg.UndefinedColumnError,
+)
+_UNAVAILABLE = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.InvalidAuthorizationSpecificationError,
+    asyncpg.InvalidCatalogNameError,
+)
+
+
+class Connections:
+    """One asyncpg pool for a backend's calls, plus fresh connections for its listener."""
+
+    def __init__(self, url: str, settings: PostgresSettings | None = None) -> None:
+        self.dsn, parsed, self.url, self._password = parse_url(url)
+        self.settings = settings or parsed
+        self._pool: Any = None
+
+    async def open(self, ping: str) -> None:
+        """Create the pool and prove the server answers (``ping`` is a trivial query)."""
+        if self._pool is not None:
+            return
+        s = self.settings
+        with self.translated("connecting"):
+            pool = await asyncpg.create_pool(
+                self.dsn,
+                min_size=s.pool_min_size,
+                max_size=s.pool_max_size,
+                timeout=s.connect_timeout,
+                statement_cache_size=s.statement_cache_size,
+                server_settings=self._server_settings("shoal"),
+            )
+            if s.pool_min_size == 0:  # nothing connected yet
+                async with pool.acquire(timeout=s.connect_timeout) as conn:
+                    await conn.execute(ping)
+        self._pool = pool
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                await asyncio.wait_for(pool.close(), self.settings.acquire_timeout)
+            except TimeoutError:
+                pool.terminate()  # a caller still holds a connection: cut it
+
+    async def connect(self) -> Any:
+        """A new connection outside the pool, for the listener: a busy pool must never delay
+        wake-ups, and LISTEN state must not leak into pooled connections."""
+        return await asyncpg.connect(
+            self.dsn,
+            timeout=self.settings.connect_timeout,
+            server_settings=self._server_settings("shoal-listener"),
+        )
+
+    @contextlib.asynccontextmanager
+    async def acquire(self, doing: str) -> AsyncIterator[Any]:
+        """A pooled connection for one operation, with driver errors translated."""
+        with self.translated(doing):
+            if self._pool is None:
+                raise BackendError(
+                    f"{doing}: the backend is not open; call `await backend.open()` first",
+                    url=self.url,
+                )
+            try:
+                conn = await self._pool.acquire(timeout=self.settings.acquire_timeout)
+            except TimeoutError as exc:
+                raise BackendUnavailable(
+                    f"{doing}: no connection from the shoal pool within "
+                    f"{self.settings.acquire_timeout:g}s (pool_max_size="
+                    f"{self.settings.pool_max_size}): the pool is exhausted or the server "
+                    "does not answer",
+                    url=self.url,
+                ) from exc
+            try:
+                yield conn
+            finally:
+                await self._pool.release(conn)
+
+    @contextlib.contextmanager
+    def translated(self, doing: str) -> Iterator[None]:
+        """Turn driver errors into shoal's, naming the redacted URL and never the password."""
+        try:
+            yield
+        except ShoalError:
+            raise
+        except _SCHEMA_ERRORS as exc:
+            raise SchemaMissing(
+                f"{doing}: {self.scrub(str(exc))}: the PostgreSQL schema "
+                f"{self.settings.schema!r} is missing or out of date; run `shoal migrate`",
+                url=self.url,
+            ) from exc
+        except _UNAVAILABLE as exc:
+            raise BackendUnavailable(
+                f"{doing}: cannot use PostgreSQL: {type(exc).__name__}: {self.scrub(str(exc))}",
+                url=self.url,
+            ) from exc
+        except asyncpg.ClientConfigurationError as exc:
+            raise ConfigurationError(
+                f"bad PostgreSQL URL {self.url}: {self.scrub(str(exc))}"
+            ) from exc
+        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # Includes codec failures (asyncpg's DataError: a value the column cannot take).
+            raise BackendError(
+                f"{doing} failed: {type(exc).__name__}: {self.scrub(str(exc))}", url=self.url
+            ) from exc
+
+    def scrub(self, text: str) -> str:
+        """``text`` without the password, should a driver message ever quote it."""
+        return text.replace(self._password, "***") if self._password else text
+
+    def _server_settings(self, application_name: str) -> dict[str, str]:
+        # Named in pg_stat_activity, so that an operator sees which connections are shoal's.
+        return {} if "application_name=" in self.dsn else {"application_name": application_name}

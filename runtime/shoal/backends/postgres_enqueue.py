@@ -1,0 +1,142 @@
+"""Enqueue for the ``postgresql://`` backend: one statement per batch, idempotency keys.
+
+A batch is one ``INSERT ... SELECT FROM unnest(...)`` statement whose rows are sent as one
+array per column, so pushing 10,000 tasks costs one round trip. An idempotency key is
+unique per queue among unfinished tasks (a partial unique index), so a finished task frees
+its key.
+
+With :attr:`OnConflict.RAISE` the statement is a plain INSERT: a reused key makes the
+whole statement fail, so nothing is stored, and a second query (on that error path only)
+names the keys. With :attr:`OnConflict.SKIP` it is ``INSERT ... ON CONFLICT DO NOTHING``
+returning, for each skipped row, the id of the task holding the key.
+
+On the caller's connection the statement runs inside a savepoint: a conflict rolls back the
+savepoint only, and the caller's transaction stays usable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+
+from shoal.backends.base import OnConflict
+from shoal.core.errors import IdempotencyConflict
+from shoal.core.models import NewTask
+
+_RESOLVE_ATTEMPTS = 3
+"""How often a skipped task's holder is looked up before giving up (see :func:`_skip`)."""
+
+
+async def enqueue(
+    conn: Any,
+    sql: Mapping[str, str],
+    tasks: Sequence[NewTask],
+    on_conflict: OnConflict,
+    *,
+    savepoint: bool,
+) -> list[str]:
+    """Store ``tasks`` on ``conn`` and return their ids (or the holders' ids when skipping).
+
+    ``savepoint`` wraps the statement in a savepoint of the caller's open transaction; on
+    the backend's own connection the one statement is atomic by itself, and BEGIN/COMMIT
+    would only add two round trips.
+    """
+    first: dict[tuple[str, str], NewTask] = {}
+    repeated: dict[int, NewTask] = {}  # by position: a later task reusing a key of the batch
+    for index, task in enumerate(tasks):
+        if task.idempotency_key is not None:
+            if _key(task) in first:
+                repeated[index] = task
+            else:
+                first[_key(task)] = task
+    scope = conn.transaction if savepoint else contextlib.nullcontext
+    if on_conflict is OnConflict.SKIP:
+        unique = [task for index, task in enumerate(tasks) if index not in repeated]
+        ids = await _skip(conn, sql, unique, scope)
+        return [
+            ids[task.id if task.idempotency_key is None else first[_key(task)].id] for task in tasks
+        ]
+    if repeated:  # the batch reuses its own key: nothing to send, only the holders to name
+        raise await _conflict(conn, sql, tasks, {_key(task)[1] for task in repeated.values()})
+    try:
+        async with scope():
+            await conn.execute(sql["push"], *_columns(tasks))
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name != "tasks_idempotency":
+            raise  # a task id already taken: reported as a plain backend error
+        raise await _conflict(conn, sql, tasks, set()) from exc
+    return [task.id for task in tasks]
+
+
+async def _skip(
+    conn: Any, sql: Mapping[str, str], tasks: Sequence[NewTask], scope: Any
+) -> dict[str, str]:
+    """Insert what is free, map every task id to the id that now holds its place."""
+    async with scope():
+        rows = await conn.fetch(sql["push_skip"], *_columns(tasks))
+    ids: dict[str, str | None] = {
+        row["id"]: row["id"] if row["stored"] else row["holder"] for row in rows
+    }
+    for _ in range(_RESOLVE_ATTEMPTS):
+        pending = [task for task in tasks if ids[task.id] is None]
+        if not pending:
+            return {task_id: holder for task_id, holder in ids.items() if holder is not None}
+        # The holder committed after our statement began, so the statement could not see
+        # it; or it has finished since, freeing the key: store those tasks after all.
+        held = await _holders(conn, sql, pending)
+        free = [task for task in pending if _key(task) not in held]
+        ids.update({task.id: held[_key(task)] for task in pending if _key(task) in held})
+        if free:
+            async with scope():
+                rows = await conn.fetch(sql["push_skip"], *_columns(free))
+            ids.update({row["id"]: row["id"] if row["stored"] else row["holder"] for row in rows})
+    unresolved = sorted(_key(task)[1] for task in tasks if ids[task.id] is None)
+    raise IdempotencyConflict(tasks[0].queue, unresolved, len(tasks))
+
+
+async def _holders(
+    conn: Any, sql: Mapping[str, str], tasks: Sequence[NewTask]
+) -> dict[tuple[str, str], str]:
+    keyed = [task for task in tasks if task.idempotency_key is not None]
+    rows = await conn.fetch(
+        sql["holders"], [t.queue for t in keyed], [t.idempotency_key for t in keyed]
+    )
+    return {(row["queue"], row["idempotency_key"]): row["id"] for row in rows}
+
+
+async def _conflict(
+    conn: Any, sql: Mapping[str, str], tasks: Sequence[NewTask], repeated: set[str]
+) -> IdempotencyConflict:
+    held = await _holders(conn, sql, tasks)
+    keys = {key for _, key in held} | repeated
+    if not keys:  # the holder finished meanwhile: name the batch's keys all the same
+        keys = {task.idempotency_key for task in tasks if task.idempotency_key is not None}
+    queue = next((t.queue for t in tasks if t.idempotency_key in keys), tasks[0].queue)
+    return IdempotencyConflict(queue, sorted(keys), len(tasks))
+
+
+def _key(task: NewTask) -> tuple[str, str]:
+    return (task.queue, task.idempotency_key or "")
+
+
+def _columns(tasks: Sequence[NewTask]) -> list[list[Any]]:
+    """One array per column, in the order the push statements unnest them."""
+    columns: list[list[Any]] = [
+        [getattr(task, name) for task in tasks]
+        for name in (
+            "id",
+            "queue",
+            "name",
+            "payload",
+            "priority",
+            "run_at",
+            "max_attempts",
+            "idempotency_key",
+        )
+    ]
+    columns.append([json.dumps(dict(task.metadata)) for task in tasks])
+    return columns

@@ -1,0 +1,353 @@
+-- The queries of the postgresql:// backend, one named section each.
+--
+-- {schema} stands for the backend's schema as a quoted identifier ("shoal"), {channel} for
+-- its NOTIFY channel as a string literal ('shoal.work'). Every table name is qualified, so
+-- these queries also run on a caller's connection whatever its search_path.
+--
+-- Statuses: claimable = queued | retrying; unfinished = claimable | running. The predicates
+-- below are written exactly as the partial indexes of 0001_initial.sql so that the planner
+-- can use them.
+
+-- name: lock_migrations
+SELECT pg_advisory_xact_lock($1::bigint);
+
+-- name: bootstrap
+CREATE SCHEMA IF NOT EXISTS {schema};
+CREATE TABLE IF NOT EXISTS {schema}.schema_migrations (
+    version    integer PRIMARY KEY,
+    name       text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- name: applied_migrations
+SELECT version FROM {schema}.schema_migrations ORDER BY version;
+
+-- name: record_migration
+INSERT INTO {schema}.schema_migrations (version, name) VALUES ($1, $2);
+
+-- name: missing_objects
+SELECT name FROM (VALUES
+    ('{schema}.schema_migrations'), ('{schema}.tasks'), ('{schema}.workers'),
+    ('{schema}.tasks_claimable'), ('{schema}.tasks_running'), ('{schema}.tasks_dead'),
+    ('{schema}.tasks_finished'), ('{schema}.tasks_idempotency')
+) AS wanted(name)
+WHERE to_regclass(name) IS NULL
+UNION ALL
+SELECT '{schema}.wake(text[])' WHERE to_regprocedure('{schema}.wake(text[])') IS NULL;
+
+-- name: ping
+SELECT 1;
+
+-- name: push
+-- One statement for the whole batch: atomic on its own, so a reused idempotency key
+-- (unique violation) stores nothing. The NOTIFY is sent by the same statement and is
+-- delivered when its transaction commits.
+WITH stored AS (
+    INSERT INTO {schema}.tasks
+        (id, queue, name, payload, priority, run_at, max_attempts, idempotency_key, metadata)
+    SELECT id, queue, name, payload, priority, run_at, max_attempts, idempotency_key,
+           metadata::jsonb
+    FROM unnest(
+        $1::text[], $2::text[], $3::text[], $4::bytea[], $5::integer[], $6::timestamptz[],
+        $7::integer[], $8::text[], $9::text[]
+    ) AS new(id, queue, name, payload, priority, run_at, max_attempts, idempotency_key, metadata)
+    RETURNING queue
+)
+SELECT {schema}.wake(array_agg(queue)) FROM stored;
+
+-- name: push_skip
+-- As push, but a task whose key an unfinished task holds is skipped; for those rows the
+-- holder's id is returned (holders committed after this statement began are not visible
+-- to it: the caller looks them up again with the holders query).
+WITH new AS (
+    SELECT * FROM unnest(
+        $1::text[], $2::text[], $3::text[], $4::bytea[], $5::integer[], $6::timestamptz[],
+        $7::integer[], $8::text[], $9::text[]
+    ) WITH ORDINALITY
+      AS new(id, queue, name, payload, priority, run_at, max_attempts, idempotency_key,
+             metadata, ord)
+), stored AS (
+    INSERT INTO {schema}.tasks
+        (id, queue, name, payload, priority, run_at, max_attempts, idempotency_key, metadata)
+    SELECT id, queue, name, payload, priority, run_at, max_attempts, idempotency_key,
+           metadata::jsonb
+    FROM new ORDER BY ord
+    ON CONFLICT (queue, idempotency_key)
+        WHERE idempotency_key IS NOT NULL AND status IN ('queued', 'running', 'retrying')
+        DO NOTHING
+    RETURNING id, queue
+), woken AS (
+    SELECT {schema}.wake(array_agg(queue)) FROM stored
+)
+SELECT new.id, stored.id IS NOT NULL AS stored, holder.id AS holder,
+       (SELECT count(*) FROM woken) AS woken
+FROM new
+LEFT JOIN stored ON stored.id = new.id
+LEFT JOIN {schema}.tasks AS holder
+       ON stored.id IS NULL
+      AND holder.queue = new.queue AND holder.idempotency_key = new.idempotency_key
+      AND holder.status IN ('queued', 'running', 'retrying')
+ORDER BY new.ord;
+
+-- name: holders
+SELECT t.queue, t.idempotency_key, t.id
+FROM unnest($1::text[], $2::text[]) AS wanted(queue, idempotency_key)
+JOIN {schema}.tasks AS t
+  ON t.queue = wanted.queue AND t.idempotency_key = wanted.idempotency_key
+ AND t.status IN ('queued', 'running', 'retrying');
+
+-- name: claim
+-- One statement: per queue, walk tasks_claimable in claim order and lock what no one else
+-- holds (SKIP LOCKED); keep the best $3 of those across queues and lease them. Rows a
+-- multi-queue claim locked but did not keep are unlocked when the statement ends.
+WITH picked AS (
+    SELECT candidate.id
+    FROM unnest($1::text[]) AS wanted(queue)
+    CROSS JOIN LATERAL (
+        SELECT t.id, t.priority, t.run_at
+        FROM {schema}.tasks AS t
+        WHERE t.queue = wanted.queue
+          AND t.status IN ('queued', 'retrying')
+          AND t.run_at <= now()
+        ORDER BY t.priority DESC, t.run_at, t.id
+        LIMIT $3
+        FOR UPDATE SKIP LOCKED
+    ) AS candidate
+    ORDER BY candidate.priority DESC, candidate.run_at, candidate.id
+    LIMIT $3
+), claimed AS (
+    UPDATE {schema}.tasks AS t
+    SET status = 'running', attempts = t.attempts + 1, worker_id = $2, lease_token = $5,
+        lease_expires_at = now() + make_interval(secs => $4), updated_at = now()
+    FROM picked
+    WHERE t.id = picked.id
+    RETURNING t.*
+)
+SELECT * FROM claimed ORDER BY priority DESC, run_at, id;
+
+-- name: ack
+UPDATE {schema}.tasks AS t
+SET status = 'done', finished_at = now(), updated_at = now(),
+    worker_id = NULL, lease_token = NULL, lease_expires_at = NULL
+FROM unnest($1::text[], $2::text[], $3::integer[]) AS lease(id, token, attempt)
+WHERE t.id = lease.id AND t.status = 'running'
+  AND t.lease_token = lease.token AND t.attempts = lease.attempt
+RETURNING t.id, lease.token, lease.attempt;
+
+-- name: fail
+WITH failed AS (
+    UPDATE {schema}.tasks AS t
+    SET status = CASE WHEN f.retry_at IS NULL THEN 'dead' ELSE 'retrying' END,
+        run_at = coalesce(f.retry_at, t.run_at),
+        finished_at = CASE WHEN f.retry_at IS NULL THEN now() END,
+        last_error = f.error, updated_at = now(),
+        worker_id = NULL, lease_token = NULL, lease_expires_at = NULL
+    FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[], $5::timestamptz[])
+         AS f(id, token, attempt, error, retry_at)
+    WHERE t.id = f.id AND t.status = 'running'
+      AND t.lease_token = f.token AND t.attempts = f.attempt
+    RETURNING t.id, f.token, f.attempt, t.queue, t.status, t.run_at
+), woken AS (
+    -- Only retries that are already due need a worker now.
+    SELECT {schema}.wake(array_agg(queue))
+    FROM failed WHERE status = 'retrying' AND run_at <= now()
+)
+SELECT id, token, attempt, (SELECT count(*) FROM woken) AS woken FROM failed;
+
+-- name: release
+WITH released AS (
+    UPDATE {schema}.tasks AS t
+    SET status = 'queued', attempts = t.attempts - 1, updated_at = now(),
+        worker_id = NULL, lease_token = NULL, lease_expires_at = NULL
+    FROM unnest($1::text[], $2::text[], $3::integer[]) AS lease(id, token, attempt)
+    WHERE t.id = lease.id AND t.status = 'running'
+      AND t.lease_token = lease.token AND t.attempts = lease.attempt
+    RETURNING t.queue
+)
+SELECT {schema}.wake(array_agg(queue)) FROM released;
+
+-- name: heartbeat
+-- Upsert the worker, renew the leases it still holds, return the ones it lost. Renewing
+-- touches only unindexed columns: a HOT update.
+WITH seen AS (
+    INSERT INTO {schema}.workers AS w
+        (id, host, pid, queues, concurrency, in_flight, started_at, last_seen)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, now())
+    ON CONFLICT (id) DO UPDATE
+    SET host = excluded.host, pid = excluded.pid, queues = excluded.queues,
+        concurrency = excluded.concurrency, in_flight = excluded.in_flight,
+        last_seen = excluded.last_seen
+), lease AS (
+    SELECT * FROM unnest($8::text[], $9::text[], $10::integer[]) AS lease(id, token, attempt)
+), renewed AS (
+    UPDATE {schema}.tasks AS t
+    SET lease_expires_at = now() + make_interval(secs => $11)
+    FROM lease
+    WHERE t.id = lease.id AND t.status = 'running'
+      AND t.lease_token = lease.token AND t.attempts = lease.attempt
+    RETURNING t.id, lease.token, lease.attempt
+)
+SELECT lease.id FROM lease
+WHERE NOT EXISTS (
+    SELECT 1 FROM renewed
+    WHERE renewed.id = lease.id AND renewed.token = lease.token
+      AND renewed.attempt = lease.attempt
+);
+
+-- name: deregister
+DELETE FROM {schema}.workers WHERE id = $1;
+
+-- name: reap_expired
+-- Running tasks are few (bounded by the workers' concurrency): scanning them through
+-- tasks_running and filtering on the unindexed lease expiry is cheap.
+SELECT id, attempts, max_attempts, lease_expirations
+FROM {schema}.tasks
+WHERE status = 'running' AND lease_expires_at < now()
+ORDER BY id
+FOR UPDATE SKIP LOCKED;
+
+-- name: reap_apply
+WITH reaped AS (
+    UPDATE {schema}.tasks AS t
+    SET status = r.status, lease_expirations = t.lease_expirations + 1,
+        last_error = coalesce(r.error, t.last_error),
+        finished_at = CASE WHEN r.status = 'dead' THEN now() END, updated_at = now(),
+        worker_id = NULL, lease_token = NULL, lease_expires_at = NULL
+    FROM unnest($1::text[], $2::text[], $3::text[]) AS r(id, status, error)
+    WHERE t.id = r.id AND t.status = 'running'
+    RETURNING t.queue, t.status
+)
+SELECT {schema}.wake(array_agg(queue) FILTER (WHERE status = 'queued')) FROM reaped;
+
+-- name: forget_workers
+DELETE FROM {schema}.workers WHERE last_seen < now() - make_interval(secs => $1);
+
+-- name: prune_finished
+-- Retention: delete up to $2 done or cancelled tasks finished more than $1 seconds ago,
+-- oldest first, walking tasks_finished queue by queue (a loose index scan) so that the
+-- cost follows the rows deleted, not the rows kept.
+WITH RECURSIVE finished_queue(queue) AS (
+    SELECT min(queue) FROM {schema}.tasks WHERE status IN ('done', 'cancelled')
+    UNION ALL
+    SELECT (SELECT min(t.queue) FROM {schema}.tasks AS t
+            WHERE t.status IN ('done', 'cancelled') AND t.queue > f.queue)
+    FROM finished_queue AS f WHERE f.queue IS NOT NULL
+), doomed AS (
+    SELECT old.id
+    FROM finished_queue AS f
+    CROSS JOIN LATERAL (
+        SELECT t.id FROM {schema}.tasks AS t
+        WHERE t.queue = f.queue AND t.status IN ('done', 'cancelled')
+          AND t.finished_at < now() - make_interval(secs => $1)
+        ORDER BY t.finished_at
+        LIMIT $2
+    ) AS old
+    WHERE f.queue IS NOT NULL
+    LIMIT $2
+)
+DELETE FROM {schema}.tasks AS t
+USING doomed
+WHERE t.id = doomed.id AND t.status IN ('done', 'cancelled');
+
+-- name: stats
+-- One statement for any number of queues; every count is an index-only walk over one
+-- partial index, so finished work never costs anything here.
+SELECT wanted.queue, claimable.ready, claimable.scheduled, running.running, dead.dead,
+       extract(epoch FROM now() - claimable.oldest_ready)::float8 AS oldest_ready_age
+FROM unnest($1::text[]) AS wanted(queue)
+CROSS JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE t.run_at <= now()) AS ready,
+           count(*) FILTER (WHERE t.run_at > now()) AS scheduled,
+           min(t.run_at) FILTER (WHERE t.run_at <= now()) AS oldest_ready
+    FROM {schema}.tasks AS t
+    WHERE t.queue = wanted.queue AND t.status IN ('queued', 'retrying')
+) AS claimable
+CROSS JOIN LATERAL (
+    SELECT count(*) AS running FROM {schema}.tasks AS t
+    WHERE t.queue = wanted.queue AND t.status = 'running'
+) AS running
+CROSS JOIN LATERAL (
+    SELECT count(*) AS dead FROM {schema}.tasks AS t
+    WHERE t.queue = wanted.queue AND t.status = 'dead'
+) AS dead;
+
+-- name: work_due
+SELECT EXISTS (
+    SELECT 1 FROM unnest($1::text[]) AS wanted(queue)
+    WHERE EXISTS (
+        SELECT 1 FROM {schema}.tasks AS t
+        WHERE t.queue = wanted.queue AND t.status IN ('queued', 'retrying')
+          AND t.run_at <= now()
+    )
+);
+
+-- name: queues
+-- Every task sits in exactly one of four partial indexes led by the queue: a loose index
+-- scan over the four lists the queues without reading finished rows one by one.
+WITH RECURSIVE found(queue) AS (
+    SELECT least(
+        (SELECT min(queue) FROM {schema}.tasks WHERE status IN ('queued', 'retrying')),
+        (SELECT min(queue) FROM {schema}.tasks WHERE status = 'running'),
+        (SELECT min(queue) FROM {schema}.tasks WHERE status = 'dead'),
+        (SELECT min(queue) FROM {schema}.tasks WHERE status IN ('done', 'cancelled')))
+    UNION ALL
+    SELECT least(
+        (SELECT min(t.queue) FROM {schema}.tasks AS t
+         WHERE t.status IN ('queued', 'retrying') AND t.queue > found.queue),
+        (SELECT min(t.queue) FROM {schema}.tasks AS t
+         WHERE t.status = 'running' AND t.queue > found.queue),
+        (SELECT min(t.queue) FROM {schema}.tasks AS t
+         WHERE t.status = 'dead' AND t.queue > found.queue),
+        (SELECT min(t.queue) FROM {schema}.tasks AS t
+         WHERE t.status IN ('done', 'cancelled') AND t.queue > found.queue))
+    FROM found WHERE found.queue IS NOT NULL
+)
+SELECT queue FROM found WHERE queue IS NOT NULL ORDER BY queue;
+
+-- name: workers
+SELECT * FROM {schema}.workers ORDER BY id;
+
+-- name: get
+SELECT * FROM {schema}.tasks WHERE id = $1;
+
+-- name: list_tasks
+SELECT * FROM {schema}.tasks
+WHERE ($1::text IS NULL OR queue = $1)
+  AND (cardinality($2::text[]) = 0 OR status = ANY ($2::text[]))
+ORDER BY id DESC
+LIMIT $3;
+
+-- name: retry
+WITH revived AS (
+    UPDATE {schema}.tasks
+    SET status = 'queued', attempts = 0, run_at = coalesce($2, now()), finished_at = NULL,
+        updated_at = now()
+    WHERE id = $1 AND status IN ('dead', 'cancelled', 'retrying')
+    RETURNING queue
+), woken AS (
+    SELECT {schema}.wake(array_agg(queue)) FROM revived
+)
+SELECT EXISTS (SELECT 1 FROM {schema}.tasks WHERE id = $1) AS found,
+       EXISTS (SELECT 1 FROM revived) AS revived,
+       (SELECT count(*) FROM woken) AS woken;
+
+-- name: cancel
+WITH cancelled AS (
+    UPDATE {schema}.tasks
+    SET status = 'cancelled', finished_at = now(), updated_at = now()
+    WHERE id = $1 AND status IN ('queued', 'retrying')
+    RETURNING id
+)
+SELECT EXISTS (SELECT 1 FROM {schema}.tasks WHERE id = $1) AS found,
+       EXISTS (SELECT 1 FROM cancelled) AS cancelled;
+
+-- name: purge
+-- A batch of at most $3 rows per statement: no long transaction, no lock pile-up.
+WITH doomed AS (
+    SELECT id FROM {schema}.tasks
+    WHERE status = ANY ($1::text[]) AND ($2::text IS NULL OR queue = $2)
+    LIMIT $3
+)
+DELETE FROM {schema}.tasks AS t
+USING doomed
+WHERE t.id = doomed.id AND t.status = ANY ($1::text[]);

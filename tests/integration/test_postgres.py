@@ -1,0 +1,393 @@
+"""What only the postgresql:// backend promises, against a real PostgreSQL.
+
+Matrix: none; every test gets a fresh database on the session's server
+(``tests/servers/postgres.py``). The shared behaviour is in ``test_contract.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg  # type: ignore[import-untyped]
+import pytest
+
+from shoal.backends import OnConflict, open_backend
+from shoal.backends.postgres import PostgresBackend
+from shoal.backends.postgres_listener import ListenerState
+from shoal.backends.sql import migrations, queries
+from shoal.core.errors import (
+    BackendUnavailable,
+    ConfigurationError,
+    IdempotencyConflict,
+    SchemaMissing,
+)
+from shoal.core.ids import new_id
+from shoal.core.models import Failure, NewTask, TaskStatus, utcnow
+from tests.servers.postgres import PostgresServer
+
+
+def task(queue: str = "default", *, key: str | None = None, delay: float = 0.0) -> NewTask:
+    return NewTask(
+        id=new_id(),
+        queue=queue,
+        name="tasks.work",
+        payload=b"{}",
+        run_at=utcnow() + timedelta(seconds=delay),
+        max_attempts=1,
+        idempotency_key=key,
+    )
+
+
+def with_options(url: str, **options: object) -> str:
+    query = "&".join(f"{key}={value}" for key, value in options.items())
+    return f"{url}?{query}" if query else url
+
+
+@asynccontextmanager
+async def backend_at(url: str, *, migrate: bool = True) -> AsyncIterator[PostgresBackend]:
+    backend = open_backend(url)
+    assert isinstance(backend, PostgresBackend)
+    await backend.open()
+    try:
+        if migrate:
+            await backend.setup()
+        yield backend
+    finally:
+        await backend.close()
+
+
+async def eventually(check: Callable[[], bool], within: float = 10.0) -> None:
+    """Wait (bounded) until ``check()`` holds."""
+    for _ in range(int(within / 0.05)):
+        if check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+async def test_unmigrated_database_says_to_run_migrate(postgres_url: str) -> None:
+    async with backend_at(postgres_url, migrate=False) as backend:
+        with pytest.raises(SchemaMissing) as missing:
+            await backend.verify_schema()
+        assert "shoal migrate" in str(missing.value)
+        assert '"shoal".tasks' in str(missing.value)
+        assert "0001_initial" in str(missing.value)
+        for call in (
+            backend.push([task()]),
+            backend.claim(["default"], "w1", 5, 30),
+            backend.stats(["default"]),
+        ):
+            with pytest.raises(SchemaMissing, match="shoal migrate"):
+                await call
+
+
+async def test_migrations_build_the_schema_even_from_concurrent_setups(
+    postgres_url: str,
+) -> None:
+    async with (
+        backend_at(postgres_url, migrate=False) as first,
+        backend_at(postgres_url, migrate=False) as second,
+    ):
+        await asyncio.gather(first.setup(), second.setup(), first.setup())
+        await first.verify_schema()
+        await second.setup()
+        await second.verify_schema()
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        versions = await admin.fetch("SELECT version FROM shoal.schema_migrations")
+        assert sorted(row["version"] for row in versions) == [
+            m.version for m in migrations("postgres")
+        ]
+    finally:
+        await admin.close()
+
+
+async def test_schema_is_configurable(postgres_url: str) -> None:
+    async with backend_at(with_options(postgres_url, schema="jobs")) as backend:
+        await backend.verify_schema()
+        [task_id] = await backend.push([task()])
+        assert (await backend.stats(["default"]))["default"].ready == 1
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        assert await admin.fetchval("SELECT count(*) FROM jobs.tasks WHERE id = $1", task_id) == 1
+        assert await admin.fetchval("SELECT to_regclass('shoal.tasks')") is None
+    finally:
+        await admin.close()
+
+
+@asynccontextmanager
+async def notifications(url: str) -> AsyncIterator[list[str]]:
+    """Every payload NOTIFYed on the default channel while the block runs."""
+    received: list[str] = []
+    conn = await asyncpg.connect(url)
+    await conn.add_listener("shoal.work", lambda *args: received.append(args[-1]))
+    try:
+        yield received
+    finally:
+        await conn.close()
+
+
+async def test_rolled_back_enqueue_stores_nothing_and_wakes_nobody(postgres_url: str) -> None:
+    async with (
+        backend_at(postgres_url) as producer,
+        backend_at(postgres_url) as worker,
+        notifications(postgres_url) as heard,
+    ):
+        waiter = asyncio.create_task(worker.wait_for_work(["default"], 1.5))
+        conn = await asyncpg.connect(postgres_url)
+        try:
+            tx = conn.transaction()
+            await tx.start()
+            [task_id] = await producer.push([task()], connection=conn)
+            await asyncio.sleep(0.2)
+            await tx.rollback()
+        finally:
+            await conn.close()
+        started = asyncio.get_running_loop().time()
+        await waiter
+        assert asyncio.get_running_loop().time() - started > 0.8  # slept to its timeout
+        assert await producer.get(task_id) is None
+        assert heard == []
+
+
+async def test_committed_enqueue_wakes_an_idle_worker(postgres_url: str) -> None:
+    async with (
+        backend_at(postgres_url) as producer,
+        backend_at(postgres_url) as worker,
+        notifications(postgres_url) as heard,
+    ):
+        await worker.wait_for_work(["default"], 0.3)  # the listener is up and trusted
+        waiter = asyncio.create_task(worker.wait_for_work(["default"], 10))
+        conn = await asyncpg.connect(postgres_url)
+        try:
+            async with conn.transaction():
+                await producer.push([task(), task()], connection=conn)
+                await producer.push([task("other")], connection=conn)
+                await asyncio.sleep(0.3)
+                assert not waiter.done()  # nothing is visible before the commit
+            loop = asyncio.get_running_loop()
+            committed = loop.time()
+            await asyncio.wait_for(waiter, 2)
+            assert loop.time() - committed < 1.0
+        finally:
+            await conn.close()
+        await eventually(lambda: len(heard) == 2)
+        assert sorted(heard) == ["default", "other"]  # one NOTIFY per batch, not per row
+        assert len(await worker.claim(["default"], "w1", 10, 30)) == 2
+
+
+async def test_conflict_in_a_callers_transaction_leaves_it_usable(postgres_url: str) -> None:
+    async with backend_at(postgres_url) as backend:
+        [holder] = await backend.push([task(key="order-7")])
+        conn = await asyncpg.connect(postgres_url)
+        try:
+            await conn.execute("CREATE TABLE orders (id int PRIMARY KEY)")
+            async with conn.transaction():
+                await conn.execute("INSERT INTO orders VALUES (1)")
+                fresh = task()
+                with pytest.raises(IdempotencyConflict) as caught:
+                    await backend.push([fresh, task(key="order-7")], connection=conn)
+                assert caught.value.conflicting_keys == ("order-7",)
+                await conn.execute("INSERT INTO orders VALUES (2)")
+                skipped = await backend.push(
+                    [task(key="order-7")], on_conflict=OnConflict.SKIP, connection=conn
+                )
+                assert skipped == [holder]
+            assert await conn.fetchval("SELECT count(*) FROM orders") == 2
+        finally:
+            await conn.close()
+        assert await backend.get(fresh.id) is None
+        assert (await backend.stats(["default"]))["default"].ready == 1
+
+
+async def test_push_rejects_a_foreign_connection(postgres_url: str) -> None:
+    async with backend_at(postgres_url) as backend:
+        with pytest.raises(ConfigurationError, match="asyncpg connection"):
+            await backend.push([task()], connection=object())
+
+
+def password_of(url: str) -> str:
+    password = urlsplit(url).password
+    assert password
+    return password
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        pytest.param(lambda server: server.url("postgres", password="wr0ng-s3cret"), id="auth"),
+        pytest.param(lambda server: server.url("no_such_db"), id="database"),
+        pytest.param(
+            lambda server: server.url().replace(f":{server.port}/", ":1/"), id="unreachable"
+        ),
+    ],
+)
+async def test_connection_failures_are_typed_and_hide_the_password(
+    postgres_server: PostgresServer, broken: Callable[[PostgresServer], str]
+) -> None:
+    url = with_options(broken(postgres_server), connect_timeout=5)
+    backend = open_backend(url)
+    with pytest.raises(BackendUnavailable) as caught:
+        await backend.open()
+    message = str(caught.value)
+    assert password_of(url) not in message and postgres_server.password not in message
+    assert "***" in message  # the URL is named, redacted
+    assert isinstance(caught.value.__cause__, Exception)
+    await backend.close()
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        pytest.param(lambda url: with_options(url, pool_max_size="many"), id="size"),
+        pytest.param(lambda url: with_options(url, listen="maybe"), id="listen"),
+        pytest.param(lambda url: with_options(url, schema="Robert'); --"), id="schema"),
+        pytest.param(lambda url: url.replace("@127.0.0.1:", "@127.0.0.1:port"), id="port"),
+    ],
+)
+def test_bad_urls_are_configuration_errors(
+    postgres_server: PostgresServer, broken: Callable[[str], str]
+) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        open_backend(broken(postgres_server.url()))
+    assert postgres_server.password not in str(caught.value)
+    assert "***" in str(caught.value)
+
+
+async def test_an_exhausted_pool_fails_fast_naming_the_pool(postgres_url: str) -> None:
+    url = with_options(postgres_url, pool_max_size=1, acquire_timeout=0.3)
+    async with backend_at(url) as backend:
+        blocker = await asyncpg.connect(postgres_url)
+        try:
+            held = blocker.transaction()
+            await held.start()
+            # An uncommitted task holding the key makes the push wait, on the pool's only
+            # connection, until this transaction ends.
+            await blocker.execute(
+                "INSERT INTO shoal.tasks (id, queue, name, payload, run_at, max_attempts,"
+                " idempotency_key) VALUES ($1, 'default', 'x', '', now(), 1, 'k')",
+                new_id(),
+            )
+            stuck = asyncio.create_task(backend.push([task(key="k")]))
+            await asyncio.sleep(0.2)
+            with pytest.raises(BackendUnavailable, match="pool_max_size=1") as caught:
+                await asyncio.wait_for(backend.stats(["default"]), 2)
+            assert "shoal pool" in str(caught.value) and "***" in str(caught.value)
+            await held.rollback()
+        finally:
+            await blocker.close()
+        assert len(await asyncio.wait_for(stuck, 5)) == 1
+
+
+async def listener_connections(admin: Any) -> int:
+    count: int = await admin.fetchval(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE application_name = 'shoal-listener' AND datname = current_database()"
+    )
+    return count
+
+
+async def test_polling_covers_a_dead_listener_until_it_reconnects(postgres_url: str) -> None:
+    database = urlsplit(postgres_url).path.lstrip("/")
+    admin = await asyncpg.connect(postgres_url.replace(f"/{database}", "/postgres"))
+    async with (
+        backend_at(with_options(postgres_url, poll_interval=0.2)) as worker,
+        backend_at(with_options(postgres_url, listen="false")) as producer,
+    ):
+        try:
+            await worker.wait_for_work(["default"], 0.3)
+            await eventually(lambda: worker.listener_health.state is ListenerState.LISTENING)
+            # Kill the listener and keep it out: the database refuses new connections.
+            await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+            killed = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE application_name = 'shoal-listener' AND datname = $1",
+                database,
+            )
+            assert killed == 1
+            await eventually(lambda: worker.listener_health.state is ListenerState.RECONNECTING)
+            assert not worker.listener_health.healthy
+            waiter = asyncio.create_task(worker.wait_for_work(["default"], 10))
+            await asyncio.sleep(0.3)
+            await producer.push([task()])
+            await asyncio.wait_for(waiter, 2)  # found by polling
+        finally:
+            await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+            await admin.close()
+        await eventually(lambda: worker.listener_health.state is ListenerState.LISTENING, 15)
+        health = worker.listener_health
+        assert health.healthy and health.reconnects >= 1 and health.last_error
+        assert postgres_url.split("@")[0].split(":")[-1] not in health.last_error
+
+
+async def test_poll_only_mode_needs_no_listener(postgres_url: str) -> None:
+    url = with_options(postgres_url, listen="false", poll_interval=0.1)
+    async with backend_at(url) as worker, backend_at(url) as producer:
+        assert worker.listener_health.state is ListenerState.DISABLED
+        waiter = asyncio.create_task(worker.wait_for_work(["default"], 10))
+        await asyncio.sleep(0.3)
+        assert not waiter.done()
+        await producer.push([task()])
+        await asyncio.wait_for(waiter, 1)
+        admin = await asyncpg.connect(postgres_url)
+        try:
+            assert await listener_connections(admin) == 0
+        finally:
+            await admin.close()
+
+
+async def test_stats_answer_for_fifty_queues_in_one_statement(postgres_url: str) -> None:
+    names = [f"q{i:02d}" for i in range(50)]
+    async with backend_at(postgres_url) as backend:
+        batch = [task(name) for i, name in enumerate(names) for _ in range(i % 4)]
+        batch += [task(name, delay=600) for name in names[:10]]
+        await backend.push(batch)
+        running = await backend.claim(names[:5], "w1", 3, 30)
+        await backend.fail([Failure(running[0].lease, "boom", None)])
+        stats = await backend.stats([*names, "absent"])
+        assert list(stats) == [*names, "absent"]
+        for i, name in enumerate(names):
+            ready = i % 4
+            taken = sum(1 for claim in running if claim.task.queue == name)
+            dead = int(name == running[0].task.queue)
+            assert (stats[name].ready, stats[name].running, stats[name].dead) == (
+                ready - taken,
+                taken - dead,
+                dead,
+            ), name
+            assert stats[name].scheduled == (1 if i < 10 else 0)
+            assert (stats[name].oldest_ready_age is None) == (ready - taken == 0)
+        assert stats["absent"].ready == 0
+
+        # The statement has an index path for every count: it never reads finished rows.
+        sql = queries("postgres")["stats"].replace("{schema}", '"shoal"')
+        admin = await asyncpg.connect(postgres_url)
+        try:
+            async with admin.transaction():
+                await admin.execute("SET LOCAL enable_seqscan = off")
+                plan = await admin.fetch(f"EXPLAIN {sql}", names)
+            text = "\n".join(row[0] for row in plan)
+            assert "Seq Scan on tasks" not in text
+            for index in ("tasks_claimable", "tasks_running", "tasks_dead"):
+                assert index in text
+        finally:
+            await admin.close()
+
+
+async def test_retention_zero_deletes_finished_work_at_reap(postgres_url: str) -> None:
+    async with backend_at(with_options(postgres_url, retention=0)) as backend:
+        await backend.push([task(), task()])
+        done, failed = await backend.claim(["default"], "w1", 2, 30)
+        await backend.ack([done.lease])
+        await backend.fail([Failure(failed.lease, "fatal", None)])
+        await asyncio.sleep(0.01)
+        await backend.reap(worker_timeout=60)
+        assert await backend.get(done.task.id) is None
+        dead = await backend.get(failed.task.id)
+        assert dead is not None and dead.status is TaskStatus.DEAD  # kept until purged
+        assert await backend.queues() == ["default"]

@@ -1,0 +1,234 @@
+"""A real PostgreSQL for the tests: Debian's binaries, a temporary directory, a free port.
+
+:class:`PostgresServer` is usable on its own (benchmarks, end-to-end tests)::
+
+    with PostgresServer() as server:
+        url = server.url(server.create_database())
+
+The pytest fixtures start one server per session and give each test a database of its own
+(``CREATE DATABASE`` per test, dropped afterwards), so no test ever wipes a shared one.
+
+The server binaries refuse to run as root; when the tests run as root they run the server as
+the ``postgres`` user (``runuser``). If the binaries are missing: ``apt-get install -y
+postgresql``.
+"""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+
+import pytest
+
+SUPERUSER = "shoal"
+"""The cluster's superuser; tests connect as it over TCP with a password."""
+
+
+def find_bindir() -> Path:
+    """The newest PostgreSQL server bin directory installed, or a clear failure."""
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
+        key=lambda p: int(Path(p).parent.parent.name),
+    )
+    if found:
+        return Path(found[-1]).parent
+    on_path = shutil.which("pg_ctl")
+    if on_path:
+        return Path(on_path).parent
+    raise RuntimeError("PostgreSQL server binaries not found: apt-get install -y postgresql")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class PostgresServer:
+    """One throwaway PostgreSQL cluster on 127.0.0.1, owned by this process.
+
+    ``start`` runs ``initdb`` and ``pg_ctl start``; ``stop`` shuts it down and deletes its
+    directory; ``restart`` keeps the data (for tests that restart the database mid-run).
+    Durability is switched off (``fsync``, ``synchronous_commit``): it is a test server.
+    """
+
+    def __init__(self, *, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.password = secrets.token_hex(12)
+        self.bindir = find_bindir()
+        self.root: Path | None = None
+        self._names = itertools.count(1)
+
+    @property
+    def datadir(self) -> Path:
+        return self._root / "data"
+
+    @property
+    def socketdir(self) -> Path:
+        return self._root / "sockets"
+
+    @property
+    def _root(self) -> Path:
+        if self.root is None:
+            raise RuntimeError("the PostgreSQL test server is not started")
+        return self.root
+
+    def url(self, database: str = "postgres", *, password: str | None = None) -> str:
+        """A TCP URL for ``database``, authenticated with a password (scram-sha-256)."""
+        secret = self.password if password is None else password
+        return f"postgresql://{SUPERUSER}:{secret}@127.0.0.1:{self.port}/{database}"
+
+    def start(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="shoal-pg-"))
+        self.socketdir.mkdir()
+        pwfile = self._root / "pwfile"
+        pwfile.write_text(self.password + "\n")
+        self._hand_over(self._root, self.socketdir, pwfile)
+        self._run(
+            "initdb",
+            "-D",
+            str(self.datadir),
+            "-U",
+            SUPERUSER,
+            f"--pwfile={pwfile}",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "--encoding=UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+        )
+        settings = {
+            "listen_addresses": "'127.0.0.1'",
+            "port": str(self.port),
+            "unix_socket_directories": f"'{self.socketdir}'",
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+            "max_connections": "200",
+            "log_min_messages": "warning",
+        }
+        with (self.datadir / "postgresql.conf").open("a") as conf:
+            conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
+        self._pg_ctl("start")
+
+    def stop(self) -> None:
+        """Stop the server (fast shutdown) and delete its directory."""
+        if self.root is None:
+            return
+        try:
+            if (self.datadir / "postmaster.pid").exists():
+                self._pg_ctl("stop", "-m", "fast")
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+            self.root = None
+
+    def restart(self) -> None:
+        """Restart the server, keeping its data: every open connection is cut."""
+        self._pg_ctl("restart", "-m", "fast")
+
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        """Run ``sql`` over the Unix socket (trusted) and return psql's unaligned output."""
+        result = subprocess.run(
+            [
+                str(self.bindir / "psql"),
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                str(self.socketdir),
+                "-p",
+                str(self.port),
+                "-U",
+                SUPERUSER,
+                "-d",
+                database,
+                "-c",
+                sql,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"psql failed: {result.stderr.strip()}")
+        return result.stdout.strip()
+
+    def create_database(self, name: str | None = None) -> str:
+        """Create an empty database and return its name."""
+        name = name or f"test_{os.getpid()}_{next(self._names)}"
+        self.psql(f'CREATE DATABASE "{name}"')
+        return name
+
+    def drop_database(self, name: str) -> None:
+        self.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def __enter__(self) -> PostgresServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- running the binaries as the right user ---------------------------------------------
+
+    def _pg_ctl(self, *args: str) -> None:
+        log = self._root / "server.log"
+        self._run("pg_ctl", "-D", str(self.datadir), "-l", str(log), "-w", "-t", "60", *args)
+
+    def _run(self, binary: str, *args: str) -> None:
+        command = [str(self.bindir / binary), *args]
+        if os.geteuid() == 0:
+            # initdb and postgres refuse to run as root.
+            command = ["runuser", "-u", "postgres", "--", *command]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+        if result.returncode != 0:
+            log = self._root / "server.log"
+            tail = log.read_text()[-2000:] if log.exists() else ""
+            raise RuntimeError(
+                f"{binary} {' '.join(args[:1])} failed ({result.returncode}):\n"
+                f"{result.stdout}{result.stderr}{tail}"
+            )
+
+    def _hand_over(self, *paths: Path) -> None:
+        if os.geteuid() != 0:
+            return
+        owner = pwd.getpwnam("postgres")
+        for path in paths:
+            os.chown(path, owner.pw_uid, owner.pw_gid)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL for the whole session, stopped and deleted at its end."""
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A fresh, empty database for this test alone."""
+    name = postgres_server.create_database()
+    try:
+        yield postgres_server.url(name)
+    finally:
+        postgres_server.drop_database(name)
