@@ -219,15 +219,32 @@ class SQLiteBackend(Backend):
     ) -> list[Claim]:
         now = time.time()
         token = uuid.uuid4().hex
-        arguments = {
-            "queues": json.dumps(list(queues)),
-            "worker_id": worker_id,
-            "token": token,
-            "expires_at": now + lease_seconds,
-            "now": now,
-            "limit": limit,
-        }
-        rows = await self._run(lambda db: db.execute(_SQL["claim"], arguments).fetchall())
+
+        def claim(db: sqlite3.Connection) -> list[sqlite3.Row]:
+            # Per queue, the best `limit` tasks come straight off the index; the best of those
+            # across queues are the batch. One write transaction: atomic across processes.
+            with _immediate(db):
+                candidates = [
+                    row
+                    for queue in queues
+                    for row in db.execute(
+                        _SQL["claim_candidates"], {"queue": queue, "now": now, "limit": limit}
+                    )
+                ]
+                candidates.sort(key=lambda row: (-row["priority"], row["run_at"], row["id"]))
+                chosen = [row["id"] for row in candidates[:limit]]
+                if not chosen:
+                    return []
+                arguments = {
+                    "ids": json.dumps(chosen),
+                    "worker_id": worker_id,
+                    "token": token,
+                    "expires_at": now + lease_seconds,
+                    "now": now,
+                }
+                return db.execute(_SQL["claim"], arguments).fetchall()
+
+        rows = await self._run(claim)
         tasks = sorted((_task_of(row) for row in rows), key=lambda t: (-t.priority, t.run_at, t.id))
         return [Claim(task, Lease(task.id, token, task.attempts)) for task in tasks]
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
 
 from shoal.app import Event
@@ -36,17 +39,35 @@ _ENDED = {
 }
 
 
+@functools.lru_cache(maxsize=4096)
+def _children(queue: str, task: str, event: str) -> tuple[Any, ...]:
+    """The labelled series one event touches; cached, as ``labels()`` is a locked lookup
+    that cost a tenth of the worker's time per no-op task in the profile."""
+    if event == "task_started":
+        return (STARTED.labels(queue, task),)
+    return tuple(counter.labels(queue, task) for counter in _ENDED.get(event, ()))
+
+
+@functools.lru_cache(maxsize=4096)
+def _duration(queue: str, task: str) -> Any:
+    return DURATION.labels(queue, task)
+
+
+@functools.lru_cache(maxsize=4096)
+def _in_flight(queue: str) -> Any:
+    return IN_FLIGHT.labels(queue)
+
+
 def observe(event: Event) -> None:
     """Count one event (cheap: called for every task transition)."""
     task = event.task
     if task is None:
         return
+    for series in _children(task.queue, task.name, event.name):
+        series.inc()
     if event.name == "task_started":
-        STARTED.labels(task.queue, task.name).inc()
-        IN_FLIGHT.labels(task.queue).inc()
+        _in_flight(task.queue).inc()
         return
-    IN_FLIGHT.labels(task.queue).dec()
-    for counter in _ENDED.get(event.name, ()):
-        counter.labels(task.queue, task.name).inc()
+    _in_flight(task.queue).dec()
     if event.duration is not None and event.name != "task_released":
-        DURATION.labels(task.queue, task.name).observe(event.duration)
+        _duration(task.queue, task.name).observe(event.duration)

@@ -1,17 +1,18 @@
 -- Queries of the SQLite backend. Lists travel as JSON arrays, so every query has a fixed
 -- text whatever the batch size, and a batch is one statement.
 
+-- name: claim_candidates
+-- The best due tasks of one queue, read in order from the claimable index (no sort).
+SELECT id, priority, run_at FROM shoal_tasks
+WHERE queue = :queue AND status IN ('queued', 'retrying') AND run_at <= :now
+ORDER BY priority DESC, run_at, id
+LIMIT :limit;
+
 -- name: claim
 UPDATE shoal_tasks
 SET status = 'running', attempts = attempts + 1, worker_id = :worker_id,
     lease_token = :token, lease_expires_at = :expires_at, updated_at = :now
-WHERE id IN (
-    SELECT id FROM shoal_tasks
-    WHERE queue IN (SELECT value FROM json_each(:queues))
-      AND status IN ('queued', 'retrying') AND run_at <= :now
-    ORDER BY priority DESC, run_at, id
-    LIMIT :limit
-)
+WHERE id IN (SELECT value FROM json_each(:ids)) AND status IN ('queued', 'retrying')
 RETURNING *;
 
 -- name: ack

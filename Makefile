@@ -1,0 +1,43 @@
+# The one task entry point: CI runs `make test`, exactly as the README says.
+# Every target sets up what it needs itself (a virtualenv in .venv, server packages).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint unit integration e2e bench services clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## demo: run sample tasks through a worker on the embedded SQLite backend
+demo: $(STAMP)
+	$(BIN)/shoal demo
+
+## services: install the PostgreSQL and Redis server packages the tests start
+services:
+	scripts/install-services.sh
+
+## test: lint, type-check, and run every test tier against real servers
+test: $(STAMP) services lint
+	$(BIN)/pytest tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check runtime operator tests bench
+	$(BIN)/ruff format --check runtime operator tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+## bench: the benchmarks; figures go to bench/RESULTS.md by hand, from this output
+bench: $(STAMP) services
+	$(BIN)/python bench/sqlite_throughput.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
