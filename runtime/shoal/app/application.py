@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
+from pathlib import Path
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
 
@@ -102,7 +104,7 @@ class App:
         )
 
         def register(handler: Callable[..., Any]) -> TaskDefinition[Any, Any]:
-            task_name = name or f"{handler.__module__}.{handler.__qualname__}"
+            task_name = name or f"{_module_name(handler)}.{handler.__qualname__}"
             if task_name in self.tasks:
                 raise ConfigurationError(f"a task named {task_name!r} is already registered")
             definition = TaskDefinition(self, handler, task_name, options)
@@ -208,3 +210,15 @@ def load_app(path: str) -> App:
     if not isinstance(app, App):
         raise ConfigurationError(f"{path!r} is not a shoal App (found {type(app).__name__})")
     return app
+
+
+def _module_name(function: Callable[..., Any]) -> str:
+    """The importable name of a function's module, even when it runs as ``__main__``: a
+    script that pushes tasks must name them as the worker, which imports it, will."""
+    if function.__module__ != "__main__":
+        return function.__module__
+    main = sys.modules["__main__"]
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name:
+        return str(spec.name)
+    return Path(getattr(main, "__file__", "__main__")).stem
