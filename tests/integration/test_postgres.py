@@ -181,6 +181,15 @@ async def test_committed_enqueue_wakes_an_idle_worker(postgres_url: str) -> None
         assert len(await worker.claim(["default"], "w1", 10, 30)) == 2
 
 
+async def test_one_notify_per_batch_not_per_row(postgres_url: str) -> None:
+    async with backend_at(postgres_url) as backend, notifications(postgres_url) as heard:
+        await backend.push([task(queue) for queue in ("a", "b") for _ in range(25)])
+        await backend.push([task("c", delay=60)])
+        await eventually(lambda: len(heard) == 2)
+        await asyncio.sleep(0.2)
+        assert heard == ["a\nb", "c"]
+
+
 async def test_conflict_in_a_callers_transaction_leaves_it_usable(postgres_url: str) -> None:
     async with backend_at(postgres_url) as backend:
         [holder] = await backend.push([task(key="order-7")])
@@ -322,7 +331,7 @@ async def test_polling_covers_a_dead_listener_until_it_reconnects(postgres_url: 
         await eventually(lambda: worker.listener_health.state is ListenerState.LISTENING, 15)
         health = worker.listener_health
         assert health.healthy and health.reconnects >= 1 and health.last_error
-        assert postgres_url.split("@")[0].split(":")[-1] not in health.last_error
+        assert password_of(postgres_url) not in health.last_error
 
 
 async def test_poll_only_mode_needs_no_listener(postgres_url: str) -> None:

@@ -36,7 +36,6 @@ server's: keep hosts on NTP.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import uuid
@@ -120,15 +119,8 @@ class PostgresBackend(Backend):
     async def setup(self) -> None:
         """Create the schema or bring it up to date, under an advisory lock so that several
         processes may run it at once; each migration is recorded in ``schema_migrations``."""
-        lock = int.from_bytes(
-            hashlib.blake2b(
-                f"shoal-migrate:{self.settings.schema}".encode(), digest_size=8
-            ).digest(),
-            "big",
-            signed=True,
-        )
         async with self._db.acquire("migrating") as conn, conn.transaction():
-            await conn.execute(self._sql["lock_migrations"], lock)
+            await conn.execute(self._sql["lock_migrations"], self.settings.schema)
             await conn.execute(self._sql["bootstrap"])
             applied = {row["version"] for row in await conn.fetch(self._sql["applied_migrations"])}
             for migration in migrations("postgres"):
@@ -148,18 +140,13 @@ class PostgresBackend(Backend):
         pending = [
             f"{m.version:04d}_{m.name}" for m in migrations("postgres") if m.version not in applied
         ]
-        if missing or pending:
-            what = "; ".join(
-                part
-                for part in (
-                    f"missing {', '.join(missing)}" if missing else "",
-                    f"migrations not applied: {', '.join(pending)}" if pending else "",
-                )
-                if part
-            )
+        problems = [f"missing {', '.join(missing)}"] if missing else []
+        if pending:
+            problems.append(f"migrations not applied: {', '.join(pending)}")
+        if problems:
             raise SchemaMissing(
-                f"the PostgreSQL schema {self.settings.schema!r} is not ready ({what}): "
-                "run `shoal migrate` (or call setup())",
+                f"the PostgreSQL schema {self.settings.schema!r} is not ready "
+                f"({'; '.join(problems)}): run `shoal migrate` (or call setup())",
                 url=self.url,
             )
 
@@ -387,9 +374,9 @@ class PostgresBackend(Backend):
             try:
                 row = await conn.fetchrow(self._sql["retry"], task_id, run_at)
             except asyncpg.UniqueViolationError as exc:
-                task = await self.get(task_id)
-                queue, key = (task.queue, task.idempotency_key or "") if task else ("", "")
-                raise IdempotencyConflict(queue, [key], 1) from exc
+                # A newer task took the key this one held before it finished.
+                held = await conn.fetchrow(self._sql["get"], task_id)
+                raise IdempotencyConflict(held["queue"], [held["idempotency_key"]], 1) from exc
         if not row["found"]:
             raise TaskNotFound(task_id)
         return bool(row["revived"])

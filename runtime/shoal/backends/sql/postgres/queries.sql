@@ -9,7 +9,9 @@
 -- can use them.
 
 -- name: lock_migrations
-SELECT pg_advisory_xact_lock($1::bigint);
+-- Held until the migrating transaction ends: concurrent setups run one after the other,
+-- and the later ones find every migration already recorded.
+SELECT pg_advisory_xact_lock(hashtext('shoal-migrate:' || $1::text));
 
 -- name: bootstrap
 CREATE SCHEMA IF NOT EXISTS {schema};
