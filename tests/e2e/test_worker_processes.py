@@ -9,7 +9,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import signal
+import socket
+import subprocess
+import sys
 import time
+import urllib.request
+from pathlib import Path
 
 from shoal.app import App
 from shoal.core.models import TaskStatus
@@ -99,3 +104,41 @@ def test_retry_policy_end_to_end(workers: Workers) -> None:
     gaps = [later[1] - earlier[1] for earlier, later in itertools.pairwise(starts)]
     # base_delay 0.3 s doubling, no jitter; the worker polls every 0.1 s.
     assert 0.3 <= gaps[0] < 0.8 and 0.6 <= gaps[1] < 1.1
+
+
+def test_metrics_and_the_health_probe_of_a_running_worker(workers: Workers, tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    health = tmp_path / "alive"
+    worker = workers.start(
+        "--metrics-port", str(port), "--metrics-address", "127.0.0.1", "--health-file", str(health)
+    )
+    ids = push(workers.url, [{"seconds": 0.0}] * 3)
+    wait_for(lambda: len(workers.count("end")) == 3, what="three tasks")
+
+    def scrape() -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as page:
+            return str(page.read().decode())
+
+    labels = 'queue="e2e",task="tests.e2e.sample_app.work"'
+    wait_for(lambda: f"shoal_tasks_succeeded_total{{{labels}}} 3.0" in scrape(), what="metrics")
+    text = scrape()
+    assert f"shoal_tasks_started_total{{{labels}}} 3.0" in text
+    assert 'shoal_tasks_in_flight{queue="e2e"} 0.0' in text
+    assert f"shoal_task_duration_seconds_count{{{labels}}} 3.0" in text
+    probe_command = [
+        sys.executable,
+        "-m",
+        "shoal",
+        "check",
+        "--skip-backend",
+        "--health-file",
+        str(health),
+        "--max-age",
+        "30",
+    ]
+    assert subprocess.run(probe_command, check=False).returncode == 0
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(10) == 0
+    assert statuses(workers.url, ids) == {i: (TaskStatus.DONE, 1) for i in ids}

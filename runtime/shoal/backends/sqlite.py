@@ -32,6 +32,14 @@ from shoal.backends.base import (
     reject_connection,
 )
 from shoal.backends.sql import migrations, queries
+from shoal.backends.sqlite_support import (
+    held_keys,
+    immediate,
+    lease_item,
+    row_of,
+    statements,
+    task_of,
+)
 from shoal.core.errors import (
     BackendUnavailable,
     ConfigurationError,
@@ -141,7 +149,7 @@ class SQLiteBackend(Backend):
 
     async def setup(self) -> None:
         def migrate(db: sqlite3.Connection) -> None:
-            with _immediate(db):
+            with immediate(db):
                 db.execute(
                     "CREATE TABLE IF NOT EXISTS shoal_schema_version "
                     "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
@@ -150,7 +158,7 @@ class SQLiteBackend(Backend):
                 for migration in migrations("sqlite"):
                     if migration.version in applied:
                         continue
-                    for statement in _statements(migration.sql):
+                    for statement in statements(migration.sql):
                         db.execute(statement)
                     db.execute(
                         "INSERT INTO shoal_schema_version VALUES (?, ?, ?)",
@@ -190,8 +198,8 @@ class SQLiteBackend(Backend):
         now = time.time()
 
         def insert(db: sqlite3.Connection) -> list[str]:
-            with _immediate(db):
-                holders = _held_keys(db, tasks)
+            with immediate(db):
+                holders = held_keys(db, tasks)
                 ids, conflicts, fresh = [], [], []
                 for task in tasks:
                     if task.idempotency_key is not None:
@@ -202,7 +210,7 @@ class SQLiteBackend(Backend):
                             continue
                         holders[key] = task.id
                     ids.append(task.id)
-                    fresh.append(_row_of(task, now))
+                    fresh.append(row_of(task, now))
                 if conflicts and on_conflict is OnConflict.RAISE:
                     raise IdempotencyConflict(tasks[0].queue, sorted(set(conflicts)), len(tasks))
                 db.executemany(_SQL["insert"], fresh)
@@ -223,7 +231,7 @@ class SQLiteBackend(Backend):
         def claim(db: sqlite3.Connection) -> list[sqlite3.Row]:
             # Per queue, the best `limit` tasks come straight off the index; the best of those
             # across queues are the batch. One write transaction: atomic across processes.
-            with _immediate(db):
+            with immediate(db):
                 candidates = [
                     row
                     for queue in queues
@@ -245,7 +253,7 @@ class SQLiteBackend(Backend):
                 return db.execute(_SQL["claim"], arguments).fetchall()
 
         rows = await self._run(claim)
-        tasks = sorted((_task_of(row) for row in rows), key=lambda t: (-t.priority, t.run_at, t.id))
+        tasks = sorted((task_of(row) for row in rows), key=lambda t: (-t.priority, t.run_at, t.id))
         return [Claim(task, Lease(task.id, token, task.attempts)) for task in tasks]
 
     async def _fenced(self, query: str, leases: Sequence[Lease], items: list[list[Any]]) -> None:
@@ -257,17 +265,17 @@ class SQLiteBackend(Backend):
             raise LeaseLost(lost)
 
     async def ack(self, leases: Sequence[Lease]) -> None:
-        await self._fenced(_SQL["ack"], leases, [_lease_item(lease) for lease in leases])
+        await self._fenced(_SQL["ack"], leases, [lease_item(lease) for lease in leases])
 
     async def fail(self, failures: Sequence[Failure]) -> None:
         items = [
-            [*_lease_item(f.lease), f.error, f.retry_at.timestamp() if f.retry_at else None]
+            [*lease_item(f.lease), f.error, f.retry_at.timestamp() if f.retry_at else None]
             for f in failures
         ]
         await self._fenced(_SQL["fail"], [f.lease for f in failures], items)
 
     async def release(self, leases: Sequence[Lease]) -> None:
-        arguments = {"now": time.time(), "items": json.dumps([_lease_item(x) for x in leases])}
+        arguments = {"now": time.time(), "items": json.dumps([lease_item(x) for x in leases])}
         await self._run(lambda db: db.execute(_SQL["release"], arguments))
         self._wake()
 
@@ -287,11 +295,11 @@ class SQLiteBackend(Backend):
         }
         extension = {
             "expires_at": now + lease_seconds,
-            "items": json.dumps([_lease_item(lease) for lease in leases]),
+            "items": json.dumps([lease_item(lease) for lease in leases]),
         }
 
         def beat(db: sqlite3.Connection) -> set[str]:
-            with _immediate(db):
+            with immediate(db):
                 db.execute(_SQL["upsert_worker"], registration)
                 return {row[0] for row in db.execute(_SQL["extend_leases"], extension)}
 
@@ -306,7 +314,7 @@ class SQLiteBackend(Backend):
         message = LEASE_EXPIRED.replace("{}", "%d")
 
         def reap(db: sqlite3.Connection) -> list[sqlite3.Row]:
-            with _immediate(db):
+            with immediate(db):
                 db.execute(_SQL["forget_silent_workers"], {"cutoff": now - worker_timeout})
                 return db.execute(_SQL["reap"], {"now": now, "dead_message": message}).fetchall()
 
@@ -383,7 +391,7 @@ class SQLiteBackend(Backend):
 
     async def get(self, task_id: str) -> Task | None:
         row = await self._run(lambda db: db.execute(_SQL["get"], {"id": task_id}).fetchone())
-        return None if row is None else _task_of(row)
+        return None if row is None else task_of(row)
 
     async def list_tasks(
         self, *, queue: str | None = None, statuses: Sequence[TaskStatus] = (), limit: int = 100
@@ -395,11 +403,11 @@ class SQLiteBackend(Backend):
             "statuses": json.dumps([str(s) for s in statuses]),
         }
         rows = await self._run(lambda db: db.execute(_SQL["list_tasks"], arguments).fetchall())
-        return [_task_of(row) for row in rows]
+        return [task_of(row) for row in rows]
 
     async def _change(self, query: str, task_id: str, **arguments: object) -> bool:
         def change(db: sqlite3.Connection) -> bool:
-            with _immediate(db):
+            with immediate(db):
                 if db.execute(_SQL["exists"], {"id": task_id}).fetchone() is None:
                     raise TaskNotFound(task_id)
                 cursor = db.execute(query, {"id": task_id, "now": time.time(), **arguments})
@@ -421,76 +429,3 @@ class SQLiteBackend(Backend):
         chosen = json.dumps([str(s) for s in statuses if s in PURGEABLE])
         arguments = {"queue": queue, "statuses": chosen}
         return await self._run(lambda db: db.execute(_SQL["purge"], arguments).rowcount)
-
-
-class _immediate:
-    """``BEGIN IMMEDIATE`` … ``COMMIT``: take the write lock up front, so a transaction
-    that reads before it writes never fails halfway on another process's lock."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
-        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
-
-
-def _statements(script: str) -> list[str]:
-    lines = [line for line in script.splitlines() if not line.lstrip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
-
-
-def _held_keys(db: sqlite3.Connection, tasks: Sequence[NewTask]) -> dict[tuple[str, str], str]:
-    keys_by_queue: dict[str, list[str]] = {}
-    for task in tasks:
-        if task.idempotency_key is not None:
-            keys_by_queue.setdefault(task.queue, []).append(task.idempotency_key)
-    holders = {}
-    for queue, keys in keys_by_queue.items():
-        found = db.execute(_SQL["held_keys"], {"queue": queue, "keys": json.dumps(keys)})
-        holders.update({(queue, key): task_id for key, task_id in found})
-    return holders
-
-
-def _row_of(task: NewTask, now: float) -> dict[str, object]:
-    return {
-        "id": task.id,
-        "queue": task.queue,
-        "name": task.name,
-        "payload": task.payload,
-        "priority": task.priority,
-        "run_at": task.run_at.timestamp(),
-        "max_attempts": task.max_attempts,
-        "idempotency_key": task.idempotency_key,
-        "metadata": json.dumps(dict(task.metadata)),
-        "now": now,
-    }
-
-
-def _lease_item(lease: Lease) -> list[Any]:
-    return [lease.task_id, lease.token, lease.attempt]
-
-
-def _task_of(row: sqlite3.Row) -> Task:
-    finished = row["finished_at"]
-    return Task(
-        id=row["id"],
-        queue=row["queue"],
-        name=row["name"],
-        payload=bytes(row["payload"]),
-        status=TaskStatus(row["status"]),
-        priority=row["priority"],
-        run_at=from_epoch(row["run_at"]),
-        attempts=row["attempts"],
-        max_attempts=row["max_attempts"],
-        created_at=from_epoch(row["created_at"]),
-        updated_at=from_epoch(row["updated_at"]),
-        idempotency_key=row["idempotency_key"],
-        metadata=json.loads(row["metadata"]),
-        last_error=row["last_error"],
-        lease_expirations=row["lease_expirations"],
-        worker_id=row["worker_id"],
-        finished_at=None if finished is None else from_epoch(finished),
-    )

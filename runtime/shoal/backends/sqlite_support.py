@@ -1,0 +1,86 @@
+"""Pieces of the SQLite backend that are not queries: transactions, rows and JSON lists."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from shoal.backends.sql import queries
+from shoal.core.models import Lease, NewTask, Task, TaskStatus, from_epoch
+
+_SQL = queries("sqlite")
+
+
+class immediate:
+    """``BEGIN IMMEDIATE`` … ``COMMIT``: take the write lock up front, so a transaction
+    that reads before it writes never fails halfway on another process's lock."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+
+
+def statements(script: str) -> list[str]:
+    lines = [line for line in script.splitlines() if not line.lstrip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def held_keys(db: sqlite3.Connection, tasks: Sequence[NewTask]) -> dict[tuple[str, str], str]:
+    keys_by_queue: dict[str, list[str]] = {}
+    for task in tasks:
+        if task.idempotency_key is not None:
+            keys_by_queue.setdefault(task.queue, []).append(task.idempotency_key)
+    holders = {}
+    for queue, keys in keys_by_queue.items():
+        found = db.execute(_SQL["held_keys"], {"queue": queue, "keys": json.dumps(keys)})
+        holders.update({(queue, key): task_id for key, task_id in found})
+    return holders
+
+
+def row_of(task: NewTask, now: float) -> dict[str, object]:
+    return {
+        "id": task.id,
+        "queue": task.queue,
+        "name": task.name,
+        "payload": task.payload,
+        "priority": task.priority,
+        "run_at": task.run_at.timestamp(),
+        "max_attempts": task.max_attempts,
+        "idempotency_key": task.idempotency_key,
+        "metadata": json.dumps(dict(task.metadata)),
+        "now": now,
+    }
+
+
+def lease_item(lease: Lease) -> list[Any]:
+    return [lease.task_id, lease.token, lease.attempt]
+
+
+def task_of(row: sqlite3.Row) -> Task:
+    finished = row["finished_at"]
+    return Task(
+        id=row["id"],
+        queue=row["queue"],
+        name=row["name"],
+        payload=bytes(row["payload"]),
+        status=TaskStatus(row["status"]),
+        priority=row["priority"],
+        run_at=from_epoch(row["run_at"]),
+        attempts=row["attempts"],
+        max_attempts=row["max_attempts"],
+        created_at=from_epoch(row["created_at"]),
+        updated_at=from_epoch(row["updated_at"]),
+        idempotency_key=row["idempotency_key"],
+        metadata=json.loads(row["metadata"]),
+        last_error=row["last_error"],
+        lease_expirations=row["lease_expirations"],
+        worker_id=row["worker_id"],
+        finished_at=None if finished is None else from_epoch(finished),
+    )
