@@ -400,3 +400,18 @@ async def test_retention_zero_deletes_finished_work_at_reap(postgres_url: str) -
         dead = await backend.get(failed.task.id)
         assert dead is not None and dead.status is TaskStatus.DEAD  # kept until purged
         assert await backend.queues() == ["default"]
+
+
+async def test_queues_lists_every_status_through_the_partial_indexes(postgres_url: str) -> None:
+    async with backend_at(postgres_url) as backend:
+        await backend.push([task("done"), task("dead"), task("running"), task("queued")])
+        await backend.push([task("cancelled", delay=60)])
+        for name in ("done", "dead", "running"):
+            [claim] = await backend.claim([name], "w1", 1, 30)
+            if name == "done":
+                await backend.ack([claim.lease])
+            elif name == "dead":
+                await backend.fail([Failure(claim.lease, "fatal", None)])
+        [cancelled] = await backend.list_tasks(queue="cancelled")
+        assert await backend.cancel(cancelled.id)
+        assert await backend.queues() == ["cancelled", "dead", "done", "queued", "running"]

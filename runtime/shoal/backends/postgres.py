@@ -340,8 +340,8 @@ class PostgresBackend(Backend):
             return False  # the next claim reports the outage; here, just keep waiting
 
     def _start_listener(self) -> Listener | None:
-        if not self.settings.listen:
-            return None
+        if not self.settings.listen or not self._db.is_open:
+            return None  # closed: polling reports that the backend is not open
         if self._listener is None:
             self._listener = Listener(
                 self._db.connect,

@@ -164,6 +164,10 @@ class Connections:
         self.settings = settings or parsed
         self._pool: Any = None
 
+    @property
+    def is_open(self) -> bool:
+        return self._pool is not None
+
     async def open(self, ping: str) -> None:
         """Create the pool and prove the server answers (``ping`` is a trivial query)."""
         if self._pool is not None:
