@@ -24,6 +24,12 @@ Retrying is safe because every script is idempotent on replay: a push skips ids 
 stored, a claim returns what the same request already took, an ack or fail that finds its
 own result counts as applied.
 
+Clocks: leases, due times and ages are judged by the server's clock (``TIME`` in the
+scripts), so workers' clocks need not agree; ``run_at`` comes from the producer's clock, so
+a producer whose clock is off shifts its delayed tasks by that much. Priorities must lie in
+-1024..1023 (the ready score orders them exactly). A batch is one script: it is atomic and
+holds the server while it runs, so keep batches to thousands of tasks, not millions.
+
 Durability is Redis's. Run it with ``appendonly yes`` and ``appendfsync everysec`` (or
 ``always``). With ``everysec``, a crash of the redis-server process loses nothing it
 acknowledged, and a crash of the machine loses at most the last second or two of writes:
@@ -103,8 +109,8 @@ def from_url(url: str, *, client: aioredis.Redis | None = None) -> RedisBackend:
                 socket_connect_timeout=5, socket_timeout=10, retry=Retry(NoBackoff(), 0),
             )  # fmt: skip
     except ValueError as exc:
-        detail = str(exc).replace(parts.password or "\0", "***")
-        raise ConfigurationError(f"invalid Redis URL {redact(url)}: {detail}") from None
+        detail = rs.scrub(str(exc), parts.password)
+        raise ConfigurationError(f"invalid Redis URL {redact(url)}: {detail}") from exc
     if client.connection_pool.connection_kwargs.get("decode_responses"):
         raise ConfigurationError("shoal needs a Redis client with decode_responses=False")
     return RedisBackend(
@@ -241,13 +247,11 @@ class RedisBackend(Backend):
         """One claim; replaying the same ``request`` returns the same claims (see claim.lua)."""
         names = list(dict.fromkeys(queues))
         args: list[Arg] = [worker_id, limit, rs.span(lease), request, _BATCH, *names]
-        [rows] = await self._link.scripts(Script("claim", [self._base(q) for q in names], args))
-        claims = []
-        for row in rows:
-            fields = rs.fields(row)
-            task = rs.task(fields)
-            claims.append(Claim(task, Lease(task.id, rs.text(fields[b"token"]), task.attempts)))
-        return claims
+        [flat] = await self._link.scripts(Script("claim", [self._base(q) for q in names], args))
+        return [
+            Claim(task, Lease(task.id, fields["token"], task.attempts))
+            for task, fields in rs.exported(flat)
+        ]
 
     async def ack(self, leases: Sequence[Lease]) -> None:
         groups, lost = self._by_queue(leases)
@@ -369,7 +373,7 @@ class RedisBackend(Backend):
 
     async def get(self, task_id: str) -> Task | None:
         found = await self._find(task_id)
-        return None if found is None else rs.task(found[1])
+        return None if found is None else rs.stored(found[1])
 
     async def list_tasks(
         self, *, queue: str | None = None, statuses: Sequence[TaskStatus] = (), limit: int = 100
@@ -377,7 +381,7 @@ class RedisBackend(Backend):
         names = [queue] if queue is not None else await self._queue_names()
         wanted = [s.value for s in (statuses or list(TaskStatus))]
         replies = await self._link.scripts(*self._per_queue("list", names, limit, *wanted))
-        tasks = [rs.task(rs.fields(row)) for rows in replies for row in rows]
+        tasks = [task for flat in replies for task, _ in rs.exported(flat)]
         return sorted(tasks, key=lambda t: t.id, reverse=True)[:limit]
 
     async def _admin(self, name: str, task_id: str, *args: Arg) -> tuple[bool, str]:

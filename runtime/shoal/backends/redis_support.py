@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 import redis.asyncio as aioredis
 from redis import exceptions as rex
@@ -92,10 +93,7 @@ class Link:
             delay, attempt = min(delay * 2, 1.0), attempt + 1
 
     def error(self, kind: type[BackendError], text: str, exc: Exception) -> BackendError:
-        detail = str(exc)
-        if self._secret:  # belt and braces: no driver message may carry the password
-            detail = detail.replace(self._secret, "***")
-        return kind(f"{text}: {detail}", url=self.url)
+        return kind(f"{text}: {scrub(str(exc), self._secret)}", url=self.url)
 
     async def load_scripts(self) -> None:
         pipe = self.client.pipeline(transaction=False)
@@ -200,6 +198,14 @@ class Listener:
                 await pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py
 
 
+def scrub(message: str, secret: str | None) -> str:
+    """Belt and braces: no driver message may carry the password, raw or percent-decoded."""
+    if secret:
+        for form in (secret, unquote(secret)):
+            message = message.replace(form, "***")
+    return message
+
+
 # -- codec -----------------------------------------------------------------------------------
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -228,35 +234,45 @@ def lease_args(leases: Iterable[Lease]) -> list[Arg]:
     return [part for lease in leases for part in (lease.task_id, lease.token, lease.attempt)]
 
 
-def pairs(flat: Sequence[_T]) -> list[tuple[_T, _T]]:
-    """``[k1, v1, k2, v2]`` as ``[(k1, v1), (k2, v2)]``."""
-    return list(zip(flat[::2], flat[1::2], strict=True))
+FIELDS = (
+    "id", "queue", "name", "status", "priority", "run_at", "attempts", "max_attempts",
+    "created_at", "updated_at", "idempotency_key", "metadata", "last_error",
+    "lease_expirations", "worker_id", "finished_at", "token",
+)  # fmt: skip
+"""The fields scripts export, in the order of FIELDS in lib.lua."""
 
 
-def fields(flat: Sequence[bytes]) -> dict[bytes, bytes]:
-    """A flat HGETALL reply from a script, as a dict."""
-    return dict(pairs(flat))
+def exported(flat: Sequence[bytes]) -> list[tuple[Task, dict[str, str]]]:
+    """Tasks as scripts export them: the payload, then a JSON array of FIELDS (false for a
+    field the hash does not have)."""
+    found = []
+    for n in range(0, len(flat), 2):
+        values = json.loads(flat[n + 1])
+        fields = {k: v for k, v in zip(FIELDS, values, strict=True) if v is not False}
+        found.append((task(fields, flat[n]), fields))
+    return found
 
 
-def task(f: dict[bytes, bytes]) -> Task:
-    def optional(name: bytes) -> str | None:
-        value = f.get(name)
-        return None if value is None else value.decode()
+def stored(raw: dict[bytes, bytes]) -> Task:
+    """A task from its hash, read with HGETALL."""
+    fields = {k.decode(): v.decode() for k, v in raw.items() if k != b"payload"}
+    return task(fields, raw[b"payload"])
 
-    def number(name: bytes) -> int:
-        return int(f.get(name, b"0"))
+
+def task(f: Mapping[str, str], payload: bytes) -> Task:
+    def number(name: str) -> int:
+        return int(f.get(name, 0))
 
     return Task(
-        id=f[b"id"].decode(), queue=f[b"queue"].decode(), name=f[b"name"].decode(),
-        payload=f[b"payload"], status=TaskStatus(f[b"status"].decode()),
-        priority=number(b"priority"), run_at=at(number(b"run_at")),
-        attempts=number(b"attempts"), max_attempts=number(b"max_attempts"),
-        created_at=at(number(b"created_at")), updated_at=at(number(b"updated_at")),
-        idempotency_key=optional(b"idempotency_key"),
-        metadata=json.loads(f[b"metadata"]) if b"metadata" in f else {},
-        last_error=optional(b"last_error"), lease_expirations=number(b"lease_expirations"),
-        worker_id=optional(b"worker_id"),
-        finished_at=at(number(b"finished_at")) if b"finished_at" in f else None,
+        id=f["id"], queue=f["queue"], name=f["name"], payload=payload,
+        status=TaskStatus(f["status"]), priority=number("priority"),
+        run_at=at(number("run_at")), attempts=number("attempts"),
+        max_attempts=number("max_attempts"), created_at=at(number("created_at")),
+        updated_at=at(number("updated_at")), idempotency_key=f.get("idempotency_key"),
+        metadata=json.loads(f["metadata"]) if "metadata" in f else {},
+        last_error=f.get("last_error"), lease_expirations=number("lease_expirations"),
+        worker_id=f.get("worker_id"),
+        finished_at=at(number("finished_at")) if "finished_at" in f else None,
     )  # fmt: skip
 
 

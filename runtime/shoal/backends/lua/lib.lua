@@ -75,6 +75,31 @@ local function holds(key, token, attempt)
   return f[1] == 'running' and f[2] == token and f[3] == attempt, f
 end
 
+-- The fields a client reads, in this order (redis_support.FIELDS is the same list).
+local FIELDS = {'id', 'queue', 'name', 'status', 'priority', 'run_at', 'attempts',
+  'max_attempts', 'created_at', 'updated_at', 'idempotency_key', 'metadata', 'last_error',
+  'lease_expirations', 'worker_id', 'finished_at', 'token'}
+local STATUS, ATTEMPTS, UPDATED_AT, WORKER_ID, TOKEN = 4, 7, 10, 15, 17
+
+local function read(key)
+  return redis.call('HMGET', key, unpack(FIELDS))
+end
+
+-- Add a task to a reply as two elements: its payload (binary, kept apart) and the values
+-- of FIELDS as one JSON array, rather than a 34-element HGETALL, because parsing replies
+-- is what costs a client most; cjson encodes the HMGET reply as it is, with no Lua loop.
+local function export(out, key, values)
+  out[#out + 1] = redis.call('HGET', key, 'payload')
+  out[#out + 1] = cjson.encode(values or read(key))
+end
+
+-- Run `command key item...` over a list in slices, within Lua's limit on unpack().
+local function each_slice(command, key, items)
+  for i = 1, #items, 1000 do
+    redis.call(command, key, unpack(items, i, math.min(i + 999, #items)))
+  end
+end
+
 local function leave_running(base, key, id, to, now)
   redis.call('ZREM', base .. ':leases', id)
   redis.call('HDEL', key, 'worker_id')

@@ -1,6 +1,6 @@
 -- list.lua: the newest tasks of one queue with the given statuses.
 -- KEYS[1]: the queue's base. ARGV: limit, then the statuses.
--- Returns one flat HGETALL array per task, newest (highest id) first.
+-- Returns payload, fields JSON (see export) per task, newest (highest id) first.
 local base, limit = KEYS[1], tonumber(ARGV[1])
 local ids = {}
 for i = 2, #ARGV do
@@ -9,7 +9,5 @@ for i = 2, #ARGV do
 end
 table.sort(ids, function(a, b) return a > b end)
 local rows = {}
-for n = 1, math.min(limit, #ids) do
-  rows[#rows + 1] = redis.call('HGETALL', task_key(base, ids[n]))
-end
+for n = 1, math.min(limit, #ids) do export(rows, task_key(base, ids[n])) end
 return rows
