@@ -1,7 +1,7 @@
 """What only the Redis backend has to show, against real redis-server processes.
 
 The shared contract suite (test_contract.py) runs against Redis too; these tests cover the
-rest: one pool for many queues and apps, batches across queues, a restart with AOF on,
+rest: one pool for many queues, apps and workers, batches across queues, a restart with AOF on,
 lost replies replayed safely, NOSCRIPT, credentials and unreachable servers, where a task
 body lives, and wake-ups from another client.
 """
@@ -21,6 +21,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis import exceptions as rex
 
+from shoal import App, Worker, WorkerSettings
 from shoal.backends import open_backend
 from shoal.backends.redis import RedisBackend, from_url
 from shoal.backends.redis_support import Command
@@ -92,6 +93,47 @@ async def test_queues_and_apps_share_one_pool(redis_server: RedisServer) -> None
         await pool.disconnect()
         for prefix in ("app-billing", "app-mail"):
             redis_server.delete_prefix(prefix)
+
+
+async def test_apps_and_workers_share_one_backend(redis_url: str) -> None:
+    shared = from_url(redis_url)
+    billing, mail = App(), App()
+    done: list[str] = []
+
+    @billing.task(queue="invoices")
+    async def invoice(n: int) -> None:
+        done.append(f"invoice-{n}")
+
+    @billing.task(queue="refunds")
+    async def refund(n: int) -> None:
+        done.append(f"refund-{n}")
+
+    @mail.task(queue="outbox")
+    async def send(n: int) -> None:
+        done.append(f"send-{n}")
+
+    for app in (billing, mail):
+        app.use_backend(shared)  # one pool and one listener for every queue of both apps
+    workers = [
+        Worker(app, WorkerSettings(concurrency=4, poll_interval=0.05)) for app in (billing, mail)
+    ]
+    running = [asyncio.create_task(w.run()) for w in workers]
+    try:
+        for definition in (invoice, refund, send):
+            await definition.push_many([{"n": i} for i in range(20)])
+        async with asyncio.timeout(20):
+            while len(done) < 60:  # noqa: ASYNC110 (nothing signals the handlers' progress)
+                await asyncio.sleep(0.02)
+        assert sorted(await shared.queues()) == ["invoices", "outbox", "refunds"]
+        figures = await shared.stats(["invoices", "outbox", "refunds"])
+        assert all(s.ready == s.running == 0 for s in figures.values())
+        assert len(await shared.list_tasks(statuses=[TaskStatus.DONE], limit=100)) == 60
+    finally:
+        for worker in workers:
+            worker.stop()
+        await asyncio.gather(*running)
+        await shared.close()
+    assert len(done) == len(set(done)) == 60
 
 
 async def test_a_batch_across_queues_is_all_or_nothing(backend: RedisBackend) -> None:
