@@ -1,7 +1,12 @@
-"""Worker processes run through the real CLI, for tests that send them signals."""
+"""Worker processes run through the real CLI, for tests that send them signals.
+
+The ``workers`` fixture is parametrised over the backends named in :data:`BACKENDS`: every
+test that uses it runs once per backend, on a fresh, migrated database of its own.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import os
 import subprocess
@@ -12,7 +17,18 @@ from pathlib import Path
 
 import pytest
 
+from shoal.app import App
+from shoal.core.models import TaskStatus
+from tests.e2e import sample_app
+
 ROOT = Path(__file__).resolve().parents[2]
+
+BACKENDS = {
+    "sqlite": "sqlite_url",
+    "postgres": "postgres_url",
+}
+"""The backends worker processes are tested on: a name, and the fixture (tests/servers/)
+giving a fresh URL for each test. Adding a backend is one line here."""
 
 
 class Workers:
@@ -78,13 +94,46 @@ def wait_for(condition: Callable[[], bool], timeout: float = 30.0, what: str = "
         time.sleep(0.05)
 
 
-@pytest.fixture
-def workers(sqlite_url: str, tmp_path: Path) -> Iterator[Workers]:
+def push(url: str, calls: list[dict[str, float]], task: str = "work") -> list[str]:
+    async def run() -> list[str]:
+        app = App(url)
+        app.tasks = sample_app.app.tasks
+        async with app:
+            definition = app.tasks[f"tests.e2e.sample_app.{task}"]
+            return await app.push_many([definition.configure().prepare(**c) for c in calls])
+
+    return asyncio.run(run())
+
+
+def statuses(url: str, ids: list[str]) -> dict[str, tuple[TaskStatus, int]]:
+    async def run() -> dict[str, tuple[TaskStatus, int]]:
+        async with App(url) as app:
+            found = {}
+            for task_id in ids:
+                task = await app.backend.get(task_id)
+                assert task is not None
+                found[task_id] = (task.status, task.attempts)
+            return found
+
+    return asyncio.run(run())
+
+
+def migrate(url: str) -> None:
+    """Create the backend's schema through the CLI, as an operator would before a deploy."""
     subprocess.run(
-        [sys.executable, "-m", "shoal", "migrate", "--backend-url", sqlite_url],
+        [sys.executable, "-m", "shoal", "migrate", "--backend-url", url],
+        cwd=ROOT,
         check=True,
         capture_output=True,
+        timeout=60,
     )
-    started = Workers(sqlite_url, tmp_path / "events.log")
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def workers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Workers]:
+    """Worker processes on a fresh, migrated database of the backend named by the param."""
+    url: str = request.getfixturevalue(BACKENDS[request.param])
+    migrate(url)
+    started = Workers(url, tmp_path / "events.log")
     yield started
     started.stop_all()

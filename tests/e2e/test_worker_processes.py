@@ -1,12 +1,13 @@
-"""Worker processes under signals, on one SQLite file: nothing lost, nothing run twice.
+"""Worker processes under signals: nothing lost, nothing run twice.
 
-Each test drives real ``shoal worker`` processes (tests/e2e/conftest.py) and counts, from the
-log the handlers write, how often each task started and ended.
+Matrix: every backend in ``tests.e2e.conftest.BACKENDS`` (SQLite, PostgreSQL), through the
+parametrised ``workers`` fixture. Each test drives real ``shoal worker`` processes
+(tests/e2e/conftest.py) and counts, from the log the handlers write, how often each task
+started and ended.
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import signal
 import socket
@@ -16,34 +17,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from shoal.app import App
 from shoal.core.models import TaskStatus
-from tests.e2e import sample_app
-from tests.e2e.conftest import Workers, wait_for
-
-
-def push(url: str, calls: list[dict[str, float]], task: str = "work") -> list[str]:
-    async def run() -> list[str]:
-        app = App(url)
-        app.tasks = sample_app.app.tasks
-        async with app:
-            definition = app.tasks[f"tests.e2e.sample_app.{task}"]
-            return await app.push_many([definition.configure().prepare(**c) for c in calls])
-
-    return asyncio.run(run())
-
-
-def statuses(url: str, ids: list[str]) -> dict[str, tuple[TaskStatus, int]]:
-    async def run() -> dict[str, tuple[TaskStatus, int]]:
-        async with App(url) as app:
-            found = {}
-            for task_id in ids:
-                task = await app.backend.get(task_id)
-                assert task is not None
-                found[task_id] = (task.status, task.attempts)
-            return found
-
-    return asyncio.run(run())
+from tests.e2e.conftest import Workers, push, statuses, wait_for
 
 
 def test_sigkill_mid_task_is_finished_by_another_worker_after_the_lease(workers: Workers) -> None:
