@@ -1,0 +1,321 @@
+"""The kopf handlers: thin I/O over the pure parts (spec, rendering, scaling).
+
+Every failure a user can fix ends as a condition on the resource and an Event whose message
+says what to do; the operator keeps running and retries (``kopf.TemporaryError``) until the
+input is fixed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import kopf
+from prometheus_client import start_http_server
+
+from shoal.backends import open_backend
+from shoal.core.errors import ShoalError
+from shoal_operator import metrics
+from shoal_operator.autoscaler import Autoscaler, Pool, QueueEntry
+from shoal_operator.conditions import set_condition
+from shoal_operator.kube import Kube, MissingSecret
+from shoal_operator.rendering import MANAGED_BY, POOL_LABEL, deployment_name, render_deployment
+from shoal_operator.spec import (
+    GROUP,
+    VERSION,
+    InvalidSpec,
+    QueueSpec,
+    SecretKey,
+    WorkerPoolSpec,
+    parse_queue,
+    parse_worker_pool,
+)
+
+logger = logging.getLogger("shoal_operator")
+
+RETRY_DELAY = 10.0
+
+
+@kopf.on.startup()
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    # kopf keeps its bookkeeping in annotations: status fields not in the CRD's schema
+    # would be pruned by the API server.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.posting.level = logging.WARNING  # our own Events say what happened
+    settings.watching.server_timeout = 300
+    memo.kube = await Kube.connect()
+    memo.autoscaler = Autoscaler(memo.kube)
+    port = os.environ.get("SHOAL_OPERATOR_METRICS_PORT", "8080")
+    if port != "0":
+        start_http_server(int(port))
+
+
+@kopf.on.cleanup()
+async def stop(memo: kopf.Memo, **_: Any) -> None:
+    await memo.autoscaler.stop()
+    await memo.kube.close()
+
+
+# -- Queue -------------------------------------------------------------------------------------
+
+
+@kopf.on.resume(GROUP, VERSION, "queues")
+@kopf.on.create(GROUP, VERSION, "queues")
+@kopf.on.update(GROUP, VERSION, "queues")
+async def queue_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    await register_queue(body, memo)
+
+
+async def register_queue(body: kopf.Body, memo: kopf.Memo) -> None:
+    """Resolve the Queue's Secret and hand the queue to the scaler's backend watch."""
+    autoscaler: Autoscaler = memo.autoscaler
+    try:
+        spec = parse_queue(body)
+        url = await _backend_url(memo.kube, spec.namespace, spec.url_secret)
+    except InvalidSpec as error:
+        await _queue_failed(memo, body, "InvalidSpec", str(error))
+        raise kopf.PermanentError(str(error)) from None
+    except MissingSecret as error:
+        await _queue_failed(memo, body, "SecretMissing", str(error))
+        raise kopf.TemporaryError(str(error), delay=RETRY_DELAY) from None
+    previous = autoscaler.queues.get((spec.namespace, spec.name))
+    entry = QueueEntry(
+        spec, body["metadata"]["uid"], url, conditions=previous.conditions if previous else []
+    )
+    autoscaler.register_queue(entry)
+    for pool in list(autoscaler.pools.values()):
+        if pool.spec.namespace == spec.namespace and spec.name in pool.spec.queue_refs:
+            await reconcile_pool(memo, pool.spec, pool.uid, pool.generation)
+
+
+@kopf.timer(GROUP, VERSION, "queues", interval=30, initial_delay=30)
+async def queue_recheck(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """A queue whose backend is unreachable re-reads its Secret: a fixed URL or password is
+    picked up without touching the Queue. Healthy queues cost nothing here."""
+    entry = memo.autoscaler.queues.get((body["metadata"]["namespace"], body["metadata"]["name"]))
+    if entry is None or all(c.get("status") == "True" for c in entry.conditions):
+        return
+    try:
+        url = await _backend_url(memo.kube, entry.spec.namespace, entry.spec.url_secret)
+    except (MissingSecret, InvalidSpec):
+        return
+    if url != entry.url:
+        await register_queue(body, memo)
+
+
+@kopf.on.delete(GROUP, VERSION, "queues", optional=True)
+async def queue_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memo.autoscaler.unregister_queue(body["metadata"]["namespace"], body["metadata"]["name"])
+
+
+async def _queue_failed(memo: kopf.Memo, body: kopf.Body, reason: str, message: str) -> None:
+    metrics.RECONCILE_ERRORS.labels("Queue", reason).inc()
+    conditions = set_condition(
+        list((body.get("status") or {}).get("conditions") or []),
+        "Reachable",
+        False,
+        reason,
+        message,
+        None,
+    )
+    await memo.autoscaler.status.write(
+        "queues",
+        body["metadata"]["namespace"],
+        body["metadata"]["name"],
+        {"conditions": conditions},
+    )
+    await memo.kube.event(body, "Queue", reason, message, "Warning")
+
+
+# -- WorkerPool --------------------------------------------------------------------------------
+
+
+@kopf.on.resume(GROUP, VERSION, "workerpools")
+@kopf.on.create(GROUP, VERSION, "workerpools")
+@kopf.on.update(GROUP, VERSION, "workerpools")
+async def pool_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    generation = int(body["metadata"].get("generation", 0))
+    try:
+        spec = parse_worker_pool(body)
+    except InvalidSpec as error:
+        await _pool_failed(memo, body, "InvalidSpec", str(error), generation)
+        raise kopf.PermanentError(str(error)) from None
+    with metrics.RECONCILE_DURATION.time():
+        await reconcile_pool(memo, spec, body["metadata"]["uid"], generation, body)
+
+
+async def reconcile_pool(
+    memo: kopf.Memo,
+    spec: WorkerPoolSpec,
+    uid: str,
+    generation: int,
+    body: kopf.Body | None = None,
+) -> None:
+    """Resolve the pool's queues and Secret, apply its Deployment, hand it to the scaler."""
+    kube: Kube = memo.kube
+    autoscaler: Autoscaler = memo.autoscaler
+    reference = body or {
+        "metadata": {
+            "name": spec.name,
+            "namespace": spec.namespace,
+            "uid": uid,
+            "generation": generation,
+        }
+    }
+    try:
+        queues = await _resolve_queues(kube, spec)
+        secret = queues[0].url_secret
+        if any(q.url_secret != secret for q in queues):
+            raise InvalidSpec(
+                "all queues of a pool must use the same backend Secret and key: "
+                "a worker process talks to one backend"
+            )
+        url = await _backend_url(kube, spec.namespace, secret)
+    except InvalidSpec as error:
+        await _pool_failed(memo, reference, "InvalidSpec", str(error), generation)
+        raise kopf.PermanentError(str(error)) from None
+    except (LookupError, MissingSecret) as error:
+        reason = "SecretMissing" if isinstance(error, MissingSecret) else "QueueMissing"
+        await _pool_failed(memo, reference, reason, str(error), generation)
+        raise kopf.TemporaryError(str(error), delay=RETRY_DELAY) from None
+
+    existing = await kube.read_deployment(spec.namespace, deployment_name(spec))
+    if existing is not None:
+        replicas = existing.spec.replicas or 0
+    else:
+        replicas = spec.replicas if spec.replicas is not None else spec.autoscaling.min_replicas
+    pool = Pool(
+        spec=spec,
+        uid=uid,
+        generation=generation,
+        queue_names=[q.queue_name for q in queues],
+        url=url,
+        replicas=replicas,
+        secret=secret,
+    )
+    previous = autoscaler.pools.get(pool.key)
+    if previous is not None:
+        pool.conditions = previous.conditions
+    outcome = await kube.apply_deployment(render(pool))
+    pool.conditions = set_condition(
+        pool.conditions,
+        "Ready",
+        True,
+        "Reconciled",
+        f"Deployment {deployment_name(spec)} {outcome}",
+        generation,
+    )
+    autoscaler.register_pool(pool)
+    await autoscaler.status.write("workerpools", spec.namespace, spec.name, pool.status())
+    if outcome != "unchanged":
+        await kube.event(
+            reference,
+            "WorkerPool",
+            f"Deployment{outcome.capitalize()}",
+            f"Deployment {deployment_name(spec)} {outcome}: {spec.app} on "
+            f"{', '.join(pool.queue_names)}, grace {spec.grace_period}s",
+        )
+
+
+def render(pool: Pool) -> dict[str, Any]:
+    return render_deployment(
+        pool.spec,
+        owner_uid=pool.uid,
+        queue_names=pool.queue_names,
+        url_secret=pool.secret,
+        replicas=pool.replicas,
+    )
+
+
+@kopf.on.field(GROUP, VERSION, "workerpools", field="spec.replicas")
+async def replicas_set(new: Any, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """``kubectl scale``: applied at once; the autoscaler decides again at its next
+    measurement unless the pool is paused."""
+    pool = memo.autoscaler.pools.get((body["metadata"]["namespace"], body["metadata"]["name"]))
+    if pool is None or new is None or int(new) == pool.replicas:
+        return
+    await memo.autoscaler.scale_by_hand(pool, int(new))
+
+
+@kopf.on.delete(GROUP, VERSION, "workerpools", optional=True)
+async def pool_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    # The Deployment goes with its owner: garbage collection follows the ownerReference.
+    memo.autoscaler.unregister_pool(body["metadata"]["namespace"], body["metadata"]["name"])
+
+
+@kopf.on.event("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": MANAGED_BY})
+async def deployment_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    """Follow readiness, and put back what a hand edit changed in a pool's Deployment."""
+    obj = event["object"]
+    meta = obj.get("metadata", {})
+    pool = memo.autoscaler.pools.get(
+        (meta.get("namespace"), meta.get("labels", {}).get(POOL_LABEL))
+    )
+    if pool is None:
+        return
+    if event["type"] == "DELETED":
+        await memo.kube.apply_deployment(render(pool))
+        return
+    status = obj.get("status") or {}
+    await memo.autoscaler.observe_deployment(
+        pool.spec.namespace,
+        pool.spec.name,
+        (obj.get("spec") or {}).get("replicas"),
+        int(status.get("readyReplicas") or 0),
+    )
+    if await memo.kube.apply_deployment(render(pool)) == "updated":
+        await memo.kube.event(
+            pool.reference,
+            "WorkerPool",
+            "DeploymentRestored",
+            "a hand edit of the Deployment was put back; change the WorkerPool instead",
+        )
+
+
+async def _resolve_queues(kube: Kube, spec: WorkerPoolSpec) -> list[QueueSpec]:
+    queues = []
+    for name in spec.queue_refs:
+        body = await kube.get_queue(spec.namespace, name)
+        if body is None:
+            raise LookupError(
+                f"Queue {spec.namespace}/{name} not found: create it, or fix "
+                "spec.queues of the WorkerPool"
+            )
+        queues.append(parse_queue(body))
+    return queues
+
+
+async def _backend_url(kube: Kube, namespace: str, secret: SecretKey) -> str:
+    url = await kube.secret_value(namespace, secret)
+    try:
+        open_backend(url)  # checks the scheme; connects nothing
+    except ShoalError as error:
+        raise MissingSecret(
+            f"Secret {namespace}/{secret.name} key {secret.key!r}: {error}"
+        ) from None
+    return url
+
+
+async def _pool_failed(
+    memo: kopf.Memo, body: Any, reason: str, message: str, generation: int
+) -> None:
+    metrics.RECONCILE_ERRORS.labels("WorkerPool", reason).inc()
+    meta = body["metadata"]
+    known = memo.autoscaler.pools.get((meta["namespace"], meta["name"]))
+    current = (
+        known.conditions if known else list((body.get("status") or {}).get("conditions") or [])
+    )
+    conditions = set_condition(current, "Ready", False, reason, message, generation)
+    if known is not None:
+        known.conditions = conditions
+    await memo.autoscaler.status.write(
+        "workerpools",
+        meta["namespace"],
+        meta["name"],
+        {"conditions": conditions, "observedGeneration": generation},
+    )
+    await memo.kube.event(body, "WorkerPool", reason, message, "Warning")

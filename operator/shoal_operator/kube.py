@@ -1,0 +1,187 @@
+"""The few Kubernetes API calls the operator makes, over one shared client.
+
+Every write here is conditional on a difference, so a steady state costs reads only: the
+operator's API traffic must not grow with time, only with change.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import logging
+from collections.abc import Mapping
+from typing import Any, cast
+
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from shoal_operator.spec import GROUP, VERSION, SecretKey
+
+logger = logging.getLogger("shoal_operator.kube")
+
+
+class MissingSecret(LookupError):
+    """The Secret or its key holding the backend URL does not exist."""
+
+
+class Kube:
+    """Typed wrappers over the calls the operator needs."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+        self.core = client.CoreV1Api(api)
+        self.apps = client.AppsV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+
+    @classmethod
+    async def connect(cls) -> Kube:
+        """In-cluster credentials when in a pod, else the kubeconfig (``$KUBECONFIG``)."""
+        try:
+            config.load_incluster_config()  # type: ignore[no-untyped-call]
+        except config.ConfigException:
+            await config.load_kube_config()
+        return cls(client.ApiClient())
+
+    async def close(self) -> None:
+        await self.api.close()
+
+    async def secret_value(self, namespace: str, ref: SecretKey) -> str:
+        try:
+            secret = await self.core.read_namespaced_secret(ref.name, namespace)
+        except ApiException as error:
+            if error.status == 404:
+                raise MissingSecret(
+                    f"Secret {namespace}/{ref.name} not found: create it with the backend URL "
+                    f"under the key {ref.key!r}"
+                ) from None
+            raise
+        data = secret.data or {}
+        if ref.key not in data:
+            raise MissingSecret(
+                f"Secret {namespace}/{ref.name} has no key {ref.key!r} (it has: "
+                f"{', '.join(sorted(data)) or 'none'}): add the backend URL under that key"
+            )
+        return base64.b64decode(data[ref.key]).decode()
+
+    async def get_queue(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._get_custom(namespace, "queues", name)
+
+    async def _get_custom(self, namespace: str, plural: str, name: str) -> dict[str, Any] | None:
+        try:
+            found: dict[str, Any] = await self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, name
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return found
+
+    async def patch_status(
+        self, plural: str, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> None:
+        await self.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, plural, name, {"status": dict(status)}
+        )
+
+    async def read_deployment(self, namespace: str, name: str) -> Any | None:
+        try:
+            return await self.apps.read_namespaced_deployment(name, namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    async def apply_deployment(self, wanted: dict[str, Any]) -> str:
+        """Create the Deployment, or put back what differs from ``wanted``; returns what
+        was done: "created", "updated" or "unchanged"."""
+        meta = wanted["metadata"]
+        existing = await self.read_deployment(meta["namespace"], meta["name"])
+        if existing is None:
+            await self.apps.create_namespaced_deployment(meta["namespace"], cast(Any, wanted))
+            return "created"
+        current = self.api.sanitize_for_serialization(existing)
+        if _contains(current, wanted):
+            return "unchanged"
+        merged = dict(wanted)
+        merged["metadata"] = {
+            **current["metadata"],
+            "labels": {**current["metadata"].get("labels", {}), **meta["labels"]},
+            "ownerReferences": meta["ownerReferences"],
+        }
+        await self.apps.replace_namespaced_deployment(
+            meta["name"], meta["namespace"], cast(Any, merged)
+        )
+        return "updated"
+
+    async def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:
+        await self.apps.patch_namespaced_deployment_scale(
+            name, namespace, {"spec": {"replicas": replicas}}
+        )
+
+    async def pods(self, namespace: str, selector: str) -> list[Any]:
+        listing = await self.core.list_namespaced_pod(namespace, label_selector=selector)
+        return list(listing.items)
+
+    async def annotate_pod(self, namespace: str, name: str, annotations: dict[str, str]) -> None:
+        await self.core.patch_namespaced_pod(
+            name, namespace, {"metadata": {"annotations": annotations}}
+        )
+
+    async def event(
+        self,
+        obj: Mapping[str, Any],
+        kind: str,
+        reason: str,
+        message: str,
+        type_: str = "Normal",
+    ) -> None:
+        """Post a core/v1 Event about ``obj``; failures are logged, never raised."""
+        meta = obj["metadata"]
+        now = datetime.datetime.now(datetime.UTC)
+        body = client.CoreV1Event(
+            metadata=client.V1ObjectMeta(
+                generate_name=f"{meta['name']}.", namespace=meta["namespace"]
+            ),
+            involved_object=client.V1ObjectReference(
+                api_version=f"{GROUP}/{VERSION}",
+                kind=kind,
+                name=meta["name"],
+                namespace=meta["namespace"],
+                uid=meta.get("uid"),
+            ),
+            reason=reason,
+            message=message[:1024],
+            type=type_,
+            first_timestamp=now,
+            last_timestamp=now,
+            count=1,
+            source=client.V1EventSource(component="shoal-operator"),
+            reporting_component="shoal-operator",
+            reporting_instance="shoal-operator",
+        )
+        try:
+            await self.core.create_namespaced_event(meta["namespace"], body)
+        except ApiException as error:
+            logger.warning("could not post event %s on %s: %s", reason, meta["name"], error)
+
+
+def _contains(actual: Any, wanted: Any) -> bool:
+    """Whether every field of ``wanted`` is in ``actual`` with the same value.
+
+    Fields the API server defaults (imagePullPolicy, dnsPolicy, ...) are in ``actual`` only;
+    they are not hand edits, so a subset comparison is the right test for drift.
+    """
+    if not wanted and isinstance(wanted, Mapping | list):
+        return not actual  # the API server drops empty maps and lists
+    if isinstance(wanted, Mapping):
+        return isinstance(actual, Mapping) and all(
+            _contains(actual.get(key), value) for key, value in wanted.items()
+        )
+    if isinstance(wanted, list):
+        return (
+            isinstance(actual, list)
+            and len(actual) == len(wanted)
+            and all(_contains(a, w) for a, w in zip(actual, wanted, strict=True))
+        )
+    return bool(actual == wanted)

@@ -1,0 +1,33 @@
+"""The operator's own Prometheus metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+QUEUE_DEPTH = Gauge("shoal_operator_queue_ready", "Ready tasks per queue.", ("namespace", "queue"))
+QUEUE_OLDEST = Gauge(
+    "shoal_operator_queue_oldest_ready_seconds",
+    "Age of the oldest ready task per queue.",
+    ("namespace", "queue"),
+)
+POOL_DESIRED = Gauge(
+    "shoal_operator_pool_desired_replicas", "Replicas the policy wants.", ("namespace", "pool")
+)
+POOL_READY = Gauge("shoal_operator_pool_ready_replicas", "Ready replicas.", ("namespace", "pool"))
+SCALE_EVENTS = Counter(
+    "shoal_operator_scale_events", "Scale decisions applied.", ("namespace", "pool", "direction")
+)
+DECISION_LATENCY = Histogram(
+    "shoal_operator_decision_latency_seconds",
+    "From a signal (wake-up or tick) to the Deployment patched.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+STATS_QUERIES = Counter(
+    "shoal_operator_stats_queries", "Stats round trips to backends.", ("backend",)
+)
+RECONCILE_ERRORS = Counter(
+    "shoal_operator_reconcile_errors", "Failed reconciles by reason.", ("kind", "reason")
+)
+RECONCILE_DURATION = Histogram(
+    "shoal_operator_reconcile_duration_seconds", "Time one WorkerPool reconcile takes."
+)

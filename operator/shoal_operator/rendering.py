@@ -1,0 +1,152 @@
+"""The Deployment a WorkerPool owns, rendered from its spec. Pure: no API calls.
+
+The pod runs ``shoal worker <app>``; the backend URL reaches it through ``env.valueFrom`` a
+Secret, never copied into the Deployment. SIGTERM starts the worker's drain (no preStop
+hook), and ``terminationGracePeriodSeconds`` is the shutdown timeout plus a margin, so the
+kubelet's SIGKILL never lands on a worker still finishing a task.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shoal_operator.spec import API_VERSION, SecretKey, WorkerPoolSpec
+
+HEALTH_FILE = "/tmp/shoal/alive"
+METRICS_PORT = 9090
+LEASE_SECONDS = 30
+"""The workers' lease: the liveness probe allows two leases without a heartbeat."""
+
+MANAGED_BY = "shoal-operator"
+POOL_LABEL = "shoal.dev/pool"
+
+
+def labels(pool: WorkerPoolSpec) -> dict[str, str]:
+    """The ``app.kubernetes.io`` labels of everything a pool owns, and its selector label."""
+    return {
+        "app.kubernetes.io/name": "shoal-worker",
+        "app.kubernetes.io/instance": pool.name,
+        "app.kubernetes.io/component": "worker",
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        POOL_LABEL: pool.name,
+    }
+
+
+def deployment_name(pool: WorkerPoolSpec) -> str:
+    return f"{pool.name}-workers"
+
+
+def render_deployment(
+    pool: WorkerPoolSpec,
+    *,
+    owner_uid: str,
+    queue_names: list[str],
+    url_secret: SecretKey,
+    replicas: int,
+) -> dict[str, Any]:
+    """The whole Deployment, as the operator wants it (server-side apply friendly)."""
+    pod_labels = {**pool.pod.labels, **labels(pool)}
+    probe = {
+        "exec": {
+            "command": [
+                "shoal",
+                "check",
+                "--skip-backend",
+                "--health-file",
+                HEALTH_FILE,
+                "--max-age",
+                str(2 * LEASE_SECONDS),
+            ]
+        },
+        "initialDelaySeconds": 10,
+        "periodSeconds": 10,
+        "failureThreshold": 3,
+    }
+    container: dict[str, Any] = {
+        "name": "worker",
+        "image": pool.image,
+        "command": ["shoal"],
+        "args": [
+            "worker",
+            pool.app,
+            "--queues",
+            ",".join(queue_names),
+            "--concurrency",
+            str(pool.concurrency),
+            "--shutdown-timeout",
+            str(pool.shutdown_timeout),
+            "--lease-seconds",
+            str(LEASE_SECONDS),
+            "--health-file",
+            HEALTH_FILE,
+            "--metrics-port",
+            str(METRICS_PORT),
+        ],
+        "env": [
+            {
+                "name": "SHOAL_BACKEND_URL",
+                "valueFrom": {"secretKeyRef": {"name": url_secret.name, "key": url_secret.key}},
+            },
+            # Workers report the pod name as their host: the operator maps each worker's
+            # in-flight count to its pod for the pod deletion cost.
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "SHOAL_LOG_FORMAT", "value": "json"},
+            *pool.pod.env,
+        ],
+        "ports": [{"name": "metrics", "containerPort": METRICS_PORT}],
+        "livenessProbe": probe,
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": "scratch", "mountPath": "/tmp"}],
+    }
+    if pool.pod.resources:
+        container["resources"] = dict(pool.pod.resources)
+    pod_spec: dict[str, Any] = {
+        "terminationGracePeriodSeconds": pool.grace_period,
+        "containers": [container],
+        "volumes": [{"name": "scratch", "emptyDir": {}}],
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+    }
+    optional = {
+        "nodeSelector": dict(pool.pod.node_selector),
+        "tolerations": list(pool.pod.tolerations),
+        "affinity": dict(pool.pod.affinity),
+        "serviceAccountName": pool.pod.service_account_name,
+        "imagePullSecrets": list(pool.pod.image_pull_secrets),
+    }
+    pod_spec.update({key: value for key, value in optional.items() if value})
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": deployment_name(pool),
+            "namespace": pool.namespace,
+            "labels": labels(pool),
+            "ownerReferences": [
+                {
+                    "apiVersion": API_VERSION,
+                    "kind": "WorkerPool",
+                    "name": pool.name,
+                    "uid": owner_uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {POOL_LABEL: pool.name}},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0},
+            },
+            "template": {
+                "metadata": {"labels": pod_labels, "annotations": dict(pool.pod.annotations)},
+                "spec": pod_spec,
+            },
+        },
+    }

@@ -1,0 +1,109 @@
+"""The scaling policy: how many workers a pool needs, decided from queue depth. Pure.
+
+Desired replicas = ceil((runnable + in flight) / target per replica), reached in one step
+(not by doubling, as an HPA does), bounded by min/max and an optional surge. Stabilisation as
+in the HPA: a scale-up takes the lowest recommendation of its window (0 s by default: at
+once), a scale-down the highest of its window, so one quiet poll never shrinks a busy pool.
+Scale-down moves by at most ``scale_down_step``; zero comes only when nothing is runnable or
+in flight and the pool has been idle for ``idle_cooldown``. Scheduled-but-not-due tasks never
+count: a delay of an hour is no reason to start a worker now.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from shoal_operator.spec import Autoscaling
+
+
+@dataclass(frozen=True, slots=True)
+class Demand:
+    """Work measured for a pool at one instant, summed over its queues."""
+
+    ready: int
+    in_flight: int
+
+    @property
+    def work(self) -> int:
+        return self.ready + self.in_flight
+
+
+@dataclass(slots=True)
+class History:
+    """What the policy remembers about one pool between decisions."""
+
+    recommendations: list[tuple[float, int]] = field(default_factory=list)
+    last_busy: float | None = None
+    """When work was last seen; the idle cooldown counts from here."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    replicas: int
+    reason: str
+
+    def changes(self, current: int) -> bool:
+        return self.replicas != current
+
+
+def decide(
+    policy: Autoscaling, current: int, demand: Demand, now: float, history: History
+) -> Decision:
+    """Replicas the pool should run now, and why. Updates ``history`` in place."""
+    target = max(policy.target_per_replica, 1)
+    if demand.work > 0 or history.last_busy is None:
+        # After an operator restart the cooldown starts afresh: never zero a pool at once.
+        history.last_busy = now
+    raw = math.ceil(demand.work / target)
+    explanation = f"{demand.ready} ready + {demand.in_flight} in flight at {target} per replica"
+    floor = policy.min_replicas
+    if raw == 0 and floor == 0 and current > 0:
+        idle_for = now - history.last_busy
+        if idle_for < policy.idle_cooldown:
+            floor = 1
+            explanation += f"; idle {idle_for:.0f}s of a {policy.idle_cooldown:.0f}s cooldown"
+        else:
+            explanation += f"; idle for {idle_for:.0f}s"
+    recommended = min(max(raw, floor), policy.max_replicas)
+    history.recommendations.append((now, recommended))
+    horizon = now - max(policy.scale_up_window, policy.scale_down_window)
+    history.recommendations = [(t, r) for t, r in history.recommendations if t >= horizon]
+
+    if recommended > current:
+        window = [r for t, r in history.recommendations if t >= now - policy.scale_up_window]
+        replicas = max(min(window), current)
+        if policy.max_surge is not None:
+            replicas = min(replicas, current + policy.max_surge)
+        if replicas == current:
+            return Decision(
+                current,
+                f"{explanation}: {recommended} wanted, holding "
+                f"{current} for the {policy.scale_up_window:.0f}s scale-up window",
+            )
+        verb = "scale up"
+    elif recommended < current:
+        window = [r for t, r in history.recommendations if t >= now - policy.scale_down_window]
+        replicas = min(max(window), current)
+        if replicas == current:
+            return Decision(
+                current,
+                f"{explanation}: {recommended} wanted, holding "
+                f"{current} for the {policy.scale_down_window:.0f}s "
+                "scale-down window",
+            )
+        if policy.scale_down_step is not None:
+            replicas = max(replicas, current - policy.scale_down_step)
+        verb = "scale down"
+    else:
+        return Decision(current, f"{explanation}: {current} is right")
+    return Decision(replicas, f"{explanation}: {verb} {current} → {replicas}")
+
+
+def deletion_costs(in_flight_by_pod: dict[str, int], pods: list[str]) -> dict[str, int]:
+    """``controller.kubernetes.io/pod-deletion-cost`` per pod: its tasks in flight.
+
+    The ReplicaSet controller deletes the cheapest pods first on a scale-down, so idle
+    workers go before busy ones; a pod whose worker has not reported yet costs nothing.
+    """
+    return {pod: in_flight_by_pod.get(pod, 0) for pod in pods}
