@@ -257,10 +257,16 @@ class BackendWatch:
                     await asyncio.sleep(1)
                     continue
                 await self.backend.open()
-                await self.backend.wait_for_work(names, self._interval())
+                timeout = self._interval()
+                started = time.monotonic()
+                await self.backend.wait_for_work(names, timeout)
                 failures = 0
-                if any(p.replicas == 0 for p in self._pools()):
+                woken_early = time.monotonic() - started < timeout * 0.9
+                if woken_early and any(p.replicas == 0 for p in self._pools()):
                     self._hint.set()
+                elif woken_early:
+                    # Busy queues notify all the time; running pools are served by the timer.
+                    await asyncio.sleep(min(timeout, 1.0))
             except ShoalError as error:
                 failures += 1
                 logger.debug("wake-up listener on %s: %s", self.safe_url, error)

@@ -1,0 +1,242 @@
+"""The operator on a real kube-apiserver, scaling from real PostgreSQL and Redis queues.
+
+There is no kubelet: Deployments get ReplicaSets (kube-controller-manager) but no running
+pods, so "workers" are played by the test claiming and acking tasks itself.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from tests.k8s.conftest import (
+    Operator,
+    apply,
+    backend_objects,
+    eventually,
+    finish_all,
+    migrate,
+    push,
+    replicas,
+)
+from tests.servers.kubernetes import CommandFailed, KubernetesCluster
+
+
+def pool_status(cluster: KubernetesCluster, namespace: str, name: str) -> dict[str, Any]:
+    found = cluster.kubectl_json("get", "workerpool", name, "-n", namespace)
+    status: dict[str, Any] = found.get("status") or {}
+    return status
+
+
+def condition(status: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    return next((c for c in status.get("conditions") or [] if c["type"] == type_), None)
+
+
+def events(cluster: KubernetesCluster, namespace: str) -> list[tuple[str, str, str]]:
+    listed = cluster.kubectl_json("get", "events", "-n", namespace)
+    return [(e["type"], e["reason"], e["message"]) for e in listed["items"]]
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"autoscaling": {"minReplicas": 4, "maxReplicas": 2}}, "minReplicas must not exceed"),
+        ({"concurrency": -1}, "spec.concurrency"),
+        (
+            {"shutdownTimeoutSeconds": 60, "terminationGracePeriodSeconds": 60},
+            "terminationGracePeriodSeconds must exceed shutdownTimeoutSeconds",
+        ),
+        ({"queues": None}, "spec.queues: Required value"),
+    ],
+)
+def test_malformed_pools_are_rejected_with_readable_messages(
+    crds: KubernetesCluster, kube_namespace: str, spec: dict[str, Any], message: str
+) -> None:
+    body = {"queues": [{"name": "q"}], "image": "x", "app": "tasks:app", **spec}
+    body = {key: value for key, value in body.items() if value is not None}
+    pool = {
+        "apiVersion": "shoal.dev/v1alpha1",
+        "kind": "WorkerPool",
+        "metadata": {"name": "bad"},
+        "spec": body,
+    }
+    with pytest.raises(CommandFailed) as caught:
+        apply(crds, kube_namespace, pool)
+    assert message in str(caught.value)
+
+
+def test_a_pool_gets_its_deployment_with_the_secret_and_grace(
+    operator: Operator, kube_namespace: str, postgres_url: str
+) -> None:
+    migrate(postgres_url)
+    cluster = operator.cluster
+    apply(cluster, kube_namespace, *backend_objects("emails", postgres_url))
+    deployment = eventually(
+        lambda: (
+            cluster.kubectl(
+                "get",
+                "deployment",
+                "emails-workers",
+                "-n",
+                kube_namespace,
+                "-o",
+                "json",
+                check=False,
+            ).stdout
+            or None
+        ),
+        what="the Deployment",
+    )
+    assert '"terminationGracePeriodSeconds": 35' in deployment  # 20 s drain + 15 s
+    assert '"secretKeyRef": {\n' in deployment or '"secretKeyRef":' in deployment
+    assert postgres_url.split("@")[-1] not in deployment  # the URL itself is never copied
+    assert '"tasks:app"' in deployment and '"--queues"' in deployment
+    ready = eventually(
+        lambda: condition(pool_status(cluster, kube_namespace, "emails"), "Ready"),
+        what="the Ready condition",
+    )
+    assert ready["status"] == "True"
+
+
+def scale_up_and_down(operator: Operator, namespace: str, url: str) -> None:
+    cluster = operator.cluster
+    apply(cluster, namespace, *backend_objects("work", url))
+    eventually(lambda: replicas(cluster, namespace, "work") == 0 or None, what="a pool at 0")
+    push(url, "work", 7)
+    eventually(lambda: replicas(cluster, namespace, "work") == 4, 10, "4 replicas for 7 tasks")
+    status = pool_status(cluster, namespace, "work")
+    assert status["desiredReplicas"] == 4 and status["depth"] == 7
+    assert "scale up 0 → 4" in status["lastScaleReason"]
+    finish_all(url, "work")
+    # The 2 s window, then one replica through the 3 s idle cooldown, then zero.
+    eventually(lambda: replicas(cluster, namespace, "work") == 1, 15, "scale down to 1")
+    eventually(lambda: replicas(cluster, namespace, "work") == 0, 15, "scale to zero")
+    reasons = [reason for _, reason, _ in events(cluster, namespace)]
+    assert "ScaledUp" in reasons and "ScaledDown" in reasons
+
+
+def test_postgres_depth_scales_the_pool_up_down_and_to_zero(
+    operator: Operator, kube_namespace: str, postgres_url: str
+) -> None:
+    migrate(postgres_url)
+    scale_up_and_down(operator, kube_namespace, postgres_url)
+
+
+def test_redis_depth_scales_the_pool_up_down_and_to_zero(
+    operator: Operator, kube_namespace: str, redis_url: str
+) -> None:
+    scale_up_and_down(operator, kube_namespace, redis_url)
+
+
+@pytest.mark.parametrize("backend", ["postgres", "redis"])
+def test_the_first_push_wakes_a_pool_from_zero_within_a_second(
+    operator: Operator, kube_namespace: str, backend: str, request: pytest.FixtureRequest
+) -> None:
+    url: str = request.getfixturevalue(f"{backend}_url")
+    migrate(url)
+    cluster = operator.cluster
+    # Stats every 60 s: only the wake-up hint can be this fast.
+    apply(cluster, kube_namespace, *backend_objects("idle", url, stats_interval=60))
+    eventually(lambda: replicas(cluster, kube_namespace, "idle") == 0 or None, what="a pool at 0")
+    time.sleep(1.0)  # let the listener settle on the queue
+    started = time.monotonic()
+    push(url, "idle", 1)
+    eventually(lambda: (replicas(cluster, kube_namespace, "idle") or 0) > 0, 5, "a wake-up")
+    assert time.monotonic() - started < 1.0
+
+
+def test_an_unreachable_backend_holds_replicas_and_says_why(
+    operator: Operator, kube_namespace: str
+) -> None:
+    cluster = operator.cluster
+    dead = "postgresql://shoal:hunter2@127.0.0.1:9/jobs"
+    apply(
+        cluster,
+        kube_namespace,
+        *backend_objects("lost", dead, pool={"autoscaling": {"minReplicas": 2, "maxReplicas": 5}}),
+    )
+    eventually(lambda: replicas(cluster, kube_namespace, "lost") == 2, what="min replicas")
+    scaling = eventually(
+        lambda: condition(pool_status(cluster, kube_namespace, "lost"), "ScalingActive"),
+        what="the ScalingActive condition",
+    )
+    assert scaling["status"] == "False" and scaling["reason"] == "BackendUnreachable"
+    assert "hunter2" not in scaling["message"] and "Replicas are held" in scaling["message"]
+    time.sleep(2)
+    assert replicas(cluster, kube_namespace, "lost") == 2
+    warnings = [
+        m for kind, reason, m in events(cluster, kube_namespace) if reason == "BackendUnreachable"
+    ]
+    assert warnings and all("hunter2" not in m for m in warnings)
+
+
+def test_a_missing_secret_is_reported_and_recovered_from(
+    operator: Operator, kube_namespace: str, postgres_url: str
+) -> None:
+    migrate(postgres_url)
+    cluster = operator.cluster
+    secret, queue, pool = backend_objects("late", postgres_url)
+    apply(cluster, kube_namespace, queue, pool)
+    missing = eventually(
+        lambda: condition(pool_status(cluster, kube_namespace, "late"), "Ready"),
+        what="the Ready condition",
+    )
+    assert missing["status"] == "False" and missing["reason"] == "SecretMissing"
+    assert "create it with the backend URL" in missing["message"]
+    assert any(reason == "SecretMissing" for _, reason, _ in events(cluster, kube_namespace))
+    apply(cluster, kube_namespace, secret)
+    eventually(
+        lambda: replicas(cluster, kube_namespace, "late") is not None,
+        40,
+        "the Deployment once the Secret exists",
+    )
+
+
+def test_hand_edits_are_put_back_and_deleting_the_pool_deletes_the_deployment(
+    operator: Operator, kube_namespace: str, postgres_url: str
+) -> None:
+    migrate(postgres_url)
+    cluster = operator.cluster
+    apply(
+        cluster,
+        kube_namespace,
+        *backend_objects(
+            "owned", postgres_url, pool={"autoscaling": {"minReplicas": 1, "maxReplicas": 3}}
+        ),
+    )
+    eventually(lambda: replicas(cluster, kube_namespace, "owned") == 1, what="1 replica")
+    cluster.kubectl(
+        "patch",
+        "deployment",
+        "owned-workers",
+        "-n",
+        kube_namespace,
+        "--type=json",
+        "-p",
+        '[{"op": "replace", "path": "/spec/template/spec/'
+        'terminationGracePeriodSeconds", "value": 1}]',
+    )
+    eventually(
+        lambda: (
+            cluster.kubectl(
+                "get",
+                "deployment",
+                "owned-workers",
+                "-n",
+                kube_namespace,
+                "-o",
+                "jsonpath={.spec.template.spec.terminationGracePeriodSeconds}",
+            ).stdout
+            == "35"
+        ),
+        10,
+        "the grace period put back",
+    )
+    cluster.kubectl("delete", "workerpool", "owned", "-n", kube_namespace)
+    eventually(
+        lambda: replicas(cluster, kube_namespace, "owned") is None,
+        30,
+        "garbage collection of the Deployment",
+    )
