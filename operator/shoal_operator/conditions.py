@@ -22,40 +22,21 @@ def set_condition(
     """Return ``conditions`` with ``type_`` set; its transition time moves only when its
     status flips, as Kubernetes conventions ask."""
     status = "True" if ok else "False"
-    result: list[dict[str, Any]] = []
-    replaced = False
+    fresh = {
+        "type": type_,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "observedGeneration": generation,
+        "lastTransitionTime": now_iso(),
+    }
+    result, placed = [], False
     for condition in conditions:
         if condition.get("type") != type_:
             result.append(dict(condition))
             continue
-        replaced = True
-        changed = condition.get("status") != status
-        result.append(
-            {
-                "type": type_,
-                "status": status,
-                "reason": reason,
-                "message": message,
-                "observedGeneration": generation,
-                "lastTransitionTime": now_iso() if changed else condition.get("lastTransitionTime"),
-            }
-        )
-    if not replaced:
-        result.append(
-            {
-                "type": type_,
-                "status": status,
-                "reason": reason,
-                "message": message,
-                "observedGeneration": generation,
-                "lastTransitionTime": now_iso(),
-            }
-        )
-    return result
-
-
-def condition_status(conditions: Sequence[Mapping[str, Any]], type_: str) -> str | None:
-    for condition in conditions:
-        if condition.get("type") == type_:
-            return str(condition.get("status"))
-    return None
+        if condition.get("status") == status:
+            fresh["lastTransitionTime"] = condition.get("lastTransitionTime")
+        result.append(fresh)  # in place: a reordered list would read as a change
+        placed = True
+    return result if placed else [*result, fresh]
