@@ -257,3 +257,15 @@ async def test_several_workers_share_one_process(app: App) -> None:
     workers[0].stop()  # one stopping stops the process's others
     await asyncio.wait_for(running, 5)
     assert [w.processed for w in workers] == [5, 5]
+
+
+async def test_recycling_above_a_memory_limit_drains_and_stops(app: App) -> None:
+    @app.task
+    async def noop() -> None:
+        pass
+
+    await noop.push_many([{}] * 5)
+    worker = Worker(app, fast(max_rss_mb=1, concurrency=1))  # any process is above 1 MiB
+    await asyncio.wait_for(worker.run(), 5)
+    assert worker.processed == 1
+    assert worker.stop_reason is not None and "MiB resident memory" in worker.stop_reason
