@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BACKENDS = {
     "sqlite": "sqlite_url",
     "postgres": "postgres_url",
+    "redis": "redis_url",
 }
 """The backends worker processes are tested on: a name, and the fixture (tests/servers/)
 giving a fresh URL for each test. Adding a backend is one line here."""

@@ -1,9 +1,9 @@
 """Worker processes under signals: nothing lost, nothing run twice.
 
-Matrix: every backend in ``tests.e2e.conftest.BACKENDS`` (SQLite, PostgreSQL), through the
-parametrised ``workers`` fixture. Each test drives real ``shoal worker`` processes
-(tests/e2e/conftest.py) and counts, from the log the handlers write, how often each task
-started and ended.
+Matrix: every backend in ``tests.e2e.conftest.BACKENDS`` (SQLite, PostgreSQL, Redis),
+through the parametrised ``workers`` fixture. Each test drives real ``shoal worker``
+processes (tests/e2e/conftest.py) and counts, from the log the handlers write, how often
+each task started and ended.
 """
 
 from __future__ import annotations
