@@ -1,0 +1,199 @@
+"""The operator on a real kube-apiserver and a real PostgreSQL: how fast, and at what cost.
+
+Prints JSON lines:
+- ``operator_wake_from_zero``: p50/p95 over ``--runs`` runs of the time from a committed push
+  into an idle queue to its Deployment's ``spec.replicas`` > 0 (KEDA's default: up to 30 s);
+- ``operator_burst_to_target``: p50/p95 from a burst (pushed in one batch) to the full target
+  replica count, reached in one step;
+- ``operator_cost``: with 1, 100 and 1,000 WorkerPools on one backend, the operator's CPU
+  (cores) and RSS, Kubernetes API requests per second (all clients but this script's own
+  are idle), and database transactions per stats interval.
+
+Usage: python bench/operator_scaling.py [--runs 20] [--pools 1,100,1000] [--window 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import psutil
+
+from bench.common import emit
+from tests.k8s.conftest import Operator, backend_objects, migrate, push
+from tests.servers.kubernetes import KubernetesCluster, find_bin_dir
+from tests.servers.postgres import PostgresServer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def apply(cluster: KubernetesCluster, namespace: str, objects: list[dict[str, Any]]) -> None:
+    manifest = json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
+    cluster.kubectl(
+        "apply", "--server-side", "-n", namespace, "-f", "-", input=manifest, timeout=600
+    )
+
+
+def replicas_of(cluster: KubernetesCluster, namespace: str) -> dict[str, int]:
+    listed = cluster.kubectl_json("get", "deployments", "-n", namespace)
+    return {d["metadata"]["name"]: d["spec"].get("replicas", 0) for d in listed["items"]}
+
+
+def wait(condition: Any, timeout: float, step: float = 0.01) -> float:
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            raise TimeoutError("the operator did not act in time")
+        time.sleep(step)
+    return time.monotonic() - started
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def latency_runs(cluster: KubernetesCluster, url: str, runs: int) -> None:
+    cluster.kubectl("create", "namespace", "wake")
+    objects = []
+    for number in range(runs):
+        objects += backend_objects(f"wake{number}", url, stats_interval=30)
+    apply(cluster, "wake", objects)
+    wait(lambda: len(replicas_of(cluster, "wake")) == runs, 120, 0.5)
+    time.sleep(3)  # listeners settle
+    wake = []
+    for number in range(runs):
+        deployment = f"wake{number}-workers"
+        push(url, f"wake{number}", 1)  # returns once committed
+        wake.append(wait(lambda d=deployment: _replicas(cluster, "wake", d) > 0, 30))
+    emit(
+        "operator_wake_from_zero",
+        runs=runs,
+        p50_seconds=round(percentile(wake, 0.5), 3),
+        p95_seconds=round(percentile(wake, 0.95), 3),
+        keda_default_seconds=30,
+    )
+
+    cluster.kubectl("create", "namespace", "burst")
+    pool = {"autoscaling": {"minReplicas": 0, "maxReplicas": 10}, "concurrency": 10}
+    objects = []
+    for number in range(runs):
+        objects += backend_objects(f"burst{number}", url, pool=pool, stats_interval=30)
+    apply(cluster, "burst", objects)
+    wait(lambda: len(replicas_of(cluster, "burst")) == runs, 120, 0.5)
+    time.sleep(3)
+    burst = []
+    for number in range(runs):
+        deployment = f"burst{number}-workers"
+        push(url, f"burst{number}", 100)
+        burst.append(wait(lambda d=deployment: _replicas(cluster, "burst", d) == 10, 30))
+    emit(
+        "operator_burst_to_target",
+        runs=runs,
+        target=10,
+        p50_seconds=round(percentile(burst, 0.5), 3),
+        p95_seconds=round(percentile(burst, 0.95), 3),
+    )
+
+
+def _replicas(cluster: KubernetesCluster, namespace: str, deployment: str) -> int:
+    found = cluster.kubectl(
+        "get",
+        "deployment",
+        deployment,
+        "-n",
+        namespace,
+        "-o",
+        "jsonpath={.spec.replicas}",
+        check=False,
+    )
+    return int(found.stdout or 0)
+
+
+def api_requests(cluster: KubernetesCluster) -> float:
+    total = 0.0
+    for line in cluster.kubectl("get", "--raw", "/metrics").stdout.splitlines():
+        if line.startswith("apiserver_request_total{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def cost(
+    cluster: KubernetesCluster,
+    server: PostgresServer,
+    url: str,
+    operator: Operator,
+    pools: int,
+    window: float,
+) -> None:
+    namespace = f"cost{pools}"
+    cluster.kubectl("create", "namespace", namespace)
+    objects = []
+    for number in range(pools):
+        objects += backend_objects(f"p{number}", url, stats_interval=5)
+    apply(cluster, namespace, objects)
+    wait(lambda: len(replicas_of(cluster, namespace)) >= pools, 900, 2)
+    time.sleep(10)  # let the creation settle
+    process = psutil.Process(operator.process.pid)
+    cpu_before, api_before = process.cpu_times(), api_requests(cluster)
+    commits_before = _commits(server)
+    started = time.monotonic()
+    time.sleep(window)
+    elapsed = time.monotonic() - started
+    cpu_after, api_after = process.cpu_times(), api_requests(cluster)
+    commits = _commits(server) - commits_before
+    used = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
+    emit(
+        "operator_cost",
+        pools=pools,
+        window_seconds=round(elapsed, 1),
+        cpu_cores=round(used / elapsed, 3),
+        rss_mb=round(process.memory_info().rss / 2**20, 1),
+        # Two of the counted requests are this script's own /metrics reads.
+        api_requests_per_second=round((api_after - api_before - 2) / elapsed, 2),
+        db_transactions_per_interval=round(commits / (elapsed / 5), 2),
+    )
+    cluster.kubectl("delete", "namespace", namespace, "--wait=false")
+
+
+def _commits(server: PostgresServer) -> int:
+    out = server.psql("SELECT xact_commit FROM pg_stat_database WHERE datname = 'bench'")
+    return int(out.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--pools", default="1,100,1000")
+    parser.add_argument("--window", type=float, default=30.0)
+    arguments = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="shoal-bench-") as folder:
+        server = PostgresServer()
+        server.start()
+        cluster = KubernetesCluster(Path(folder) / "k8s", find_bin_dir())
+        try:
+            cluster.start()
+            cluster.kubectl("apply", "-f", str(ROOT / "crds"))
+            url = server.url(server.create_database("bench"))
+            migrate(url)
+            operator = Operator(cluster, Path(folder))
+            try:
+                latency_runs(cluster, url, arguments.runs)
+                for pools in [int(p) for p in arguments.pools.split(",")]:
+                    cost(cluster, server, url, operator, pools, arguments.window)
+            finally:
+                operator.stop()
+        finally:
+            cluster.stop()
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,278 @@
+"""A stand-in for the kubelet: worker pods run as local processes, for end-to-end tests.
+
+There is no container engine here, but the rest is real: the operator scales Deployments on a
+real kube-apiserver, kube-controller-manager turns them into ReplicaSets and Pod objects, and
+this process plays the node. It
+
+- registers a Node and binds the pool's Pods to it (so deletion is graceful, as on a node);
+- runs each Pod's container command with the Pod's environment, Secret values resolved as
+  the kubelet resolves ``secretKeyRef``, ``POD_NAME`` from ``fieldRef``;
+- reports the Pod Running and Ready, so ``readyReplicas`` and pod deletion cost work;
+- on deletion sends SIGTERM, then SIGKILL after ``terminationGracePeriodSeconds``, and
+  removes the Pod, exactly as the kubelet does; restarts a container that exits by itself;
+- appends every start, signal and exit to a JSON-lines record for the tests to assert on.
+
+What it does not simulate: images (the command runs from this checkout with this Python),
+isolation (``/tmp`` becomes a per-pod folder and the metrics port a free port), probes,
+resource limits, init containers, volumes other than the scratch ``emptyDir``, and anything
+about networking.
+
+Run: ``python -m tests.e2e.kubelet --namespace NS --record FILE --workdir DIR`` with
+``$KUBECONFIG`` set; SIGTERM stops it and its processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
+
+NODE = "standin-node"
+SELECTOR = "app.kubernetes.io/managed-by=shoal-operator"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Running:
+    pod: str
+    process: subprocess.Popen[bytes]
+    grace: int
+    terminating_since: float | None = None
+    restarts: int = 0
+
+
+class Kubelet:
+    def __init__(self, namespace: str, record: Path, workdir: Path, app_dir: Path) -> None:
+        self.namespace = namespace
+        self.record_path = record
+        self.workdir = workdir
+        self.app_dir = app_dir
+        self.running: dict[str, Running] = {}
+        self.api: client.ApiClient | None = None
+
+    def record(self, event: str, pod: str, **details: Any) -> None:
+        line = json.dumps({"time": time.time(), "event": event, "pod": pod, **details})
+        with self.record_path.open("a") as sink:
+            sink.write(line + "\n")
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await config.load_kube_config()
+        self.api = client.ApiClient()
+        core = client.CoreV1Api(self.api)
+        await self._register_node(core)
+        try:
+            while not stop.is_set():
+                await self._sync(core)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 0.2)
+        finally:
+            for running in self.running.values():
+                _stop(running.process, 5)
+            await self.api.close()
+
+    async def _register_node(self, core: client.CoreV1Api) -> None:
+        node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": NODE}}
+        try:
+            await core.create_node(node)
+        except ApiException as error:
+            if error.status != 409:
+                raise
+        ready = {
+            "type": "Ready",
+            "status": "True",
+            "reason": "StandIn",
+            "message": "tests/e2e/kubelet.py plays this node",
+        }
+        await core.patch_node_status(NODE, {"status": {"conditions": [ready]}})
+
+    async def _sync(self, core: client.CoreV1Api) -> None:
+        pods = (await core.list_namespaced_pod(self.namespace, label_selector=SELECTOR)).items
+        seen = set()
+        for pod in pods:
+            name = pod.metadata.name
+            seen.add(name)
+            if pod.spec.node_name is None:
+                await self._bind(core, name)
+                continue
+            running = self.running.get(name)
+            if pod.metadata.deletion_timestamp is not None:
+                await self._terminate(core, pod, running)
+            elif running is None:
+                await self._start(core, pod)
+            elif running.process.poll() is not None:
+                self.record("exited", name, code=running.process.returncode, on_its_own=True)
+                running.restarts += 1
+                await self._start(core, pod, restarts=running.restarts)
+        for name in list(self.running.keys() - seen):  # deleted with grace 0 by someone
+            running = self.running.pop(name)
+            _stop(running.process, 0)
+            self.record("killed", name, reason="pod vanished")
+
+    async def _bind(self, core: client.CoreV1Api, name: str) -> None:
+        binding = {
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": {"name": name},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": NODE},
+        }
+        try:
+            await core.create_namespaced_binding(self.namespace, binding, _preload_content=False)
+        except ApiException as error:
+            if error.status != 409:
+                raise
+
+    async def _start(self, core: client.CoreV1Api, pod: Any, restarts: int = 0) -> None:
+        name = pod.metadata.name
+        [container] = pod.spec.containers
+        scratch = self.workdir / name / "tmp"
+        scratch.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "PYTHONPATH": str(self.app_dir)}
+        for variable in container.env or []:
+            env[variable.name] = await self._resolve(core, pod, variable)
+        arguments = [
+            _localise(a, scratch) for a in [*(container.command or []), *(container.args or [])]
+        ]
+        if "--metrics-port" in arguments:
+            arguments[arguments.index("--metrics-port") + 1] = str(_free_port())
+        if arguments and arguments[0] == "shoal":
+            arguments = [sys.executable, "-m", "shoal", *arguments[1:]]
+        log = (self.workdir / f"{name}.log").open("ab")
+        process = subprocess.Popen(  # noqa: ASYNC220 (a fork: as quick as a kubelet's)
+            arguments,
+            cwd=self.app_dir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        grace = int(pod.spec.termination_grace_period_seconds or 30)
+        self.running[name] = Running(name, process, grace, restarts=restarts)
+        self.record("started", name, pid=process.pid, argv=arguments[3:])
+        status = {
+            "phase": "Running",
+            "podIP": "127.0.0.1",
+            "hostIP": "127.0.0.1",
+            "startTime": _now(),
+            "conditions": [
+                {"type": "Ready", "status": "True", "lastTransitionTime": _now()},
+                {"type": "ContainersReady", "status": "True", "lastTransitionTime": _now()},
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": _now()},
+            ],
+            "containerStatuses": [
+                {
+                    "name": container.name,
+                    "ready": True,
+                    "restartCount": restarts,
+                    "image": container.image,
+                    "imageID": "",
+                    "started": True,
+                    "state": {"running": {"startedAt": _now()}},
+                }
+            ],
+        }
+        await core.patch_namespaced_pod_status(name, self.namespace, {"status": status})
+
+    async def _resolve(self, core: client.CoreV1Api, pod: Any, variable: Any) -> str:
+        if variable.value_from is None:
+            return str(variable.value or "")
+        if variable.value_from.field_ref is not None:
+            path = variable.value_from.field_ref.field_path
+            return {
+                "metadata.name": pod.metadata.name,
+                "metadata.namespace": pod.metadata.namespace,
+            }.get(path, "")
+        reference = variable.value_from.secret_key_ref
+        secret = await core.read_namespaced_secret(reference.name, self.namespace)
+        return str(base64.b64decode(secret.data[reference.key]).decode())
+
+    async def _terminate(self, core: client.CoreV1Api, pod: Any, running: Running | None) -> None:
+        name = pod.metadata.name
+        if running is not None:
+            if running.terminating_since is None:
+                running.terminating_since = time.monotonic()
+                running.process.send_signal(signal.SIGTERM)
+                self.record("sigterm", name, pid=running.process.pid)
+            elif running.process.poll() is None:
+                if time.monotonic() - running.terminating_since < running.grace:
+                    return
+                running.process.kill()
+                running.process.wait(10)
+                self.record("sigkill", name, pid=running.process.pid, grace=running.grace)
+            if running.process.poll() is None:
+                return
+            self.record(
+                "exited",
+                name,
+                code=running.process.returncode,
+                after=round(time.monotonic() - running.terminating_since, 3),
+            )
+            self.running.pop(name)
+        try:
+            await core.delete_namespaced_pod(name, self.namespace, grace_period_seconds=0)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+
+def _localise(argument: str, scratch: Path) -> str:
+    if argument.startswith("/tmp/"):
+        return str(scratch / argument.removeprefix("/tmp/"))
+    return argument
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _stop(process: subprocess.Popen[bytes], grace: float) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--namespace", required=True)
+    parser.add_argument("--record", type=Path, required=True)
+    parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--app-dir", type=Path, default=ROOT)
+    arguments = parser.parse_args()
+    kubelet = Kubelet(arguments.namespace, arguments.record, arguments.workdir, arguments.app_dir)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for number in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(number, stop.set)
+        await kubelet.run(stop)
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()
