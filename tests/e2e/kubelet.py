@@ -85,7 +85,7 @@ class Kubelet:
             await self.api.close()
 
     async def _register_node(self, core: client.CoreV1Api) -> None:
-        node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": NODE}}
+        node: Any = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": NODE}}
         try:
             await core.create_node(node)
         except ApiException as error:
@@ -123,7 +123,7 @@ class Kubelet:
             self.record("killed", name, reason="pod vanished")
 
     async def _bind(self, core: client.CoreV1Api, name: str) -> None:
-        binding = {
+        binding: Any = {
             "apiVersion": "v1",
             "kind": "Binding",
             "metadata": {"name": name},
@@ -192,10 +192,11 @@ class Kubelet:
             return str(variable.value or "")
         if variable.value_from.field_ref is not None:
             path = variable.value_from.field_ref.field_path
-            return {
+            fields = {
                 "metadata.name": pod.metadata.name,
                 "metadata.namespace": pod.metadata.namespace,
-            }.get(path, "")
+            }
+            return str(fields.get(path, ""))
         reference = variable.value_from.secret_key_ref
         secret = await core.read_namespaced_secret(reference.name, self.namespace)
         return str(base64.b64decode(secret.data[reference.key]).decode())
