@@ -21,7 +21,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 
 from shoal.backends.base import OnConflict
 from shoal.core.errors import IdempotencyConflict
