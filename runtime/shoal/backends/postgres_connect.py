@@ -89,7 +89,7 @@ _OPTIONS = frozenset(field.name for field in dataclasses.fields(PostgresSettings
 def parse_url(url: str) -> tuple[str, PostgresSettings, str, str | None]:
     """Split ``url`` into the DSN for asyncpg, the settings, the URL safe to show, and the
     password (kept only to scrub it from driver messages)."""
-    shown = _redact(url)
+    shown = redact(url)
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - parsing the port is what validates it
@@ -124,20 +124,6 @@ def _value(key: str, raw: str) -> Any:
         return float(raw)
     except ValueError as exc:
         raise ConfigurationError(f"bad value {raw!r} for {key}: {exc}") from exc
-
-
-def _redact(url: str) -> str:
-    """:func:`shoal.core.urls.redact`, plus a ``password`` query parameter (libpq style)."""
-    shown = redact(url)
-    try:
-        parts = urlsplit(shown)
-    except ValueError:
-        return shown
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    if not any(key == "password" for key, _ in query):
-        return shown
-    masked = [(key, "***" if key == "password" else value) for key, value in query]
-    return urlunsplit(parts._replace(query=urlencode(masked, safe="*")))
 
 
 _SCHEMA_ERRORS = (
