@@ -72,7 +72,10 @@ class Workers:
         if not self.log.exists():
             return []
         rows = []
-        for line in self.log.read_text().splitlines():
+        text = self.log.read_text()
+        # A line being appended right now may be read half written: leave it for next time.
+        complete = text[: text.rfind("\n") + 1]
+        for line in complete.splitlines():
             event, task_id, attempt, pid, when = line.split()
             rows.append((event, task_id, int(attempt), int(pid), float(when)))
         return rows

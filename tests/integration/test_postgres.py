@@ -415,3 +415,47 @@ async def test_queues_lists_every_status_through_the_partial_indexes(postgres_ur
         [cancelled] = await backend.list_tasks(queue="cancelled")
         assert await backend.cancel(cancelled.id)
         assert await backend.queues() == ["cancelled", "dead", "done", "queued", "running"]
+
+
+async def test_a_restart_fails_calls_as_unavailable_and_the_backend_heals(
+    restartable_postgres: PostgresServer,
+) -> None:
+    server = restartable_postgres
+    database = server.create_database()
+    url = with_options(server.url(database), poll_interval=0.2, pool_min_size=3)
+    try:
+        async with backend_at(url) as backend:
+            [task_id] = await backend.push([task()])
+            await backend.wait_for_work(["other"], 0.3)
+            await eventually(lambda: backend.listener_health.state is ListenerState.LISTENING)
+            admin = await asyncpg.connect(server.url(database))
+            try:
+                # A call in flight when the server goes down: it waits on a lock.
+                await admin.execute("BEGIN; LOCK TABLE shoal.tasks IN ACCESS EXCLUSIVE MODE")
+                stuck = asyncio.create_task(backend.stats(["default"]))
+                await asyncio.sleep(0.2)
+                await asyncio.to_thread(server.restart)
+            finally:
+                admin.terminate()
+            with pytest.raises(BackendUnavailable) as caught:
+                await asyncio.wait_for(stuck, 5)
+            assert server.password not in str(caught.value) and "***" in str(caught.value)
+
+            # Every pooled connection died with the server. Each call now either works
+            # (the pool reconnects) or fails as unavailable: never a raw driver error.
+            outcomes = []
+            for _ in range(50):
+                try:
+                    claims = await backend.claim(["default"], "w1", 5, 30)
+                    outcomes.append("ok")
+                    break
+                except BackendUnavailable:
+                    outcomes.append("unavailable")
+                    await asyncio.sleep(0.1)
+            assert outcomes[-1] == "ok", outcomes
+            assert [claim.task.id for claim in claims] == [task_id]
+            await backend.ack([claims[0].lease])
+            await eventually(lambda: backend.listener_health.state is ListenerState.LISTENING, 15)
+            assert backend.listener_health.reconnects >= 1
+    finally:
+        server.drop_database(database)

@@ -6,7 +6,8 @@
         url = server.url(server.create_database())
 
 The pytest fixtures start one server per session and give each test a database of its own
-(``CREATE DATABASE`` per test, dropped afterwards), so no test ever wipes a shared one.
+(``CREATE DATABASE`` per test, dropped afterwards), so no test ever wipes a shared one. Tests
+that restart the server use ``restartable_postgres``, a second server of their own.
 
 The server binaries refuse to run as root; when the tests run as root they run the server as
 the ``postgres`` user (``runuser``). If the binaries are missing: ``apt-get install -y
@@ -220,6 +221,13 @@ class PostgresServer:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """One PostgreSQL for the whole session, stopped and deleted at its end."""
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def restartable_postgres() -> Iterator[PostgresServer]:
+    """A second PostgreSQL, for tests that restart it: the shared one is never cut off."""
     with PostgresServer() as server:
         yield server
 

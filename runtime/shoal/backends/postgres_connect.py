@@ -140,6 +140,22 @@ _UNAVAILABLE = (
     asyncpg.InvalidAuthorizationSpecificationError,
     asyncpg.InvalidCatalogNameError,
 )
+_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` says the server or the connection is gone, rather than the statement
+    being wrong: such calls fail with :class:`BackendUnavailable`, and may be retried.
+
+    Besides refused connections and a server shutting down, a restart shows up as asyncpg
+    errors about the connection's own state: "connection is closed", or a protocol left out
+    of step ("cannot switch to state ...; another operation is in progress").
+    """
+    if isinstance(exc, _UNAVAILABLE):
+        return True
+    if isinstance(exc, asyncpg.InternalClientError):
+        return not isinstance(exc, asyncpg.exceptions.OutdatedSchemaCacheError)
+    return isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc)
 
 
 class Connections:
@@ -211,6 +227,15 @@ class Connections:
                 ) from exc
             try:
                 yield conn
+            except Exception as exc:
+                # A restart or a cut can leave the protocol out of step without the socket
+                # looking closed yet: never hand such a connection out again. (A connection
+                # that did close is already detached and back in the pool, which says so
+                # with an InterfaceError.)
+                with contextlib.suppress(asyncpg.InterfaceError):
+                    if _connection_lost(exc) or conn.is_closed():
+                        conn.terminate()
+                raise
             finally:
                 await self._pool.release(conn)
 
@@ -227,20 +252,20 @@ class Connections:
                 f"{self.settings.schema!r} is missing or out of date; run `shoal migrate`",
                 url=self.url,
             ) from exc
-        except _UNAVAILABLE as exc:
-            raise BackendUnavailable(
-                f"{doing}: cannot use PostgreSQL: {type(exc).__name__}: {self.scrub(str(exc))}",
-                url=self.url,
-            ) from exc
         except asyncpg.ClientConfigurationError as exc:
             raise ConfigurationError(
                 f"bad PostgreSQL URL {self.url}: {self.scrub(str(exc))}"
             ) from exc
-        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except Exception as exc:
+            detail = f"{type(exc).__name__}: {self.scrub(str(exc))}"
+            if _connection_lost(exc):
+                raise BackendUnavailable(
+                    f"{doing}: cannot use PostgreSQL: {detail}", url=self.url
+                ) from exc
+            if not isinstance(exc, _DRIVER_ERRORS):
+                raise
             # Includes codec failures (asyncpg's DataError: a value the column cannot take).
-            raise BackendError(
-                f"{doing} failed: {type(exc).__name__}: {self.scrub(str(exc))}", url=self.url
-            ) from exc
+            raise BackendError(f"{doing} failed: {detail}", url=self.url) from exc
 
     def scrub(self, text: str) -> str:
         """``text`` without the password, should a driver message ever quote it."""
