@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 
+from shoal import App, Context, Worker, WorkerSettings
 from shoal.backends import OnConflict, open_backend
 from shoal.backends.postgres import PostgresBackend
 from shoal.backends.postgres_listener import ListenerState
@@ -459,3 +460,66 @@ async def test_a_restart_fails_calls_as_unavailable_and_the_backend_heals(
             assert backend.listener_health.reconnects >= 1
     finally:
         server.drop_database(database)
+
+
+async def test_two_apps_share_one_pool_and_each_worker_sees_only_its_queues(
+    postgres_url: str,
+) -> None:
+    ran: dict[str, list[str]] = {}  # worker id -> the tasks it ran
+    billing, mail = App(), App()
+
+    def note(context: Context, what: str) -> None:
+        ran.setdefault(context.worker_id, []).append(what)
+
+    @billing.task(queue="invoices")
+    async def invoice(context: Context, n: int) -> None:
+        note(context, f"invoice-{n}")
+
+    @billing.task(queue="refunds")
+    async def refund(context: Context, n: int) -> None:
+        note(context, f"refund-{n}")
+
+    @mail.task(queue="outbox")
+    async def send(context: Context, subject: str) -> None:
+        note(context, f"send-{subject}")
+
+    async with backend_at(with_options(postgres_url, poll_interval=0.1)) as shared:
+        for app in (billing, mail):
+            app.use_backend(shared)  # one pool and one listener for every queue of both apps
+        settings = WorkerSettings(concurrency=4, poll_interval=0.05)
+        billing_worker, mail_worker = Worker(billing, settings), Worker(mail, settings)
+        running = [asyncio.create_task(billing_worker.run())]
+        admin = await asyncpg.connect(postgres_url)
+        try:
+            await send.push_many([{"subject": str(i)} for i in range(20)])
+            await invoice.push_many([{"n": i} for i in range(20)])
+            await refund.push_many([{"n": i} for i in range(20)])
+            await eventually(lambda: len(ran.get(billing_worker.id, [])) == 40)
+            # The mail app's work waits: the billing worker never claims another app's queue.
+            assert (await shared.stats(["outbox"]))["outbox"].ready == 20
+
+            running.append(asyncio.create_task(mail_worker.run()))
+            await eventually(lambda: len(ran.get(mail_worker.id, [])) == 20)
+            registered = {w.id: w.queues for w in await shared.workers()}
+            assert registered[billing_worker.id] == ("invoices", "refunds")
+            assert registered[mail_worker.id] == ("outbox",)
+            connections = dict(
+                await admin.fetch(
+                    "SELECT application_name, count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    " GROUP BY application_name"
+                )
+            )
+            assert connections["shoal-listener"] == 1
+            assert connections["shoal"] <= shared.settings.pool_max_size
+            assert set(connections) == {"shoal", "shoal-listener"}
+        finally:
+            await admin.close()
+            for worker in (billing_worker, mail_worker):
+                worker.stop()
+            await asyncio.gather(*running)
+        assert sorted(ran[billing_worker.id]) == sorted(
+            [f"invoice-{i}" for i in range(20)] + [f"refund-{i}" for i in range(20)]
+        )
+        assert sorted(ran[mail_worker.id]) == sorted(f"send-{i}" for i in range(20))
+        assert await shared.list_tasks(statuses=[TaskStatus.DEAD, TaskStatus.QUEUED]) == []
