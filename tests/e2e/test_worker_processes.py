@@ -85,7 +85,7 @@ def test_metrics_and_the_health_probe_of_a_running_worker(workers: Workers, tmp_
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    health = tmp_path / "alive"
+    health = tmp_path / "not-yet" / "alive"  # the worker makes the folder
     worker = workers.start(
         "--metrics-port", str(port), "--metrics-address", "127.0.0.1", "--health-file", str(health)
     )

@@ -122,7 +122,7 @@ class Worker:
             await self._heartbeat()
             self._next_heartbeat = now + self.settings.heartbeat_interval
             if self.settings.health_file:
-                Path(self.settings.health_file).touch()  # noqa: ASYNC240 (microseconds)
+                _touch(Path(self.settings.health_file))
         if now >= self._next_reap:
             report = await self.backend.reap(worker_timeout=self.settings.lease_seconds * 3)
             for task_id in report.requeued:
@@ -333,6 +333,15 @@ def _log_event(name: EventName, task_id: str, queue: str, task_name: str, event:
     if event.error is not None:
         extra["error"] = f"{type(event.error).__name__}: {event.error}"
     logger.log(level, name.replace("_", " "), extra=extra)
+
+
+def _touch(path: Path) -> None:
+    """Mark the loop alive; the folder may be new (a pod's /tmp is an empty emptyDir)."""
+    try:
+        path.touch()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
 
 
 def resident_memory_mb() -> float:
