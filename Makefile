@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint unit integration e2e bench services clean
+.PHONY: demo test lint unit integration e2e bench services k8s-binaries clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,12 @@ demo: $(STAMP)
 services:
 	scripts/install-services.sh
 
+## k8s-binaries: build etcd, kube-apiserver, kube-controller-manager, kubectl, helm once (cached)
+k8s-binaries:
+	scripts/k8s-binaries.sh
+
 ## test: lint, type-check, and run every test tier against real servers
-test: $(STAMP) services lint
+test: $(STAMP) services k8s-binaries lint
 	$(BIN)/pytest tests
 
 lint: $(STAMP)

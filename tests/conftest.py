@@ -6,7 +6,12 @@ import os
 import pytest
 
 # Each backend's server fixtures live in tests/servers/<backend>.py.
-pytest_plugins = ["tests.servers.sqlite", "tests.servers.redis", "tests.servers.postgres"]
+pytest_plugins = [
+    "tests.servers.sqlite",
+    "tests.servers.redis",
+    "tests.servers.postgres",
+    "tests.servers.kubernetes",
+]
 
 
 @pytest.fixture(autouse=True)
