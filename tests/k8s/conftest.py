@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -43,16 +43,27 @@ def eventually(check: Callable[[], T | None], timeout: float = 30.0, what: str =
 
 
 class Operator:
-    """``python -m shoal_operator`` against the cluster; its output goes to a file."""
+    """``python -m shoal_operator`` against the cluster; its output goes to a file.
 
-    def __init__(self, cluster: KubernetesCluster, directory: Path) -> None:
+    By default it runs cluster-wide with the admin kubeconfig; ``kubeconfig`` runs it with
+    other credentials (e.g. a ServiceAccount's token) and ``args`` adds flags (``--namespace``).
+    """
+
+    def __init__(
+        self,
+        cluster: KubernetesCluster,
+        directory: Path,
+        *,
+        kubeconfig: Path | None = None,
+        args: Sequence[str] = (),
+    ) -> None:
         self.cluster = cluster
         self.log = directory / "operator.log"
         self.metrics_port = free_port()
         self.liveness_port = free_port()
         env = {
             **os.environ,
-            "KUBECONFIG": str(cluster.kubeconfig),
+            "KUBECONFIG": str(kubeconfig or cluster.kubeconfig),
             "SHOAL_OPERATOR_METRICS_PORT": str(self.metrics_port),
         }
         with self.log.open("wb") as sink:
@@ -63,6 +74,7 @@ class Operator:
                     "shoal_operator",
                     "--liveness",
                     f"http://127.0.0.1:{self.liveness_port}/healthz",
+                    *args,
                 ],
                 cwd=ROOT,
                 env=env,
