@@ -203,6 +203,30 @@ async def test_wait_for_work_wakes_on_a_push_from_another_client(redis_url: str)
         await pushing.close()
 
 
+async def test_close_ends_a_listener_that_swallowed_its_cancellation(
+    backend: RedisBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = aioredis.client.PubSub.subscribe
+    swallowed: list[bool] = []
+
+    async def subscribe(self: aioredis.client.PubSub, *channels: str) -> None:
+        if not swallowed:
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:  # as Python 3.11's wait_for may, inside redis-py
+                swallowed.append(True)
+        await real(self, *channels)
+
+    monkeypatch.setattr(aioredis.client.PubSub, "subscribe", subscribe)
+    waiter = asyncio.create_task(backend.wait_for_work(["mail"], 10))
+    await asyncio.sleep(0.1)  # the listener is in subscribe
+    async with asyncio.timeout(3):
+        await backend.close()
+    assert swallowed
+    waiter.cancel()
+    await asyncio.gather(waiter, return_exceptions=True)
+
+
 async def test_noscript_after_script_flush_is_recovered(backend: RedisBackend) -> None:
     await backend.push([task()])
     await backend.client.script_flush()

@@ -169,10 +169,15 @@ class Listener:
                 event.set()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        task, self._task = self._task, None
+        # Cancel until the task ends: Python 3.11's asyncio.wait_for, which redis-py uses to
+        # connect and to send, swallows a cancellation that lands as its inner call finishes,
+        # and the listener would then go on listening (and close() wait for it) for ever.
+        while task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.1)
+        if task is not None and not task.cancelled():
+            task.exception()  # retrieved: the loop ended with it, nothing else to do
         await self._pool.disconnect()
 
     async def _listen(self) -> None:
