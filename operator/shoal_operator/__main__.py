@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 
 import kopf
 
@@ -26,11 +25,7 @@ def main() -> None:
     )
     parser.add_argument("--verbose", action="store_true")
     arguments = parser.parse_args()
-    logging.basicConfig(
-        level=logging.DEBUG if arguments.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    kopf.configure(verbose=arguments.verbose)
+    kopf.configure(verbose=arguments.verbose)  # kopf's logging set-up serves ours too
     asyncio.run(
         kopf.operator(
             clusterwide=not arguments.namespace,

@@ -63,9 +63,9 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
 # -- Queue -------------------------------------------------------------------------------------
 
 
-@kopf.on.resume(GROUP, VERSION, "queues")
-@kopf.on.create(GROUP, VERSION, "queues")
-@kopf.on.update(GROUP, VERSION, "queues")
+@kopf.on.resume(GROUP, VERSION, "queues", backoff=RETRY_DELAY)
+@kopf.on.create(GROUP, VERSION, "queues", backoff=RETRY_DELAY)
+@kopf.on.update(GROUP, VERSION, "queues", backoff=RETRY_DELAY)
 async def queue_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     await register_queue(body, memo)
 
@@ -134,9 +134,9 @@ async def _queue_failed(memo: kopf.Memo, body: kopf.Body, reason: str, message: 
 # -- WorkerPool --------------------------------------------------------------------------------
 
 
-@kopf.on.resume(GROUP, VERSION, "workerpools")
-@kopf.on.create(GROUP, VERSION, "workerpools")
-@kopf.on.update(GROUP, VERSION, "workerpools")
+@kopf.on.resume(GROUP, VERSION, "workerpools", backoff=RETRY_DELAY)
+@kopf.on.create(GROUP, VERSION, "workerpools", backoff=RETRY_DELAY)
+@kopf.on.update(GROUP, VERSION, "workerpools", backoff=RETRY_DELAY)
 async def pool_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     generation = int(body["metadata"].get("generation", 0))
     try:

@@ -19,6 +19,9 @@ from shoal_operator.spec import GROUP, VERSION, SecretKey
 
 logger = logging.getLogger("shoal_operator.kube")
 
+MERGE_PATCH: dict[str, Any] = {"_content_type": "application/merge-patch+json"}
+"""The client would send a JSON patch (a list of operations); our patches are merge patches."""
+
 
 class MissingSecret(LookupError):
     """The Secret or its key holding the backend URL does not exist."""
@@ -81,7 +84,13 @@ class Kube:
         self, plural: str, namespace: str, name: str, status: Mapping[str, Any]
     ) -> None:
         await self.custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, plural, name, {"status": dict(status)}
+            GROUP,
+            VERSION,
+            namespace,
+            plural,
+            name,
+            {"status": dict(status)},
+            **MERGE_PATCH,
         )
 
     async def read_deployment(self, namespace: str, name: str) -> Any | None:
@@ -116,7 +125,7 @@ class Kube:
 
     async def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:
         await self.apps.patch_namespaced_deployment_scale(
-            name, namespace, {"spec": {"replicas": replicas}}
+            name, namespace, {"spec": {"replicas": replicas}}, **MERGE_PATCH
         )
 
     async def pods(self, namespace: str, selector: str) -> list[Any]:
@@ -125,7 +134,10 @@ class Kube:
 
     async def annotate_pod(self, namespace: str, name: str, annotations: dict[str, str]) -> None:
         await self.core.patch_namespaced_pod(
-            name, namespace, {"metadata": {"annotations": annotations}}
+            name,
+            namespace,
+            {"metadata": {"annotations": annotations}},
+            **MERGE_PATCH,
         )
 
     async def event(

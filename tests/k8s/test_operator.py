@@ -48,7 +48,7 @@ def events(cluster: KubernetesCluster, namespace: str) -> list[tuple[str, str, s
             {"shutdownTimeoutSeconds": 60, "terminationGracePeriodSeconds": 60},
             "terminationGracePeriodSeconds must exceed shutdownTimeoutSeconds",
         ),
-        ({"queues": None}, "spec.queues: Required value"),
+        ({"queues": None}, 'missing required field "queues"'),
     ],
 )
 def test_malformed_pools_are_rejected_with_readable_messages(
