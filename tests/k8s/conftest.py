@@ -85,7 +85,10 @@ class Operator:
 
     def _alive(self) -> bool:
         if self.process.poll() is not None:
-            raise AssertionError(f"the operator exited:\n{self.log.read_text()[-3000:]}")
+            raise AssertionError(
+                f"the operator exited with {self.process.returncode}:\n"
+                f"{self.log.read_text()[-3000:]}"
+            )
         try:
             with urllib.request.urlopen(
                 f"http://127.0.0.1:{self.liveness_port}/healthz", timeout=2

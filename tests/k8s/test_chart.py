@@ -9,6 +9,7 @@ the chart's ServiceAccount: it must reconcile and scale a WorkerPool end to end,
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
@@ -18,6 +19,9 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes_asyncio import client as kubernetes_client
+from kubernetes_asyncio import config
+from kubernetes_asyncio.client.exceptions import ApiException
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.k8s.conftest import (
@@ -261,7 +265,15 @@ def test_helm_refuses_values_that_are_wrong(
 def test_the_default_render(kube_cluster: KubernetesCluster, tmp_path: Path) -> None:
     docs = documents(render(kube_cluster, values_file(tmp_path, "defaults", {}), "shoal-system"))
     kinds = sorted(d["kind"] for d in docs)
-    assert kinds == ["ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount"]
+    assert kinds == [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Deployment",
+        "Service",
+        "ServiceAccount",
+        *["ValidatingAdmissionPolicy"] * 2,
+        *["ValidatingAdmissionPolicyBinding"] * 2,
+    ]
     [deployment] = by_kind(docs, "Deployment")
     spec = deployment["spec"]
     assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
@@ -332,6 +344,15 @@ def test_everything_switched_on(kube_cluster: KubernetesCluster, tmp_path: Path)
     assert {"name": "SHOAL_OPERATOR_METRICS_PORT", "value": "9100"} in container["env"]
     assert pod["priorityClassName"] == "system-cluster-critical"
     assert pod["imagePullSecrets"] == [{"name": "regcred"}]
+
+
+def test_no_admission_policies_before_kubernetes_1_30(
+    kube_cluster: KubernetesCluster, tmp_path: Path
+) -> None:
+    values = values_file(tmp_path, "defaults", {})
+    docs = documents(render(kube_cluster, values, "shoal-system", "--kube-version", "1.29.0"))
+    assert not [d for d in docs if d["kind"].startswith("ValidatingAdmissionPolicy")]
+    assert by_kind(docs, "ClusterRole")  # the RBAC is there all the same
 
 
 def test_helm_template_includes_the_crds_unchanged(
@@ -410,6 +431,20 @@ class Installed:
         answer = result.stdout.strip()
         assert answer in ("yes", "no"), result.stderr
         return answer == "yes"
+
+    def call(self, api: str, method: str, *args: Any, **kwargs: Any) -> str:
+        """One API call with the ServiceAccount's token: "allowed", or the refusal's body."""
+
+        async def run() -> str:
+            client = await config.new_client_from_config(str(self.kubeconfig))
+            async with client:
+                try:
+                    await getattr(getattr(kubernetes_client, api)(client), method)(*args, **kwargs)
+                except ApiException as error:
+                    return str(error.body)
+            return "allowed"
+
+        return asyncio.run(run())
 
     def uninstall(self) -> None:
         self.cluster.helm("uninstall", self.release, "--namespace", self.namespace, check=False)
@@ -540,6 +575,59 @@ def test_the_service_account_may_do_what_the_operator_needs_and_nothing_else(
     assert not granted, f"granted but not needed: {granted}"
     assert installed.can("list", "customresourcedefinitions.apiextensions.k8s.io")
     assert installed.can("watch", "customresourcedefinitions.apiextensions.k8s.io")
+
+
+def test_admission_policies_narrow_the_pod_and_deployment_writes(
+    installed: Installed, kube_namespace: str
+) -> None:
+    """RBAC grants ``patch pods`` and ``update deployments``; the policies narrow them to the
+    pod deletion cost annotation and to WorkerPool Deployments."""
+    cluster = installed.cluster
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "bystander", "labels": {"team": "a"}},
+        "spec": {"containers": [{"name": "main", "image": "busybox:1.36"}]},
+    }
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "bystander", "labels": {"team": "a"}},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": "bystander"}},
+            "template": {"metadata": {"labels": {"app": "bystander"}}, "spec": pod["spec"]},
+        },
+    }
+    apply(cluster, kube_namespace, pod, deployment)
+    core = "CoreV1Api", "patch_namespaced_pod", "bystander", kube_namespace
+    merge = {"_content_type": "application/merge-patch+json"}
+
+    def label_change() -> str | None:
+        answer = installed.call(*core, {"metadata": {"labels": {"team": "b"}}}, **merge)
+        return None if answer == "allowed" else answer
+
+    # The policies are enforced once the API server has loaded them: wait for a first refusal.
+    refusal = eventually(label_change, 30, "the pod policy to refuse a label change")
+    assert "may change only a pod's controller.kubernetes.io/pod-deletion-cost" in refusal
+    cost = {"metadata": {"annotations": {DELETION_COST: "3"}}}
+    assert installed.call(*core, cost, **merge) == "allowed"
+    other = {"metadata": {"annotations": {"example.com/other": "x"}}}
+    assert "pod-deletion-cost" in installed.call(*core, other, **merge)
+    spec = {"spec": {"activeDeadlineSeconds": 5}}
+    assert "pod-deletion-cost" in installed.call(*core, spec, **merge)
+
+    current = cluster.kubectl_json("get", "deployment", "bystander", "-n", kube_namespace)
+    current["spec"]["replicas"] = 3
+    apps = "AppsV1Api", "replace_namespaced_deployment", "bystander", kube_namespace
+    refused = installed.call(*apps, current)
+    assert "may create or change only WorkerPool Deployments" in refused
+    create = "AppsV1Api", "create_namespaced_deployment", kube_namespace
+    stranger = {**deployment, "metadata": {"name": "stranger"}}
+    assert "only WorkerPool Deployments" in installed.call(*create, stranger)
+    labels = {"app.kubernetes.io/managed-by": "shoal-operator"}
+    ours = {**deployment, "metadata": {"name": "ours", "labels": labels}}
+    assert installed.call(*create, ours, dry_run="All") == "allowed"
 
 
 def test_the_operator_with_only_the_charts_permissions_scales_a_pool(
