@@ -53,6 +53,8 @@ class Pool:
     desired: int | None = None
     depth: int = 0
     in_flight: int = 0
+    crashes: dict[str, str] = field(default_factory=dict)
+    """Pods whose worker keeps exiting, with why."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -135,6 +137,7 @@ class Autoscaler:
         previous = self.pools.get(pool.key)
         if previous is not None:  # keep what the policy has learnt
             pool.history, pool.ready = previous.history, previous.ready
+            pool.crashes = previous.crashes
             pool.last_scale_time = previous.last_scale_time
             pool.last_scale_reason = previous.last_scale_reason
         self.pools[pool.key] = pool
@@ -145,6 +148,60 @@ class Autoscaler:
         self.pools.pop((namespace, name), None)
         self.status.forget("workerpools", namespace, name)
         self._rewatch()
+
+    async def set_pool_condition(
+        self,
+        pool: Pool,
+        type_: str,
+        ok: bool,
+        reason: str,
+        message: str,
+        event_type: str | None = None,
+    ) -> None:
+        """Set a condition; post an Event when ``event_type`` is given and it flips."""
+        before = [dict(c) for c in pool.conditions]
+        pool.conditions = set_condition(
+            pool.conditions, type_, ok, reason, message, pool.generation
+        )
+        flipped = [c.get("status") for c in before if c.get("type") == type_] != [
+            "True" if ok else "False"
+        ]
+        if event_type and flipped:
+            await self.kube.event(pool.reference, "WorkerPool", reason, message, event_type)
+        await self.status.write("workerpools", pool.spec.namespace, pool.spec.name, pool.status())
+
+    async def observe_pod(
+        self, namespace: str, pool_name: str, pod: str, crash: str | None
+    ) -> None:
+        """Follow worker pods: a worker that keeps exiting (a wrong app path, a bad
+        password, an import error) turns the pool's WorkersHealthy condition False."""
+        pool = self.pools.get((namespace, pool_name))
+        if pool is None:
+            return
+        if crash is None:
+            pool.crashes.pop(pod, None)
+        else:
+            pool.crashes[pod] = crash
+        if pool.crashes:
+            name, crash = sorted(pool.crashes.items())[0]
+            await self.set_pool_condition(
+                pool,
+                "WorkersHealthy",
+                False,
+                "WorkerCrashing",
+                f"pod {name}: {crash}. Fix the cause (the WorkerPool's app, image or the "
+                "Secret's URL); the pods restart on their own",
+                event_type="Warning",
+            )
+        else:
+            await self.set_pool_condition(
+                pool,
+                "WorkersHealthy",
+                True,
+                "WorkersRunning",
+                "no worker is crashing",
+                event_type="Normal",
+            )
 
     async def scale_by_hand(self, pool: Pool, replicas: int) -> None:
         """``kubectl scale`` on the pool: applied now, within the pool's bounds."""
@@ -297,7 +354,7 @@ class BackendWatch:
         for entry in [q for q in self.owner.queues.values() if q.url == self.url]:
             await self._queue_condition(entry, False, "BackendUnreachable", message)
         for pool in self._pools():
-            await self._pool_condition(
+            await self.owner.set_pool_condition(
                 pool, "ScalingActive", False, "BackendUnreachable", message, event_type="Warning"
             )
 
@@ -338,28 +395,6 @@ class BackendWatch:
             "queues", entry.spec.namespace, entry.spec.name, {"conditions": entry.conditions}
         )
 
-    async def _pool_condition(
-        self,
-        pool: Pool,
-        type_: str,
-        ok: bool,
-        reason: str,
-        message: str,
-        event_type: str | None = None,
-    ) -> None:
-        before = [dict(c) for c in pool.conditions]
-        pool.conditions = set_condition(
-            pool.conditions, type_, ok, reason, message, pool.generation
-        )
-        flipped = [c.get("status") for c in before if c.get("type") == type_] != [
-            "True" if ok else "False"
-        ]
-        if event_type and flipped:
-            await self.owner.kube.event(pool.reference, "WorkerPool", reason, message, event_type)
-        await self.owner.status.write(
-            "workerpools", pool.spec.namespace, pool.spec.name, pool.status()
-        )
-
     async def _scale(self, pool: Pool, stats: dict[str, QueueStats], signalled: float) -> None:
         demand = Demand(
             ready=sum(stats[q].ready for q in pool.queue_names),
@@ -367,7 +402,7 @@ class BackendWatch:
         )
         pool.depth, pool.in_flight = demand.ready, demand.in_flight
         if pool.spec.paused:
-            await self._pool_condition(
+            await self.owner.set_pool_condition(
                 pool,
                 "ScalingActive",
                 False,
@@ -393,7 +428,9 @@ class BackendWatch:
                 pool.reference, "WorkerPool", f"Scaled{direction.capitalize()}", decision.reason
             )
             logger.info("%s/%s: %s", *pool.key, decision.reason)
-        await self._pool_condition(pool, "ScalingActive", True, "DepthRead", decision.reason)
+        await self.owner.set_pool_condition(
+            pool, "ScalingActive", True, "DepthRead", decision.reason
+        )
 
     async def _prefer_idle_pods(self, pool: Pool) -> None:
         """Mark each pod with its worker's tasks in flight, so idle pods are deleted first."""

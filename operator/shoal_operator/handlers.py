@@ -20,6 +20,7 @@ from shoal_operator import metrics
 from shoal_operator.autoscaler import Autoscaler, Pool, QueueEntry
 from shoal_operator.conditions import set_condition
 from shoal_operator.kube import Kube, MissingSecret
+from shoal_operator.pods import worker_crash
 from shoal_operator.rendering import MANAGED_BY, POOL_LABEL, deployment_name, render_deployment
 from shoal_operator.spec import (
     GROUP,
@@ -274,6 +275,18 @@ async def deployment_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> N
             "DeploymentRestored",
             "a hand edit of the Deployment was put back; change the WorkerPool instead",
         )
+
+
+@kopf.on.event("", "v1", "pods", labels={"app.kubernetes.io/managed-by": MANAGED_BY})
+async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    """Report workers that keep exiting, with the reason they printed."""
+    obj = event["object"]
+    meta = obj.get("metadata", {})
+    pool_name = (meta.get("labels") or {}).get(POOL_LABEL)
+    if pool_name is None:
+        return
+    crash = None if event["type"] == "DELETED" else worker_crash(obj)
+    await memo.autoscaler.observe_pod(meta.get("namespace"), pool_name, meta.get("name"), crash)
 
 
 async def _resolve_queues(kube: Kube, spec: WorkerPoolSpec) -> list[QueueSpec]:

@@ -46,22 +46,13 @@ def render_deployment(
 ) -> dict[str, Any]:
     """The whole Deployment, as the operator wants it (server-side apply friendly)."""
     pod_labels = {**pool.pod.labels, **labels(pool)}
-    probe = {
-        "exec": {
-            "command": [
-                "shoal",
-                "check",
-                "--skip-backend",
-                "--health-file",
-                HEALTH_FILE,
-                "--max-age",
-                str(2 * LEASE_SECONDS),
-            ]
-        },
-        "initialDelaySeconds": 10,
-        "periodSeconds": 10,
-        "failureThreshold": 3,
-    }
+    # The worker touches its health file on every heartbeat: a fresh file means its loop
+    # runs and its backend answers (ready), a stale one that the loop is stuck (restart it).
+    check = ["shoal", "check", "--skip-backend", "--health-file", HEALTH_FILE, "--max-age"]
+    liveness = {"exec": {"command": [*check, str(2 * LEASE_SECONDS)]},
+                "initialDelaySeconds": 10, "periodSeconds": 10, "failureThreshold": 3}
+    readiness = {"exec": {"command": [*check, str(LEASE_SECONDS)]},
+                 "initialDelaySeconds": 1, "periodSeconds": 5}
     container: dict[str, Any] = {
         "name": "worker",
         "image": pool.image,
@@ -94,7 +85,11 @@ def render_deployment(
             *pool.pod.env,
         ],
         "ports": [{"name": "metrics", "containerPort": METRICS_PORT}],
-        "livenessProbe": probe,
+        "livenessProbe": liveness,
+        "readinessProbe": readiness,
+        # A worker that cannot start (an unknown app path, a bad password) prints one line
+        # and exits 2: the kubelet keeps that line, and the operator reports it.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,

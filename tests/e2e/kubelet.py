@@ -44,6 +44,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 NODE = "standin-node"
 SELECTOR = "app.kubernetes.io/managed-by=shoal-operator"
 ROOT = Path(__file__).resolve().parents[2]
+STRATEGIC: dict[str, Any] = {"_content_type": "application/strategic-merge-patch+json"}
 
 
 @dataclass
@@ -51,8 +52,12 @@ class Running:
     pod: str
     process: subprocess.Popen[bytes]
     grace: int
+    health_file: Path | None
+    log: Path
     terminating_since: float | None = None
     restarts: int = 0
+    ready: bool = False
+    restart_at: float | None = None
 
 
 class Kubelet:
@@ -97,7 +102,7 @@ class Kubelet:
             "reason": "StandIn",
             "message": "tests/e2e/kubelet.py plays this node",
         }
-        await core.patch_node_status(NODE, {"status": {"conditions": [ready]}})
+        await core.patch_node_status(NODE, {"status": {"conditions": [ready]}}, **STRATEGIC)
 
     async def _sync(self, core: client.CoreV1Api) -> None:
         pods = (await core.list_namespaced_pod(self.namespace, label_selector=SELECTOR)).items
@@ -114,9 +119,11 @@ class Kubelet:
             elif running is None:
                 await self._start(core, pod)
             elif running.process.poll() is not None:
-                self.record("exited", name, code=running.process.returncode, on_its_own=True)
-                running.restarts += 1
-                await self._start(core, pod, restarts=running.restarts)
+                await self._crashed(core, pod, running)
+            elif not running.ready and _fresh(running.health_file):
+                # The readiness probe: the worker's loop has touched its health file.
+                running.ready = True
+                await self._report(core, pod, running, ready=True)
         for name in list(self.running.keys() - seen):  # deleted with grace 0 by someone
             running = self.running.pop(name)
             _stop(running.process, 0)
@@ -161,31 +168,77 @@ class Kubelet:
         )
         log.close()
         grace = int(pod.spec.termination_grace_period_seconds or 30)
-        self.running[name] = Running(name, process, grace, restarts=restarts)
+        health = None
+        if "--health-file" in arguments:
+            health = Path(arguments[arguments.index("--health-file") + 1])
+        running = Running(
+            name, process, grace, health, self.workdir / f"{name}.log", restarts=restarts
+        )
+        self.running[name] = running
         self.record("started", name, pid=process.pid, argv=arguments[3:])
+        await self._report(core, pod, running, ready=False)
+
+    async def _crashed(self, core: client.CoreV1Api, pod: Any, running: Running) -> None:
+        """A container that exited by itself restarts after a back-off, as CrashLoopBackOff."""
+        if running.restart_at is None:
+            code = running.process.returncode
+            self.record("exited", running.pod, code=code, on_its_own=True)
+            running.restarts += 1
+            running.ready = False
+            running.restart_at = time.monotonic() + min(10.0, 2.0 ** (running.restarts - 1))
+            tail = running.log.read_text(errors="replace").strip().splitlines()[-5:]
+            terminated = {
+                "exitCode": code,
+                "reason": "Error" if code else "Completed",
+                "message": "\n".join(tail),
+                "finishedAt": _now(),
+            }
+            await self._report(core, pod, running, ready=False, terminated=terminated)
+        elif time.monotonic() >= running.restart_at:
+            await self._start(core, pod, restarts=running.restarts)
+
+    async def _report(
+        self,
+        core: client.CoreV1Api,
+        pod: Any,
+        running: Running,
+        *,
+        ready: bool,
+        terminated: dict[str, Any] | None = None,
+    ) -> None:
+        flag = "True" if ready else "False"
+        container = pod.spec.containers[0]
+        state = (
+            {"waiting": {"reason": "CrashLoopBackOff"}}
+            if terminated
+            else {"running": {"startedAt": _now()}}
+        )
         status = {
             "phase": "Running",
             "podIP": "127.0.0.1",
             "hostIP": "127.0.0.1",
             "startTime": _now(),
             "conditions": [
-                {"type": "Ready", "status": "True", "lastTransitionTime": _now()},
-                {"type": "ContainersReady", "status": "True", "lastTransitionTime": _now()},
+                {"type": "Ready", "status": flag, "lastTransitionTime": _now()},
+                {"type": "ContainersReady", "status": flag, "lastTransitionTime": _now()},
                 {"type": "PodScheduled", "status": "True", "lastTransitionTime": _now()},
             ],
             "containerStatuses": [
                 {
                     "name": container.name,
-                    "ready": True,
-                    "restartCount": restarts,
+                    "ready": ready,
+                    "restartCount": running.restarts,
                     "image": container.image,
                     "imageID": "",
-                    "started": True,
-                    "state": {"running": {"startedAt": _now()}},
+                    "started": not terminated,
+                    "state": state,
+                    "lastState": {"terminated": terminated} if terminated else {},
                 }
             ],
         }
-        await core.patch_namespaced_pod_status(name, self.namespace, {"status": status})
+        await core.patch_namespaced_pod_status(
+            pod.metadata.name, self.namespace, {"status": status}
+        )
 
     async def _resolve(self, core: client.CoreV1Api, pod: Any, variable: Any) -> str:
         if variable.value_from is None:
@@ -234,6 +287,13 @@ def _localise(argument: str, scratch: Path) -> str:
     if argument.startswith("/tmp/"):
         return str(scratch / argument.removeprefix("/tmp/"))
     return argument
+
+
+def _fresh(path: Path | None, max_age: float = 30.0) -> bool:
+    try:
+        return path is not None and time.time() - path.stat().st_mtime < max_age
+    except FileNotFoundError:
+        return False
 
 
 def _free_port() -> int:
