@@ -522,6 +522,7 @@ NEEDED = [
     ("patch", "deployments.apps/scale"),
     ("get", "secrets"),
     ("list", "pods"),
+    ("watch", "pods"),
     ("patch", "pods"),
     ("create", "events"),
 ]

@@ -93,11 +93,12 @@ nothing more and checks with `kubectl auth can-i` that nothing else is granted.
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get]
-# Pod deletion cost: before a scale-down, list the pool's pods and annotate each with its
-# worker's tasks in flight, so that idle pods are removed first.
+# Worker pods: follow them (a worker that keeps exiting becomes the pool's condition, with
+# its last words), and before a scale-down annotate each with its worker's tasks in flight
+# (the pod deletion cost), so that idle pods are removed first.
 - apiGroups: [""]
   resources: [pods]
-  verbs: [list, patch]
+  verbs: [list, watch, patch]
 # Events: every scale, every problem a user must fix (the operator's and kopf's own).
 - apiGroups: [""]
   resources: [events]
