@@ -146,3 +146,21 @@ def test_pods_run_the_images_entrypoint() -> None:
     [container] = rendered["spec"]["template"]["spec"]["containers"]
     entrypoint = ROOT_FILE.stage("runtime").last("ENTRYPOINT")
     assert entrypoint is not None and container["command"] == entrypoint.exec_form()
+
+
+def test_the_wheel_the_builder_installs_carries_every_data_file() -> None:
+    """The images run from a wheel, not from this tree: every non-Python file the runtime
+    reads (SQL, Lua, py.typed) must be matched by the package-data globs of pyproject.toml."""
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    for package, globs in setuptools["package-data"].items():
+        base = ROOT / "runtime" / package
+        assert base.is_dir(), package
+        data = {
+            p
+            for p in base.rglob("*")
+            if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts
+        }
+        packaged = {p for pattern in globs for p in base.glob(pattern)}
+        assert data, f"no data files under {base}"
+        missing = sorted(str(p.relative_to(ROOT)) for p in data - packaged)
+        assert not missing, f"not in [tool.setuptools.package-data]: {missing}"
