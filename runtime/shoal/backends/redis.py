@@ -247,10 +247,9 @@ class RedisBackend(Backend):
         """One claim; replaying the same ``request`` returns the same claims (see claim.lua)."""
         names = list(dict.fromkeys(queues))
         args: list[Arg] = [worker_id, limit, rs.span(lease), request, _BATCH, *names]
-        [flat] = await self._link.scripts(Script("claim", [self._base(q) for q in names], args))
+        [reply] = await self._link.scripts(Script("claim", [self._base(q) for q in names], args))
         return [
-            Claim(task, Lease(task.id, fields["token"], task.attempts))
-            for task, fields in rs.exported(flat)
+            Claim(task, Lease(task.id, token, task.attempts)) for task, token in rs.exported(reply)
         ]
 
     async def ack(self, leases: Sequence[Lease]) -> None:
@@ -381,7 +380,7 @@ class RedisBackend(Backend):
         names = [queue] if queue is not None else await self._queue_names()
         wanted = [s.value for s in (statuses or list(TaskStatus))]
         replies = await self._link.scripts(*self._per_queue("list", names, limit, *wanted))
-        tasks = [task for flat in replies for task, _ in rs.exported(flat)]
+        tasks = [task for reply in replies for task, _ in rs.exported(reply)]
         return sorted(tasks, key=lambda t: t.id, reverse=True)[:limit]
 
     async def _admin(self, name: str, task_id: str, *args: Arg) -> tuple[bool, str]:

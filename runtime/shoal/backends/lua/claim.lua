@@ -1,13 +1,13 @@
 -- claim.lua: lease up to `limit` due tasks, best first across the queues given.
 -- KEYS: the base of every queue claimed from.
 -- ARGV: worker id, limit, lease (us), request id (32 hex), promotion cap, the queue names.
--- Returns payload, fields JSON (see export) for each claimed task. A task's lease token is
--- the request id followed by its queue name, so later calls find the queue from the token.
+-- Returns the claimed tasks as exported() does (see lib.lua). A task's lease token is the
+-- request id followed by its queue name, so later calls find the queue from the token.
 local worker, limit, lease = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local request, cap = ARGV[4], tonumber(ARGV[5])
 local now = now_us()
 local memo = KEYS[1] .. ':claim:' .. request
-local claimed = {}
+local rows, payloads = {}, {}
 
 -- A retried request (its reply was lost with the connection) gets back what it already
 -- took instead of leasing more tasks that nobody would run until their leases expire.
@@ -16,10 +16,12 @@ if #previous > 0 then
   for j = 1, #previous, 2 do
     local qi = tonumber(previous[j])
     local key = task_key(KEYS[qi], previous[j + 1])
-    local f = redis.call('HMGET', key, 'status', 'token')
-    if f[1] == 'running' and f[2] == request .. ARGV[5 + qi] then export(claimed, key) end
+    local values = read(key)
+    if values[STATUS] == 'running' and values[TOKEN] == request .. ARGV[5 + qi] then
+      export(rows, payloads, values)
+    end
   end
-  return claimed
+  return exported(rows, payloads)
 end
 
 local candidates = {}
@@ -77,7 +79,7 @@ for n = 1, math.min(limit, #candidates) do
     -- The reply shows the task as it is now, without reading it again.
     values[STATUS], values[ATTEMPTS], values[UPDATED_AT] = 'running', attempts, int(now)
     values[WORKER_ID], values[TOKEN] = worker, token
-    export(claimed, key, values)
+    export(rows, payloads, values)
   end
 end
 for qi, base in ipairs(KEYS) do
@@ -91,4 +93,4 @@ if #remember > 0 then
   each_slice('RPUSH', memo, remember)
   redis.call('PEXPIRE', memo, math.max(5000, math.floor(lease / 1000)))
 end
-return claimed
+return exported(rows, payloads)

@@ -75,22 +75,33 @@ local function holds(key, token, attempt)
   return f[1] == 'running' and f[2] == token and f[3] == attempt, f
 end
 
--- The fields a client reads, in this order (redis_support.FIELDS is the same list).
+-- The fields a client reads, in this order (redis_support.FIELDS is the same list), and the
+-- payload, which read() fetches in the same HMGET.
 local FIELDS = {'id', 'queue', 'name', 'status', 'priority', 'run_at', 'attempts',
   'max_attempts', 'created_at', 'updated_at', 'idempotency_key', 'metadata', 'last_error',
-  'lease_expirations', 'worker_id', 'finished_at', 'token'}
-local STATUS, ATTEMPTS, UPDATED_AT, WORKER_ID, TOKEN = 4, 7, 10, 15, 17
+  'lease_expirations', 'worker_id', 'finished_at', 'token', 'payload'}
+local STATUS, ATTEMPTS, UPDATED_AT, WORKER_ID, TOKEN, PAYLOAD = 4, 7, 10, 15, 17, 18
 
 local function read(key)
   return redis.call('HMGET', key, unpack(FIELDS))
 end
 
--- Add a task to a reply as two elements: its payload (binary, kept apart) and the values
--- of FIELDS as one JSON array, rather than a 34-element HGETALL, because parsing replies
--- is what costs a client most; cjson encodes the HMGET reply as it is, with no Lua loop.
-local function export(out, key, values)
-  out[#out + 1] = redis.call('HGET', key, 'payload')
-  out[#out + 1] = cjson.encode(values or read(key))
+-- Tasks go back to a client as one reply: the values of FIELDS of every task in a single
+-- JSON array of arrays (false for a field the hash lacks), then the payloads, binary and
+-- apart. Parsing replies is what costs a client most, and one JSON document is parsed in
+-- one C call where 17 bulk strings per task would be 17 objects each. export() collects a
+-- task read with read(); exported() makes the reply.
+local function export(rows, payloads, values)
+  payloads[#payloads + 1] = values[PAYLOAD]
+  values[PAYLOAD] = nil
+  rows[#rows + 1] = values
+end
+
+local function exported(rows, payloads)
+  if #rows == 0 then return {} end -- cjson would encode an empty table as an object
+  local reply = {cjson.encode(rows)}
+  for i = 1, #payloads do reply[i + 1] = payloads[i] end
+  return reply
 end
 
 -- Run `command key item...` over a list in slices, within Lua's limit on unpack().
