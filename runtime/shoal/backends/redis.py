@@ -254,7 +254,7 @@ class RedisBackend(Backend):
 
     async def ack(self, leases: Sequence[Lease]) -> None:
         groups, lost = self._by_queue(leases)
-        scripts = [Script("ack", [self._base(q)], rs.lease_args(ls)) for q, ls in groups.items()]
+        scripts = [Script("ack", [self._base(q)], rs.token_args(ls)) for q, ls in groups.items()]
         await self._settle(scripts, lost)
 
     async def fail(self, failures: Sequence[Failure]) -> None:

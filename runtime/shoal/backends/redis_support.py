@@ -251,6 +251,17 @@ def lease_args(leases: Iterable[Lease]) -> list[Arg]:
     return [part for lease in leases for part in (lease.task_id, lease.token, lease.attempt)]
 
 
+def token_args(leases: Iterable[Lease]) -> list[Arg]:
+    """Leases as ack.lua takes them: each token once, with the ids of its tasks."""
+    ids: dict[str, list[str]] = {}
+    for lease in leases:
+        ids.setdefault(lease.token, []).append(lease.task_id)
+    args: list[Arg] = []
+    for token, group in ids.items():
+        args += [token, len(group), *group]
+    return args
+
+
 FIELDS = (
     "id", "queue", "name", "status", "priority", "run_at", "attempts", "max_attempts",
     "created_at", "updated_at", "idempotency_key", "metadata", "last_error",
