@@ -42,6 +42,7 @@ unit: $(STAMP)
 ## bench: the benchmarks; figures go to bench/RESULTS.md by hand, from this output
 bench: $(STAMP) services
 	$(BIN)/python bench/sqlite_throughput.py
+	$(BIN)/python bench/redis_throughput.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,200 @@
+"""Redis end to end: no-op tasks through one worker process, against redis-benchmark's figures.
+
+Starts its own redis-server on loopback (tests/servers/redis.py: AOF on, appendfsync
+everysec, as the backend's docs ask for) and prints JSON lines:
+- ``redis_benchmark``: requests/s of single-client ``redis-benchmark`` (``-c 1``) for the
+  primitives shoal's scripts are made of: LPUSH (the floor's reference), EVALSHA of a
+  trivial script (the cost of one script call), ZADD, ZPOPMIN and HSET;
+- ``redis_push_many``: tasks/s pushed in batches of 1,000;
+- ``redis_end_to_end``: tasks/s for one worker process at concurrency 20, from its first
+  claim until no task is left, and as a ratio of the single-client LPUSH (the floor is 0.5)
+  and EVALSHA rates measured in the same run;
+- ``redis_enqueue_to_start``: milliseconds from just before a push to the handler starting,
+  p50/p95/p99, one task at a time to an idle worker process woken by pub/sub (the floor is
+  10 ms at p99).
+Both carry the machine's one-minute load average: the figures are of a shared machine.
+``--profile`` also runs a worker in this process under cProfile and writes the top of the
+profile to bench/profiles/redis.txt.
+
+Usage: python bench/redis_throughput.py [--tasks 20000] [--samples 500] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import csv
+import io
+import os
+import pstats
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import ROOT, emit, push_noops, start_worker, time_drain
+from bench.noop_app import LATENCY_LOG, app, stamp
+from shoal import Worker, WorkerSettings
+from tests.servers.redis import RedisServer
+
+CONCURRENCY = 20
+END_TO_END_FLOOR = 0.5
+"""shoal's end-to-end rate as a share of single-client ``redis-benchmark -t lpush``."""
+LATENCY_FLOOR_MS = 10.0
+"""The p99 of enqueue to start, idle worker."""
+PRIMITIVES = ("lpush", "evalsha", "zadd", "zpopmin", "hset")
+
+
+def redis_benchmark(server: RedisServer, requests: int) -> dict[str, float]:
+    """Requests/s of one client (``-c 1``, no pipelining) for each of :data:`PRIMITIVES`."""
+    with server.client() as client:
+        sha = client.script_load("return 1")
+    base = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(server.port), "-c", "1"]
+    base += ["-n", str(requests), "--csv"]
+    runs = [["-t", "lpush,zadd,zpopmin,hset"], ["evalsha", sha, "0"]]
+    rates: dict[str, float] = {}
+    for extra in runs:
+        output = subprocess.run([*base, *extra], check=True, capture_output=True, text=True)
+        for row in csv.DictReader(io.StringIO(output.stdout)):
+            rates[row["test"].split()[0].lower()] = float(row["rps"])
+    with server.client() as client:
+        client.delete("mylist", "myzset", "myhash", "key:__rand_int__")
+    return {name: rates[name] for name in PRIMITIVES}
+
+
+def use(url: str) -> None:
+    app.backend_url = url
+    app.use_backend(None)  # type: ignore[arg-type]
+
+
+async def end_to_end(url: str, count: int) -> tuple[float, float]:
+    use(url)
+    async with app:
+        push_rate = await push_noops(app, count)
+        worker = start_worker(url, "--concurrency", str(CONCURRENCY))
+        try:
+            elapsed = await time_drain(app, count)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(30)
+    return push_rate, count / elapsed
+
+
+async def enqueue_to_start(url: str, log: Path, samples: int, spacing: float) -> list[float]:
+    """Push one ``stamp`` task at a time to an idle worker process; seconds to each start."""
+    use(url)
+    os.environ[LATENCY_LOG] = str(log)
+    async with app:
+        worker = start_worker(url, "--concurrency", str(CONCURRENCY))
+        try:
+            deadline = time.monotonic() + 30
+            while not await app.backend.workers():  # registered: it is up and waiting
+                assert time.monotonic() < deadline, "the worker never registered"
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)  # its listener subscribes
+            for _ in range(samples):
+                await stamp.push(sent=time.monotonic())
+                await asyncio.sleep(spacing)
+            while len(read_delays(log)) < samples:
+                assert time.monotonic() < deadline + samples, "some stamps never ran"
+                await asyncio.sleep(0.05)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(30)
+    return read_delays(log)
+
+
+def read_delays(log: Path) -> list[float]:
+    """What the ``stamp`` tasks wrote: seconds from push to start, one a line."""
+    return [float(line) for line in log.read_text().split()] if log.exists() else []
+
+
+async def profile(url: str, count: int) -> str:
+    use(url)
+    async with app:
+        await push_noops(app, count)
+        worker = Worker(app, WorkerSettings(concurrency=CONCURRENCY))
+        profiler = cProfile.Profile()
+        profiler.enable()
+        running = asyncio.create_task(worker.run())
+        while worker.processed < count:  # noqa: ASYNC110 (the worker signals nothing)
+            await asyncio.sleep(0.01)
+        worker.stop()
+        await running
+        profiler.disable()
+    text = io.StringIO()
+    stats = pstats.Stats(profiler, stream=text)
+    stats.sort_stats("tottime").print_stats(30)
+    stats.sort_stats("cumulative").print_stats(r"shoal|redis", 30)
+    return text.getvalue()
+
+
+def quantile(values: list[float], q: int) -> float:
+    """The q-th percentile in milliseconds."""
+    return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1] * 1000, 3)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=20_000)
+    parser.add_argument("--samples", type=int, default=500)
+    parser.add_argument("--profile", action="store_true")
+    arguments = parser.parse_args()
+    count = arguments.tasks
+    with tempfile.TemporaryDirectory() as folder, RedisServer(Path(folder, "redis")) as server:
+        primitives = redis_benchmark(server, count)
+        for command, rate in primitives.items():
+            emit(
+                "redis_benchmark",
+                command=command,
+                clients=1,
+                requests=count,
+                requests_per_second=round(rate),
+            )
+        push_rate, rate = await end_to_end(server.url(prefix="throughput"), count)
+        emit("redis_push_many", tasks=count, batch=1000, tasks_per_second=round(push_rate))
+        ratio = rate / primitives["lpush"]
+        emit(
+            "redis_end_to_end",
+            tasks=count,
+            concurrency=CONCURRENCY,
+            tasks_per_second=round(rate),
+            ratio_to_lpush_c1=round(ratio, 3),
+            ratio_to_evalsha_c1=round(rate / primitives["evalsha"], 3),
+            floor=END_TO_END_FLOOR,
+            meets_floor=ratio >= END_TO_END_FLOOR,
+            load_average_1m=round(os.getloadavg()[0], 2),
+        )
+        spacing = 0.01
+        delays = await enqueue_to_start(
+            server.url(prefix="latency"), Path(folder, "latency.log"), arguments.samples, spacing
+        )
+        p99 = quantile(delays, 99)
+        emit(
+            "redis_enqueue_to_start",
+            samples=len(delays),
+            spacing_ms=spacing * 1000,
+            p50_ms=quantile(delays, 50),
+            p95_ms=quantile(delays, 95),
+            p99_ms=p99,
+            max_ms=round(max(delays) * 1000, 3),
+            floor_p99_ms=LATENCY_FLOOR_MS,
+            meets_floor=p99 <= LATENCY_FLOOR_MS,
+            load_average_1m=round(os.getloadavg()[0], 2),
+        )
+        if arguments.profile:
+            report = await profile(server.url(prefix="profile"), count)
+            target = ROOT / "bench" / "profiles" / "redis.txt"
+            target.parent.mkdir(exist_ok=True)
+            target.write_text(report)
+            emit("redis_profile", written=str(target.relative_to(ROOT)))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
