@@ -141,3 +141,7 @@ def workers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Workers]
     started = Workers(url, tmp_path / "events.log")
     yield started
     started.stop_all()
+
+
+# The operator and its CRDs on the test cluster, shared with tests/k8s.
+from tests.k8s.conftest import crds, operator  # noqa: E402, F401

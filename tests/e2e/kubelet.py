@@ -4,7 +4,8 @@ There is no container engine here, but the rest is real: the operator scales Dep
 real kube-apiserver, kube-controller-manager turns them into ReplicaSets and Pod objects, and
 this process plays the node. It
 
-- registers a Node and binds the pool's Pods to it (so deletion is graceful, as on a node);
+- registers a Node, keeps it Ready with heartbeats (its status and its Lease), and binds
+  the pool's Pods to it (so deletion is graceful, as on a node);
 - runs each Pod's container command with the Pod's environment, Secret values resolved as
   the kubelet resolves ``secretKeyRef``, ``POD_NAME`` from ``fieldRef``;
 - reports the Pod Running and Ready, so ``readyReplicas`` and pod deletion cost work;
@@ -45,6 +46,7 @@ NODE = "standin-node"
 SELECTOR = "app.kubernetes.io/managed-by=shoal-operator"
 ROOT = Path(__file__).resolve().parents[2]
 STRATEGIC: dict[str, Any] = {"_content_type": "application/strategic-merge-patch+json"}
+MERGE: dict[str, Any] = {"_content_type": "application/merge-patch+json"}
 
 
 @dataclass
@@ -68,6 +70,7 @@ class Kubelet:
         self.app_dir = app_dir
         self.running: dict[str, Running] = {}
         self.api: client.ApiClient | None = None
+        self._next_heartbeat = 0.0
 
     def record(self, event: str, pod: str, **details: Any) -> None:
         line = json.dumps({"time": time.time(), "event": event, "pod": pod, **details})
@@ -81,6 +84,8 @@ class Kubelet:
         await self._register_node(core)
         try:
             while not stop.is_set():
+                if time.monotonic() >= self._next_heartbeat:
+                    await self._heartbeat(core)
                 await self._sync(core)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 0.2)
@@ -96,13 +101,38 @@ class Kubelet:
         except ApiException as error:
             if error.status != 409:
                 raise
+        await self._heartbeat(core)
+
+    async def _heartbeat(self, core: client.CoreV1Api) -> None:
+        """Keep the node Ready: without heartbeats the node lifecycle controller marks it
+        NotReady after its grace period, and every pod on it unready."""
+        now = _now()
         ready = {
             "type": "Ready",
             "status": "True",
             "reason": "StandIn",
             "message": "tests/e2e/kubelet.py plays this node",
+            "lastHeartbeatTime": now,
+            "lastTransitionTime": now,
         }
         await core.patch_node_status(NODE, {"status": {"conditions": [ready]}}, **STRATEGIC)
+        assert self.api is not None
+        leases = client.CoordinationV1Api(self.api)
+        lease: Any = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": NODE, "namespace": "kube-node-lease"},
+            "spec": {"holderIdentity": NODE, "leaseDurationSeconds": 40, "renewTime": _micro_now()},
+        }
+        try:
+            await leases.patch_namespaced_lease(
+                NODE, "kube-node-lease", {"spec": lease["spec"]}, **MERGE
+            )
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            await leases.create_namespaced_lease("kube-node-lease", lease)
+        self._next_heartbeat = time.monotonic() + 10
 
     async def _sync(self, core: client.CoreV1Api) -> None:
         pods = (await core.list_namespaced_pod(self.namespace, label_selector=SELECTOR)).items
@@ -294,6 +324,10 @@ def _fresh(path: Path | None, max_age: float = 30.0) -> bool:
         return path is not None and time.time() - path.stat().st_mtime < max_age
     except FileNotFoundError:
         return False
+
+
+def _micro_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
 
 
 def _free_port() -> int:
