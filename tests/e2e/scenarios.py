@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import json
 import os
 import subprocess
@@ -216,16 +217,29 @@ def run_burst(
         if time.monotonic() > deadline:
             raise AssertionError(f"not back at zero in {timeout}s: {len(ends)} of {tasks} done")
         time.sleep(0.5)
+    at_zero = time.time()
+    # The last pods drain after the Deployment says zero: wait for them to be gone.
+    _until(
+        lambda: (
+            not cluster.kubectl_json("get", "pods", "-n", namespace, "-l", "shoal.dev/pool=burst")[
+                "items"
+            ]
+        ),
+        60,
+        "no pods",
+    )
     starts, ends, first = executions(log)
     assert set(ends) == set(ids), f"{len(set(ids) - set(ends))} tasks never finished"
     peak = max(s.replicas for s in timeline.samples)
     drain = drained_at - pushed_at
-    busy = sum(0.5 * s.replicas for s in timeline.samples if s.at <= drain) or 1.0
+    # Replica-seconds until drained: each sample's replicas held until the next sample.
+    samples = [s for s in timeline.samples if s.at <= drain]
+    busy = sum(a.replicas * (b.at - a.at) for a, b in itertools.pairwise(samples)) or 1.0
     return BurstReport(
         tasks=tasks,
         first_start_seconds=round(first - pushed_at, 3),
         drain_seconds=round(drain, 2),
-        zero_again_seconds=round(time.time() - pushed_at, 2),
+        zero_again_seconds=round(at_zero - pushed_at, 2),
         peak_replicas=peak,
         duplicates=sum(count - 1 for count in starts.values() if count > 1),
         tasks_per_second_per_replica=round(tasks / busy, 1),
