@@ -433,22 +433,25 @@ class BackendWatch:
         )
 
     async def _prefer_idle_pods(self, pool: Pool) -> None:
-        """Mark each pod with its worker's tasks in flight, so idle pods are deleted first."""
+        """Mark each pod with its worker's tasks in flight, so idle pods are deleted first.
+
+        A deletion cost is an optimisation, never a must: a failure here is logged and the
+        scale-down goes ahead.
+        """
         try:
             workers = await self.backend.workers()
             pods = await self.owner.kube.pods(pool.spec.namespace, f"{POOL_LABEL}={pool.spec.name}")
-        except Exception as error:  # a deletion cost is an optimisation, never a must
+            in_flight: dict[str, int] = {}
+            for worker in workers:
+                in_flight[worker.host] = in_flight.get(worker.host, 0) + worker.in_flight
+            current = {
+                pod.metadata.name: (pod.metadata.annotations or {}).get(DELETION_COST)
+                for pod in pods
+            }
+            for name, cost in deletion_costs(in_flight, list(current)).items():
+                if current[name] != str(cost):
+                    await self.owner.kube.annotate_pod(
+                        pool.spec.namespace, name, {DELETION_COST: str(cost)}
+                    )
+        except Exception as error:
             logger.warning("no pod deletion costs for %s/%s: %s", *pool.key, error)
-            return
-        in_flight: dict[str, int] = {}
-        for worker in workers:
-            in_flight[worker.host] = in_flight.get(worker.host, 0) + worker.in_flight
-        names = [pod.metadata.name for pod in pods]
-        current = {
-            pod.metadata.name: (pod.metadata.annotations or {}).get(DELETION_COST) for pod in pods
-        }
-        for name, cost in deletion_costs(in_flight, names).items():
-            if current[name] != str(cost):
-                await self.owner.kube.annotate_pod(
-                    pool.spec.namespace, name, {DELETION_COST: str(cost)}
-                )
