@@ -3,6 +3,12 @@
 One loop drives everything: it records finished attempts, heartbeats, reaps, claims and
 waits. Heartbeats ride on the loop on purpose: a worker whose loop is stuck stops renewing
 its leases, and its tasks go to a healthy worker once they expire.
+
+Outcomes are recorded in the background, one batch at a time: while the backend stores
+one batch, the loop claims the next and runs it, so the database's work and the worker's
+overlap instead of taking turns (bench/postgres_throughput.py measures what that gives).
+An outcome leaves the buffer only once stored, and a failed batch is raised in the loop,
+which backs off and sends it again.
 """
 
 from __future__ import annotations
@@ -44,6 +50,8 @@ class Worker:
         self.stop_reason: str | None = None
         self._running: dict[str, tuple[Claim, asyncio.Task[Outcome]]] = {}
         self._outcomes: list[Outcome] = []
+        self._recording: asyncio.Task[None] | None = None
+        self._sending: set[int] = set()  # ids of the outcomes a backend call is storing
         self._wakeup = asyncio.Event()
         self._hurry = False
         self._threads = concurrent.futures.ThreadPoolExecutor(
@@ -115,8 +123,9 @@ class Worker:
         await self._wait(work_welcome=free > 0)
 
     async def _tick(self) -> None:
-        """Record outcomes, heartbeat and reap when due, touch the health file."""
-        await self._record_outcomes()
+        """Record outcomes (in the background), heartbeat and reap when due, touch the
+        health file."""
+        self._record_in_background()
         now = time.monotonic()
         if now >= self._next_heartbeat:
             await self._heartbeat()
@@ -191,6 +200,38 @@ class Worker:
             if rss > self.settings.max_rss_mb:
                 self.stop(f"recycling at {rss:.0f} MiB resident memory")
 
+    def _record_in_background(self) -> None:
+        """Start sending the buffered outcomes, unless a batch is on its way already.
+
+        Raises the error that the previous batch met, if any (its outcomes are still
+        buffered): the loop backs off, and the next tick sends them again.
+        """
+        recording = self._recording
+        if recording is not None:
+            if not recording.done():
+                return
+            self._recording = None
+            error = None if recording.cancelled() else recording.exception()
+            if error is not None:
+                raise error
+        if self._outcomes:
+            self._recording = asyncio.create_task(self._record_then_wake())
+
+    async def _record_then_wake(self) -> None:
+        try:
+            await self._record_outcomes()
+        except ShoalError:
+            self._wakeup.set()  # the loop raises it, and backs off
+            raise
+        if self._outcomes:
+            self._wakeup.set()  # more finished meanwhile: the loop sends them now
+
+    async def _recorded(self) -> None:
+        """Wait for the batch on its way, if any; raises its error."""
+        recording, self._recording = self._recording, None
+        if recording is not None:
+            await recording
+
     async def _record_outcomes(self) -> None:
         """Send finished attempts to the backend, one batch per kind of outcome.
 
@@ -201,6 +242,7 @@ class Worker:
             batch = [outcome for outcome in self._outcomes if outcome.kind == kind]
             if not batch:
                 continue
+            self._sending = {id(outcome) for outcome in batch}
             try:
                 if kind == "ack":
                     await self.backend.ack([o.lease for o in batch])
@@ -215,6 +257,8 @@ class Worker:
                         "lease lost: the result was discarded; another worker owns the task now",
                         extra={"task_id": task_id},
                     )
+            finally:
+                self._sending = set()
             stored = {id(outcome) for outcome in batch}
             self._outcomes = [o for o in self._outcomes if id(o) not in stored]
             for outcome in batch:
@@ -229,8 +273,11 @@ class Worker:
                 )
 
     async def _heartbeat(self) -> None:
+        # Outcomes being stored right now are left out: the heartbeat and the record then
+        # never update the same rows at once (no lock waits, no deadlock between the two).
+        # Should that record fail, the next heartbeat renews their leases again.
         leases = [claim.lease for claim, _ in self._running.values()]
-        leases += [o.lease for o in self._outcomes]
+        leases += [o.lease for o in self._outcomes if id(o) not in self._sending]
         info = WorkerInfo(
             id=self.id,
             host=self.host,
@@ -242,7 +289,10 @@ class Worker:
         )
         lost = await self.backend.heartbeat(info, leases, self.settings.lease_seconds)
         for task_id in lost:
-            logger.warning("lease lost while running", extra={"task_id": task_id})
+            # An outcome whose record started during the heartbeat may be stored already;
+            # a finished attempt whose lease was really lost is reported by its record.
+            if task_id in self._running:
+                logger.warning("lease lost while running", extra={"task_id": task_id})
 
     # -- shutdown ----------------------------------------------------------------------------
 
@@ -283,6 +333,8 @@ class Worker:
         """Last records and deregistration, retried briefly if the backend is away."""
         for attempt in range(5):
             try:
+                with contextlib.suppress(ShoalError):  # sent again just below
+                    await self._recorded()
                 await self._record_outcomes()
                 await self.backend.deregister(self.id)
                 return
