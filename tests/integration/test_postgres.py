@@ -7,6 +7,7 @@ Matrix: none; every test gets a fresh database on the session's server
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -523,3 +524,21 @@ async def test_two_apps_share_one_pool_and_each_worker_sees_only_its_queues(
         )
         assert sorted(ran[mail_worker.id]) == sorted(f"send-{i}" for i in range(20))
         assert await shared.list_tasks(statuses=[TaskStatus.DEAD, TaskStatus.QUEUED]) == []
+
+
+@pytest.mark.parametrize("queues", [["a"], ["a", "b"]], ids=["one queue", "several queues"])
+async def test_both_claim_statements_take_the_best_due_tasks_first(
+    postgres_url: str, queues: list[str]
+) -> None:
+    """A worker of one queue claims through its own statement (``claim_queue``), one of
+    several through ``claim``: both keep priority first, then FIFO, due tasks only."""
+    async with backend_at(postgres_url) as backend:
+        low, high, later = task("a"), task("a"), task("a", delay=60)
+        high = dataclasses.replace(high, priority=5)
+        other = dataclasses.replace(task("b"), priority=1)
+        await backend.push([low, later, high, other])
+        claims = await backend.claim(queues, "w1", 10, 30)
+        expected = [high.id, other.id, low.id] if len(queues) > 1 else [high.id, low.id]
+        assert [claim.task.id for claim in claims] == expected
+        assert len({claim.lease.token for claim in claims}) == 1  # one token fences the batch
+        assert await backend.claim(queues, "w2", 10, 30) == []

@@ -202,7 +202,12 @@ class PostgresBackend(Backend):
         token = uuid.uuid4().hex  # one token per claim: fences every task of this batch
         async with self._db.acquire("claim") as conn:
             rows = await conn.fetch(
-                self._sql["claim"], names, worker_id, limit, float(lease_seconds), token
+                self._sql["claim" if len(names) > 1 else "claim_queue"],
+                names,
+                worker_id,
+                limit,
+                float(lease_seconds),
+                token,
             )
         return [Claim(task, Lease(task.id, token, task.attempts)) for task in map(_task, rows)]
 

@@ -48,8 +48,10 @@ class PostgresSettings:
     poll_interval: float = 1.0
     """Seconds between looks for due work while LISTEN is off or reconnecting: the worst
     wake-up latency in poll-only mode, against one cheap index probe per interval."""
-    pool_min_size: int = 1
-    """Connections opened at start; 1 proves at start-up that the server is reachable."""
+    pool_min_size: int = 2
+    """Connections opened at start and kept open (never more than ``pool_max_size``): a
+    worker uses two at once, its loop claiming on one while its outcomes are recorded on the
+    other, and opening them at start proves that the server is reachable."""
     pool_max_size: int = 10
     """Connections at most. Calls are batched, so a worker needs few: see the module doc."""
     acquire_timeout: float = 5.0
@@ -69,9 +71,9 @@ class PostgresSettings:
             raise ConfigurationError(
                 f"schema {self.schema!r} is not a plain lower-case PostgreSQL identifier"
             )
-        if self.pool_min_size < 0 or self.pool_max_size < max(1, self.pool_min_size):
+        if self.pool_min_size < 0 or self.pool_max_size < 1:
             raise ConfigurationError(
-                f"pool sizes need 0 <= pool_min_size <= pool_max_size and pool_max_size >= 1, "
+                f"pool sizes need pool_min_size >= 0 and pool_max_size >= 1, "
                 f"got {self.pool_min_size} and {self.pool_max_size}"
             )
         for name in ("poll_interval", "acquire_timeout", "connect_timeout"):
@@ -158,6 +160,17 @@ def _connection_lost(exc: BaseException) -> bool:
     return isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc)
 
 
+async def _keep_session(_connection: Any) -> None:
+    """What a pooled connection goes through on its way back to the pool, beyond asyncpg's
+    own rollback of a transaction left open: nothing.
+
+    asyncpg's default reset sends ``SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
+    RESET ALL`` on every release: a second round trip, of four statements, for each call. The
+    pool runs shoal's statements only, and none leaves session state behind: the migration
+    lock is transaction-scoped, LISTEN has a connection of its own, and nothing is SET.
+    """
+
+
 class Connections:
     """One asyncpg pool for a backend's calls, plus fresh connections for its listener."""
 
@@ -178,11 +191,12 @@ class Connections:
         with self.translated("connecting"):
             pool = await asyncpg.create_pool(
                 self.dsn,
-                min_size=s.pool_min_size,
+                min_size=min(s.pool_min_size, s.pool_max_size),
                 max_size=s.pool_max_size,
                 timeout=s.connect_timeout,
                 statement_cache_size=s.statement_cache_size,
                 server_settings=self._server_settings("shoal"),
+                reset=_keep_session,
             )
             if s.pool_min_size == 0:  # nothing connected yet
                 async with pool.acquire(timeout=s.connect_timeout) as conn:

@@ -127,6 +127,30 @@ WITH picked AS (
 )
 SELECT * FROM claimed ORDER BY priority DESC, run_at, id;
 
+-- name: claim_queue
+-- The claim above for a worker of one queue (the usual case), with the same parameters
+-- ($1 an array holding that one queue). One plan fits every call, so PostgreSQL settles on
+-- a generic plan for it after a few executions; the multi-queue form, whose generic plan
+-- it estimates as dearer, it plans afresh on every call.
+WITH picked AS (
+    SELECT t.id
+    FROM {schema}.tasks AS t
+    WHERE t.queue = ($1::text[])[1]
+      AND t.status IN ('queued', 'retrying')
+      AND t.run_at <= now()
+    ORDER BY t.priority DESC, t.run_at, t.id
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE {schema}.tasks AS t
+    SET status = 'running', attempts = t.attempts + 1, worker_id = $2, lease_token = $5,
+        lease_expires_at = now() + make_interval(secs => $4), updated_at = now()
+    FROM picked
+    WHERE t.id = picked.id
+    RETURNING t.*
+)
+SELECT * FROM claimed ORDER BY priority DESC, run_at, id;
+
 -- name: ack
 UPDATE {schema}.tasks AS t
 SET status = 'done', finished_at = now(), updated_at = now(),
