@@ -90,7 +90,7 @@ def main() -> None:
                     migrate(urls[backend])
                     namespace = f"burst-{backend}"
                     cluster.kubectl("create", "namespace", namespace)
-                    work = base / backend
+                    work = base / f"work-{backend}"
                     work.mkdir()
                     with stand_in_kubelet(cluster, namespace, work):
                         report = run_burst(

@@ -143,6 +143,7 @@ class Autoscaler:
         self.pools[pool.key] = pool
         self._rewatch()
         self.watches[pool.url].wake()
+        self.watches[pool.url].idle_changed()
 
     def unregister_pool(self, namespace: str, name: str) -> None:
         self.pools.pop((namespace, name), None)
@@ -211,6 +212,8 @@ class Autoscaler:
         reason = f"kubectl scale to {replicas}"
         if not pool.spec.paused:
             reason += "; the autoscaler decides again at its next measurement"
+        if 0 in (pool.replicas, replicas):
+            self.watches[pool.url].idle_changed()
         pool.replicas, pool.last_scale_time, pool.last_scale_reason = replicas, now_iso(), reason
         await self.kube.event(pool.reference, "WorkerPool", "ScaledByHand", reason)
         await self.status.write("workerpools", *pool.key, pool.status())
@@ -260,6 +263,7 @@ class BackendWatch:
         self.safe_url = redact(url)
         self.backend: Backend = open_backend(url)
         self._hint = asyncio.Event()
+        self._idle_changed = asyncio.Event()
         self._tasks = [
             asyncio.create_task(self._measure_forever()),
             asyncio.create_task(self._listen_forever()),
@@ -267,6 +271,10 @@ class BackendWatch:
 
     def wake(self) -> None:
         self._hint.set()
+
+    def idle_changed(self) -> None:
+        """A pool went to or left zero replicas: listen on the new set of queues."""
+        self._idle_changed.set()
 
     def stop(self) -> None:
         for task in self._tasks:
@@ -304,30 +312,51 @@ class BackendWatch:
                 logger.exception("measuring %s failed", self.safe_url)
             await asyncio.sleep(_MIN_GAP)
 
+    def _idle_queue_names(self) -> list[str]:
+        """Queues of pools at zero replicas: the only ones whose wake-ups matter. A running
+        pool is served by the timer, and its busy queue would wake us all the time."""
+        names = set()
+        for pool in self._pools():
+            if pool.replicas == 0 and not pool.spec.paused:
+                names.update(pool.queue_names)
+        return sorted(names)
+
     async def _listen_forever(self) -> None:
-        """Turn the backend's wake-ups into early measurements (a hint, never the truth)."""
+        """Turn wake-ups on idle pools' queues into measurements at once (a hint, never the
+        truth: the measurement decides). One long wait per backend, restarted when the set
+        of idle pools changes."""
         failures = 0
         while True:
-            names = self._queue_names()
+            self._idle_changed.clear()
+            names = self._idle_queue_names()
+            waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._idle_changed.wait())}
+            if names:
+                waiters.add(asyncio.ensure_future(self._wait_for_work(names)))
             try:
-                if not names:
-                    await asyncio.sleep(1)
-                    continue
-                await self.backend.open()
-                timeout = self._interval()
-                started = time.monotonic()
-                await self.backend.wait_for_work(names, timeout)
-                failures = 0
-                woken_early = time.monotonic() - started < timeout * 0.9
-                if woken_early and any(p.replicas == 0 for p in self._pools()):
-                    self._hint.set()
-                elif woken_early:
-                    # Busy queues notify all the time; running pools are served by the timer.
-                    await asyncio.sleep(min(timeout, 1.0))
-            except ShoalError as error:
+                done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+                await asyncio.gather(*waiters, return_exceptions=True)
+            woken = [w for w in done if not w.cancelled() and w.exception() is None and w.result()]
+            errors = [w.exception() for w in done if not w.cancelled() and w.exception()]
+            if woken:
+                self._hint.set()
+                await asyncio.sleep(_MIN_GAP)  # let the measurement move the pool first
+            if errors:
                 failures += 1
-                logger.debug("wake-up listener on %s: %s", self.safe_url, error)
+                logger.debug("wake-up listener on %s: %s", self.safe_url, errors[0])
                 await asyncio.sleep(min(30.0, 0.5 * 2**failures))
+            else:
+                failures = 0
+
+    async def _wait_for_work(self, names: list[str]) -> bool:
+        """True when the backend signalled work (before the long timeout ran out)."""
+        timeout = 60.0
+        await self.backend.open()
+        started = time.monotonic()
+        await self.backend.wait_for_work(names, timeout)
+        return time.monotonic() - started < timeout * 0.99
 
     async def measure(self, signalled: float) -> None:
         names = self._queue_names()
@@ -422,6 +451,8 @@ class BackendWatch:
             metrics.DECISION_LATENCY.observe(time.monotonic() - signalled)
             direction = "up" if decision.replicas > pool.replicas else "down"
             metrics.SCALE_EVENTS.labels(*pool.key, direction).inc()
+            if 0 in (pool.replicas, decision.replicas):
+                self._idle_changed.set()
             pool.replicas = decision.replicas
             pool.last_scale_time, pool.last_scale_reason = now_iso(), decision.reason
             await self.owner.kube.event(

@@ -15,6 +15,7 @@ from typing import Any, cast
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from shoal_operator import metrics
 from shoal_operator.spec import GROUP, VERSION, SecretKey
 
 logger = logging.getLogger("shoal_operator.kube")
@@ -50,6 +51,7 @@ class Kube:
 
     async def secret_value(self, namespace: str, ref: SecretKey) -> str:
         try:
+            metrics.API_REQUESTS.labels("get", "secrets").inc()
             secret = await self.core.read_namespaced_secret(ref.name, namespace)
         except ApiException as error:
             if error.status == 404:
@@ -71,6 +73,7 @@ class Kube:
 
     async def _get_custom(self, namespace: str, plural: str, name: str) -> dict[str, Any] | None:
         try:
+            metrics.API_REQUESTS.labels("get", "customresources").inc()
             found: dict[str, Any] = await self.custom.get_namespaced_custom_object(
                 GROUP, VERSION, namespace, plural, name
             )
@@ -83,6 +86,7 @@ class Kube:
     async def patch_status(
         self, plural: str, namespace: str, name: str, status: Mapping[str, Any]
     ) -> None:
+        metrics.API_REQUESTS.labels("patch", "status").inc()
         await self.custom.patch_namespaced_custom_object_status(
             GROUP,
             VERSION,
@@ -95,6 +99,7 @@ class Kube:
 
     async def read_deployment(self, namespace: str, name: str) -> Any | None:
         try:
+            metrics.API_REQUESTS.labels("get", "deployments").inc()
             return await self.apps.read_namespaced_deployment(name, namespace)
         except ApiException as error:
             if error.status == 404:
@@ -107,6 +112,7 @@ class Kube:
         meta = wanted["metadata"]
         existing = await self.read_deployment(meta["namespace"], meta["name"])
         if existing is None:
+            metrics.API_REQUESTS.labels("create", "deployments").inc()
             await self.apps.create_namespaced_deployment(meta["namespace"], cast(Any, wanted))
             return "created"
         current = self.api.sanitize_for_serialization(existing)
@@ -118,21 +124,25 @@ class Kube:
             "labels": {**current["metadata"].get("labels", {}), **meta["labels"]},
             "ownerReferences": meta["ownerReferences"],
         }
+        metrics.API_REQUESTS.labels("update", "deployments").inc()
         await self.apps.replace_namespaced_deployment(
             meta["name"], meta["namespace"], cast(Any, merged)
         )
         return "updated"
 
     async def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:
+        metrics.API_REQUESTS.labels("patch", "deployments/scale").inc()
         await self.apps.patch_namespaced_deployment_scale(
             name, namespace, {"spec": {"replicas": replicas}}, **MERGE_PATCH
         )
 
     async def pods(self, namespace: str, selector: str) -> list[Any]:
+        metrics.API_REQUESTS.labels("list", "pods").inc()
         listing = await self.core.list_namespaced_pod(namespace, label_selector=selector)
         return list(listing.items)
 
     async def annotate_pod(self, namespace: str, name: str, annotations: dict[str, str]) -> None:
+        metrics.API_REQUESTS.labels("patch", "pods").inc()
         await self.core.patch_namespaced_pod(
             name,
             namespace,
@@ -173,6 +183,7 @@ class Kube:
             reporting_instance="shoal-operator",
         )
         try:
+            metrics.API_REQUESTS.labels("create", "events").inc()
             await self.core.create_namespaced_event(meta["namespace"], body)
         except ApiException as error:
             logger.warning("could not post event %s on %s: %s", reason, meta["name"], error)

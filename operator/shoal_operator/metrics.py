@@ -31,3 +31,8 @@ RECONCILE_ERRORS = Counter(
 RECONCILE_DURATION = Histogram(
     "shoal_operator_reconcile_duration_seconds", "Time one WorkerPool reconcile takes."
 )
+API_REQUESTS = Counter(
+    "shoal_operator_api_requests",
+    "Kubernetes API calls the operator made itself (kopf's watches aside).",
+    ("verb", "resource"),
+)

@@ -49,10 +49,17 @@ def render_deployment(
     # The worker touches its health file on every heartbeat: a fresh file means its loop
     # runs and its backend answers (ready), a stale one that the loop is stuck (restart it).
     check = ["shoal", "check", "--skip-backend", "--health-file", HEALTH_FILE, "--max-age"]
-    liveness = {"exec": {"command": [*check, str(2 * LEASE_SECONDS)]},
-                "initialDelaySeconds": 10, "periodSeconds": 10, "failureThreshold": 3}
-    readiness = {"exec": {"command": [*check, str(LEASE_SECONDS)]},
-                 "initialDelaySeconds": 1, "periodSeconds": 5}
+    liveness = {
+        "exec": {"command": [*check, str(2 * LEASE_SECONDS)]},
+        "initialDelaySeconds": 10,
+        "periodSeconds": 10,
+        "failureThreshold": 3,
+    }
+    readiness = {
+        "exec": {"command": [*check, str(LEASE_SECONDS)]},
+        "initialDelaySeconds": 1,
+        "periodSeconds": 5,
+    }
     container: dict[str, Any] = {
         "name": "worker",
         "image": pool.image,
