@@ -62,10 +62,13 @@ class PostgresServer:
     ``start`` runs ``initdb`` and ``pg_ctl start``; ``stop`` shuts it down and deletes its
     directory; ``restart`` keeps the data (for tests that restart the database mid-run).
     Durability is switched off (``fsync``, ``synchronous_commit``): it is a test server.
+    ``durable=True`` keeps PostgreSQL's defaults instead (every commit flushed to disk, as
+    in production), for benchmarks whose figures must mean what they would there.
     """
 
-    def __init__(self, *, port: int | None = None) -> None:
+    def __init__(self, *, port: int | None = None, durable: bool = False) -> None:
         self.port = port or free_port()
+        self.durable = durable
         self.password = secrets.token_hex(12)
         self.bindir = find_bindir()
         self.root: Path | None = None
@@ -113,12 +116,11 @@ class PostgresServer:
             "listen_addresses": "'127.0.0.1'",
             "port": str(self.port),
             "unix_socket_directories": f"'{self.socketdir}'",
-            "fsync": "off",
-            "synchronous_commit": "off",
-            "full_page_writes": "off",
             "max_connections": "200",
             "log_min_messages": "warning",
         }
+        if not self.durable:
+            settings.update(fsync="off", synchronous_commit="off", full_page_writes="off")
         with (self.datadir / "postgresql.conf").open("a") as conf:
             conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
         self._pg_ctl("start")

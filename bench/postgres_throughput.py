@@ -1,0 +1,305 @@
+"""PostgreSQL end to end: no-op tasks through one worker process, against pgbench's floor.
+
+Starts its own PostgreSQL on loopback (tests/servers/postgres.py), twice: the tests' server
+(``server: test``: fsync and synchronous_commit off) and one with PostgreSQL's durable
+defaults (``server: durable``: every commit flushed to disk, as in production). It prints
+JSON lines:
+- ``pgbench_queue``: tasks/s of the minimal SQL a PostgreSQL queue needs per task, run by
+  ``pgbench`` with 10 clients on the same server: insert a task; claim one with ``FOR
+  UPDATE SKIP LOCKED``; mark it done (three statements, each its own transaction, through
+  a partial index on the queued rows);
+- ``postgres_push_many``: tasks/s pushed in batches of 1,000;
+- ``postgres_end_to_end``: tasks/s for one worker process at concurrency 20, from its first
+  claim to its last ack, and as a ratio of the pgbench rate on the same server (the floor
+  is 3);
+- ``postgres_enqueue_to_start`` (test server): milliseconds from just before a push to the
+  handler starting, p50/p95/p99, one task at a time to an idle worker process, woken by
+  LISTEN/NOTIFY (``mode: listen``, the floor is 25 ms at p99) and by polling alone
+  (``mode: poll``, at the default poll interval of 1 s).
+``--profile`` also runs a worker in this process under cProfile (test server) and writes
+the top of the profile to bench/profiles/postgres.txt.
+
+Usage: python bench/postgres_throughput.py [--tasks 20000] [--samples 500] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import os
+import pstats
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import asyncpg
+
+from bench.common import ROOT, emit, push_noops, start_worker
+from bench.noop_app import LATENCY_LOG, app, stamp
+from shoal import Worker, WorkerSettings
+from tests.servers.postgres import PostgresServer
+
+CONCURRENCY = 20
+PGBENCH_CLIENTS = 10
+END_TO_END_FLOOR = 3.0
+"""shoal end to end must run at least this many times the pgbench rate."""
+P99_FLOOR_MS = 25.0
+"""Enqueue to start, at the 99th percentile, with LISTEN/NOTIFY, at most this."""
+
+QUEUE_SCHEMA = """
+CREATE TABLE queue (
+    id      bigserial PRIMARY KEY,
+    status  text NOT NULL DEFAULT 'queued',
+    payload jsonb NOT NULL
+);
+CREATE INDEX queue_queued ON queue (id) WHERE status = 'queued';
+"""
+
+QUEUE_SCRIPT = """\
+INSERT INTO queue (payload) VALUES ('{}');
+WITH next AS (
+    SELECT id FROM queue WHERE status = 'queued' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE queue SET status = 'running' FROM next WHERE queue.id = next.id RETURNING queue.id
+) SELECT coalesce((SELECT id FROM claimed), 0) AS id \\gset
+UPDATE queue SET status = 'done' WHERE id = :id;
+"""
+"""One pgbench transaction = one task: insert, claim, mark done, each statement committed
+on its own as a one-task-at-a-time queue would. A claim that finds every row locked gets
+id 0 and marks nothing: the rate counts only the tasks marked done."""
+
+
+def pgbench_queue(server: PostgresServer, folder: Path, seconds: int) -> float:
+    """Tasks/s of :data:`QUEUE_SCRIPT` with :data:`PGBENCH_CLIENTS` clients over TCP."""
+    database = server.create_database("pgbench_queue")
+    server.psql(QUEUE_SCHEMA, database)
+    script = folder / "queue.sql"
+    script.write_text(QUEUE_SCRIPT)
+    command = [str(server.bindir / "pgbench"), "-n", "-M", "prepared", "-f", str(script)]
+    command += ["-c", str(PGBENCH_CLIENTS), "-j", "2", "-T", str(seconds)]
+    command += ["-h", "127.0.0.1", "-p", str(server.port), "-U", "shoal", database]
+    result = subprocess.run(
+        command,
+        env={**os.environ, "PGPASSWORD": server.password},
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
+    )
+    tps = re.search(r"^tps = ([0-9.]+)", result.stdout, re.MULTILINE)
+    processed = re.search(r"actually processed: ([0-9]+)", result.stdout)
+    if tps is None or processed is None:
+        raise RuntimeError(f"unexpected pgbench output:\n{result.stdout}{result.stderr}")
+    done = int(server.psql("SELECT count(*) FROM queue WHERE status = 'done'", database))
+    server.drop_database(database)
+    if done == 0:
+        raise RuntimeError("pgbench marked no task done: the script is broken")
+    return float(tps.group(1)) * done / int(processed.group(1))
+
+
+async def use(server: PostgresServer, name: str, options: str = "") -> str:
+    """A fresh, migrated database for one measurement; the app points at it."""
+    url = server.url(server.create_database(name)) + options
+    app.backend_url = url
+    app.use_backend(None)  # type: ignore[arg-type]
+    async with app:
+        await app.backend.setup()
+    return url
+
+
+FIRST_CLAIM = """
+SELECT EXISTS (SELECT 1 FROM shoal.tasks WHERE status = 'running')
+    OR EXISTS (SELECT 1 FROM shoal.tasks WHERE status IN ('done', 'cancelled'))
+"""
+"""Whether a worker has claimed anything yet: two probes of small partial indexes."""
+
+
+async def time_run(url: str, worker: subprocess.Popen[bytes]) -> float:
+    """Seconds from the worker's first claim to its last ack, once it has exited after its
+    ``--max-tasks``.
+
+    ``bench.common.time_drain`` polls ``stats`` every 20 ms, and on PostgreSQL ``stats``
+    counts the ready tasks one index entry at a time (12 to 20 ms at 20,000 deep): it would
+    take a third of a core from the run it measures, on a machine of two. Here a cheap probe
+    spots the first claim, and the last ``finished_at`` (the server's clock, which is this
+    machine's) marks the end; the worker's drain and exit are not counted.
+    """
+    probe = await asyncpg.connect(url.partition("?")[0])
+    try:
+        while not await probe.fetchval(FIRST_CLAIM):
+            if worker.poll() is not None:
+                raise RuntimeError(f"the worker exited ({worker.returncode}) before claiming")
+            await asyncio.sleep(0.002)
+        started = time.time()
+        while worker.poll() is None:  # noqa: ASYNC110 (a process's exit sets no event)
+            await asyncio.sleep(0.01)
+        if worker.returncode != 0:
+            raise RuntimeError(f"the worker failed ({worker.returncode})")
+        last: datetime = await probe.fetchval(
+            "SELECT max(finished_at) FROM shoal.tasks WHERE status = 'done'"
+        )
+    finally:
+        await probe.close()
+    return last.timestamp() - started
+
+
+async def end_to_end(url: str, count: int) -> tuple[float, float]:
+    async with app:
+        push_rate = await push_noops(app, count)
+        worker = start_worker(url, "--concurrency", str(CONCURRENCY), "--max-tasks", str(count))
+        try:
+            elapsed = await time_run(url, worker)
+        finally:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+                worker.wait(30)
+        left = (await app.backend.stats(["bench"]))["bench"]
+        if left.ready or left.running or left.dead:
+            raise RuntimeError(f"the run left work behind: {left}")
+    return push_rate, count / elapsed
+
+
+async def enqueue_to_start(url: str, log: Path, samples: int, spacing: float) -> list[float]:
+    """Push one ``stamp`` task at a time to an idle worker process; seconds to each start."""
+    os.environ[LATENCY_LOG] = str(log)
+    async with app:
+        worker = start_worker(url, "--concurrency", str(CONCURRENCY))
+        try:
+            deadline = time.monotonic() + 30
+            while not await app.backend.workers():  # registered: it is up and waiting
+                assert time.monotonic() < deadline, "the worker never registered"
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(1.5)  # its listener is up, its first polls are behind it
+            for _ in range(samples):
+                await stamp.push(sent=time.monotonic())
+                await asyncio.sleep(spacing)
+            deadline = time.monotonic() + 30
+            while len(stamped(log)) < samples:
+                assert time.monotonic() < deadline, "some stamps never ran"
+                await asyncio.sleep(0.05)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(30)
+    return stamped(log)
+
+
+def stamped(log: Path) -> list[float]:
+    """The delays ``stamp`` wrote so far."""
+    return [float(line) for line in log.read_text().split()] if log.exists() else []
+
+
+async def profile(url: str, count: int) -> str:
+    async with app:
+        await push_noops(app, count)
+        worker = Worker(app, WorkerSettings(concurrency=CONCURRENCY))
+        profiler = cProfile.Profile()
+        profiler.enable()
+        running = asyncio.create_task(worker.run())
+        while worker.processed < count:  # noqa: ASYNC110 (the worker signals nothing)
+            await asyncio.sleep(0.01)
+        worker.stop()
+        await running
+        profiler.disable()
+    text = io.StringIO()
+    stats = pstats.Stats(profiler, stream=text)
+    stats.sort_stats("tottime").print_stats(30)
+    stats.sort_stats("cumulative").print_stats(r"shoal|asyncpg", 30)
+    return text.getvalue()
+
+
+def quantile(values: list[float], q: int) -> float:
+    """The q-th percentile in milliseconds."""
+    return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1] * 1000, 3)
+
+
+async def throughput(server: PostgresServer, folder: Path, seconds: int, count: int) -> None:
+    """pgbench's rate, shoal's enqueue and end-to-end rates, and their ratio, on ``server``."""
+    kind = "durable" if server.durable else "test"
+    floor = pgbench_queue(server, folder, seconds)
+    emit(
+        "pgbench_queue",
+        server=kind,
+        clients=PGBENCH_CLIENTS,
+        seconds=seconds,
+        statements="insert; claim one FOR UPDATE SKIP LOCKED; mark done",
+        tasks_per_second=round(floor),
+    )
+    push_rate, rate = await end_to_end(await use(server, "throughput"), count)
+    emit(
+        "postgres_push_many",
+        server=kind,
+        tasks=count,
+        batch=1000,
+        tasks_per_second=round(push_rate),
+    )
+    ratio = rate / floor
+    emit(
+        "postgres_end_to_end",
+        server=kind,
+        tasks=count,
+        concurrency=CONCURRENCY,
+        tasks_per_second=round(rate),
+        ratio_to_pgbench_queue=round(ratio, 3),
+        floor=END_TO_END_FLOOR,
+        meets_floor=ratio >= END_TO_END_FLOOR,
+    )
+
+
+async def latency(server: PostgresServer, folder: Path, samples: int) -> None:
+    """Enqueue to start on an idle worker, woken by LISTEN/NOTIFY and by polling alone."""
+    spacing = 0.02
+    for mode, options in (("listen", ""), ("poll", "?listen=false")):
+        url = await use(server, f"latency_{mode}", options)
+        delays = await enqueue_to_start(url, folder / f"latency-{mode}.log", samples, spacing)
+        p99 = quantile(delays, 99)
+        figures: dict[str, object] = {"poll_interval_s": 1.0}
+        if mode == "listen":
+            figures = {"floor_p99_ms": P99_FLOOR_MS, "meets_floor": p99 <= P99_FLOOR_MS}
+        emit(
+            "postgres_enqueue_to_start",
+            server="test",
+            mode=mode,
+            samples=len(delays),
+            spacing_ms=spacing * 1000,
+            p50_ms=quantile(delays, 50),
+            p95_ms=quantile(delays, 95),
+            p99_ms=p99,
+            max_ms=round(max(delays) * 1000, 3),
+            **figures,
+        )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=20_000)
+    parser.add_argument("--samples", type=int, default=500)
+    parser.add_argument("--pgbench-seconds", type=int, default=10)
+    parser.add_argument("--profile", action="store_true")
+    arguments = parser.parse_args()
+    count = arguments.tasks
+    with tempfile.TemporaryDirectory() as folder:
+        with PostgresServer() as server:
+            await throughput(server, Path(folder), arguments.pgbench_seconds, count)
+            await latency(server, Path(folder), arguments.samples)
+            if arguments.profile:
+                report = await profile(await use(server, "profile"), count)
+                target = ROOT / "bench" / "profiles" / "postgres.txt"
+                target.parent.mkdir(exist_ok=True)
+                target.write_text(report)
+                emit("postgres_profile", written=str(target.relative_to(ROOT)))
+        with PostgresServer(durable=True) as server:
+            await throughput(server, Path(folder), arguments.pgbench_seconds, count)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
