@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import logging
 import random
 import time
@@ -410,7 +411,7 @@ class BackendWatch:
                     "scheduled": figures.scheduled,
                     "running": figures.running,
                     "dead": figures.dead,
-                    "oldestReadyAgeSeconds": round(figures.oldest_ready_age or 0.0, 1),
+                    "oldestReadySince": _since(figures.oldest_ready_age),
                     "observedTime": entry.observed_time(figures),
                     "conditions": entry.conditions,
                 },
@@ -486,3 +487,12 @@ class BackendWatch:
                     )
         except Exception as error:
             logger.warning("no pod deletion costs for %s/%s: %s", *pool.key, error)
+
+
+def _since(age: float | None) -> str | None:
+    """When the oldest ready task became due, to the second: unlike its age, this stays the
+    same from one measurement to the next, so a waiting queue costs no status writes."""
+    if age is None:
+        return None
+    moment = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=age)
+    return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")

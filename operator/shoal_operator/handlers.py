@@ -268,7 +268,7 @@ async def deployment_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> N
         (obj.get("spec") or {}).get("replicas"),
         int(status.get("readyReplicas") or 0),
     )
-    if await memo.kube.apply_deployment(render(pool)) == "updated":
+    if await memo.kube.apply_deployment(render(pool), current=obj) == "updated":
         await memo.kube.event(
             pool.reference,
             "WorkerPool",

@@ -106,16 +106,20 @@ class Kube:
                 return None
             raise
 
-    async def apply_deployment(self, wanted: dict[str, Any]) -> str:
+    async def apply_deployment(
+        self, wanted: dict[str, Any], current: Mapping[str, Any] | None = None
+    ) -> str:
         """Create the Deployment, or put back what differs from ``wanted``; returns what
-        was done: "created", "updated" or "unchanged"."""
+        was done: "created", "updated" or "unchanged". ``current`` is the Deployment as a
+        watch event just delivered it, which saves reading it again."""
         meta = wanted["metadata"]
-        existing = await self.read_deployment(meta["namespace"], meta["name"])
-        if existing is None:
-            metrics.API_REQUESTS.labels("create", "deployments").inc()
-            await self.apps.create_namespaced_deployment(meta["namespace"], cast(Any, wanted))
-            return "created"
-        current = self.api.sanitize_for_serialization(existing)
+        if current is None:
+            existing = await self.read_deployment(meta["namespace"], meta["name"])
+            if existing is None:
+                metrics.API_REQUESTS.labels("create", "deployments").inc()
+                await self.apps.create_namespaced_deployment(meta["namespace"], cast(Any, wanted))
+                return "created"
+            current = self.api.sanitize_for_serialization(existing)
         if _contains(current, wanted):
             return "unchanged"
         merged = dict(wanted)
