@@ -50,6 +50,10 @@ class Hooks:
             raise ValueError(f"no event is named {name!r}; events: {', '.join(EVENT_NAMES)}")
         self._hooks[name].append(hook)
 
+    def wants(self, name: EventName) -> bool:
+        """Whether any hook listens for ``name`` (lets the worker skip the call per task)."""
+        return bool(self._hooks[name])
+
     async def emit(self, event: Event) -> None:
         for hook in self._hooks[event.name]:
             try:

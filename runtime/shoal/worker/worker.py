@@ -355,7 +355,8 @@ class Worker:
         task = event.task
         if task is not None:
             _log_event(event.name, task.id, task.queue, task.name, event)
-        await self.app.hooks.emit(event)
+        if self.app.hooks.wants(event.name):
+            await self.app.hooks.emit(event)
 
     def _extra(self) -> dict[str, object]:
         return {"worker_id": self.id}
