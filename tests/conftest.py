@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+
 import pytest
 
 # Each backend's server fixtures live in tests/servers/<backend>.py.

@@ -17,24 +17,54 @@ APP = "tests.e2e.sample_app:app"
 
 def shoal(*arguments: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "shoal", *arguments], cwd=ROOT, capture_output=True, text=True,
-        env=env, timeout=60, check=False,
+        [sys.executable, "-m", "shoal", *arguments],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
     )
 
 
 def test_every_worker_flag_names_its_environment_twin() -> None:
-    worker = build_parser()._subparsers._group_actions[0].choices["worker"]  # type: ignore[union-attr]
+    worker = build_parser()._subparsers._group_actions[0].choices["worker"]  # type: ignore[union-attr,index]
     help_text = worker.format_help()
-    for flag in ("concurrency", "shutdown_timeout", "queues", "metrics_port", "backend_url",
-                 "lease_seconds", "max_tasks", "health_file"):
+    for flag in (
+        "concurrency",
+        "shutdown_timeout",
+        "queues",
+        "metrics_port",
+        "backend_url",
+        "lease_seconds",
+        "max_tasks",
+        "health_file",
+    ):
         assert f"--{flag.replace('_', '-')}" in help_text
         assert f"SHOAL_{flag.upper()}" in help_text
 
 
-def test_migrate_enqueue_inspect_and_manage(sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_migrate_enqueue_inspect_and_manage(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["migrate", "--backend-url", sqlite_url]) == 0
-    assert main(["enqueue", "tests.e2e.sample_app.work", "--app", APP, "--backend-url",
-                 sqlite_url, "--args", '{"seconds": 0.5}', "--delay", "600"]) == 0
+    assert (
+        main(
+            [
+                "enqueue",
+                "tests.e2e.sample_app.work",
+                "--app",
+                APP,
+                "--backend-url",
+                sqlite_url,
+                "--args",
+                '{"seconds": 0.5}',
+                "--delay",
+                "600",
+            ]
+        )
+        == 0
+    )
     task_id = capsys.readouterr().out.splitlines()[-1]
 
     assert main(["queues", "--backend-url", sqlite_url]) == 0
@@ -56,11 +86,15 @@ def test_migrate_enqueue_inspect_and_manage(sqlite_url: str, capsys: pytest.Capt
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        (["enqueue", "tests.e2e.sample_app.work", "--app", APP, "--args", "{oops"],
-         "--args is not valid JSON"),
+        (
+            ["enqueue", "tests.e2e.sample_app.work", "--app", APP, "--args", "{oops"],
+            "--args is not valid JSON",
+        ),
         (["enqueue", "no.such.task", "--app", APP], "no task named 'no.such.task'"),
-        (["enqueue", "tests.e2e.sample_app.work", "--app", APP, "--args", '{"seconds": "x"}'],
-         "field 'seconds'"),
+        (
+            ["enqueue", "tests.e2e.sample_app.work", "--app", APP, "--args", '{"seconds": "x"}'],
+            "field 'seconds'",
+        ),
         (["enqueue", "x", "--app", "no_such_module:app"], "cannot import 'no_such_module'"),
         (["queues", "--backend-url", "mysql://root:hunter2@db/x"], "no backend serves"),
         (["jobs", "show", "nope"], "no task has the id 'nope'"),
