@@ -39,10 +39,13 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
-## bench: the benchmarks; figures go to bench/RESULTS.md by hand, from this output
-bench: $(STAMP) services
-	$(BIN)/python bench/sqlite_throughput.py
-	$(BIN)/python bench/redis_throughput.py
+## bench: every benchmark, as JSON lines (bench/RESULTS.md quotes them, with date and machine)
+bench: $(STAMP) services k8s-binaries
+	$(BIN)/python bench/sqlite_throughput.py --profile
+	$(BIN)/python bench/postgres_throughput.py --profile
+	$(BIN)/python bench/redis_throughput.py --profile
+	$(BIN)/python bench/operator_scaling.py
+	$(BIN)/python bench/burst.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -504,8 +504,8 @@ async def test_two_apps_share_one_pool_and_each_worker_sees_only_its_queues(
             registered = {w.id: w.queues for w in await shared.workers()}
             assert registered[billing_worker.id] == ("invoices", "refunds")
             assert registered[mail_worker.id] == ("outbox",)
-            connections = dict(
-                await admin.fetch(
+            connections: dict[str, int] = dict(
+                await admin.fetch(  # type: ignore[arg-type]
                     "SELECT application_name, count(*) FROM pg_stat_activity"
                     " WHERE datname = current_database() AND pid <> pg_backend_pid()"
                     " GROUP BY application_name"
