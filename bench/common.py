@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import cProfile
+import io
 import json
 import os
 import platform
+import pstats
+import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -13,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from shoal import Worker, WorkerSettings
 from shoal.app import App
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +34,12 @@ def emit(benchmark: str, **figures: Any) -> None:
         f"{platform.python_version()}",
     }
     print(json.dumps(line), flush=True)
+
+
+def point(app: App, url: str) -> None:
+    """Point ``app`` at ``url``; its next use builds a fresh backend there."""
+    app.backend_url = url
+    app.use_backend(None)
 
 
 def start_worker(url: str, *flags: str) -> subprocess.Popen[bytes]:
@@ -68,3 +80,71 @@ def peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmHWM in /proc/<pid>/status")
+
+
+async def enqueue_to_start(
+    app: App,
+    url: str,
+    log: Path,
+    samples: int,
+    spacing: float,
+    settle: float,
+    concurrency: int = 20,
+) -> list[float]:
+    """Push one ``stamp`` task at a time to an idle worker process; seconds to each start.
+
+    ``settle`` gives the worker's wake-up listener time to be in place after it registers.
+    """
+    from bench.noop_app import LATENCY_LOG, stamp
+
+    os.environ[LATENCY_LOG] = str(log)
+    async with app:
+        worker = start_worker(url, "--concurrency", str(concurrency))
+        try:
+            deadline = time.monotonic() + 30
+            while not await app.backend.workers():  # registered: it is up and waiting
+                assert time.monotonic() < deadline, "the worker never registered"
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(settle)
+            for _ in range(samples):
+                await stamp.push(sent=time.monotonic())
+                await asyncio.sleep(spacing)
+            deadline = time.monotonic() + 30
+            while len(read_delays(log)) < samples:
+                assert time.monotonic() < deadline, "some stamps never ran"
+                await asyncio.sleep(0.05)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(30)
+    return read_delays(log)
+
+
+def read_delays(log: Path) -> list[float]:
+    """What the ``stamp`` tasks wrote: seconds from push to start, one a line."""
+    return [float(line) for line in log.read_text().split()] if log.exists() else []
+
+
+def quantile(values: list[float], q: int) -> float:
+    """The q-th percentile, in milliseconds."""
+    return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1] * 1000, 3)
+
+
+async def profile_worker(app: App, count: int, concurrency: int, libraries: str) -> str:
+    """cProfile of a worker in this process running ``count`` no-op tasks: the top by own
+    time, then shoal's and ``libraries``' functions by cumulative time."""
+    async with app:
+        await push_noops(app, count)
+        worker = Worker(app, WorkerSettings(concurrency=concurrency))
+        profiler = cProfile.Profile()
+        profiler.enable()
+        running = asyncio.create_task(worker.run())
+        while worker.processed < count:  # noqa: ASYNC110 (the worker signals nothing)
+            await asyncio.sleep(0.01)
+        worker.stop()
+        await running
+        profiler.disable()
+    text = io.StringIO()
+    stats = pstats.Stats(profiler, stream=text)
+    stats.sort_stats("tottime").print_stats(30)
+    stats.sort_stats("cumulative").print_stats(rf"shoal|{libraries}", 30)
+    return text.getvalue()

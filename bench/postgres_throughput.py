@@ -26,13 +26,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import cProfile
-import io
 import os
-import pstats
 import re
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,9 +40,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import asyncpg
 
-from bench.common import ROOT, emit, push_noops, start_worker
-from bench.noop_app import LATENCY_LOG, app, stamp
-from shoal import Worker, WorkerSettings
+from bench.common import (
+    ROOT,
+    emit,
+    enqueue_to_start,
+    point,
+    profile_worker,
+    push_noops,
+    quantile,
+    start_worker,
+)
+from bench.noop_app import app
 from tests.servers.postgres import PostgresServer
 
 CONCURRENCY = 20
@@ -110,8 +114,7 @@ def pgbench_queue(server: PostgresServer, folder: Path, seconds: int) -> float:
 async def use(server: PostgresServer, name: str, options: str = "") -> str:
     """A fresh, migrated database for one measurement; the app points at it."""
     url = server.url(server.create_database(name)) + options
-    app.backend_url = url
-    app.use_backend(None)  # type: ignore[arg-type]
+    point(app, url)
     async with app:
         await app.backend.setup()
     return url
@@ -169,59 +172,6 @@ async def end_to_end(url: str, count: int) -> tuple[float, float]:
     return push_rate, count / elapsed
 
 
-async def enqueue_to_start(url: str, log: Path, samples: int, spacing: float) -> list[float]:
-    """Push one ``stamp`` task at a time to an idle worker process; seconds to each start."""
-    os.environ[LATENCY_LOG] = str(log)
-    async with app:
-        worker = start_worker(url, "--concurrency", str(CONCURRENCY))
-        try:
-            deadline = time.monotonic() + 30
-            while not await app.backend.workers():  # registered: it is up and waiting
-                assert time.monotonic() < deadline, "the worker never registered"
-                await asyncio.sleep(0.05)
-            await asyncio.sleep(1.5)  # its listener is up, its first polls are behind it
-            for _ in range(samples):
-                await stamp.push(sent=time.monotonic())
-                await asyncio.sleep(spacing)
-            deadline = time.monotonic() + 30
-            while len(stamped(log)) < samples:
-                assert time.monotonic() < deadline, "some stamps never ran"
-                await asyncio.sleep(0.05)
-        finally:
-            worker.send_signal(signal.SIGTERM)
-            worker.wait(30)
-    return stamped(log)
-
-
-def stamped(log: Path) -> list[float]:
-    """The delays ``stamp`` wrote so far."""
-    return [float(line) for line in log.read_text().split()] if log.exists() else []
-
-
-async def profile(url: str, count: int) -> str:
-    async with app:
-        await push_noops(app, count)
-        worker = Worker(app, WorkerSettings(concurrency=CONCURRENCY))
-        profiler = cProfile.Profile()
-        profiler.enable()
-        running = asyncio.create_task(worker.run())
-        while worker.processed < count:  # noqa: ASYNC110 (the worker signals nothing)
-            await asyncio.sleep(0.01)
-        worker.stop()
-        await running
-        profiler.disable()
-    text = io.StringIO()
-    stats = pstats.Stats(profiler, stream=text)
-    stats.sort_stats("tottime").print_stats(30)
-    stats.sort_stats("cumulative").print_stats(r"shoal|asyncpg", 30)
-    return text.getvalue()
-
-
-def quantile(values: list[float], q: int) -> float:
-    """The q-th percentile in milliseconds."""
-    return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1] * 1000, 3)
-
-
 async def throughput(server: PostgresServer, folder: Path, seconds: int, count: int) -> None:
     """pgbench's rate, shoal's enqueue and end-to-end rates, and their ratio, on ``server``."""
     kind = "durable" if server.durable else "test"
@@ -260,7 +210,9 @@ async def latency(server: PostgresServer, folder: Path, samples: int) -> None:
     spacing = 0.02
     for mode, options in (("listen", ""), ("poll", "?listen=false")):
         url = await use(server, f"latency_{mode}", options)
-        delays = await enqueue_to_start(url, folder / f"latency-{mode}.log", samples, spacing)
+        # 1.5 s: the worker's listener is up and its first polls are behind it.
+        log = folder / f"latency-{mode}.log"
+        delays = await enqueue_to_start(app, url, log, samples, spacing, settle=1.5)
         p99 = quantile(delays, 99)
         figures: dict[str, object] = {"poll_interval_s": 1.0}
         if mode == "listen":
@@ -292,7 +244,8 @@ async def main() -> None:
             await throughput(server, Path(folder), arguments.pgbench_seconds, count)
             await latency(server, Path(folder), arguments.samples)
             if arguments.profile:
-                report = await profile(await use(server, "profile"), count)
+                await use(server, "profile")
+                report = await profile_worker(app, count, CONCURRENCY, "asyncpg")
                 target = ROOT / "bench" / "profiles" / "postgres.txt"
                 target.parent.mkdir(exist_ok=True)
                 target.write_text(report)

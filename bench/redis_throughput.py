@@ -23,24 +23,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import cProfile
 import csv
 import io
 import os
-import pstats
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import ROOT, emit, push_noops, start_worker, time_drain
-from bench.noop_app import LATENCY_LOG, app, stamp
-from shoal import Worker, WorkerSettings
+from bench.common import (
+    ROOT,
+    emit,
+    enqueue_to_start,
+    point,
+    profile_worker,
+    push_noops,
+    quantile,
+    start_worker,
+    time_drain,
+)
+from bench.noop_app import app
 from tests.servers.redis import RedisServer
 
 CONCURRENCY = 20
@@ -69,8 +74,7 @@ def redis_benchmark(server: RedisServer, requests: int) -> dict[str, float]:
 
 
 def use(url: str) -> None:
-    app.backend_url = url
-    app.use_backend(None)  # type: ignore[arg-type]
+    point(app, url)
 
 
 async def end_to_end(url: str, count: int) -> tuple[float, float]:
@@ -84,60 +88,6 @@ async def end_to_end(url: str, count: int) -> tuple[float, float]:
             worker.send_signal(signal.SIGTERM)
             worker.wait(30)
     return push_rate, count / elapsed
-
-
-async def enqueue_to_start(url: str, log: Path, samples: int, spacing: float) -> list[float]:
-    """Push one ``stamp`` task at a time to an idle worker process; seconds to each start."""
-    use(url)
-    os.environ[LATENCY_LOG] = str(log)
-    async with app:
-        worker = start_worker(url, "--concurrency", str(CONCURRENCY))
-        try:
-            deadline = time.monotonic() + 30
-            while not await app.backend.workers():  # registered: it is up and waiting
-                assert time.monotonic() < deadline, "the worker never registered"
-                await asyncio.sleep(0.05)
-            await asyncio.sleep(0.5)  # its listener subscribes
-            for _ in range(samples):
-                await stamp.push(sent=time.monotonic())
-                await asyncio.sleep(spacing)
-            while len(read_delays(log)) < samples:
-                assert time.monotonic() < deadline + samples, "some stamps never ran"
-                await asyncio.sleep(0.05)
-        finally:
-            worker.send_signal(signal.SIGTERM)
-            worker.wait(30)
-    return read_delays(log)
-
-
-def read_delays(log: Path) -> list[float]:
-    """What the ``stamp`` tasks wrote: seconds from push to start, one a line."""
-    return [float(line) for line in log.read_text().split()] if log.exists() else []
-
-
-async def profile(url: str, count: int) -> str:
-    use(url)
-    async with app:
-        await push_noops(app, count)
-        worker = Worker(app, WorkerSettings(concurrency=CONCURRENCY))
-        profiler = cProfile.Profile()
-        profiler.enable()
-        running = asyncio.create_task(worker.run())
-        while worker.processed < count:  # noqa: ASYNC110 (the worker signals nothing)
-            await asyncio.sleep(0.01)
-        worker.stop()
-        await running
-        profiler.disable()
-    text = io.StringIO()
-    stats = pstats.Stats(profiler, stream=text)
-    stats.sort_stats("tottime").print_stats(30)
-    stats.sort_stats("cumulative").print_stats(r"shoal|redis", 30)
-    return text.getvalue()
-
-
-def quantile(values: list[float], q: int) -> float:
-    """The q-th percentile in milliseconds."""
-    return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1] * 1000, 3)
 
 
 async def main() -> None:
@@ -172,8 +122,10 @@ async def main() -> None:
             load_average_1m=round(os.getloadavg()[0], 2),
         )
         spacing = 0.01
+        url = server.url(prefix="latency")
+        use(url)  # 0.5 s: the worker's listener subscribes
         delays = await enqueue_to_start(
-            server.url(prefix="latency"), Path(folder, "latency.log"), arguments.samples, spacing
+            app, url, Path(folder, "latency.log"), arguments.samples, spacing, settle=0.5
         )
         p99 = quantile(delays, 99)
         emit(
@@ -189,7 +141,8 @@ async def main() -> None:
             load_average_1m=round(os.getloadavg()[0], 2),
         )
         if arguments.profile:
-            report = await profile(server.url(prefix="profile"), count)
+            use(server.url(prefix="profile"))
+            report = await profile_worker(app, count, CONCURRENCY, "redis")
             target = ROOT / "bench" / "profiles" / "redis.txt"
             target.parent.mkdir(exist_ok=True)
             target.write_text(report)

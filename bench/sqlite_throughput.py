@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import cProfile
-import io
-import pstats
 import signal
 import sqlite3
 import sys
@@ -28,9 +25,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import ROOT, emit, peak_rss_mb, push_noops, start_worker, time_drain
+from bench.common import (
+    ROOT,
+    emit,
+    peak_rss_mb,
+    point,
+    profile_worker,
+    push_noops,
+    start_worker,
+    time_drain,
+)
 from bench.noop_app import app
-from shoal import Worker, WorkerSettings
 
 
 def sqlite3_baseline(path: Path, count: int) -> float:
@@ -49,8 +54,7 @@ def sqlite3_baseline(path: Path, count: int) -> float:
 
 
 async def end_to_end(url: str, count: int, concurrency: int) -> tuple[float, float]:
-    app.backend_url = url
-    app.use_backend(None)  # type: ignore[arg-type]
+    point(app, url)
     async with app:
         await app.backend.setup()
         push_rate = await push_noops(app, count)
@@ -64,8 +68,7 @@ async def end_to_end(url: str, count: int, concurrency: int) -> tuple[float, flo
 
 
 async def idle_worker_rss(url: str) -> float:
-    app.backend_url = url
-    app.use_backend(None)  # type: ignore[arg-type]
+    point(app, url)
     async with app:
         await app.backend.setup()
     worker = start_worker(url)
@@ -75,25 +78,6 @@ async def idle_worker_rss(url: str) -> float:
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(30)
-
-
-async def profile(url: str, count: int) -> str:
-    app.backend_url = url
-    app.use_backend(None)  # type: ignore[arg-type]
-    async with app:
-        await app.backend.setup()
-        await push_noops(app, count)
-        worker = Worker(app, WorkerSettings(concurrency=16))
-        profiler = cProfile.Profile()
-        profiler.enable()
-        running = asyncio.create_task(worker.run())
-        await time_drain(app, count)
-        worker.stop()
-        await running
-        profiler.disable()
-    text = io.StringIO()
-    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(25)
-    return text.getvalue()
 
 
 async def main() -> None:
@@ -122,7 +106,10 @@ async def main() -> None:
             peak_rss_mb=round(await idle_worker_rss(f"sqlite:///{folder}/idle.db"), 1),
         )
         if arguments.profile:
-            report = await profile(f"sqlite:///{folder}/profile.db", count)
+            point(app, f"sqlite:///{folder}/profile.db")
+            async with app:
+                await app.backend.setup()
+            report = await profile_worker(app, count, 16, "sqlite3")
             target = ROOT / "bench" / "profiles" / "sqlite.txt"
             target.parent.mkdir(exist_ok=True)
             target.write_text(report)

@@ -36,15 +36,18 @@ from shoal_operator.spec import (
 logger = logging.getLogger("shoal_operator")
 
 RETRY_DELAY = 10.0
+KOPF_PREFIX = f"kopf.{GROUP}"
 
 
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     # kopf keeps its bookkeeping in annotations: status fields not in the CRD's schema
     # would be pruned by the API server.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    # A prefix of its own: kopf leaves annotations under its prefix out of the changes it
+    # reacts to, and ``shoal.dev/paused`` must be seen.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration"
+        prefix=KOPF_PREFIX, key="last-handled-configuration"
     )
     settings.posting.level = logging.WARNING  # our own Events say what happened
     settings.watching.server_timeout = 300

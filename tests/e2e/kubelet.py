@@ -31,7 +31,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -41,6 +40,8 @@ from typing import Any
 
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
+
+from tests.servers.ports import free_port
 
 NODE = "standin-node"
 SELECTOR = "app.kubernetes.io/managed-by=shoal-operator"
@@ -184,7 +185,7 @@ class Kubelet:
             _localise(a, scratch) for a in [*(container.command or []), *(container.args or [])]
         ]
         if "--metrics-port" in arguments:
-            arguments[arguments.index("--metrics-port") + 1] = str(_free_port())
+            arguments[arguments.index("--metrics-port") + 1] = str(free_port())
         if arguments and arguments[0] == "shoal":
             arguments = [sys.executable, "-m", "shoal", *arguments[1:]]
         log = (self.workdir / f"{name}.log").open("ab")
@@ -328,12 +329,6 @@ def _fresh(path: Path | None, max_age: float = 30.0) -> bool:
 
 def _micro_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _now() -> str:

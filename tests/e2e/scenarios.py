@@ -23,7 +23,7 @@ from typing import Any
 
 from shoal.app import App
 from tests.e2e import sample_app
-from tests.k8s.conftest import apply
+from tests.k8s.conftest import apply, backend_objects
 from tests.servers.kubernetes import KubernetesCluster
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,7 +72,6 @@ def kubelet_records(record: Path) -> list[dict[str, Any]]:
 def pool_objects(name: str, url: str, log: Path, **pool: Any) -> list[dict[str, Any]]:
     """Secret, Queue (backend queue ``e2e``) and a WorkerPool of sample_app workers."""
     spec: dict[str, Any] = {
-        "queues": [{"name": name}],
         "image": "shoal-e2e:dev",
         "app": "tests.e2e.sample_app:app",
         "concurrency": 10,
@@ -90,31 +89,7 @@ def pool_objects(name: str, url: str, log: Path, **pool: Any) -> list[dict[str, 
             ]
         },
     }
-    spec.update(pool)
-    return [
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": f"{name}-backend"},
-            "stringData": {"url": url},
-        },
-        {
-            "apiVersion": "shoal.dev/v1alpha1",
-            "kind": "Queue",
-            "metadata": {"name": name},
-            "spec": {
-                "queueName": "e2e",
-                "statsIntervalSeconds": 1,
-                "backend": {"urlSecretRef": {"name": f"{name}-backend", "key": "url"}},
-            },
-        },
-        {
-            "apiVersion": "shoal.dev/v1alpha1",
-            "kind": "WorkerPool",
-            "metadata": {"name": name},
-            "spec": spec,
-        },
-    ]
+    return backend_objects(name, url, pool={**spec, **pool}, queue_name="e2e")
 
 
 def push_work(url: str, count: int, seconds: float) -> list[str]:

@@ -20,7 +20,6 @@ import asyncio
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ from shoal.core.models import TaskStatus
 from shoal_operator.rendering import HEALTH_FILE, render_deployment
 from shoal_operator.spec import SecretKey, parse_worker_pool
 from tests.dockerfile import DOCKERFILE, EXAMPLE, parse
+from tests.servers.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ROOT_FILE = parse(DOCKERFILE)
@@ -47,12 +47,6 @@ def console_script(name: str) -> str:
     found = str(beside) if beside.exists() else shutil.which(name)
     assert found, f"no {name} console script: `pip install -e .`"
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def stats(url: str) -> tuple[int, int, int]:

@@ -33,7 +33,8 @@ from shoal.core.errors import (
 )
 from shoal.core.ids import new_id
 from shoal.core.models import NewTask, TaskStatus, utcnow
-from tests.servers.redis import RedisServer, free_port
+from tests.servers.ports import free_port
+from tests.servers.redis import RedisServer
 
 PASSWORD = "s3cret-Pa55word"
 

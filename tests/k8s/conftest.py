@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,15 +19,10 @@ from shoal.backends import open_backend
 from shoal.core.ids import new_id
 from shoal.core.models import NewTask, utcnow
 from tests.servers.kubernetes import KubernetesCluster
+from tests.servers.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def eventually(check: Callable[[], T | None], timeout: float = 30.0, what: str = "") -> T:
@@ -120,10 +114,12 @@ def crds(kube_cluster: KubernetesCluster) -> KubernetesCluster:
     return kube_cluster
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def operator(
     crds: KubernetesCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Operator]:
+    """The operator for one test module: gone before the next module runs, so that a module
+    running an operator of its own (the chart's) never shares the cluster with this one."""
     running = Operator(crds, tmp_path_factory.mktemp("operator"))
     yield running
     running.stop()
@@ -135,9 +131,15 @@ def apply(cluster: KubernetesCluster, namespace: str, *objects: dict[str, Any]) 
 
 
 def backend_objects(
-    name: str, url: str, *, pool: dict[str, Any] | None = None, stats_interval: int = 1
+    name: str,
+    url: str,
+    *,
+    pool: dict[str, Any] | None = None,
+    stats_interval: int = 1,
+    queue_name: str | None = None,
 ) -> list[dict[str, Any]]:
-    """A Secret with the URL, a Queue on it, and a WorkerPool for the queue."""
+    """A Secret with the URL, a Queue on it (``queue_name`` in the backend, default the
+    object's name), and a WorkerPool for the queue; ``pool`` overrides spec fields."""
     autoscaling = {
         "minReplicas": 0,
         "maxReplicas": 5,
@@ -167,6 +169,7 @@ def backend_objects(
             "spec": {
                 "backend": {"urlSecretRef": {"name": f"{name}-backend", "key": "url"}},
                 "statsIntervalSeconds": stats_interval,
+                **({"queueName": queue_name} if queue_name else {}),
             },
         },
         {

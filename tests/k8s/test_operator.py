@@ -106,8 +106,13 @@ def scale_up_and_down(operator: Operator, namespace: str, url: str) -> None:
     eventually(lambda: replicas(cluster, namespace, "work") == 0 or None, what="a pool at 0")
     push(url, "work", 7)
     eventually(lambda: replicas(cluster, namespace, "work") == 4, 10, "4 replicas for 7 tasks")
-    status = pool_status(cluster, namespace, "work")
-    assert status["desiredReplicas"] == 4 and status["depth"] == 7
+    # The status follows the scale (it is written right after the Deployment is patched).
+    status = eventually(
+        lambda: (s := pool_status(cluster, namespace, "work")).get("desiredReplicas") == 4 and s,
+        5,
+        "the status",
+    )
+    assert status["depth"] == 7
     assert "scale up 0 → 4" in status["lastScaleReason"]
     finish_all(url, "work")
     # The 2 s window, then one replica through the 3 s idle cooldown, then zero.
@@ -239,4 +244,55 @@ def test_hand_edits_are_put_back_and_deleting_the_pool_deletes_the_deployment(
         lambda: replicas(cluster, kube_namespace, "owned") is None,
         30,
         "garbage collection of the Deployment",
+    )
+
+
+def test_kubectl_scale_applies_at_once_and_paused_pools_hold(
+    operator: Operator, kube_namespace: str, postgres_url: str
+) -> None:
+    migrate(postgres_url)
+    cluster = operator.cluster
+    apply(
+        cluster,
+        kube_namespace,
+        *backend_objects(
+            "manual",
+            postgres_url,
+            pool={
+                "autoscaling": {
+                    "minReplicas": 0,
+                    "maxReplicas": 5,
+                    "scaleDownStabilizationSeconds": 2,
+                    "idleCooldownSeconds": 3,
+                }
+            },
+        ),
+    )
+    eventually(lambda: replicas(cluster, kube_namespace, "manual") == 0 or None, what="zero")
+    # Paused: the autoscaler leaves the pool alone, kubectl scale holds.
+    cluster.kubectl(
+        "annotate", "workerpool", "manual", "-n", kube_namespace, "shoal.dev/paused=true"
+    )
+    cluster.kubectl("scale", "workerpool", "manual", "-n", kube_namespace, "--replicas=3")
+    eventually(lambda: replicas(cluster, kube_namespace, "manual") == 3, 15, "kubectl scale")
+    eventually(
+        lambda: (
+            (condition(pool_status(cluster, kube_namespace, "manual"), "ScalingActive") or {}).get(
+                "reason"
+            )
+            == "Paused"
+        ),
+        what="the Paused condition",
+    )
+    time.sleep(3)  # several measurements, with nothing to do
+    assert replicas(cluster, kube_namespace, "manual") == 3
+    status = pool_status(cluster, kube_namespace, "manual")
+    assert status["lastScaleReason"].startswith("kubectl scale to 3")
+    # Unpaused: the next measurement decides again (nothing queued: back down after the
+    # window and the cooldown).
+    cluster.kubectl("annotate", "workerpool", "manual", "-n", kube_namespace, "shoal.dev/paused-")
+    eventually(
+        lambda: replicas(cluster, kube_namespace, "manual") == 0,
+        30,
+        "the autoscaler taking over again",
     )

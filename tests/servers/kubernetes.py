@@ -31,7 +31,6 @@ import ipaddress
 import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -50,6 +49,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from tests.servers.ports import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO / "scripts" / "k8s-binaries.sh"
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl", "helm")
@@ -65,14 +66,6 @@ class CommandFailed(RuntimeError):
     def __init__(self, argv: list[str], result: subprocess.CompletedProcess[str]) -> None:
         super().__init__(f"{' '.join(argv)} exited {result.returncode}:\n{result.stderr}")
         self.result = result
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def holds_binaries(directory: Path) -> bool:

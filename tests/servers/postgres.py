@@ -22,7 +22,6 @@ import os
 import pwd
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -30,6 +29,8 @@ from pathlib import Path
 from types import TracebackType
 
 import pytest
+
+from tests.servers.ports import free_port
 
 SUPERUSER = "shoal"
 """The cluster's superuser; tests connect as it over TCP with a password."""
@@ -47,13 +48,6 @@ def find_bindir() -> Path:
     if on_path:
         return Path(on_path).parent
     raise RuntimeError("PostgreSQL server binaries not found: apt-get install -y postgresql")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class PostgresServer:

@@ -142,8 +142,9 @@ class App:
             self._backend = open_backend(self.backend_url)
         return self._backend
 
-    def use_backend(self, backend: Backend) -> None:
-        """Share an already built backend (and its pool) with another app."""
+    def use_backend(self, backend: Backend | None) -> None:
+        """Share an already built backend (and its pool) with another app; ``None`` forgets
+        it, so that the next use builds one from ``backend_url``."""
         self._backend = backend
 
     async def open(self) -> None:
