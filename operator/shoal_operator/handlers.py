@@ -17,7 +17,7 @@ from prometheus_client import start_http_server
 from shoal.backends import open_backend
 from shoal.core.errors import ShoalError
 from shoal_operator import metrics
-from shoal_operator.autoscaler import Autoscaler, Pool, QueueEntry
+from shoal_operator.autoscaler import Autoscaler
 from shoal_operator.conditions import set_condition
 from shoal_operator.kube import Kube, MissingSecret
 from shoal_operator.pods import worker_crash
@@ -32,6 +32,7 @@ from shoal_operator.spec import (
     parse_queue,
     parse_worker_pool,
 )
+from shoal_operator.state import Pool, QueueEntry
 
 logger = logging.getLogger("shoal_operator")
 
