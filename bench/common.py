@@ -61,6 +61,21 @@ async def push_noops(app: App, count: int, batch: int = 1000) -> float:
     return count / (time.perf_counter() - started)
 
 
+async def end_to_end(app: App, url: str, count: int, concurrency: int) -> tuple[float, float]:
+    """Push ``count`` no-ops, drain them with one worker process; (push rate, tasks/s)."""
+    point(app, url)
+    async with app:
+        await app.backend.setup()
+        push_rate = await push_noops(app, count)
+        worker = start_worker(url, "--concurrency", str(concurrency))
+        try:
+            elapsed = await time_drain(app, count)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(30)
+    return push_rate, count / elapsed
+
+
 async def time_drain(app: App, count: int, queue: str = "bench") -> float:
     """Seconds from the first task leaving the queue until none is left."""
     first_claim = None

@@ -26,7 +26,6 @@ import asyncio
 import csv
 import io
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -37,13 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import (
     ROOT,
     emit,
+    end_to_end,
     enqueue_to_start,
     point,
     profile_worker,
-    push_noops,
     quantile,
-    start_worker,
-    time_drain,
 )
 from bench.noop_app import app
 from tests.servers.redis import RedisServer
@@ -77,19 +74,6 @@ def use(url: str) -> None:
     point(app, url)
 
 
-async def end_to_end(url: str, count: int) -> tuple[float, float]:
-    use(url)
-    async with app:
-        push_rate = await push_noops(app, count)
-        worker = start_worker(url, "--concurrency", str(CONCURRENCY))
-        try:
-            elapsed = await time_drain(app, count)
-        finally:
-            worker.send_signal(signal.SIGTERM)
-            worker.wait(30)
-    return push_rate, count / elapsed
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=20_000)
@@ -107,7 +91,7 @@ async def main() -> None:
                 requests=count,
                 requests_per_second=round(rate),
             )
-        push_rate, rate = await end_to_end(server.url(prefix="throughput"), count)
+        push_rate, rate = await end_to_end(app, server.url(prefix="throughput"), count, CONCURRENCY)
         emit("redis_push_many", tasks=count, batch=1000, tasks_per_second=round(push_rate))
         ratio = rate / primitives["lpush"]
         emit(

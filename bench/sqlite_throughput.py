@@ -28,12 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import (
     ROOT,
     emit,
+    end_to_end,
     peak_rss_mb,
     point,
     profile_worker,
-    push_noops,
     start_worker,
-    time_drain,
 )
 from bench.noop_app import app
 
@@ -51,20 +50,6 @@ def sqlite3_baseline(path: Path, count: int) -> float:
     elapsed = time.perf_counter() - started
     db.close()
     return count / elapsed
-
-
-async def end_to_end(url: str, count: int, concurrency: int) -> tuple[float, float]:
-    point(app, url)
-    async with app:
-        await app.backend.setup()
-        push_rate = await push_noops(app, count)
-        worker = start_worker(url, "--concurrency", str(concurrency))
-        try:
-            elapsed = await time_drain(app, count)
-        finally:
-            worker.send_signal(signal.SIGTERM)
-            worker.wait(30)
-    return push_rate, count / elapsed
 
 
 async def idle_worker_rss(url: str) -> float:
@@ -91,7 +76,7 @@ async def main() -> None:
         emit("sqlite3_baseline", tasks=count, tasks_per_second=round(base))
         for concurrency in (1, 16):
             url = f"sqlite:///{folder}/c{concurrency}.db"
-            push_rate, rate = await end_to_end(url, count, concurrency)
+            push_rate, rate = await end_to_end(app, url, count, concurrency)
             if concurrency == 16:
                 emit("sqlite_push_many", tasks=count, batch=1000, tasks_per_second=round(push_rate))
             emit(

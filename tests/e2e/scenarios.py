@@ -23,7 +23,7 @@ from typing import Any
 
 from shoal.app import App
 from tests.e2e import sample_app
-from tests.k8s.conftest import apply, backend_objects
+from tests.k8s.conftest import apply, backend_objects, eventually, replicas
 from tests.servers.kubernetes import KubernetesCluster
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -176,7 +176,7 @@ def run_burst(
     """Push ``tasks`` into a pool at zero and follow it until it is back at zero."""
     log = workdir / "executions.log"
     apply(cluster, namespace, *pool_objects("burst", url, log))
-    _until(lambda: _replicas(cluster, namespace) == 0, 60, "the pool at zero")
+    eventually(lambda: replicas(cluster, namespace, "burst") == 0, 60, "the pool at zero")
     pushed_at = time.time()
     ids = push_work(url, tasks, seconds)
     timeline = Timeline(pushed_at)
@@ -194,7 +194,7 @@ def run_burst(
         time.sleep(0.5)
     at_zero = time.time()
     # The last pods drain after the Deployment says zero: wait for them to be gone.
-    _until(
+    eventually(
         lambda: (
             not cluster.kubectl_json("get", "pods", "-n", namespace, "-l", "shoal.dev/pool=burst")[
                 "items"
@@ -220,25 +220,3 @@ def run_burst(
         tasks_per_second_per_replica=round(tasks / busy, 1),
         timeline=timeline,
     )
-
-
-def _replicas(cluster: KubernetesCluster, namespace: str) -> int | None:
-    found = cluster.kubectl(
-        "get",
-        "deployment",
-        "burst-workers",
-        "-n",
-        namespace,
-        "-o",
-        "jsonpath={.spec.replicas}",
-        check=False,
-    )
-    return int(found.stdout) if found.returncode == 0 and found.stdout else None
-
-
-def _until(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.2)
