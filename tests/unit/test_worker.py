@@ -38,29 +38,68 @@ async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
             await asyncio.sleep(0.01)
 
 
-async def test_concurrency_is_a_hard_limit_and_claims_never_hoard(app: App) -> None:
+async def test_concurrency_is_a_hard_limit(app: App) -> None:
     running = 0
     peak = 0
 
     @app.task
-    async def slow(n: int) -> None:
+    async def quick(n: int) -> None:
         nonlocal running, peak
         running += 1
         peak = max(peak, running)
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.001)
         running -= 1
 
-    await slow.push_many([{"n": i} for i in range(40)])
-    worker = Worker(app, fast(concurrency=4))
+    await quick.push_many([{"n": i} for i in range(200)])
+    worker = Worker(app, fast(concurrency=4))  # short tasks: it claims ahead
     task = asyncio.create_task(worker.run())
-    for _ in range(20):
-        await asyncio.sleep(0.01)
-        stats = (await app.backend.stats(["default"]))["default"]
-        assert stats.running <= 4  # claimed only up to free slots
-    await until(lambda: worker.processed == 40)
+    await until(lambda: worker.processed == 200)
     worker.stop()
     await task
     assert peak == 4
+
+
+@pytest.mark.parametrize(("prefetch", "seconds"), [(0, 0.02), (None, 0.1)])
+async def test_claims_never_exceed_free_slots_without_prefetch_or_for_slow_tasks(
+    app: App, prefetch: int | None, seconds: float
+) -> None:
+    @app.task
+    async def slow(n: int) -> None:
+        await asyncio.sleep(seconds)
+
+    await slow.push_many([{"n": i} for i in range(24)])
+    worker = Worker(app, fast(concurrency=4, prefetch=prefetch))
+    task = asyncio.create_task(worker.run())
+    held = []
+    while worker.processed < 24:
+        await asyncio.sleep(0.005)
+        held.append((await app.backend.stats(["default"]))["default"].running)
+    worker.stop()
+    await task
+    assert max(held) == 4  # claimed only up to free slots, and kept them full
+
+
+async def test_a_draining_worker_gives_back_what_it_claimed_ahead(app: App) -> None:
+    started: list[int] = []
+
+    @app.task
+    async def slow(n: int) -> None:
+        started.append(n)
+        await asyncio.sleep(0.2)
+
+    await slow.push_many([{"n": i} for i in range(10)])
+    worker = Worker(app, fast(concurrency=2, prefetch=5))
+    task = asyncio.create_task(worker.run())
+    await until(lambda: len(started) == 2)
+    assert (await app.backend.stats(["default"]))["default"].running == 7  # 2 run, 5 held
+    worker.stop()
+    await until(lambda: worker.in_flight == 2)  # the 5 held go back at once, not after
+    assert (await app.backend.stats(["default"]))["default"].ready == 8
+    await task
+    assert worker.processed == 2
+    queued = await app.backend.list_tasks(statuses=[TaskStatus.QUEUED])
+    assert len(queued) == 8
+    assert all(task.attempts == 0 for task in queued)  # never started: no attempt charged
 
 
 async def test_retry_policy_end_to_end(app: App) -> None:

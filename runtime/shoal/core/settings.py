@@ -28,7 +28,13 @@ class WorkerSettings:
         (), "queues to serve, comma separated; default: every queue the app's tasks use"
     )
     concurrency: int = _setting(
-        10, "tasks run at once; the worker claims only up to its free slots, never more"
+        10, "tasks run at once; the worker claims for its free slots (plus --prefetch)"
+    )
+    prefetch: int | None = _setting(
+        None,
+        "tasks claimed ahead of free slots, for bigger batches and no wait between them; "
+        "default: automatic, as many as the slots finish in 20 ms judging by recent run "
+        "times (none for slow tasks), at most 10 per slot; 0 claims only for free slots",
     )
     shutdown_timeout: float = _setting(
         30.0,
@@ -59,6 +65,8 @@ class WorkerSettings:
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ConfigurationError(f"concurrency must be at least 1, not {self.concurrency}")
+        if self.prefetch is not None and self.prefetch < 0:
+            raise ConfigurationError(f"prefetch must be 0 or more, not {self.prefetch}")
         for name in ("shutdown_timeout", "lease_seconds", "poll_interval", "reap_interval"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be positive, not {getattr(self, name)}")

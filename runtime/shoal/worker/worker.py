@@ -1,21 +1,22 @@
-"""The worker: claim up to free capacity, run, record outcomes in batches, drain on stop.
+"""The worker: claim for free slots, run, record outcomes in batches, drain on stop.
 
-One loop drives everything: it records finished attempts, heartbeats, reaps, claims and
-waits. Heartbeats ride on the loop on purpose: a worker whose loop is stuck stops renewing
-its leases, and its tasks go to a healthy worker once they expire.
+One loop drives everything: it starts claimed tasks, asks for more, records finished
+attempts (in the background, see :mod:`shoal.worker.recorder`), heartbeats, reaps and waits.
+Heartbeats ride on the loop on purpose: a worker whose loop is stuck stops renewing its
+leases, and its tasks go to a healthy worker once they expire.
 
-Outcomes are recorded in the background, one batch at a time: while the backend stores
-one batch, the loop claims the next and runs it, so the database's work and the worker's
-overlap instead of taking turns (bench/postgres_throughput.py measures what that gives).
-An outcome leaves the buffer only once stored, and a failed batch is raised in the loop,
-which backs off and sends it again.
+Claims run in the background too, so the loop keeps starting and recording while the
+backend picks the next batch; they may ask for more than the free slots (see
+:mod:`shoal.worker.prefetch`), so that the next batch is at hand as soon as slots free up.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -25,12 +26,14 @@ from pathlib import Path
 
 from shoal.app import App, Event, EventName
 from shoal.backends import Backend
-from shoal.core.errors import ConfigurationError, LeaseLost, ShoalError
+from shoal.core.errors import ConfigurationError, ShoalError
 from shoal.core.ids import new_id
-from shoal.core.models import Claim, WorkerInfo, utcnow
+from shoal.core.models import Claim, Task, WorkerInfo, utcnow
 from shoal.core.settings import WorkerSettings
 from shoal.worker import metrics
 from shoal.worker.execution import Outcome, execute
+from shoal.worker.prefetch import claim_ahead, updated_run_time
+from shoal.worker.recorder import Recorder
 
 logger = logging.getLogger("shoal.worker")
 
@@ -49,10 +52,14 @@ class Worker:
         self.processed = 0
         self.stop_reason: str | None = None
         self._running: dict[str, tuple[Claim, asyncio.Task[Outcome]]] = {}
-        self._outcomes: list[Outcome] = []
-        self._recording: asyncio.Task[None] | None = None
-        self._sending: set[int] = set()  # ids of the outcomes a backend call is storing
+        self._claimed: collections.deque[Claim] = collections.deque()  # not started yet
+        self._claiming: asyncio.Task[list[Claim]] | None = None
+        self._found_nothing = False
+        self._typical_run_time: float | None = None  # decides how far ahead to claim
         self._wakeup = asyncio.Event()
+        self._recorder = Recorder(
+            lambda: self.app.backend, stored=self._announce_ended, wake=self._wakeup.set
+        )
         self._hurry = False
         self._threads = concurrent.futures.ThreadPoolExecutor(
             self.settings.concurrency, thread_name_prefix="shoal-task"
@@ -68,7 +75,8 @@ class Worker:
 
     @property
     def in_flight(self) -> int:
-        return len(self._running)
+        """Tasks this worker holds: running, or claimed ahead and about to start."""
+        return len(self._running) + len(self._claimed)
 
     def stop(self, reason: str = "asked to stop") -> None:
         """Stop claiming and drain. Calling it again skips the wait for running tasks."""
@@ -109,23 +117,32 @@ class Worker:
     async def _step(self) -> None:
         self._wakeup.clear()
         await self._tick()
-        free = self.settings.concurrency - len(self._running)
-        if free > 0:
-            started = time.perf_counter()
-            claims = await self.backend.claim(
-                self.queues, self.id, free, self.settings.lease_seconds
-            )
-            metrics.CLAIM_LATENCY.observe(time.perf_counter() - started)
-            for claim in claims:
-                await self._start(claim)
-            if claims:
+        self._collect_claim()
+        await self._start_claimed()
+        wanted = self._wanted()
+        if wanted > 0 and self._claiming is None:
+            if self._found_nothing:
+                # The last claim came back empty: wait for a wake-up or the next poll.
+                self._found_nothing = False
+                await self._wait(work_welcome=True)
                 return
-        await self._wait(work_welcome=free > 0)
+            self._claiming = asyncio.create_task(self._claim(wanted))
+        await self._wait(work_welcome=False)
+
+    def _wanted(self) -> int:
+        """How many tasks the next claim asks for: free slots, plus what to claim ahead,
+        less what is claimed already; never more than recycling leaves to run."""
+        settings = self.settings
+        ahead = claim_ahead(settings.concurrency, settings.prefetch, self._typical_run_time)
+        wanted = settings.concurrency + ahead - self.in_flight
+        if settings.max_tasks is not None:
+            wanted = min(wanted, settings.max_tasks - self.processed - self.in_flight)
+        return wanted
 
     async def _tick(self) -> None:
         """Record outcomes (in the background), heartbeat and reap when due, touch the
         health file."""
-        self._record_in_background()
+        self._recorder.send_in_background()
         now = time.monotonic()
         if now >= self._next_heartbeat:
             await self._heartbeat()
@@ -141,13 +158,41 @@ class Worker:
             # Jitter keeps a fleet of workers from reaping in lockstep.
             self._next_reap = now + self.settings.reap_interval * random.uniform(0.8, 1.2)
 
+    async def _claim(self, limit: int) -> list[Claim]:
+        started = time.perf_counter()
+        try:
+            return await self.backend.claim(
+                self.queues, self.id, limit, self.settings.lease_seconds
+            )
+        finally:
+            metrics.CLAIM_LATENCY.observe(time.perf_counter() - started)
+            self._wakeup.set()
+
+    def _collect_claim(self) -> None:
+        """Take in the claim that came back, if one did; raises its error."""
+        claiming = self._claiming
+        if claiming is None or not claiming.done():
+            return
+        self._claiming = None
+        claims = claiming.result()
+        self._claimed.extend(claims)
+        self._found_nothing = not claims
+
     async def _wait(self, *, work_welcome: bool) -> None:
+        if self._wakeup.is_set():
+            return
         timeout = max(
             0.0, min(self.settings.poll_interval, self._next_heartbeat - time.monotonic())
         )
-        waiters: set[asyncio.Future[object]] = {asyncio.ensure_future(self._wakeup.wait())}
-        if work_welcome:
-            waiters.add(asyncio.ensure_future(self.backend.wait_for_work(self.queues, timeout)))
+        if not work_welcome:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._wakeup.wait()
+            return
+        waiters: set[asyncio.Future[object]] = {
+            asyncio.ensure_future(self._wakeup.wait()),
+            asyncio.ensure_future(self.backend.wait_for_work(self.queues, timeout)),
+        }
         try:
             await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -164,19 +209,34 @@ class Worker:
 
     # -- tasks -------------------------------------------------------------------------------
 
-    async def _start(self, claim: Claim) -> None:
-        await self._emit(Event("task_started", self.id, claim.task))
-        running = asyncio.create_task(
-            execute(
-                self.app,
-                claim,
-                worker_id=self.id,
-                threads=self._threads,
-                stop_worker=lambda: self.stop("a task asked the worker to stop"),
+    async def _start_claimed(self) -> None:
+        """Start claimed tasks in the free slots."""
+        free = self.settings.concurrency - len(self._running)
+        if free <= 0 or not self._claimed:
+            return
+        starting = [self._claimed.popleft() for _ in range(min(free, len(self._claimed)))]
+        metrics.started(starting)
+        logged = logger.isEnabledFor(_LEVELS["task_started"])
+        announced = self.app.hooks.wants("task_started")
+        for claim in starting:
+            if logged:
+                _log_event("task_started", self.id, claim.task)
+            if announced:
+                await self.app.hooks.emit(Event("task_started", self.id, claim.task))
+            running = asyncio.create_task(
+                execute(
+                    self.app,
+                    claim,
+                    worker_id=self.id,
+                    threads=self._threads,
+                    stop_worker=self._stop_for_task,
+                )
             )
-        )
-        self._running[claim.task.id] = (claim, running)
-        running.add_done_callback(lambda done: self._finished(claim, done))
+            self._running[claim.task.id] = (claim, running)
+            running.add_done_callback(functools.partial(self._finished, claim))
+
+    def _stop_for_task(self) -> None:
+        self.stop("a task asked the worker to stop")
 
     def _finished(self, claim: Claim, done: asyncio.Task[Outcome]) -> None:
         self._running.pop(claim.task.id, None)
@@ -185,7 +245,8 @@ class Worker:
         else:
             outcome = done.result()
             self.processed += 1
-        self._outcomes.append(outcome)
+            self._typical_run_time = updated_run_time(self._typical_run_time, outcome.duration)
+        self._recorder.add(outcome)
         self._wakeup.set()
         self._check_recycling()
 
@@ -200,91 +261,29 @@ class Worker:
             if rss > self.settings.max_rss_mb:
                 self.stop(f"recycling at {rss:.0f} MiB resident memory")
 
-    def _record_in_background(self) -> None:
-        """Start sending the buffered outcomes, unless a batch is on its way already.
-
-        Raises the error that the previous batch met, if any (its outcomes are still
-        buffered): the loop backs off, and the next tick sends them again.
-        """
-        recording = self._recording
-        if recording is not None:
-            if not recording.done():
-                return
-            self._recording = None
-            error = None if recording.cancelled() else recording.exception()
-            if error is not None:
-                raise error
-        if self._outcomes:
-            self._recording = asyncio.create_task(self._record_then_wake())
-
-    async def _record_then_wake(self) -> None:
-        try:
-            await self._record_outcomes()
-        except ShoalError:
-            self._wakeup.set()  # the loop raises it, and backs off
-            raise
-        if self._outcomes:
-            self._wakeup.set()  # more finished meanwhile: the loop sends them now
-
-    async def _recorded(self) -> None:
-        """Wait for the batch on its way, if any; raises its error."""
-        recording, self._recording = self._recording, None
-        if recording is not None:
-            await recording
-
-    async def _record_outcomes(self) -> None:
-        """Send finished attempts to the backend, one batch per kind of outcome.
-
-        A batch leaves the buffer only once stored: after a backend error it is sent again on
-        the next tick, and its leases keep being renewed meanwhile.
-        """
-        for kind in ("ack", "fail", "release"):
-            batch = [outcome for outcome in self._outcomes if outcome.kind == kind]
-            if not batch:
-                continue
-            self._sending = {id(outcome) for outcome in batch}
-            try:
-                if kind == "ack":
-                    await self.backend.ack([o.lease for o in batch])
-                elif kind == "fail":
-                    await self.backend.fail([o.failure for o in batch if o.failure])
-                else:
-                    await self.backend.release([o.lease for o in batch])
-            except LeaseLost as lost:
-                metrics.LEASES_LOST.inc(len(lost.task_ids))
-                for task_id in lost.task_ids:
-                    logger.warning(
-                        "lease lost: the result was discarded; another worker owns the task now",
-                        extra={"task_id": task_id},
-                    )
-            finally:
-                self._sending = set()
-            stored = {id(outcome) for outcome in batch}
-            self._outcomes = [o for o in self._outcomes if id(o) not in stored]
-            for outcome in batch:
-                await self._emit(
-                    Event(
-                        outcome.event_name,
-                        self.id,
-                        outcome.claim.task,
-                        outcome.duration,
-                        outcome.error,
-                    )
+    async def _announce_ended(self, outcomes: list[Outcome]) -> None:
+        """Log stored outcomes and tell the hooks (metrics count them in the recorder)."""
+        for outcome in outcomes:
+            name = outcome.event_name
+            task = outcome.claim.task
+            if logger.isEnabledFor(_LEVELS[name]):
+                _log_event(name, self.id, task, outcome.duration, outcome.error)
+            if self.app.hooks.wants(name):
+                await self.app.hooks.emit(
+                    Event(name, self.id, task, outcome.duration, outcome.error)
                 )
 
     async def _heartbeat(self) -> None:
-        # Outcomes being stored right now are left out: the heartbeat and the record then
-        # never update the same rows at once (no lock waits, no deadlock between the two).
-        # Should that record fail, the next heartbeat renews their leases again.
         leases = [claim.lease for claim, _ in self._running.values()]
-        leases += [o.lease for o in self._outcomes if id(o) not in self._sending]
+        leases += [claim.lease for claim in self._claimed]
+        leases += self._recorder.unsent_leases()
         info = WorkerInfo(
             id=self.id,
             host=self.host,
             pid=os.getpid(),
             queues=tuple(self.queues),
             concurrency=self.settings.concurrency,
-            in_flight=len(self._running),
+            in_flight=self.in_flight,
             started_at=self._started_at,
         )
         lost = await self.backend.heartbeat(info, leases, self.settings.lease_seconds)
@@ -298,6 +297,7 @@ class Worker:
 
     async def _drain(self) -> None:
         deadline = time.monotonic() + self.settings.shutdown_timeout
+        await self._give_back_claimed()
         if self._running:
             logger.info(
                 "waiting up to %.0fs for %d running tasks",
@@ -329,13 +329,26 @@ class Worker:
             "worker %s stopped after %d tasks", self.id, self.processed, extra=self._extra()
         )
 
+    async def _give_back_claimed(self) -> None:
+        """Release the tasks claimed but not started, so other workers run them while this
+        one drains; should the backend be away, :meth:`_settle` tries again."""
+        claiming, self._claiming = self._claiming, None
+        if claiming is not None:
+            with contextlib.suppress(ShoalError):
+                self._claimed.extend(await claiming)
+        if self._claimed:
+            with contextlib.suppress(ShoalError):
+                await self.backend.release([claim.lease for claim in self._claimed])
+                self._claimed.clear()
+
     async def _settle(self) -> None:
         """Last records and deregistration, retried briefly if the backend is away."""
         for attempt in range(5):
             try:
-                with contextlib.suppress(ShoalError):  # sent again just below
-                    await self._recorded()
-                await self._record_outcomes()
+                await self._recorder.settle()
+                if self._claimed:
+                    await self.backend.release([claim.lease for claim in self._claimed])
+                    self._claimed.clear()
                 await self.backend.deregister(self.id)
                 return
             except ShoalError as error:
@@ -351,10 +364,6 @@ class Worker:
         )
 
     async def _emit(self, event: Event) -> None:
-        metrics.observe(event)
-        task = event.task
-        if task is not None:
-            _log_event(event.name, task.id, task.queue, task.name, event)
         if self.app.hooks.wants(event.name):
             await self.app.hooks.emit(event)
 
@@ -371,21 +380,24 @@ _LEVELS: dict[EventName, int] = {
 }
 
 
-def _log_event(name: EventName, task_id: str, queue: str, task_name: str, event: Event) -> None:
-    level = _LEVELS.get(name, logging.INFO)
-    if not logger.isEnabledFor(level):
-        return
+def _log_event(
+    name: EventName,
+    worker_id: str,
+    task: Task,
+    duration: float | None = None,
+    error: BaseException | None = None,
+) -> None:
     extra: dict[str, object] = {
-        "task_id": task_id,
-        "queue": queue,
-        "task": task_name,
-        "worker_id": event.worker_id,
+        "task_id": task.id,
+        "queue": task.queue,
+        "task": task.name,
+        "worker_id": worker_id,
     }
-    if event.duration is not None:
-        extra["duration"] = round(event.duration, 6)
-    if event.error is not None:
-        extra["error"] = f"{type(event.error).__name__}: {event.error}"
-    logger.log(level, name.replace("_", " "), extra=extra)
+    if duration is not None:
+        extra["duration"] = round(duration, 6)
+    if error is not None:
+        extra["error"] = f"{type(error).__name__}: {error}"
+    logger.log(_LEVELS[name], name.replace("_", " "), extra=extra)
 
 
 def _touch(path: Path) -> None:

@@ -1,0 +1,119 @@
+"""Storing finished attempts: in batches, one batch on its way at a time, in the background.
+
+While the backend stores one batch, the worker claims the next and runs it, so the
+database's work and the worker's overlap instead of taking turns (bench/postgres_throughput.py
+measures what that gives). An outcome leaves the buffer only once stored; a batch that
+failed is raised the next time the worker sends, and is sent again after its back-off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from shoal.backends import Backend
+from shoal.core.errors import LeaseLost, ShoalError
+from shoal.core.models import Lease
+from shoal.worker import metrics
+from shoal.worker.execution import Outcome
+
+logger = logging.getLogger("shoal.worker")
+
+Stored = Callable[[list[Outcome]], Awaitable[None]]
+
+
+class Recorder:
+    """The outcomes a worker has not stored yet, and the one batch being stored."""
+
+    def __init__(
+        self, backend: Callable[[], Backend], *, stored: Stored, wake: Callable[[], None]
+    ) -> None:
+        self._backend = backend
+        self._stored = stored  # told about every batch once it is stored (events, logs)
+        self._wake = wake  # the worker's loop: a batch failed, or more is waiting
+        self._waiting: list[Outcome] = []
+        self._on_its_way: asyncio.Task[None] | None = None
+
+    def add(self, outcome: Outcome) -> None:
+        self._waiting.append(outcome)
+
+    def unsent_leases(self) -> list[Lease]:
+        """Leases of outcomes not being stored right now: the heartbeat renews them.
+
+        The batch on its way is left out, so the heartbeat and the record never update the
+        same rows at once (no lock waits, no deadlock between the two). Should that record
+        fail, the next heartbeat renews its leases again.
+        """
+        return [outcome.lease for outcome in self._waiting]
+
+    def send_in_background(self) -> None:
+        """Start storing what is waiting, unless a batch is on its way already.
+
+        Raises the error that the previous batch met, if any: its outcomes are waiting
+        again, and the next call after the worker's back-off sends them.
+        """
+        on_its_way = self._on_its_way
+        if on_its_way is not None:
+            if not on_its_way.done():
+                return
+            self._on_its_way = None
+            error = None if on_its_way.cancelled() else on_its_way.exception()
+            if error is not None:
+                raise error
+        if self._waiting:
+            self._on_its_way = asyncio.create_task(self._send_then_wake())
+
+    async def settle(self) -> None:
+        """Store everything: the batch on its way (its error is suppressed, the batch is sent
+        again), then the rest. Raises a backend error; calling again resumes."""
+        on_its_way, self._on_its_way = self._on_its_way, None
+        if on_its_way is not None:
+            with contextlib.suppress(ShoalError):  # its outcomes wait again: sent below
+                await on_its_way
+        while self._waiting:
+            await self._send()
+
+    async def _send_then_wake(self) -> None:
+        try:
+            await self._send()
+        except ShoalError:
+            self._wake()  # the loop raises it, and backs off
+            raise
+        if self._waiting:
+            self._wake()  # more finished meanwhile: the loop sends them now
+
+    async def _send(self) -> None:
+        """Store the waiting outcomes with one backend call per kind of outcome."""
+        by_kind: dict[str, list[Outcome]] = {}
+        for outcome in self._waiting:
+            by_kind.setdefault(outcome.kind, []).append(outcome)
+        self._waiting = []
+        unstored = list(by_kind.items())
+        try:
+            while unstored:
+                kind, batch = unstored[0]
+                await self._store(kind, batch)
+                del unstored[0]
+                metrics.ended(batch)
+                await self._stored(batch)
+        finally:
+            self._waiting[:0] = [outcome for _, batch in unstored for outcome in batch]
+
+    async def _store(self, kind: str, batch: list[Outcome]) -> None:
+        backend = self._backend()
+        try:
+            if kind == "ack":
+                await backend.ack([outcome.lease for outcome in batch])
+            elif kind == "fail":
+                await backend.fail([outcome.failure for outcome in batch if outcome.failure])
+            else:
+                await backend.release([outcome.lease for outcome in batch])
+        except LeaseLost as lost:
+            metrics.LEASES_LOST.inc(len(lost.task_ids))
+            for task_id in lost.task_ids:
+                logger.warning(
+                    "lease lost: the result was discarded; another worker owns the task now",
+                    extra={"task_id": task_id},
+                )
