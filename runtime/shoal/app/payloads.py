@@ -48,6 +48,7 @@ class PayloadCodec:
             f"{function.__qualname__}Payload", __config__=config, **fields
         )
         self.task_name = function.__qualname__
+        self._names = tuple(self.model.model_fields)
 
     def encode(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> bytes:
         """Validate call arguments and return them as JSON bytes."""
@@ -69,7 +70,7 @@ class PayloadCodec:
     def decode(self, payload: bytes) -> dict[str, Any]:
         """Stored bytes → the keyword arguments of the handler (context excluded)."""
         model = self.decode_model(payload)
-        return {name: getattr(model, name) for name in type(model).model_fields}
+        return {name: getattr(model, name) for name in self._names}
 
     def decode_model(self, payload: bytes | str) -> pydantic.BaseModel:
         try:

@@ -35,7 +35,6 @@ server's: keep hosts on NTP.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import uuid
@@ -232,6 +231,8 @@ class PostgresBackend(Backend):
         self._reject_lost("fail", leases, rows)
 
     def _reject_lost(self, doing: str, leases: Sequence[Lease], rows: Sequence[Any]) -> None:
+        if len(rows) == len(leases):  # one row per lease applied: none was lost
+            return
         applied = {(row["id"], row["token"], row["attempt"]) for row in rows}
         lost = [
             lease.task_id
@@ -428,13 +429,28 @@ def _affected(status: str) -> int:
 
 
 def _task(row: Mapping[str, Any]) -> Task:
-    values = {name: row[name] for name in _TASK_FIELDS}
-    values.update(
-        payload=bytes(row["payload"]),
-        status=TaskStatus(row["status"]),
-        metadata=json.loads(row["metadata"]),
+    # Written out field by field: a claim decodes every row it takes, and this is the
+    # worker's per-task cost on PostgreSQL (bench/RESULTS.md).
+    metadata = row["metadata"]
+    return Task(
+        id=row["id"],
+        queue=row["queue"],
+        name=row["name"],
+        payload=row["payload"],
+        status=_STATUSES[row["status"]],
+        priority=row["priority"],
+        run_at=row["run_at"],
+        attempts=row["attempts"],
+        max_attempts=row["max_attempts"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        idempotency_key=row["idempotency_key"],
+        metadata={} if metadata == "{}" else json.loads(metadata),
+        last_error=row["last_error"],
+        lease_expirations=row["lease_expirations"],
+        worker_id=row["worker_id"],
+        finished_at=row["finished_at"],
     )
-    return Task(**values)
 
 
-_TASK_FIELDS = tuple(field.name for field in dataclasses.fields(Task))
+_STATUSES = {status.value: status for status in TaskStatus}

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -239,7 +240,10 @@ def span(seconds: float) -> int:
     return max(0, round(seconds * 1_000_000))
 
 
+@functools.lru_cache(maxsize=4096)
 def at(us: int) -> datetime:
+    """A moment from its microseconds; cached, as the tasks of a batch share their times
+    (pushed together, claimed together)."""
     return EPOCH + timedelta(microseconds=us)
 
 
@@ -270,6 +274,7 @@ FIELDS = (
 """The fields scripts export, in the order of FIELDS in lib.lua."""
 
 _TOKEN = FIELDS.index("token")
+_STATUSES = {status.value: status for status in TaskStatus}
 
 
 def exported(reply: Sequence[bytes]) -> list[tuple[Task, str]]:
@@ -299,7 +304,7 @@ def row_task(row: Sequence[str | bool], payload: bytes) -> Task:
     ) = row  # fmt: skip
     return Task(
         id=str(task_id), queue=str(queue), name=str(name), payload=payload,
-        status=TaskStatus(str(status)), priority=int(priority), run_at=at(int(run_at)),
+        status=_STATUSES[str(status)], priority=int(priority), run_at=at(int(run_at)),
         attempts=int(attempts), max_attempts=int(max_attempts),
         created_at=at(int(created_at)), updated_at=at(int(updated_at)),
         idempotency_key=None if key is False else str(key),

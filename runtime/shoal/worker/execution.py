@@ -101,25 +101,18 @@ async def _call(
     arguments: dict[str, object],
     threads: concurrent.futures.Executor,
 ) -> None:
-    if definition.options.timeout is None:
-        await _run(definition, arguments, threads)
+    timeout = definition.options.timeout
+    if timeout is None and definition.is_async:
+        await definition.function(**arguments)  # type: ignore[misc]  # the common case, direct
         return
-    async with asyncio.timeout(definition.options.timeout):
-        await _run(definition, arguments, threads)
-
-
-async def _run(
-    definition: TaskDefinition[..., object],
-    arguments: dict[str, object],
-    threads: concurrent.futures.Executor,
-) -> None:
-    if definition.is_async:
-        await definition.function(**arguments)  # type: ignore[misc]
-    else:
-        # A thread cannot be interrupted: on timeout the attempt fails at once, but the
-        # function runs on in its thread until it returns.
-        call = functools.partial(definition.function, **arguments)
-        await asyncio.get_running_loop().run_in_executor(threads, call)
+    async with asyncio.timeout(timeout):
+        if definition.is_async:
+            await definition.function(**arguments)  # type: ignore[misc]
+        else:
+            # A thread cannot be interrupted: on timeout the attempt fails at once, but the
+            # function runs on in its thread until it returns.
+            call = functools.partial(definition.function, **arguments)
+            await asyncio.get_running_loop().run_in_executor(threads, call)
 
 
 def _failed(claim: Claim, started: float, error: BaseException, delay: float | None) -> Outcome:
