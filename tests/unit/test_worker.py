@@ -102,6 +102,30 @@ async def test_a_draining_worker_gives_back_what_it_claimed_ahead(app: App) -> N
     assert all(task.attempts == 0 for task in queued)  # never started: no attempt charged
 
 
+async def test_tasks_held_past_their_lease_are_dropped_not_run(app: App) -> None:
+    ran: list[int] = []
+    gate = asyncio.Event()
+
+    @app.task
+    async def blocked(n: int) -> None:
+        ran.append(n)
+        await gate.wait()
+
+    await blocked.push_many([{"n": i} for i in range(4)])
+    worker = Worker(app, fast(concurrency=1, prefetch=3, lease_seconds=0.3))
+    task = asyncio.create_task(worker.run())
+    await until(lambda: ran == [0] and worker.in_flight == 4)
+    # As a reaper would once their leases expired, and another worker takes them.
+    await app.backend.release([claim.lease for claim in worker._claimed])
+    assert len(await app.backend.claim(["default"], "thief", 10, 30)) == 3
+    await until(lambda: worker.in_flight == 1)  # the next heartbeat finds them lost
+    gate.set()
+    await until(lambda: worker.processed == 1)
+    worker.stop()
+    await task
+    assert ran == [0]
+
+
 async def test_retry_policy_end_to_end(app: App) -> None:
     attempts_seen: list[tuple[int, float]] = []
     policy = RetryPolicy(max_attempts=5, base_delay=0.1, multiplier=2, jitter=0)

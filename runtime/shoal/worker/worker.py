@@ -286,7 +286,10 @@ class Worker:
             in_flight=self.in_flight,
             started_at=self._started_at,
         )
-        lost = await self.backend.heartbeat(info, leases, self.settings.lease_seconds)
+        lost = set(await self.backend.heartbeat(info, leases, self.settings.lease_seconds))
+        if lost and self._claimed:
+            # Held too long (a stalled loop): another worker may own them now; not ours to run.
+            self._claimed = collections.deque(c for c in self._claimed if c.task.id not in lost)
         for task_id in lost:
             # An outcome whose record started during the heartbeat may be stored already;
             # a finished attempt whose lease was really lost is reported by its record.
