@@ -12,6 +12,9 @@ JSON lines:
 - ``postgres_end_to_end``: tasks/s for one worker process at concurrency 20, from its first
   claim to its last ack, and as a ratio of the pgbench rate on the same server (the floor
   is 3);
+- ``postgres_server_time``: where that run's time went on the server, from
+  ``pg_stat_statements``: the worker's claim and ack statements, their calls, tasks per
+  call, and server execution time per task, beside the run's wall time per task;
 - ``postgres_enqueue_to_start`` (test server): milliseconds from just before a push to the
   handler starting, p50/p95/p99, one task at a time to an idle worker process, woken by
   LISTEN/NOTIFY (``mode: listen``, the floor is 25 ms at p99) and by polling alone
@@ -156,9 +159,43 @@ async def time_run(url: str, worker: subprocess.Popen[bytes]) -> float:
     return last.timestamp() - started
 
 
+SERVER_SETTINGS = {"shared_preload_libraries": "'pg_stat_statements'"}
+"""Both servers load pg_stat_statements, so a run can say what its statements cost."""
+
+# pg_stat_statements keeps texts with their constants replaced: matched on what stays.
+STATEMENT_TIMES = """
+SELECT CASE WHEN query LIKE '%FOR UPDATE SKIP LOCKED%' THEN 'claim' ELSE 'ack' END AS kind,
+       sum(calls)::bigint AS calls, sum(rows)::bigint AS tasks,
+       sum(total_exec_time) AS milliseconds
+FROM pg_stat_statements
+WHERE query LIKE '%FOR UPDATE SKIP LOCKED%' OR query LIKE '%RETURNING t.id, lease.token%'
+GROUP BY 1
+"""
+
+
+async def statement_times(url: str) -> dict[str, dict[str, float]]:
+    """Per kind of statement (claim, ack): calls, tasks and server milliseconds so far."""
+    probe = await asyncpg.connect(url.partition("?")[0])
+    try:
+        rows = await probe.fetch(STATEMENT_TIMES)
+    finally:
+        await probe.close()
+    return {row["kind"]: dict(row) for row in rows}
+
+
+async def reset_statement_times(url: str) -> None:
+    probe = await asyncpg.connect(url.partition("?")[0])
+    try:
+        await probe.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        await probe.execute("SELECT pg_stat_statements_reset()")
+    finally:
+        await probe.close()
+
+
 async def end_to_end(url: str, count: int) -> tuple[float, float]:
     async with app:
         push_rate = await push_noops(app, count)
+        await reset_statement_times(url)
         worker = start_worker(url, "--concurrency", str(CONCURRENCY), "--max-tasks", str(count))
         try:
             elapsed = await time_run(url, worker)
@@ -184,7 +221,8 @@ async def throughput(server: PostgresServer, folder: Path, seconds: int, count: 
         statements="insert; claim one FOR UPDATE SKIP LOCKED; mark done",
         tasks_per_second=round(floor),
     )
-    push_rate, rate = await end_to_end(await use(server, "throughput"), count)
+    url = await use(server, "throughput")
+    push_rate, rate = await end_to_end(url, count)
     emit(
         "postgres_push_many",
         server=kind,
@@ -202,6 +240,21 @@ async def throughput(server: PostgresServer, folder: Path, seconds: int, count: 
         ratio_to_pgbench_queue=round(ratio, 3),
         floor=END_TO_END_FLOOR,
         meets_floor=ratio >= END_TO_END_FLOOR,
+    )
+    times = await statement_times(url)
+    emit(
+        "postgres_server_time",
+        server=kind,
+        wall_us_per_task=round(1e6 / rate, 1),
+        **{
+            f"{name}_{figure}": value
+            for name, row in sorted(times.items())
+            for figure, value in (
+                ("calls", row["calls"]),
+                ("tasks_per_call", round(row["tasks"] / max(1, row["calls"]), 1)),
+                ("server_us_per_task", round(row["milliseconds"] * 1000 / count, 1)),
+            )
+        },
     )
 
 
@@ -240,7 +293,7 @@ async def main() -> None:
     arguments = parser.parse_args()
     count = arguments.tasks
     with tempfile.TemporaryDirectory() as folder:
-        with PostgresServer() as server:
+        with PostgresServer(settings=SERVER_SETTINGS) as server:
             await throughput(server, Path(folder), arguments.pgbench_seconds, count)
             await latency(server, Path(folder), arguments.samples)
             if arguments.profile:
@@ -250,7 +303,7 @@ async def main() -> None:
                 target.parent.mkdir(exist_ok=True)
                 target.write_text(report)
                 emit("postgres_profile", written=str(target.relative_to(ROOT)))
-        with PostgresServer(durable=True) as server:
+        with PostgresServer(durable=True, settings=SERVER_SETTINGS) as server:
             await throughput(server, Path(folder), arguments.pgbench_seconds, count)
 
 

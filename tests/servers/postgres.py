@@ -24,7 +24,7 @@ import secrets
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -60,9 +60,16 @@ class PostgresServer:
     in production), for benchmarks whose figures must mean what they would there.
     """
 
-    def __init__(self, *, port: int | None = None, durable: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        durable: bool = False,
+        settings: Mapping[str, str] | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.durable = durable
+        self.settings = dict(settings or {})  # postgresql.conf lines, over the defaults here
         self.password = secrets.token_hex(12)
         self.bindir = find_bindir()
         self.root: Path | None = None
@@ -115,6 +122,7 @@ class PostgresServer:
         }
         if not self.durable:
             settings.update(fsync="off", synchronous_commit="off", full_page_writes="off")
+        settings.update(self.settings)
         with (self.datadir / "postgresql.conf").open("a") as conf:
             conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
         self._pg_ctl("start")
