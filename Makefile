@@ -41,6 +41,7 @@ unit: $(STAMP)
 
 ## bench: every benchmark, as JSON lines (bench/RESULTS.md quotes them, with date and machine)
 bench: $(STAMP) services k8s-binaries
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/sqlite_throughput.py --profile
 	$(BIN)/python bench/postgres_throughput.py --profile
 	$(BIN)/python bench/redis_throughput.py --profile
