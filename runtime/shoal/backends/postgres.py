@@ -35,10 +35,9 @@ server's: keep hosts on NTP.
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -59,6 +58,7 @@ from shoal.backends.postgres_listener import (
     Wakeups,
     wait_for_work,
 )
+from shoal.backends.postgres_rows import affected, lease_columns, task_of
 from shoal.backends.sql import migrations, queries
 from shoal.core.errors import (
     BackendUnavailable,
@@ -208,13 +208,13 @@ class PostgresBackend(Backend):
                 float(lease_seconds),
                 token,
             )
-        return [Claim(task, Lease(task.id, token, task.attempts)) for task in map(_task, rows)]
+        return [Claim(task, Lease(task.id, token, task.attempts)) for task in map(task_of, rows)]
 
     async def ack(self, leases: Sequence[Lease]) -> None:
         if not leases:
             return
         async with self._db.acquire("ack") as conn:
-            rows = await conn.fetch(self._sql["ack"], *_lease_columns(leases))
+            rows = await conn.fetch(self._sql["ack"], *lease_columns(leases))
         self._reject_lost("ack", leases, rows)
 
     async def fail(self, failures: Sequence[Failure]) -> None:
@@ -224,7 +224,7 @@ class PostgresBackend(Backend):
         async with self._db.acquire("fail") as conn:
             rows = await conn.fetch(
                 self._sql["fail"],
-                *_lease_columns(leases),
+                *lease_columns(leases),
                 [f.error for f in failures],
                 [f.retry_at for f in failures],
             )
@@ -247,7 +247,7 @@ class PostgresBackend(Backend):
         if not leases:
             return
         async with self._db.acquire("release") as conn:
-            await conn.execute(self._sql["release"], *_lease_columns(leases))
+            await conn.execute(self._sql["release"], *lease_columns(leases))
         self._wakeups.work(None)
 
     async def heartbeat(
@@ -263,7 +263,7 @@ class PostgresBackend(Backend):
                 worker.concurrency,
                 worker.in_flight,
                 worker.started_at,
-                *_lease_columns(leases),
+                *lease_columns(leases),
                 float(lease_seconds),
             )
         return [row["id"] for row in rows]
@@ -299,7 +299,7 @@ class PostgresBackend(Backend):
                         float(self.settings.retention),
                         _PRUNE_BATCH,
                     )
-                    if _affected(status) < _PRUNE_BATCH:
+                    if affected(status) < _PRUNE_BATCH:
                         break
         if requeued:
             self._wakeups.work(None)
@@ -364,7 +364,7 @@ class PostgresBackend(Backend):
     async def get(self, task_id: str) -> Task | None:
         async with self._db.acquire("get") as conn:
             row = await conn.fetchrow(self._sql["get"], task_id)
-        return None if row is None else _task(row)
+        return None if row is None else task_of(row)
 
     async def list_tasks(
         self, *, queue: str | None = None, statuses: Sequence[TaskStatus] = (), limit: int = 100
@@ -373,7 +373,7 @@ class PostgresBackend(Backend):
             rows = await conn.fetch(
                 self._sql["list_tasks"], queue, [str(s) for s in statuses], limit
             )
-        return [_task(row) for row in rows]
+        return [task_of(row) for row in rows]
 
     async def retry(self, task_id: str, *, run_at: datetime | None = None) -> bool:
         async with self._db.acquire("retry") as conn:
@@ -401,7 +401,7 @@ class PostgresBackend(Backend):
         total = 0
         async with self._db.acquire("purge") as conn:
             while True:  # bounded: every batch deletes rows, or the loop ends
-                deleted = _affected(
+                deleted = affected(
                     await conn.execute(self._sql["purge"], doomed, queue, _PRUNE_BATCH)
                 )
                 total += deleted
@@ -413,44 +413,3 @@ class PostgresBackend(Backend):
     def _render(self, sql: str) -> str:
         schema = self.settings.schema  # validated: [a-z_][a-z0-9_]*, safe to quote
         return sql.replace("{schema}", f'"{schema}"').replace("{channel}", f"'{self._channel}'")
-
-
-def _lease_columns(leases: Sequence[Lease]) -> tuple[list[str], list[str], list[int]]:
-    return (
-        [lease.task_id for lease in leases],
-        [lease.token for lease in leases],
-        [lease.attempt for lease in leases],
-    )
-
-
-def _affected(status: str) -> int:
-    """Rows touched, from a command tag such as ``DELETE 12``."""
-    return int(status.rsplit(" ", 1)[-1])
-
-
-def _task(row: Mapping[str, Any]) -> Task:
-    # Written out field by field: a claim decodes every row it takes, and this is the
-    # worker's per-task cost on PostgreSQL (bench/RESULTS.md).
-    metadata = row["metadata"]
-    return Task(
-        id=row["id"],
-        queue=row["queue"],
-        name=row["name"],
-        payload=row["payload"],
-        status=_STATUSES[row["status"]],
-        priority=row["priority"],
-        run_at=row["run_at"],
-        attempts=row["attempts"],
-        max_attempts=row["max_attempts"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        idempotency_key=row["idempotency_key"],
-        metadata={} if metadata == "{}" else json.loads(metadata),
-        last_error=row["last_error"],
-        lease_expirations=row["lease_expirations"],
-        worker_id=row["worker_id"],
-        finished_at=row["finished_at"],
-    )
-
-
-_STATUSES = {status.value: status for status in TaskStatus}

@@ -24,14 +24,16 @@ import socket
 import time
 from pathlib import Path
 
-from shoal.app import App, Event, EventName
+from shoal.app import App, Event
 from shoal.backends import Backend
 from shoal.core.errors import ConfigurationError, ShoalError
 from shoal.core.ids import new_id
-from shoal.core.models import Claim, Task, WorkerInfo, utcnow
+from shoal.core.models import Claim, WorkerInfo, utcnow
 from shoal.core.settings import WorkerSettings
 from shoal.worker import metrics
+from shoal.worker.events import LEVELS, log_event
 from shoal.worker.execution import Outcome, execute
+from shoal.worker.health import resident_memory_mb, touch_health_file
 from shoal.worker.prefetch import claim_ahead, updated_run_time
 from shoal.worker.recorder import Recorder
 
@@ -148,7 +150,7 @@ class Worker:
             await self._heartbeat()
             self._next_heartbeat = now + self.settings.heartbeat_interval
             if self.settings.health_file:
-                _touch(Path(self.settings.health_file))
+                touch_health_file(Path(self.settings.health_file))
         if now >= self._next_reap:
             report = await self.backend.reap(worker_timeout=self.settings.lease_seconds * 3)
             for task_id in report.requeued:
@@ -216,11 +218,11 @@ class Worker:
             return
         starting = [self._claimed.popleft() for _ in range(min(free, len(self._claimed)))]
         metrics.started(starting)
-        logged = logger.isEnabledFor(_LEVELS["task_started"])
+        logged = logger.isEnabledFor(LEVELS["task_started"])
         announced = self.app.hooks.wants("task_started")
         for claim in starting:
             if logged:
-                _log_event("task_started", self.id, claim.task)
+                log_event("task_started", self.id, claim.task)
             if announced:
                 await self.app.hooks.emit(Event("task_started", self.id, claim.task))
             running = asyncio.create_task(
@@ -266,8 +268,8 @@ class Worker:
         for outcome in outcomes:
             name = outcome.event_name
             task = outcome.claim.task
-            if logger.isEnabledFor(_LEVELS[name]):
-                _log_event(name, self.id, task, outcome.duration, outcome.error)
+            if logger.isEnabledFor(LEVELS[name]):
+                log_event(name, self.id, task, outcome.duration, outcome.error)
             if self.app.hooks.wants(name):
                 await self.app.hooks.emit(
                     Event(name, self.id, task, outcome.duration, outcome.error)
@@ -372,52 +374,3 @@ class Worker:
 
     def _extra(self) -> dict[str, object]:
         return {"worker_id": self.id}
-
-
-_LEVELS: dict[EventName, int] = {
-    "task_started": logging.DEBUG,
-    "task_succeeded": logging.INFO,
-    "task_retrying": logging.WARNING,
-    "task_dead": logging.ERROR,
-    "task_released": logging.WARNING,
-}
-
-
-def _log_event(
-    name: EventName,
-    worker_id: str,
-    task: Task,
-    duration: float | None = None,
-    error: BaseException | None = None,
-) -> None:
-    extra: dict[str, object] = {
-        "task_id": task.id,
-        "queue": task.queue,
-        "task": task.name,
-        "worker_id": worker_id,
-    }
-    if duration is not None:
-        extra["duration"] = round(duration, 6)
-    if error is not None:
-        extra["error"] = f"{type(error).__name__}: {error}"
-    logger.log(_LEVELS[name], name.replace("_", " "), extra=extra)
-
-
-def _touch(path: Path) -> None:
-    """Mark the loop alive; the folder may be new (a pod's /tmp is an empty emptyDir)."""
-    try:
-        path.touch()
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch()
-
-
-def resident_memory_mb() -> float:
-    """Current resident set size, from /proc where there is one."""
-    try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError, IndexError):
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -1,0 +1,38 @@
+"""Task events as log lines: one per transition, at a level that says how much it matters."""
+
+from __future__ import annotations
+
+import logging
+
+from shoal.app import EventName
+from shoal.core.models import Task
+
+logger = logging.getLogger("shoal.worker")
+
+LEVELS: dict[EventName, int] = {
+    "task_started": logging.DEBUG,
+    "task_succeeded": logging.INFO,
+    "task_retrying": logging.WARNING,
+    "task_dead": logging.ERROR,
+    "task_released": logging.WARNING,
+}
+
+
+def log_event(
+    name: EventName,
+    worker_id: str,
+    task: Task,
+    duration: float | None = None,
+    error: BaseException | None = None,
+) -> None:
+    extra: dict[str, object] = {
+        "task_id": task.id,
+        "queue": task.queue,
+        "task": task.name,
+        "worker_id": worker_id,
+    }
+    if duration is not None:
+        extra["duration"] = round(duration, 6)
+    if error is not None:
+        extra["error"] = f"{type(error).__name__}: {error}"
+    logger.log(LEVELS[name], name.replace("_", " "), extra=extra)
