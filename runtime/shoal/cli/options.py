@@ -46,7 +46,9 @@ def add_worker_settings(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("worker settings")
     for spec in dataclasses.fields(WorkerSettings):
         default = spec.default
-        shown = ",".join(default) if isinstance(default, tuple) else default
+        shown = spec.metadata["shown"] or (
+            ",".join(default) if isinstance(default, tuple) else default
+        )
         group.add_argument(
             f"--{spec.name.replace('_', '-')}",
             dest=spec.name,

@@ -16,8 +16,9 @@ from typing import Any
 from shoal.core.errors import ConfigurationError
 
 
-def _setting(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
+def _setting(default: Any, help: str, shown: str | None = None) -> Any:
+    """A field with its help text, and how ``--help`` shows its default if not as itself."""
+    return field(default=default, metadata={"help": help, "shown": shown})
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +34,9 @@ class WorkerSettings:
     prefetch: int | None = _setting(
         None,
         "tasks claimed ahead of free slots, for bigger batches and no wait between them; "
-        "default: automatic, as many as the slots finish in 20 ms judging by recent run "
+        "automatic: as many as the slots finish in 20 ms judging by recent run "
         "times (none for slow tasks), at most 10 per slot; 0 claims only for free slots",
+        shown="automatic",
     )
     shutdown_timeout: float = _setting(
         30.0,
