@@ -79,6 +79,7 @@ def render_deployment(
             HEALTH_FILE,
             "--metrics-port",
             str(METRICS_PORT),
+            *([] if pool.prefetch is None else ["--prefetch", str(pool.prefetch)]),
         ],
         "env": [
             {

@@ -79,6 +79,8 @@ class WorkerPoolSpec:
     image: str
     app: str
     concurrency: int = 10
+    prefetch: int | None = None
+    """Tasks a worker claims ahead of free slots; None leaves it to the worker (automatic)."""
     shutdown_timeout: int = 30
     grace_period_override: int | None = None
     autoscaling: Autoscaling = field(default_factory=Autoscaling)
@@ -127,6 +129,9 @@ def parse_worker_pool(body: Mapping[str, Any]) -> WorkerPoolSpec:
             f"spec.app must be module:attribute (like myproject.tasks:app), not {app!r}"
         )
     concurrency = _positive(spec, "concurrency", 10)
+    prefetch = _optional_int(spec, "prefetch")
+    if prefetch is not None and prefetch < 0:
+        raise InvalidSpec(f"spec.prefetch must be 0 or more, not {prefetch}")
     shutdown = _positive(spec, "shutdownTimeoutSeconds", 30)
     grace = spec.get("terminationGracePeriodSeconds")
     if grace is not None and int(grace) <= shutdown:
@@ -173,6 +178,7 @@ def parse_worker_pool(body: Mapping[str, Any]) -> WorkerPoolSpec:
         image=spec["image"],
         app=app,
         concurrency=concurrency,
+        prefetch=prefetch,
         shutdown_timeout=shutdown,
         grace_period_override=None if grace is None else int(grace),
         autoscaling=autoscaling,

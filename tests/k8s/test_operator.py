@@ -44,6 +44,7 @@ def events(cluster: KubernetesCluster, namespace: str) -> list[tuple[str, str, s
     [
         ({"autoscaling": {"minReplicas": 4, "maxReplicas": 2}}, "minReplicas must not exceed"),
         ({"concurrency": -1}, "spec.concurrency"),
+        ({"prefetch": -5}, "spec.prefetch"),
         (
             {"shutdownTimeoutSeconds": 60, "terminationGracePeriodSeconds": 60},
             "terminationGracePeriodSeconds must exceed shutdownTimeoutSeconds",

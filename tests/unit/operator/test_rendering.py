@@ -99,6 +99,7 @@ def test_a_grace_override_must_exceed_the_drain() -> None:
         ({"queues": []}, "must name at least one Queue"),
         ({"app": "no-colon"}, "module:attribute"),
         ({"concurrency": 0}, "at least 1"),
+        ({"prefetch": -1}, "0 or more"),
         ({"autoscaling": {"minReplicas": 5, "maxReplicas": 2}}, "exceeds maxReplicas"),
         ({"image": ""}, "spec.image is required"),
     ],
@@ -106,6 +107,24 @@ def test_a_grace_override_must_exceed_the_drain() -> None:
 def test_malformed_pools_say_what_to_fix(change: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidSpec, match=message):
         parse_worker_pool(pool_body(**change))
+
+
+@pytest.mark.parametrize("prefetch", [None, 0, 40])
+def test_prefetch_is_passed_only_when_set(prefetch: int | None) -> None:
+    change = {} if prefetch is None else {"prefetch": prefetch}
+    deployment = render_deployment(
+        parse_worker_pool(pool_body(**change)),
+        owner_uid="uid-1",
+        queue_names=["emails"],
+        url_secret=SecretKey("db", "url"),
+        replicas=1,
+    )
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    args = container["args"]
+    if prefetch is None:
+        assert "--prefetch" not in args  # the worker decides: automatic
+    else:
+        assert args[args.index("--prefetch") + 1] == str(prefetch)
 
 
 def test_target_per_replica_defaults_to_concurrency() -> None:
