@@ -6,7 +6,9 @@ tasks, are what a worker spends its time on (bench/RESULTS.md). But a task claim
 waits behind running ones, where an idle worker (a pod the operator just started) could
 have run it. So, unless told otherwise, a worker holds back at most :data:`HORIZON` seconds
 of work: as many tasks as its slots finish in that time, judged by how long recent tasks
-ran. Short tasks get big batches; tasks of a second or more get none.
+ran. Short tasks get big batches; tasks of a second or more get none. The same bound holds
+for priorities: a more urgent task pushed after a claim waits that long at most behind the
+tasks it holds.
 """
 
 from __future__ import annotations
