@@ -7,7 +7,7 @@ waits behind running ones, where an idle worker (a pod the operator just started
 have run it. So, unless told otherwise, a worker holds back at most :data:`HORIZON` seconds
 of work: as many tasks as its slots finish in that time, judged by how long recent tasks
 ran. Short tasks get big batches; tasks of a second or more get none. The same bound holds
-for priorities: a more urgent task pushed after a claim waits that long at most behind the
+for priorities: a more urgent task pushed after a claim waits about that long behind the
 tasks it holds.
 """
 
