@@ -26,6 +26,7 @@ from shoal.core.errors import (
     BackendUnavailable,
     ConfigurationError,
     IdempotencyConflict,
+    LeaseLost,
     SchemaMissing,
 )
 from shoal.core.ids import new_id
@@ -390,15 +391,22 @@ async def test_stats_answer_for_fifty_queues_in_one_statement(postgres_url: str)
             await admin.close()
 
 
-async def test_retention_zero_deletes_finished_work_at_reap(postgres_url: str) -> None:
+async def test_retention_zero_deletes_successes_at_their_ack_and_keeps_the_dead(
+    postgres_url: str,
+) -> None:
     async with backend_at(with_options(postgres_url, retention=0)) as backend:
-        await backend.push([task(), task()])
+        await backend.push([task(), task(), task(delay=60)])
         done, failed = await backend.claim(["default"], "w1", 2, 30)
         await backend.ack([done.lease])
+        assert await backend.get(done.task.id) is None  # at once, not at the next reap
+        with pytest.raises(LeaseLost):
+            await backend.ack([done.lease])  # a replayed or late ack is still fenced
         await backend.fail([Failure(failed.lease, "fatal", None)])
+        [scheduled] = await backend.list_tasks(statuses=[TaskStatus.QUEUED])
+        assert await backend.cancel(scheduled.id)
         await asyncio.sleep(0.01)
         await backend.reap(worker_timeout=60)
-        assert await backend.get(done.task.id) is None
+        assert await backend.get(scheduled.id) is None  # cancelled: gone at the reap
         dead = await backend.get(failed.task.id)
         assert dead is not None and dead.status is TaskStatus.DEAD  # kept until purged
         assert await backend.queues() == ["default"]

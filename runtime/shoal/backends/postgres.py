@@ -27,7 +27,8 @@ table with ``fillfactor = 80``: HOT updates that add no index entries. Autovacuu
 after 1% of the rows changed. Retention (``retention`` seconds, default a week) deletes
 done and cancelled tasks during :meth:`~PostgresBackend.reap`, oldest first, in batches of
 at most 1,000 rows per statement, so no long transaction holds vacuum back; dead tasks stay
-until purged. ``retention=0`` deletes finished work at the next reap.
+until purged. ``retention=0`` deletes a task that succeeded at its ack, and cancelled
+tasks at the next reap.
 
 **Clocks.** ``run_at`` comes from the producer's clock, leases and "due" from the
 server's: keep hosts on NTP.
@@ -101,6 +102,8 @@ class PostgresBackend(Backend):
         self.settings = self._db.settings
         self._channel = f"{self.settings.schema}.work"
         self._sql = {name: self._render(text) for name, text in queries("postgres").items()}
+        # Nothing finished is kept: a success is deleted by its ack instead of at a reap.
+        self._ack_query = "ack_delete" if self.settings.retention == 0 else "ack"
         self._wakeups = Wakeups()
         self._listener: Listener | None = None
 
@@ -214,7 +217,7 @@ class PostgresBackend(Backend):
         if not leases:
             return
         async with self._db.acquire("ack") as conn:
-            rows = await conn.fetch(self._sql["ack"], *lease_columns(leases))
+            rows = await conn.fetch(self._sql[self._ack_query], *lease_columns(leases))
         self._reject_lost("ack", leases, rows)
 
     async def fail(self, failures: Sequence[Failure]) -> None:

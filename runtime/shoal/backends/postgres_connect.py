@@ -63,8 +63,9 @@ class PostgresSettings:
     without prepared-statement support."""
     retention: float | None = 7 * 24 * 3600.0
     """Seconds a done or cancelled task is kept for inspection before :meth:`reap` deletes
-    it; ``none`` keeps them until purged, ``0`` deletes them at the next reap. A week
-    covers a weekend's investigation without letting the table grow forever."""
+    it; ``none`` keeps them until purged; ``0`` deletes a success at its ack and a
+    cancelled task at the next reap. A week covers a weekend's investigation without
+    letting the table grow forever."""
 
     def __post_init__(self) -> None:
         if not _SCHEMA_NAME.fullmatch(self.schema):

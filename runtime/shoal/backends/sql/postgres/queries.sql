@@ -160,6 +160,16 @@ WHERE t.id = lease.id AND t.status = 'running'
   AND t.lease_token = lease.token AND t.attempts = lease.attempt
 RETURNING t.id, lease.token, lease.attempt;
 
+-- name: ack_delete
+-- The ack when finished work is not kept (retention=0): a task that succeeded is deleted at
+-- once rather than marked done and deleted at the next reap, which spares a row version and
+-- its index entries per task. Fenced exactly as the ack above.
+DELETE FROM {schema}.tasks AS t
+USING unnest($1::text[], $2::text[], $3::integer[]) AS lease(id, token, attempt)
+WHERE t.id = lease.id AND t.status = 'running'
+  AND t.lease_token = lease.token AND t.attempts = lease.attempt
+RETURNING t.id, lease.token, lease.attempt;
+
 -- name: fail
 WITH failed AS (
     UPDATE {schema}.tasks AS t
