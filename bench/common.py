@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from shoal import Worker, WorkerSettings
 from shoal.app import App
 
@@ -61,30 +63,62 @@ async def push_noops(app: App, count: int, batch: int = 1000) -> float:
     return count / (time.perf_counter() - started)
 
 
-async def end_to_end(app: App, url: str, count: int, concurrency: int) -> tuple[float, float]:
-    """Push ``count`` no-ops, drain them with one worker process; (push rate, tasks/s)."""
+class CpuMeter:
+    """CPU seconds (user + system) a worker process spends from :meth:`mark` to its last
+    :meth:`sample`: sampled while it runs, as a process's times are gone once it is reaped.
+    Startup (imports) comes before the mark and is not counted."""
+
+    def __init__(self, pid: int) -> None:
+        self._process = psutil.Process(pid)
+        self._start = 0.0
+        self._last = 0.0
+
+    def sample(self) -> None:
+        try:
+            times = self._process.cpu_times()
+        except psutil.Error:  # exited: the last sample stands
+            return
+        self._last = times.user + times.system
+
+    def mark(self) -> None:
+        self.sample()
+        self._start = self._last
+
+    def microseconds_per(self, count: int) -> float:
+        return round((self._last - self._start) * 1e6 / count, 1)
+
+
+async def end_to_end(
+    app: App, url: str, count: int, concurrency: int
+) -> tuple[float, float, float]:
+    """Push ``count`` no-ops, drain them with one worker process; (push rate, tasks/s, the
+    worker's CPU microseconds per task)."""
     point(app, url)
     async with app:
         await app.backend.setup()
         push_rate = await push_noops(app, count)
         worker = start_worker(url, "--concurrency", str(concurrency))
+        meter = CpuMeter(worker.pid)
         try:
-            elapsed = await time_drain(app, count)
+            elapsed = await time_drain(app, count, meter)
         finally:
             worker.send_signal(signal.SIGTERM)
             worker.wait(30)
-    return push_rate, count / elapsed
+    return push_rate, count / elapsed, meter.microseconds_per(count)
 
 
-async def time_drain(app: App, count: int, queue: str = "bench") -> float:
-    """Seconds from the first task leaving the queue until none is left."""
+async def time_drain(app: App, count: int, meter: CpuMeter, queue: str = "bench") -> float:
+    """Seconds from the first task leaving the queue until none is left; ``meter`` marks the
+    first and samples the last."""
     first_claim = None
     while True:
         stats = (await app.backend.stats([queue]))[queue]
         remaining = stats.ready + stats.running + stats.scheduled
         now = time.perf_counter()
+        meter.sample()
         if first_claim is None and remaining < count:
             first_claim = now
+            meter.mark()
         if remaining == 0 and first_claim is not None:
             return now - first_claim
         await asyncio.sleep(0.02)

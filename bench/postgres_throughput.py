@@ -12,9 +12,10 @@ JSON lines:
 - ``postgres_end_to_end``: tasks/s for one worker process at concurrency 20, from its first
   claim to its last ack, and as a ratio of the pgbench rate on the same server (the floor
   is 3);
-- ``postgres_server_time``: where that run's time went on the server, from
-  ``pg_stat_statements``: the worker's claim and ack statements, their calls, tasks per
-  call, and server execution time per task, beside the run's wall time per task;
+- ``postgres_server_time``: where that run's time went: on the server, from
+  ``pg_stat_statements``, the worker's claim and ack statements, their calls, tasks per
+  call and execution time per task; in the worker, its CPU time per task (psutil); and the
+  run's wall time per task;
 - ``postgres_enqueue_to_start`` (test server): milliseconds from just before a push to the
   handler starting, p50/p95/p99, one task at a time to an idle worker process, woken by
   LISTEN/NOTIFY (``mode: listen``, the floor is 25 ms at p99) and by polling alone
@@ -45,6 +46,7 @@ import asyncpg
 
 from bench.common import (
     ROOT,
+    CpuMeter,
     emit,
     enqueue_to_start,
     point,
@@ -130,9 +132,9 @@ SELECT EXISTS (SELECT 1 FROM shoal.tasks WHERE status = 'running')
 """Whether a worker has claimed anything yet: two probes of small partial indexes."""
 
 
-async def time_run(url: str, worker: subprocess.Popen[bytes]) -> float:
+async def time_run(url: str, worker: subprocess.Popen[bytes], meter: CpuMeter) -> float:
     """Seconds from the worker's first claim to its last ack, once it has exited after its
-    ``--max-tasks``.
+    ``--max-tasks``; ``meter`` marks the first claim and samples until the exit.
 
     ``bench.common.time_drain`` polls ``stats`` every 20 ms, and on PostgreSQL ``stats``
     counts the ready tasks one index entry at a time (12 to 20 ms at 20,000 deep): it would
@@ -147,7 +149,9 @@ async def time_run(url: str, worker: subprocess.Popen[bytes]) -> float:
                 raise RuntimeError(f"the worker exited ({worker.returncode}) before claiming")
             await asyncio.sleep(0.002)
         started = time.time()
-        while worker.poll() is None:  # noqa: ASYNC110 (a process's exit sets no event)
+        meter.mark()
+        while worker.poll() is None:
+            meter.sample()
             await asyncio.sleep(0.01)
         if worker.returncode != 0:
             raise RuntimeError(f"the worker failed ({worker.returncode})")
@@ -192,13 +196,15 @@ async def reset_statement_times(url: str) -> None:
         await probe.close()
 
 
-async def end_to_end(url: str, count: int) -> tuple[float, float]:
+async def end_to_end(url: str, count: int) -> tuple[float, float, float]:
+    """(push rate, tasks/s, the worker's CPU microseconds per task)."""
     async with app:
         push_rate = await push_noops(app, count)
         await reset_statement_times(url)
         worker = start_worker(url, "--concurrency", str(CONCURRENCY), "--max-tasks", str(count))
+        meter = CpuMeter(worker.pid)
         try:
-            elapsed = await time_run(url, worker)
+            elapsed = await time_run(url, worker, meter)
         finally:
             if worker.poll() is None:
                 worker.send_signal(signal.SIGTERM)
@@ -206,7 +212,7 @@ async def end_to_end(url: str, count: int) -> tuple[float, float]:
         left = (await app.backend.stats(["bench"]))["bench"]
         if left.ready or left.running or left.dead:
             raise RuntimeError(f"the run left work behind: {left}")
-    return push_rate, count / elapsed
+    return push_rate, count / elapsed, meter.microseconds_per(count)
 
 
 async def throughput(server: PostgresServer, folder: Path, seconds: int, count: int) -> None:
@@ -222,7 +228,7 @@ async def throughput(server: PostgresServer, folder: Path, seconds: int, count: 
         tasks_per_second=round(floor),
     )
     url = await use(server, "throughput")
-    push_rate, rate = await end_to_end(url, count)
+    push_rate, rate, worker_cpu = await end_to_end(url, count)
     emit(
         "postgres_push_many",
         server=kind,
@@ -246,6 +252,7 @@ async def throughput(server: PostgresServer, folder: Path, seconds: int, count: 
         "postgres_server_time",
         server=kind,
         wall_us_per_task=round(1e6 / rate, 1),
+        worker_cpu_us_per_task=worker_cpu,
         **{
             f"{name}_{figure}": value
             for name, row in sorted(times.items())

@@ -7,8 +7,8 @@ everysec, as the backend's docs ask for) and prints JSON lines:
   trivial script (the cost of one script call), ZADD, ZPOPMIN and HSET;
 - ``redis_push_many``: tasks/s pushed in batches of 1,000;
 - ``redis_end_to_end``: tasks/s for one worker process at concurrency 20, from its first
-  claim until no task is left, and as a ratio of the single-client LPUSH (the floor is 0.5)
-  and EVALSHA rates measured in the same run;
+  claim until no task is left, as a ratio of the single-client LPUSH (the floor is 0.5) and
+  EVALSHA rates measured in the same run, and the worker's CPU microseconds per task;
 - ``redis_enqueue_to_start``: milliseconds from just before a push to the handler starting,
   p50/p95/p99, one task at a time to an idle worker process woken by pub/sub (the floor is
   10 ms at p99).
@@ -91,7 +91,8 @@ async def main() -> None:
                 requests=count,
                 requests_per_second=round(rate),
             )
-        push_rate, rate = await end_to_end(app, server.url(prefix="throughput"), count, CONCURRENCY)
+        throughput_url = server.url(prefix="throughput")
+        push_rate, rate, worker_cpu = await end_to_end(app, throughput_url, count, CONCURRENCY)
         emit("redis_push_many", tasks=count, batch=1000, tasks_per_second=round(push_rate))
         ratio = rate / primitives["lpush"]
         emit(
@@ -99,6 +100,7 @@ async def main() -> None:
             tasks=count,
             concurrency=CONCURRENCY,
             tasks_per_second=round(rate),
+            worker_cpu_us_per_task=worker_cpu,
             ratio_to_lpush_c1=round(ratio, 3),
             ratio_to_evalsha_c1=round(rate / primitives["evalsha"], 3),
             floor=END_TO_END_FLOOR,

@@ -2,7 +2,8 @@
 
 Prints JSON lines:
 - ``sqlite_push_many``: tasks/s pushed in batches of 1,000;
-- ``sqlite_end_to_end``: tasks/s for one worker process at concurrency 1 and 16;
+- ``sqlite_end_to_end``: tasks/s for one worker process at concurrency 1 and 16, and the
+  worker's CPU microseconds per task;
 - ``sqlite3_baseline``: one INSERT plus one UPDATE per task, each its own transaction, on
   the same kind of file (WAL, synchronous=NORMAL): what a naive queue costs per task;
 - ``sqlite_idle_worker``: peak resident memory of a worker with nothing to do.
@@ -76,7 +77,7 @@ async def main() -> None:
         emit("sqlite3_baseline", tasks=count, tasks_per_second=round(base))
         for concurrency in (1, 16):
             url = f"sqlite:///{folder}/c{concurrency}.db"
-            push_rate, rate = await end_to_end(app, url, count, concurrency)
+            push_rate, rate, worker_cpu = await end_to_end(app, url, count, concurrency)
             if concurrency == 16:
                 emit("sqlite_push_many", tasks=count, batch=1000, tasks_per_second=round(push_rate))
             emit(
@@ -85,6 +86,7 @@ async def main() -> None:
                 concurrency=concurrency,
                 tasks_per_second=round(rate),
                 ratio_to_sqlite3_baseline=round(rate / base, 3),
+                worker_cpu_us_per_task=worker_cpu,
             )
         emit(
             "sqlite_idle_worker",
