@@ -7,9 +7,9 @@ other query parameter (``sslmode``, ``application_name``, ...) goes to asyncpg.
 **Shared connections.** One backend serves any number of queues and apps over one asyncpg
 pool and at most one extra connection, the LISTEN connection, opened on the first
 :meth:`~PostgresBackend.wait_for_work`. Claims, acks and heartbeats are batched, so a
-worker needs few connections: size ``pool_max_size`` for the concurrent *calls* (one claim
-loop + one heartbeat + acks in flight + producers), e.g. 2 + a few per worker, not for the
-handler concurrency. Keep this pool apart from your web pool: a web pool exhausted under
+worker needs few connections: size ``pool_max_size`` for the concurrent *calls* (per worker
+at most three: one claim, one batch of outcomes, one heartbeat or reap; plus producers), not
+for the handler concurrency. Keep this pool apart from your web pool: a web pool exhausted under
 load must not starve heartbeats (leases would expire and work would run twice). A call that
 waits ``acquire_timeout`` seconds for a connection fails with :class:`BackendUnavailable`
 naming the pool, never hangs.

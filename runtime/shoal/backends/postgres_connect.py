@@ -50,8 +50,9 @@ class PostgresSettings:
     wake-up latency in poll-only mode, against one cheap index probe per interval."""
     pool_min_size: int = 2
     """Connections opened at start and kept open (never more than ``pool_max_size``): a
-    worker uses two at once, its loop claiming on one while its outcomes are recorded on the
-    other, and opening them at start proves that the server is reachable."""
+    busy worker uses two at once, claiming on one while its outcomes are recorded on the
+    other (a third now and then for its heartbeat), and opening them at start proves that
+    the server is reachable."""
     pool_max_size: int = 10
     """Connections at most. Calls are batched, so a worker needs few: see the module doc."""
     acquire_timeout: float = 5.0
