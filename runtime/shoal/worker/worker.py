@@ -341,19 +341,20 @@ class Worker:
         if claiming is not None:
             with contextlib.suppress(ShoalError):
                 self._claimed.extend(await claiming)
+        with contextlib.suppress(ShoalError):
+            await self._release_claimed()
+
+    async def _release_claimed(self) -> None:
         if self._claimed:
-            with contextlib.suppress(ShoalError):
-                await self.backend.release([claim.lease for claim in self._claimed])
-                self._claimed.clear()
+            await self.backend.release([claim.lease for claim in self._claimed])
+            self._claimed.clear()
 
     async def _settle(self) -> None:
         """Last records and deregistration, retried briefly if the backend is away."""
         for attempt in range(5):
             try:
                 await self._recorder.settle()
-                if self._claimed:
-                    await self.backend.release([claim.lease for claim in self._claimed])
-                    self._claimed.clear()
+                await self._release_claimed()
                 await self.backend.deregister(self.id)
                 return
             except ShoalError as error:
