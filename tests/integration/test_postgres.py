@@ -20,8 +20,8 @@ import pytest
 from shoal import App, Context, Worker, WorkerSettings
 from shoal.backends import OnConflict, open_backend
 from shoal.backends.postgres import PostgresBackend
-from shoal.backends.postgres_listener import ListenerState
-from shoal.backends.sql import migrations, queries
+from shoal.backends.postgres.listener import ListenerState
+from shoal.backends.sqlfiles import migrations, queries
 from shoal.core.errors import (
     BackendUnavailable,
     ConfigurationError,
@@ -104,7 +104,7 @@ async def test_migrations_build_the_schema_even_from_concurrent_setups(
     try:
         versions = await admin.fetch("SELECT version FROM shoal.schema_migrations")
         assert sorted(row["version"] for row in versions) == [
-            m.version for m in migrations("postgres")
+            m.version for m in migrations("shoal.backends.postgres")
         ]
     finally:
         await admin.close()
@@ -377,7 +377,7 @@ async def test_stats_answer_for_fifty_queues_in_one_statement(postgres_url: str)
         assert stats["absent"].ready == 0
 
         # The statement has an index path for every count: it never reads finished rows.
-        sql = queries("postgres")["stats"].replace("{schema}", '"shoal"')
+        sql = queries("shoal.backends.postgres")["stats"].replace("{schema}", '"shoal"')
         admin = await asyncpg.connect(postgres_url)
         try:
             async with admin.transaction():

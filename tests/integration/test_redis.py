@@ -24,7 +24,7 @@ from redis import exceptions as rex
 from shoal import App, Worker, WorkerSettings
 from shoal.backends import open_backend
 from shoal.backends.redis import RedisBackend, from_url
-from shoal.backends.redis_support import Command
+from shoal.backends.redis.link import Command
 from shoal.core.errors import (
     BackendUnavailable,
     ConfigurationError,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from shoal.backends import open_backend
-from shoal.backends.sql import migrations
+from shoal.backends.sqlfiles import migrations
 from shoal.core.errors import ConfigurationError, SchemaMissing
 from tests.integration.test_contract import new_task
 
@@ -31,7 +31,7 @@ async def test_migrations_build_the_schema_once_from_two_connections(tmp_path: P
     with sqlite3.connect(tmp_path / "jobs.db") as db:
         versions = [row[0] for row in db.execute("SELECT version FROM shoal_schema_version")]
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
-    assert versions == [m.version for m in migrations("sqlite")]
+    assert versions == [m.version for m in migrations("shoal.backends.sqlite")]
     assert {"shoal_tasks", "shoal_workers", "shoal_tasks_claimable"} <= tables
 
 

@@ -1,8 +1,8 @@
-"""SQL kept as SQL: each SQL backend's queries and numbered migrations, loaded once.
+"""SQL kept as SQL: an SQL backend's queries and numbered migrations, loaded once.
 
-``<backend>/queries.sql`` holds named sections, each introduced by a ``-- name: <name>``
-line; ``<backend>/migrations/NNNN_<what>.sql`` are applied in order and recorded, so that a
-database is always at a known version.
+Each SQL backend's package holds ``queries.sql``, named sections each introduced by a
+``-- name: <name>`` line, and ``migrations/NNNN_<what>.sql``, applied in order and recorded
+so that a database is always at a known version.
 """
 
 from __future__ import annotations
@@ -23,17 +23,17 @@ class Migration:
 
 
 @functools.cache
-def queries(backend: str) -> dict[str, str]:
-    """The named queries of ``backend`` (``sqlite``, ``postgres``)."""
-    text = resources.files(__package__).joinpath(backend, "queries.sql").read_text("utf-8")
+def queries(package: str) -> dict[str, str]:
+    """The named queries in ``package``'s ``queries.sql``."""
+    text = resources.files(package).joinpath("queries.sql").read_text("utf-8")
     parts = _SECTION.split(text)
     return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
 
 
 @functools.cache
-def migrations(backend: str) -> tuple[Migration, ...]:
-    """The migrations of ``backend`` in the order they must run."""
-    folder = resources.files(__package__).joinpath(backend, "migrations")
+def migrations(package: str) -> tuple[Migration, ...]:
+    """The migrations in ``package``'s ``migrations`` folder, in the order they must run."""
+    folder = resources.files(package).joinpath("migrations")
     found = []
     for entry in folder.iterdir():
         match = re.fullmatch(r"(\d{4})_([a-z0-9_]+)\.sql", entry.name)

@@ -7,10 +7,10 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from shoal.backends.sql import queries
+from shoal.backends.sqlfiles import queries
 from shoal.core.models import Lease, NewTask, Task, TaskStatus, from_epoch
 
-_SQL = queries("sqlite")
+_SQL = queries("shoal.backends.sqlite")
 
 
 class immediate:

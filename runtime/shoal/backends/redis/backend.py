@@ -1,6 +1,6 @@
 """``redis://`` and ``rediss://``: tasks in Redis, through redis-py's asyncio client.
 
-Every state change is one Lua script (``backends/lua/*.lua``; ``lib.lua`` documents the
+Every state change is one Lua script (``lua/*.lua`` beside this module; ``lib.lua`` documents the
 keys), loaded once and called by SHA; a script the server forgot (a restart, ``SCRIPT
 FLUSH``) is loaded again on ``NOSCRIPT``. Each queue's keys share the hash tag
 ``{prefix:queue}``, so a queue lives on one Cluster slot. A task body is one hash; the
@@ -51,7 +51,6 @@ from redis.asyncio.connection import URL_QUERY_ARGUMENT_PARSERS
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from shoal.backends import redis_support as rs
 from shoal.backends.base import (
     PURGEABLE,
     Backend,
@@ -59,7 +58,10 @@ from shoal.backends.base import (
     lease_expired_message,
     reject_connection,
 )
-from shoal.backends.redis_support import Arg, Link, Listener, Script
+from shoal.backends.redis import codec as rs
+from shoal.backends.redis.codec import Arg
+from shoal.backends.redis.link import Link, Script, scrub
+from shoal.backends.redis.listener import Listener
 from shoal.core.errors import ConfigurationError, IdempotencyConflict, LeaseLost, TaskNotFound
 from shoal.core.models import (
     Claim,
@@ -109,7 +111,7 @@ def from_url(url: str, *, client: aioredis.Redis | None = None) -> RedisBackend:
                 socket_connect_timeout=5, socket_timeout=10, retry=Retry(NoBackoff(), 0),
             )  # fmt: skip
     except ValueError as exc:
-        detail = rs.scrub(str(exc), parts.password)
+        detail = scrub(str(exc), parts.password)
         raise ConfigurationError(f"invalid Redis URL {redact(url)}: {detail}") from exc
     if client.connection_pool.connection_kwargs.get("decode_responses"):
         raise ConfigurationError("shoal needs a Redis client with decode_responses=False")

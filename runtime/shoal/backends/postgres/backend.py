@@ -50,17 +50,17 @@ from shoal.backends.base import (
     OnConflict,
     lease_expired_message,
 )
-from shoal.backends.postgres_connect import Connections, PostgresSettings
-from shoal.backends.postgres_enqueue import enqueue
-from shoal.backends.postgres_listener import (
+from shoal.backends.postgres.connect import Connections, PostgresSettings
+from shoal.backends.postgres.enqueue import enqueue
+from shoal.backends.postgres.listener import (
     Listener,
     ListenerHealth,
     ListenerState,
     Wakeups,
     wait_for_work,
 )
-from shoal.backends.postgres_rows import affected, lease_columns, task_of
-from shoal.backends.sql import migrations, queries
+from shoal.backends.postgres.rows import affected, lease_columns, task_of
+from shoal.backends.sqlfiles import migrations, queries
 from shoal.core.errors import (
     BackendUnavailable,
     ConfigurationError,
@@ -81,7 +81,10 @@ from shoal.core.models import (
     WorkerInfo,
 )
 
-logger = logging.getLogger("shoal.backends.postgres")
+_PACKAGE = "shoal.backends.postgres"
+"""Where this backend's queries.sql and migrations live."""
+
+logger = logging.getLogger(_PACKAGE)
 
 _PRUNE_BATCH = 1000
 _PRUNE_BATCHES = 10
@@ -101,7 +104,7 @@ class PostgresBackend(Backend):
         self.url = self._db.url
         self.settings = self._db.settings
         self._channel = f"{self.settings.schema}.work"
-        self._sql = {name: self._render(text) for name, text in queries("postgres").items()}
+        self._sql = {name: self._render(text) for name, text in queries(_PACKAGE).items()}
         # Nothing finished is kept: a success is deleted by its ack instead of at a reap.
         self._ack_query = "ack_delete" if self.settings.retention == 0 else "ack"
         self._wakeups = Wakeups()
@@ -125,7 +128,7 @@ class PostgresBackend(Backend):
             await conn.execute(self._sql["lock_migrations"], self.settings.schema)
             await conn.execute(self._sql["bootstrap"])
             applied = {row["version"] for row in await conn.fetch(self._sql["applied_migrations"])}
-            for migration in migrations("postgres"):
+            for migration in migrations(_PACKAGE):
                 if migration.version not in applied:
                     await conn.execute(self._render(migration.sql))
                     await conn.execute(
@@ -140,7 +143,7 @@ class PostgresBackend(Backend):
                 rows = await conn.fetch(self._sql["applied_migrations"])
                 applied = {row["version"] for row in rows}
         pending = [
-            f"{m.version:04d}_{m.name}" for m in migrations("postgres") if m.version not in applied
+            f"{m.version:04d}_{m.name}" for m in migrations(_PACKAGE) if m.version not in applied
         ]
         problems = [f"missing {', '.join(missing)}"] if missing else []
         if pending:

@@ -31,8 +31,8 @@ from shoal.backends.base import (
     OnConflict,
     reject_connection,
 )
-from shoal.backends.sql import migrations, queries
-from shoal.backends.sqlite_support import (
+from shoal.backends.sqlfiles import migrations, queries
+from shoal.backends.sqlite.support import (
     held_keys,
     immediate,
     lease_item,
@@ -63,7 +63,9 @@ from shoal.core.models import (
 
 T = TypeVar("T")
 
-_SQL = queries("sqlite")
+_PACKAGE = "shoal.backends.sqlite"
+"""Where this backend's queries.sql and migrations live."""
+_SQL = queries(_PACKAGE)
 _CHANGE_CHECK_INTERVAL = 0.05
 _MINIMUM_SQLITE = (3, 35, 0)  # UPDATE ... FROM and RETURNING
 
@@ -155,7 +157,7 @@ class SQLiteBackend(Backend):
                     "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
                 )
                 applied = {row[0] for row in db.execute("SELECT version FROM shoal_schema_version")}
-                for migration in migrations("sqlite"):
+                for migration in migrations(_PACKAGE):
                     if migration.version in applied:
                         continue
                     for statement in statements(migration.sql):
@@ -168,7 +170,7 @@ class SQLiteBackend(Backend):
         await self._run(migrate)
 
     async def verify_schema(self) -> None:
-        latest = migrations("sqlite")[-1]
+        latest = migrations(_PACKAGE)[-1]
 
         def current(db: sqlite3.Connection) -> int:
             row = db.execute("SELECT max(version) FROM shoal_schema_version").fetchone()

@@ -75,7 +75,7 @@ local function holds(key, token, attempt)
   return f[1] == 'running' and f[2] == token and f[3] == attempt, f
 end
 
--- The fields a client reads, in this order (redis_support.FIELDS is the same list), and the
+-- The fields a client reads, in this order (codec.FIELDS is the same list), and the
 -- payload, which read() fetches in the same HMGET.
 local FIELDS = {'id', 'queue', 'name', 'status', 'priority', 'run_at', 'attempts',
   'max_attempts', 'created_at', 'updated_at', 'idempotency_key', 'metadata', 'last_error',

@@ -1,0 +1,109 @@
+"""The codec between Redis hashes and script replies and :class:`~shoal.core.models.Task`."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+
+from shoal.core.models import Lease, QueueStats, Task, TaskStatus
+
+Arg = str | bytes | int
+"""One argument of a Redis command or script."""
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def micros(moment: datetime) -> int:
+    """Integer microseconds since the epoch: exact, and below 2**53 for Lua's doubles."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - EPOCH) // timedelta(microseconds=1)
+
+
+def span(seconds: float) -> int:
+    return max(0, round(seconds * 1_000_000))
+
+
+@functools.lru_cache(maxsize=4096)
+def at(us: int) -> datetime:
+    """A moment from its microseconds; cached, as the tasks of a batch share their times
+    (pushed together, claimed together)."""
+    return EPOCH + timedelta(microseconds=us)
+
+
+def text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def lease_args(leases: Iterable[Lease]) -> list[Arg]:
+    return [part for lease in leases for part in (lease.task_id, lease.token, lease.attempt)]
+
+
+def token_args(leases: Iterable[Lease]) -> list[Arg]:
+    """Leases as ack.lua takes them: each token once, with the ids of its tasks."""
+    ids: dict[str, list[str]] = {}
+    for lease in leases:
+        ids.setdefault(lease.token, []).append(lease.task_id)
+    args: list[Arg] = []
+    for token, group in ids.items():
+        args += [token, len(group), *group]
+    return args
+
+
+FIELDS = (
+    "id", "queue", "name", "status", "priority", "run_at", "attempts", "max_attempts",
+    "created_at", "updated_at", "idempotency_key", "metadata", "last_error",
+    "lease_expirations", "worker_id", "finished_at", "token",
+)  # fmt: skip
+"""The fields scripts export, in the order of FIELDS in lib.lua."""
+
+_TOKEN = FIELDS.index("token")
+_STATUSES = {status.value: status for status in TaskStatus}
+
+
+def exported(reply: Sequence[bytes]) -> list[tuple[Task, str]]:
+    """Tasks as scripts export them (see ``exported`` in lib.lua), each with its lease token
+    ("" for none): one JSON array of the FIELDS of every task (false where the hash has no
+    such field), then the payloads."""
+    if not reply:
+        return []
+    rows = json.loads(reply[0])
+    return [
+        (row_task(row, payload), str(row[_TOKEN] or ""))
+        for row, payload in zip(rows, reply[1:], strict=True)
+    ]
+
+
+def stored(raw: dict[bytes, bytes]) -> Task:
+    """A task from its hash, read with HGETALL."""
+    fields = {k.decode(): v.decode() for k, v in raw.items() if k != b"payload"}
+    return row_task([fields.get(name, False) for name in FIELDS], raw[b"payload"])
+
+
+def row_task(row: Sequence[str | bool], payload: bytes) -> Task:
+    """A task from the values of FIELDS, in order; ``False`` for a field the hash lacks."""
+    (
+        task_id, queue, name, status, priority, run_at, attempts, max_attempts, created_at,
+        updated_at, key, metadata, last_error, expirations, worker_id, finished_at, _,
+    ) = row  # fmt: skip
+    return Task(
+        id=str(task_id), queue=str(queue), name=str(name), payload=payload,
+        status=_STATUSES[str(status)], priority=int(priority), run_at=at(int(run_at)),
+        attempts=int(attempts), max_attempts=int(max_attempts),
+        created_at=at(int(created_at)), updated_at=at(int(updated_at)),
+        idempotency_key=None if key is False else str(key),
+        metadata=json.loads(metadata) if isinstance(metadata, str) else {},
+        last_error=None if last_error is False else str(last_error),
+        lease_expirations=int(expirations),
+        worker_id=None if worker_id is False else str(worker_id),
+        finished_at=None if finished_at is False else at(int(finished_at)),
+    )  # fmt: skip
+
+
+def stats(queue: str, reply: Sequence[int]) -> QueueStats:
+    """A stats.lua reply: ready, scheduled, running, dead, oldest run_at, now, total."""
+    ready, scheduled, running, dead, oldest, now, _ = reply
+    age = None if oldest < 0 else max(0.0, (now - oldest) / 1_000_000)
+    return QueueStats(queue, ready, scheduled, running, dead, oldest_ready_age=age)
