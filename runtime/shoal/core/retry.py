@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from shoal.core.backoff import Backoff
 from shoal.core.errors import PermanentFailure, Retry
 
 
@@ -37,8 +38,8 @@ class RetryPolicy:
 
     def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        delay = min(self.max_delay, self.base_delay * self.multiplier ** max(attempt - 1, 0))
-        return delay * (1 - self.jitter * (rng or random).random())
+        curve = Backoff(self.base_delay, self.max_delay, self.multiplier, self.jitter)
+        return curve.delay(attempt, rng)
 
     def next_delay(
         self,
