@@ -55,9 +55,15 @@ def test_sigterm_drains_then_releases_and_exits_zero(workers: Workers) -> None:
 
 
 def test_two_processes_run_a_thousand_tasks_exactly_once(workers: Workers) -> None:
-    ids = push(workers.url, [{"seconds": 0.0}] * 1000)
     first = workers.start("--concurrency", "8")
     second = workers.start("--concurrency", "8")
+    # Both must be serving before the push: on a loaded machine one process can start, claim
+    # ahead and finish all 1,000 no-op tasks before the other has imported shoal.
+    wait_for(
+        lambda: all("serving" in workers.output(p) for p in (first, second)),
+        what="both workers to serve",
+    )
+    ids = push(workers.url, [{"seconds": 0.0}] * 1000)
     wait_for(lambda: len(workers.count("end")) == 1000, timeout=90, what="1,000 tasks")
     for process in (first, second):
         process.send_signal(signal.SIGTERM)
