@@ -1,0 +1,7 @@
+"""The backend contract suite (:mod:`shoal.testing.contract`) over every built-in backend.
+
+Matrix: the ``backend`` fixture (``tests/integration/conftest.py``) is parametrised over
+memory, SQLite, PostgreSQL and Redis; the servers are real and started by the harness.
+"""
+
+from shoal.testing.contract import *  # noqa: F403
