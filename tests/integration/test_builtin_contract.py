@@ -4,4 +4,8 @@ Matrix: the ``backend`` fixture (``tests/integration/conftest.py``) is parametri
 memory, SQLite, PostgreSQL and Redis; the servers are real and started by the harness.
 """
 
-from shoal.testing.contract import *  # noqa: F403
+from shoal.testing.contract import BackendContract
+
+
+class TestBuiltInBackends(BackendContract):
+    """Every case, once per built-in backend."""

@@ -1,8 +1,19 @@
-"""The backend contract suite: every test runs against every backend.
+"""The backend contract suite: what every backend, built in or your own, must pass unchanged.
 
-Matrix: the ``backend`` fixture (``tests/integration/conftest.py``) is parametrised over
-memory, SQLite, PostgreSQL and Redis; the servers are real and started by the harness. A new
-backend must pass this file unchanged.
+Subclass :class:`BackendContract` in a test module and give it a ``backend`` fixture that
+yields a fresh backend (opened, set up, holding no tasks) for each test::
+
+    class TestMyBackend(BackendContract):
+        @pytest.fixture
+        async def backend(self) -> AsyncIterator[Backend]:
+            async with open_backend("mine://...") as backend:
+                await backend.setup()
+                yield backend
+
+The cases need pytest and pytest-asyncio (``asyncio_mode = "auto"``); shoal itself never
+imports pytest. ``docs/backends.md`` says what each case holds a backend to. Here, the suite
+runs over every built-in backend (``tests/integration/test_builtin_contract.py``) and over
+the example plugin backend (``tests/plugin_backend/``).
 """
 
 from __future__ import annotations
@@ -16,6 +27,20 @@ from shoal.backends import Backend, OnConflict
 from shoal.core.errors import IdempotencyConflict, LeaseLost, TaskNotFound
 from shoal.core.ids import new_id
 from shoal.core.models import Failure, Lease, NewTask, TaskStatus, WorkerInfo, utcnow
+
+
+class BackendContract:
+    """Every case of the contract, for the ``backend`` fixture a subclass provides.
+
+    The cases are the module's ``test_*`` functions, copied onto each subclass when it is
+    defined, so a case is a plain function wherever it sits in this module.
+    """
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, case in globals().items():
+            if name.startswith("test_") and callable(case):
+                setattr(cls, name, staticmethod(case))
 
 
 def new_task(
