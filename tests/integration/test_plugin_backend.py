@@ -13,13 +13,12 @@ import asyncio
 import os
 import sys
 import tomllib
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from shoal.app import App
-from shoal.backends import Backend, open_backend
+from shoal.backends import open_backend
 from shoal.core.models import TaskStatus
 from shoal.testing.contract import BackendContract
 from tests.distributions import write_distribution
@@ -59,10 +58,8 @@ class TestExampleBackend(BackendContract):
     """Every case of the contract, on the example plugin backend."""
 
     @pytest.fixture
-    async def backend(self, example_url: str) -> AsyncIterator[Backend]:
-        async with open_backend(example_url) as backend:
-            await backend.setup()
-            yield backend
+    def backend_url(self, example_url: str) -> str:
+        return example_url
 
 
 async def shoal(*arguments: str, plugin_path: str, **environment: str) -> tuple[int, str]:
