@@ -43,6 +43,9 @@ from shoal_example_backend.records import holds, record_of, task_of, worker_of
 State = dict[str, dict[str, dict[str, Any]]]
 T = TypeVar("T")
 
+LOOK_INTERVAL = 0.05
+"""Seconds between looks at the file while waiting: how late another process's push wakes."""
+
 
 def from_url(url: str) -> JsonFileBackend:
     """The entry point: ``example:///relative.json`` or ``example:////absolute.json``."""
@@ -304,8 +307,25 @@ class JsonFileBackend(Backend):
         return await self._transact(listed, write=False)
 
     async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._pushed.wait(), timeout)
+        """Nothing tells one process of another's writes here: look at the file every
+        :data:`LOOK_INTERVAL` seconds; a push through this instance wakes at once."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not await self._work_due(queues):
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._pushed.wait(), min(LOOK_INTERVAL, remaining))
+
+    async def _work_due(self, queues: Sequence[str]) -> bool:
+        def due(state: State) -> bool:
+            now = utcnow().timestamp()
+            return any(
+                t["queue"] in queues and t["status"] in CLAIMABLE and t["run_at"] <= now
+                for t in state["tasks"].values()
+            )
+
+        return await self._transact(due, write=False)
 
     # -- admin -------------------------------------------------------------------------------
 
