@@ -118,7 +118,7 @@ class JsonFileBackend(Backend):
     ) -> list[str]:
         reject_connection(self, connection)
 
-        def store(state: State) -> tuple[list[str], list[str]]:
+        def store(state: State) -> tuple[list[str], list[NewTask]]:
             holders = {
                 (t["queue"], t["idempotency_key"]): t["id"]
                 for t in state["tasks"].values()
@@ -128,7 +128,7 @@ class JsonFileBackend(Backend):
             for new in tasks:
                 key = (new.queue, new.idempotency_key)
                 if new.idempotency_key is not None and key in holders:
-                    conflicts.append(new.idempotency_key)
+                    conflicts.append(new)
                     ids.append(holders[key])
                     continue
                 if new.idempotency_key is not None:
@@ -136,7 +136,7 @@ class JsonFileBackend(Backend):
                 accepted.append(new)
                 ids.append(new.id)
             if conflicts and on_conflict is OnConflict.RAISE:
-                return [], sorted(set(conflicts))
+                return [], conflicts  # all or nothing: none of the batch is stored
             now = utcnow().timestamp()
             for new in accepted:
                 state["tasks"][new.id] = record_of(new, now)
@@ -144,7 +144,8 @@ class JsonFileBackend(Backend):
 
         ids, conflicts = await self._transact(store)
         if conflicts:
-            raise IdempotencyConflict(tasks[0].queue, conflicts, len(tasks))
+            keys = sorted({str(task.idempotency_key) for task in conflicts})
+            raise IdempotencyConflict(conflicts[0].queue, keys, len(tasks))
         self._wake()
         return ids
 
