@@ -12,7 +12,7 @@ backend serves are looked up here: a plugin never shadows ``sqlite://`` and the 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from importlib.metadata import EntryPoint, entry_points
 from urllib.parse import urlsplit
 
@@ -25,13 +25,10 @@ GROUP = "shoal.backends"
 
 
 def installed() -> dict[str, list[EntryPoint]]:
-    """Every registered scheme (lower case) and the entry points that claim it."""
-    return by_scheme(entry_points(group=GROUP))
-
-
-def by_scheme(registered: Iterable[EntryPoint]) -> dict[str, list[EntryPoint]]:
+    """Every registered scheme (lower case, as URL schemes compare) and the entry points
+    claiming it: more than one when several distributions register the same scheme."""
     schemes: dict[str, list[EntryPoint]] = {}
-    for entry in registered:
+    for entry in entry_points(group=GROUP):
         schemes.setdefault(entry.name.lower(), []).append(entry)
     return schemes
 
@@ -39,7 +36,7 @@ def by_scheme(registered: Iterable[EntryPoint]) -> dict[str, list[EntryPoint]]:
 def distribution_of(entry: EntryPoint) -> str:
     """The name of the distribution that registered ``entry``, as ``pip list`` shows it."""
     dist = entry.dist
-    return "an unknown distribution" if dist is None else f"{dist.name} {dist.version}"
+    return "<unknown>" if dist is None else f"{dist.name} {dist.version}"
 
 
 def listing(registered: dict[str, list[EntryPoint]], *, built_in: Collection[str]) -> str:
