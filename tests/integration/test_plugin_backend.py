@@ -20,12 +20,14 @@ import pytest
 from shoal.app import App
 from shoal.backends import open_backend
 from shoal.core.models import TaskStatus
+from shoal.testing import contract
 from shoal.testing.contract import BackendContract
 from tests.distributions import write_distribution
 from tests.e2e import sample_app
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = ROOT / "tests" / "plugin_backend"
+GUIDE = ROOT / "docs" / "backends.md"
 
 
 @pytest.fixture
@@ -60,6 +62,32 @@ class TestExampleBackend(BackendContract):
     @pytest.fixture
     def backend_url(self, example_url: str) -> str:
         return example_url
+
+
+async def test_the_guides_test_file_runs_the_suite_in_a_project_of_its_own(
+    plugin_path: str, tmp_path: Path
+) -> None:
+    """The settings and test file docs/backends.md gives, run by pytest in a folder of their
+    own (no conftest of shoal's, only the plugin installed), pass every case of the suite."""
+    section = GUIDE.read_text().split("## Running the contract suite")[1]
+    settings = section.split("```toml\n")[1].split("```")[0]
+    test_file = section.split("```python\n")[1].split("```")[0]
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(settings)
+    (project / "test_mine.py").write_text(test_file.replace("mine://", "example://"))
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error"),
+        cwd=project,
+        env={**os.environ, "PYTHONPATH": plugin_path},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    async with asyncio.timeout(120):
+        output, _ = await process.communicate()
+    cases = [name for name in vars(contract) if name.startswith("test_")]
+    assert process.returncode == 0, output.decode()
+    assert f"{len(cases)} passed" in output.decode()
 
 
 async def shoal(*arguments: str, plugin_path: str, **environment: str) -> tuple[int, str]:

@@ -8,10 +8,10 @@ naming a fresh, empty store for each test::
         def backend_url(self, tmp_path: Path) -> str:
             return f"mine:///{tmp_path}/tasks"
 
-The cases need pytest and pytest-asyncio (``asyncio_mode = "auto"``); shoal itself never
-imports pytest. ``docs/backends.md`` says what each case holds a backend to. Here, the suite
-runs over every built-in backend (``tests/integration/test_builtin_contract.py``) and over
-the example plugin backend (``tests/plugin_backend/``).
+The cases need pytest and pytest-asyncio in auto mode (``asyncio_mode = "auto"``); shoal
+itself never imports pytest. ``docs/backends.md`` says what each case holds a backend to.
+Here, the suite runs over every built-in backend (``tests/integration/test_builtin_contract.py``)
+and over the example plugin backend (``tests/plugin_backend/``).
 """
 
 from __future__ import annotations
