@@ -38,6 +38,7 @@ from shoal.core.models import (
     WorkerInfo,
     utcnow,
 )
+from shoal.core.urls import redact
 from shoal_example_backend.records import holds, record_of, task_of, worker_of
 
 State = dict[str, dict[str, dict[str, Any]]]
@@ -59,7 +60,7 @@ class JsonFileBackend(Backend):
     """The contract over one JSON file, every primitive one locked read-change-write."""
 
     def __init__(self, url: str, path: Path) -> None:
-        self.url = url
+        self.url = redact(url)  # what logs and errors show
         self.path = path
         self._lock_path = path.with_name(path.name + ".lock")
         self._pushed = asyncio.Event()
@@ -71,7 +72,8 @@ class JsonFileBackend(Backend):
 
     def _locked(self, change: Callable[[State], T], write: bool) -> T:
         with self._lock_path.open("a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            # Readers share the lock, writers hold it alone; it is released as the file closes.
+            fcntl.flock(lock, fcntl.LOCK_EX if write else fcntl.LOCK_SH)
             if not self.path.exists():
                 raise SchemaMissing(url=self.url)
             state: State = json.loads(self.path.read_text())
