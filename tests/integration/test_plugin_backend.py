@@ -34,14 +34,15 @@ GUIDE = ROOT / "docs" / "backends.md"
 def plugin_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """The example distribution installed: its metadata and its module on ``sys.path``.
 
-    Returns the same entries as a ``PYTHONPATH`` for processes started by the test.
+    Returns the ``PYTHONPATH`` that does the same for processes started by the test.
     """
     project = tomllib.loads((PLUGIN / "pyproject.toml").read_text())["project"]
     site = tmp_path / "site"
     write_distribution(site, project["name"], project["version"], project["entry-points"])
     monkeypatch.syspath_prepend(PLUGIN)
     monkeypatch.syspath_prepend(site)
-    return os.pathsep.join([str(site), str(PLUGIN)])
+    inherited = os.environ.get("PYTHONPATH")
+    return os.pathsep.join([str(site), str(PLUGIN), *([inherited] if inherited else [])])
 
 
 @pytest.fixture
