@@ -9,6 +9,21 @@ at once; other processes find new work when they poll. Fine for tests and small 
 for anything else: it rewrites the whole file on every change.
 """
 
-from shoal_example_backend.backend import JsonFileBackend, from_url
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from shoal.core.errors import ConfigurationError
+from shoal_example_backend.backend import JsonFileBackend
+
+
+def from_url(url: str) -> JsonFileBackend:
+    """The entry point: ``example:///relative.json`` or ``example:////absolute.json``."""
+    path = urlsplit(url).path[1:]  # as sqlite:// URLs: a fourth slash makes it absolute
+    if not path.strip("/"):
+        raise ConfigurationError(f"{url!r} names no file: use example:///path/tasks.json")
+    return JsonFileBackend(url, Path(path))
+
 
 __all__ = ["JsonFileBackend", "from_url"]

@@ -12,13 +12,11 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from shoal.backends import Backend, OnConflict
 from shoal.backends.base import PURGEABLE, lease_expired_message, reject_connection
 from shoal.core.errors import (
     BackendUnavailable,
-    ConfigurationError,
     IdempotencyConflict,
     LeaseLost,
     SchemaMissing,
@@ -46,14 +44,6 @@ T = TypeVar("T")
 
 LOOK_INTERVAL = 0.05
 """Seconds between looks at the file while waiting: how late another process's push wakes."""
-
-
-def from_url(url: str) -> JsonFileBackend:
-    """The entry point: ``example:///relative.json`` or ``example:////absolute.json``."""
-    path = urlsplit(url).path[1:]  # as sqlite:// URLs: a fourth slash makes it absolute
-    if not path.strip("/"):
-        raise ConfigurationError(f"{url!r} names no file: use example:///path/tasks.json")
-    return JsonFileBackend(url, Path(path))
 
 
 class JsonFileBackend(Backend):
