@@ -1,15 +1,12 @@
-"""The ``backend`` fixture: every backend, set up fresh for each test.
+"""The ``backend_url`` fixture: every built-in backend, a fresh store for each test.
 
-Add a backend by naming its URL fixture here (and defining it in tests/servers/).
+The contract suite (``test_builtin_contract.py``) opens its ``backend`` from it. Add a
+backend by naming its URL fixture here (and defining it in tests/servers/).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
-
-from shoal.backends import Backend, open_backend
 
 BACKEND_URL_FIXTURES = {
     "memory": "memory_url",
@@ -23,14 +20,3 @@ BACKEND_URL_FIXTURES = {
 def backend_url(request: pytest.FixtureRequest) -> str:
     url: str = request.getfixturevalue(BACKEND_URL_FIXTURES[request.param])
     return url
-
-
-@pytest.fixture
-async def backend(backend_url: str) -> AsyncIterator[Backend]:
-    backend = open_backend(backend_url)
-    await backend.open()
-    await backend.setup()
-    try:
-        yield backend
-    finally:
-        await backend.close()

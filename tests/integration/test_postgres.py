@@ -1,7 +1,7 @@
 """What only the postgresql:// backend promises, against a real PostgreSQL.
 
 Matrix: none; every test gets a fresh database on the session's server
-(``tests/servers/postgres.py``). The shared behaviour is in ``test_contract.py``.
+(``tests/servers/postgres.py``). The shared behaviour is in ``shoal.testing.contract``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What only the Redis backend has to show, against real redis-server processes.
 
-The shared contract suite (test_contract.py) runs against Redis too; these tests cover the
+The shared contract suite (shoal.testing.contract) runs against Redis too; these tests cover the
 rest: one pool for many queues, apps and workers, batches across queues, a restart with AOF on,
 lost replies replayed safely, NOSCRIPT, credentials and unreachable servers, where a task
 body lives, and wake-ups from another client.

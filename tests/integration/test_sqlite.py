@@ -11,7 +11,7 @@ import pytest
 from shoal.backends import open_backend
 from shoal.backends.sqlfiles import migrations
 from shoal.core.errors import ConfigurationError, SchemaMissing
-from tests.integration.test_contract import new_task
+from shoal.testing.contract import new_task
 
 
 async def test_an_unmigrated_file_says_to_run_migrate(sqlite_url: str) -> None:

@@ -8,12 +8,17 @@ URL                    module                            needs
 ``postgresql://...``   :mod:`shoal.backends.postgres`    ``shoal[postgres]``
 ``redis://...``        :mod:`shoal.backends.redis`       ``shoal[redis]``
 =====================  ================================  =====================
+
+Any other scheme is looked up among the backends other packages register in the
+``shoal.backends`` entry-point group (:mod:`shoal.backends.plugins`; ``docs/backends.md``
+says how to write one). A built-in scheme always means the built-in backend.
 """
 
 from __future__ import annotations
 
 import importlib
 
+from shoal.backends import plugins
 from shoal.backends.base import Backend, OnConflict
 from shoal.core.errors import MissingDriver, UnsupportedBackend
 from shoal.core.urls import redact, scheme_of
@@ -32,14 +37,25 @@ _MODULES = {
 
 
 def open_backend(url: str | None = None) -> Backend:
-    """Build (not yet connect) the backend for ``url``; ``None`` means :data:`DEFAULT_URL`."""
+    """Build (not yet connect) the backend for ``url``; ``None`` means :data:`DEFAULT_URL`.
+
+    Built-in schemes come first; any other is served by the installed plugin registering it.
+    """
     url = url or DEFAULT_URL
     scheme = scheme_of(url)
-    if scheme not in _MODULES:
-        raise UnsupportedBackend(
-            f"no backend serves {redact(url)!r}: use memory://, sqlite:///path, "
-            "postgresql://user@host/db or redis://host:6379/0"
-        )
+    if scheme in _MODULES:
+        return _open_built_in(scheme, url)
+    registered = plugins.installed()
+    if scheme in registered:
+        return plugins.open_plugin(scheme, registered[scheme], url)
+    raise UnsupportedBackend(
+        f"no backend serves {redact(url)!r}: "
+        f"built in are {', '.join(f'{name}://' for name in _MODULES)}; "
+        f"{plugins.listing(registered, built_in=_MODULES)}"
+    )
+
+
+def _open_built_in(scheme: str, url: str) -> Backend:
     module_name, extra = _MODULES[scheme]
     try:
         module = importlib.import_module(f"shoal.backends.{module_name}")

@@ -3,7 +3,8 @@
 The line sits at the level of the domain, not of queries: Redis is not SQL. Behaviour shared
 by every backend (payload codecs, the retry policy, hooks, metrics) lives above this line, in
 the app and the worker, and is written once. One contract test suite
-(``tests/integration/test_contract.py``) runs unchanged against every implementation.
+(:mod:`shoal.testing.contract`) runs unchanged against every implementation, and
+``docs/backends.md`` explains the contract to the authors of other backends.
 
 Semantics, following apalis:
 

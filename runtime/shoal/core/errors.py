@@ -5,7 +5,8 @@
     ShoalError
     ├── ConfigurationError         bad settings, bad URL, unknown app path
     │   ├── UnsupportedBackend     a URL scheme no backend serves
-    │   └── MissingDriver          the backend's optional dependency is not installed
+    │   ├── MissingDriver          the backend's optional dependency is not installed
+    │   └── BackendPluginError     an installed backend plugin failed to load or to build one
     ├── BackendError               the backend failed; names the URL without its password
     │   ├── BackendUnavailable     cannot connect, or the connection was lost
     │   └── SchemaMissing          the schema is absent or out of date: run `shoal migrate`
@@ -46,7 +47,7 @@ class ConfigurationError(ShoalError):
 
 
 class UnsupportedBackend(ConfigurationError):
-    """No backend serves this URL scheme; use memory://, sqlite:///, postgresql:// or redis://."""
+    """No backend, built in or installed, serves this URL scheme."""
 
 
 class MissingDriver(ConfigurationError):
@@ -56,6 +57,17 @@ class MissingDriver(ConfigurationError):
         self.extra = extra
         super().__init__(
             f"the {backend} backend needs an optional dependency: pip install 'shoal[{extra}]'"
+        )
+
+
+class BackendPluginError(ConfigurationError):
+    """An installed backend plugin failed to load or to build a backend."""
+
+    def __init__(self, scheme: str, distribution: str, problem: str) -> None:
+        self.scheme = scheme
+        self.distribution = distribution
+        super().__init__(
+            f"the {scheme}:// backend plugin from the distribution {distribution} {problem}"
         )
 
 

@@ -5,15 +5,23 @@ Point the app at ``memory://`` in tests, push as the code under test does, then:
     done = await shoal.testing.drain(app)
 
 runs a real worker until no due work is left, so handlers run exactly as in production.
+
+:mod:`shoal.testing.contract` is the backend contract suite, for the authors of backends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 
 from shoal.app import App
 from shoal.core.settings import WorkerSettings
 from shoal.worker import Worker
+
+if (_pytest_module := sys.modules.get("pytest")) is not None:
+    # A failed assert shows its values only in modules pytest rewrote as it imported them;
+    # it rewrites test files on its own, and the contract's cases live here, in a package.
+    _pytest_module.register_assert_rewrite("shoal.testing.contract")
 
 
 async def drain(

@@ -1,21 +1,55 @@
-"""The backend contract suite: every test runs against every backend.
+"""The backend contract suite: what every backend, built in or your own, must pass unchanged.
 
-Matrix: the ``backend`` fixture (``tests/integration/conftest.py``) is parametrised over
-memory, SQLite, PostgreSQL and Redis; the servers are real and started by the harness. A new
-backend must pass this file unchanged.
+Subclass :class:`BackendContract` in a test module and give it a ``backend_url`` fixture
+naming a fresh, empty store for each test::
+
+    class TestMyBackend(BackendContract):
+        @pytest.fixture
+        def backend_url(self, tmp_path: Path) -> str:
+            return f"mine:///{tmp_path}/tasks"
+
+The cases need pytest and pytest-asyncio in auto mode (``asyncio_mode = "auto"``); shoal
+itself never imports pytest. ``docs/backends.md`` says what each case holds a backend to.
+Here, the suite runs over every built-in backend (``tests/integration/test_builtin_contract.py``)
+and over the example plugin backend (``tests/plugin_backend/``).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
 
-from shoal.backends import Backend, OnConflict
+from shoal.backends import Backend, OnConflict, open_backend
 from shoal.core.errors import IdempotencyConflict, LeaseLost, TaskNotFound
 from shoal.core.ids import new_id
 from shoal.core.models import Failure, Lease, NewTask, TaskStatus, WorkerInfo, utcnow
+
+
+class BackendContract:
+    """Every case of the contract, for the store a subclass names by a ``backend_url`` fixture.
+
+    ``backend_url`` must name a fresh, empty store for each test: the cases open more than
+    one backend on it where they need another process's view. ``backend``, the one they
+    mostly use, is opened from it and set up; a subclass may override it.
+
+    The cases are the module's ``test_*`` functions, copied onto each subclass when it is
+    defined, so a case is a plain function wherever it sits in this module.
+    """
+
+    @pytest.fixture
+    async def backend(self, backend_url: str) -> AsyncIterator[Backend]:
+        async with open_backend(backend_url) as backend:
+            await backend.setup()
+            yield backend
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, case in globals().items():
+            if name.startswith("test_") and callable(case):
+                setattr(cls, name, staticmethod(case))
 
 
 def new_task(

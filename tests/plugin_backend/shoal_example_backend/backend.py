@@ -1,0 +1,391 @@
+"""The backend: every primitive one locked read-change-write of the JSON file."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import os
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from shoal.backends import Backend, OnConflict
+from shoal.backends.base import PURGEABLE, lease_expired_message, reject_connection
+from shoal.core.errors import (
+    BackendUnavailable,
+    IdempotencyConflict,
+    LeaseLost,
+    SchemaMissing,
+    TaskNotFound,
+)
+from shoal.core.models import (
+    CLAIMABLE,
+    UNFINISHED,
+    Claim,
+    Failure,
+    Lease,
+    NewTask,
+    QueueStats,
+    ReapReport,
+    Task,
+    TaskStatus,
+    WorkerInfo,
+    utcnow,
+)
+from shoal.core.urls import redact
+from shoal_example_backend.records import holds, record_of, task_of, worker_of
+
+State = dict[str, dict[str, dict[str, Any]]]
+T = TypeVar("T")
+
+LOOK_INTERVAL = 0.05
+"""Seconds between looks at the file while waiting: how late another process's push wakes."""
+
+
+class JsonFileBackend(Backend):
+    """The contract over one JSON file, every primitive one locked read-change-write."""
+
+    def __init__(self, url: str, path: Path) -> None:
+        self.url = redact(url)  # what logs and errors show
+        self.path = path
+        self._lock_path = path.with_name(path.name + ".lock")
+        self._pushed = asyncio.Event()
+
+    # -- the one transaction -----------------------------------------------------------------
+
+    async def _transact(self, change: Callable[[State], T], *, write: bool = True) -> T:
+        return await asyncio.to_thread(self._locked, change, write)
+
+    def _locked(self, change: Callable[[State], T], write: bool) -> T:
+        with self._lock_path.open("a") as lock:
+            # Readers share the lock, writers hold it alone; it is released as the file closes.
+            fcntl.flock(lock, fcntl.LOCK_EX if write else fcntl.LOCK_SH)
+            if not self.path.exists():
+                raise SchemaMissing(url=self.url)
+            state: State = json.loads(self.path.read_text())
+            result = change(state)
+            if write:
+                scratch = self.path.with_name(f"{self.path.name}.{uuid.uuid4().hex}")
+                scratch.write_text(json.dumps(state))
+                os.replace(scratch, self.path)
+            return result
+
+    def _wake(self) -> None:
+        self._pushed.set()
+        self._pushed = asyncio.Event()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if not self.path.parent.is_dir():
+            raise BackendUnavailable(f"no folder {self.path.parent}", url=self.url)
+
+    async def close(self) -> None:
+        pass
+
+    async def setup(self) -> None:
+        def create() -> None:
+            with self._lock_path.open("a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                if not self.path.exists():
+                    self.path.write_text(json.dumps({"tasks": {}, "workers": {}}))
+
+        await asyncio.to_thread(create)
+
+    async def verify_schema(self) -> None:
+        await self._transact(lambda state: None, write=False)
+
+    # -- producers ---------------------------------------------------------------------------
+
+    async def push(
+        self,
+        tasks: Sequence[NewTask],
+        *,
+        on_conflict: OnConflict = OnConflict.RAISE,
+        connection: object | None = None,
+    ) -> list[str]:
+        reject_connection(self, connection)
+
+        def store(state: State) -> tuple[list[str], list[NewTask]]:
+            holders = {
+                (t["queue"], t["idempotency_key"]): t["id"]
+                for t in state["tasks"].values()
+                if t["idempotency_key"] is not None and t["status"] in UNFINISHED
+            }
+            ids, conflicts, accepted = [], [], []
+            for new in tasks:
+                key = (new.queue, new.idempotency_key)
+                if new.idempotency_key is not None and key in holders:
+                    conflicts.append(new)
+                    ids.append(holders[key])
+                    continue
+                if new.idempotency_key is not None:
+                    holders[key] = new.id
+                accepted.append(new)
+                ids.append(new.id)
+            if conflicts and on_conflict is OnConflict.RAISE:
+                return [], conflicts  # all or nothing: none of the batch is stored
+            now = utcnow().timestamp()
+            for new in accepted:
+                state["tasks"][new.id] = record_of(new, now)
+            return ids, []
+
+        ids, conflicts = await self._transact(store)
+        if conflicts:
+            keys = sorted({str(task.idempotency_key) for task in conflicts})
+            raise IdempotencyConflict(conflicts[0].queue, keys, len(tasks))
+        self._wake()
+        return ids
+
+    # -- workers -----------------------------------------------------------------------------
+
+    async def claim(
+        self, queues: Sequence[str], worker_id: str, limit: int, lease_seconds: float
+    ) -> list[Claim]:
+        def take(state: State) -> list[Claim]:
+            now = utcnow().timestamp()
+            due = sorted(
+                (
+                    t
+                    for t in state["tasks"].values()
+                    if t["queue"] in queues and t["status"] in CLAIMABLE and t["run_at"] <= now
+                ),
+                key=lambda t: (-t["priority"], t["run_at"], t["id"]),
+            )[:limit]
+            token = uuid.uuid4().hex
+            for record in due:
+                record.update(status=TaskStatus.RUNNING, worker_id=worker_id, updated_at=now)
+                record.update(attempts=record["attempts"] + 1, token=token)
+                record["expires_at"] = now + lease_seconds
+            return [Claim(task_of(r), Lease(r["id"], token, r["attempts"])) for r in due]
+
+        return await self._transact(take)
+
+    async def ack(self, leases: Sequence[Lease]) -> None:
+        done = {"status": TaskStatus.DONE, "finished_at": utcnow().timestamp()}
+        await self._finish([(lease, done) for lease in leases], report_lost=True)
+
+    async def fail(self, failures: Sequence[Failure]) -> None:
+        now = utcnow().timestamp()
+
+        def outcome(failure: Failure) -> dict[str, Any]:
+            if failure.retry_at is None:
+                return {"status": TaskStatus.DEAD, "finished_at": now, "last_error": failure.error}
+            retry_at = failure.retry_at.timestamp()
+            return {"status": TaskStatus.RETRYING, "run_at": retry_at, "last_error": failure.error}
+
+        await self._finish([(f.lease, outcome(f)) for f in failures], report_lost=True)
+
+    async def release(self, leases: Sequence[Lease]) -> None:
+        back = [
+            (lease, {"status": TaskStatus.QUEUED, "attempts": lease.attempt - 1})
+            for lease in leases
+        ]
+        await self._finish(back, report_lost=False)
+        self._wake()
+
+    async def _finish(
+        self, outcomes: Sequence[tuple[Lease, dict[str, Any]]], *, report_lost: bool
+    ) -> None:
+        """Apply each outcome whose lease still holds; the rest are lost leases."""
+
+        def apply(state: State) -> list[str]:
+            lost = []
+            for lease, changes in outcomes:
+                record = state["tasks"].get(lease.task_id)
+                if record is None or not holds(record, lease):
+                    lost.append(lease.task_id)
+                    continue
+                record.update(changes, token=None, expires_at=None, worker_id=None)
+                record["updated_at"] = utcnow().timestamp()
+            return lost
+
+        lost = await self._transact(apply)
+        if lost and report_lost:
+            raise LeaseLost(lost)
+
+    async def heartbeat(
+        self, worker: WorkerInfo, leases: Sequence[Lease], lease_seconds: float
+    ) -> list[str]:
+        def beat(state: State) -> list[str]:
+            now = utcnow().timestamp()
+            state["workers"][worker.id] = {
+                "id": worker.id,
+                "host": worker.host,
+                "pid": worker.pid,
+                "queues": list(worker.queues),
+                "concurrency": worker.concurrency,
+                "in_flight": worker.in_flight,
+                "started_at": worker.started_at.timestamp(),
+                "last_seen": now,
+            }
+            lost = []
+            for lease in leases:
+                record = state["tasks"].get(lease.task_id)
+                if record is not None and holds(record, lease):
+                    record["expires_at"] = now + lease_seconds
+                else:
+                    lost.append(lease.task_id)
+            return lost
+
+        return await self._transact(beat)
+
+    async def deregister(self, worker_id: str) -> None:
+        await self._transact(lambda state: state["workers"].pop(worker_id, None))
+
+    async def reap(self, *, worker_timeout: float) -> ReapReport:
+        def sweep(state: State) -> ReapReport:
+            now = utcnow().timestamp()
+            requeued, dead = [], []
+            for record in state["tasks"].values():
+                if record["status"] != TaskStatus.RUNNING or record["expires_at"] >= now:
+                    continue
+                expirations = record["lease_expirations"] + 1
+                record.update(lease_expirations=expirations, token=None, expires_at=None)
+                record.update(worker_id=None, updated_at=now)
+                if record["attempts"] >= record["max_attempts"]:
+                    record.update(status=TaskStatus.DEAD, finished_at=now)
+                    record["last_error"] = lease_expired_message(expirations)
+                    dead.append(record["id"])
+                else:
+                    record["status"] = TaskStatus.QUEUED
+                    requeued.append(record["id"])
+            for worker_id, info in list(state["workers"].items()):
+                if info["last_seen"] < now - worker_timeout:
+                    del state["workers"][worker_id]
+            return ReapReport(tuple(requeued), tuple(dead))
+
+        return await self._transact(sweep)
+
+    # -- observers ---------------------------------------------------------------------------
+
+    async def stats(self, queues: Sequence[str]) -> dict[str, QueueStats]:
+        def count(state: State) -> dict[str, QueueStats]:
+            now = utcnow().timestamp()
+            figures = {q: {"ready": 0, "scheduled": 0, "running": 0, "dead": 0} for q in queues}
+            oldest: dict[str, float] = {}
+            for record in state["tasks"].values():
+                queue, status = record["queue"], record["status"]
+                if queue not in figures:
+                    continue
+                if status in CLAIMABLE and record["run_at"] <= now:
+                    figures[queue]["ready"] += 1
+                    oldest[queue] = min(oldest.get(queue, now), record["run_at"])
+                elif status in CLAIMABLE:
+                    figures[queue]["scheduled"] += 1
+                elif status in (TaskStatus.RUNNING, TaskStatus.DEAD):
+                    figures[queue][status] += 1
+            return {
+                q: QueueStats(
+                    q, **counts, oldest_ready_age=now - oldest[q] if q in oldest else None
+                )
+                for q, counts in figures.items()
+            }
+
+        return await self._transact(count, write=False)
+
+    async def queues(self) -> list[str]:
+        return await self._transact(
+            lambda state: sorted({t["queue"] for t in state["tasks"].values()}), write=False
+        )
+
+    async def workers(self) -> list[WorkerInfo]:
+        def listed(state: State) -> list[WorkerInfo]:
+            return [worker_of(info) for _, info in sorted(state["workers"].items())]
+
+        return await self._transact(listed, write=False)
+
+    async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
+        """Nothing tells one process of another's writes here: look at the file every
+        :data:`LOOK_INTERVAL` seconds; a push through this instance wakes at once."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not await self._work_due(queues):
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._pushed.wait(), min(LOOK_INTERVAL, remaining))
+
+    async def _work_due(self, queues: Sequence[str]) -> bool:
+        def due(state: State) -> bool:
+            now = utcnow().timestamp()
+            return any(
+                t["queue"] in queues and t["status"] in CLAIMABLE and t["run_at"] <= now
+                for t in state["tasks"].values()
+            )
+
+        return await self._transact(due, write=False)
+
+    # -- admin -------------------------------------------------------------------------------
+
+    async def get(self, task_id: str) -> Task | None:
+        def find(state: State) -> Task | None:
+            record = state["tasks"].get(task_id)
+            return None if record is None else task_of(record)
+
+        return await self._transact(find, write=False)
+
+    async def list_tasks(
+        self, *, queue: str | None = None, statuses: Sequence[TaskStatus] = (), limit: int = 100
+    ) -> list[Task]:
+        def chosen(state: State) -> list[Task]:
+            return [
+                task_of(r)
+                for r in sorted(state["tasks"].values(), key=lambda r: r["id"], reverse=True)
+                if (queue is None or r["queue"] == queue)
+                and (not statuses or r["status"] in statuses)
+            ][:limit]
+
+        return await self._transact(chosen, write=False)
+
+    async def retry(self, task_id: str, *, run_at: datetime | None = None) -> bool:
+        again = (run_at or utcnow()).timestamp()
+
+        def revive(record: dict[str, Any]) -> bool:
+            if record["status"] not in (TaskStatus.DEAD, TaskStatus.CANCELLED, TaskStatus.RETRYING):
+                return False
+            record.update(status=TaskStatus.QUEUED, attempts=0, run_at=again, finished_at=None)
+            return True
+
+        revived = await self._change_one(task_id, revive)
+        if revived:
+            self._wake()
+        return revived
+
+    async def cancel(self, task_id: str) -> bool:
+        def stop(record: dict[str, Any]) -> bool:
+            if record["status"] not in CLAIMABLE:
+                return False
+            record.update(status=TaskStatus.CANCELLED, finished_at=utcnow().timestamp())
+            return True
+
+        return await self._change_one(task_id, stop)
+
+    async def _change_one(self, task_id: str, change: Callable[[dict[str, Any]], bool]) -> bool:
+        def apply(state: State) -> bool | None:
+            record = state["tasks"].get(task_id)
+            return None if record is None else change(record)
+
+        changed = await self._transact(apply)
+        if changed is None:
+            raise TaskNotFound(task_id)
+        return changed
+
+    async def purge(self, *, queue: str | None, statuses: Sequence[TaskStatus]) -> int:
+        def delete(state: State) -> int:
+            doomed = [
+                task_id
+                for task_id, r in state["tasks"].items()
+                if r["status"] in PURGEABLE
+                and r["status"] in statuses
+                and (queue is None or r["queue"] == queue)
+            ]
+            for task_id in doomed:
+                del state["tasks"][task_id]
+            return len(doomed)
+
+        return await self._transact(delete)
