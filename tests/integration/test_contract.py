@@ -97,6 +97,22 @@ async def test_skip_returns_the_existing_id(backend: Backend) -> None:
     assert ids == [first, fresh.id]
 
 
+async def test_skip_within_one_batch_returns_the_first_taker(backend: Backend) -> None:
+    [held] = await backend.push([new_task(key="held")])
+    batch = [new_task(key="k"), new_task(key="held"), new_task(key="k"), new_task("b", key="k")]
+    ids = await backend.push(batch, on_conflict=OnConflict.SKIP)
+    assert ids == [batch[0].id, held, batch[0].id, batch[3].id]
+    assert {t.id for t in await backend.list_tasks()} == {held, batch[0].id, batch[3].id}
+
+
+async def test_a_conflict_names_the_queue_of_the_conflicting_task(backend: Backend) -> None:
+    await backend.push([new_task("b", key="k")])
+    with pytest.raises(IdempotencyConflict) as caught:
+        await backend.push([new_task("a", key="k"), new_task("b", key="k")])
+    assert (caught.value.queue, caught.value.conflicting_keys) == ("b", ("k",))
+    assert (await backend.stats(["a"]))["a"].ready == 0
+
+
 async def test_keys_are_per_queue_and_freed_when_finished(backend: Backend) -> None:
     await backend.push([new_task("a", key="k"), new_task("b", key="k")])
     [claim] = await backend.claim(["a"], "w1", 1, 30)
@@ -132,6 +148,20 @@ async def test_concurrent_claims_never_share_a_task(backend: Backend) -> None:
     batches = await asyncio.gather(*(backend.claim(["default"], f"w{i}", 7, 30) for i in range(8)))
     ids = [c.task.id for batch in batches for c in batch]
     assert len(ids) == len(set(ids)) == 40
+
+
+async def test_fail_and_heartbeat_apply_valid_leases_and_name_the_lost(backend: Backend) -> None:
+    await backend.push([new_task() for _ in range(3)])
+    kept, forged_claim, failed = await backend.claim(["default"], "w1", 3, 30)
+    forged = Lease(forged_claim.task.id, "not-the-token", forged_claim.lease.attempt)
+    assert await backend.heartbeat(worker(), [forged, kept.lease], 30) == [forged.task_id]
+    with pytest.raises(LeaseLost) as caught:
+        await backend.fail([Failure(forged, "x", None), Failure(failed.lease, "fatal", None)])
+    assert caught.value.task_ids == (forged.task_id,)
+    dead = await backend.get(failed.task.id)
+    assert dead is not None and dead.status is TaskStatus.DEAD
+    untouched = await backend.get(forged.task_id)
+    assert untouched is not None and untouched.status is TaskStatus.RUNNING
 
 
 async def test_ack_finishes_and_stale_leases_are_rejected(backend: Backend) -> None:
@@ -216,7 +246,31 @@ async def test_reap_requeues_then_ends_dead_when_attempts_are_spent(backend: Bac
     assert (await backend.reap(worker_timeout=60)).dead == (first.task.id,)
     dead = await backend.get(first.task.id)
     assert dead is not None and dead.status is TaskStatus.DEAD
-    assert dead.last_error is not None and "lease expired 2 times" in dead.last_error
+    assert dead.last_error == "lease expired 2 times: the worker running it died or stalled"
+    assert (dead.attempts, dead.lease_expirations, dead.worker_id) == (2, 2, None)
+    assert dead.finished_at is not None
+
+
+async def test_reap_requeues_with_the_attempt_charged_and_no_reason(backend: Backend) -> None:
+    await backend.push([new_task(max_attempts=3)])
+    [claim] = await backend.claim(["default"], "w1", 1, 0.1)
+    await asyncio.sleep(0.2)
+    report = await backend.reap(worker_timeout=60)
+    assert (report.requeued, report.dead) == ((claim.task.id,), ())
+    requeued = await backend.get(claim.task.id)
+    assert requeued is not None and requeued.status is TaskStatus.QUEUED
+    assert (requeued.attempts, requeued.lease_expirations) == (1, 1)
+    assert (requeued.last_error, requeued.worker_id, requeued.finished_at) == (None, None, None)
+    assert await backend.heartbeat(worker(), [claim.lease], 30) == [claim.task.id]
+
+
+async def test_a_task_reaped_dead_frees_its_idempotency_key(backend: Backend) -> None:
+    await backend.push([new_task(key="k", max_attempts=1)])
+    [claim] = await backend.claim(["default"], "w1", 1, 0.1)
+    await asyncio.sleep(0.2)
+    assert (await backend.reap(worker_timeout=60)).dead == (claim.task.id,)
+    fresh = new_task(key="k")
+    assert await backend.push([fresh]) == [fresh.id]
 
 
 async def test_reap_forgets_silent_workers(backend: Backend) -> None:

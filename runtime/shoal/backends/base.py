@@ -2,7 +2,9 @@
 
 The line sits at the level of the domain, not of queries: Redis is not SQL. Behaviour shared
 by every backend (payload codecs, the retry policy, hooks, metrics) lives above this line, in
-the app and the worker, and is written once. One contract test suite
+the app and the worker, and is written once; the rules every backend applies alike (the
+reap rule, lost leases, idempotency keys) live beside them in
+:mod:`shoal.backends.shared`. One contract test suite
 (``tests/integration/test_contract.py``) runs unchanged against every implementation.
 
 Semantics, following apalis:
@@ -89,7 +91,8 @@ class Backend(abc.ABC):
         Idempotency keys are unique per queue among unfinished tasks. With
         ``OnConflict.RAISE`` a batch that reuses one (or repeats one within itself) stores
         nothing and raises :class:`IdempotencyConflict` naming every conflicting key; with
-        ``OnConflict.SKIP`` the id of the task holding the key is returned in its place.
+        ``OnConflict.SKIP`` the id of the task holding the key is returned in its place
+        (:mod:`shoal.backends.shared.idempotency`).
         """
 
     # -- workers -----------------------------------------------------------------------------
@@ -136,8 +139,9 @@ class Backend(abc.ABC):
     async def reap(self, *, worker_timeout: float) -> ReapReport:
         """Put back running tasks whose lease expired, counting a lease expiration.
 
-        A task whose attempts are spent ends dead with "lease expired N times", so a task
-        that kills its worker cannot loop forever. Workers not seen for ``worker_timeout``
+        A task whose attempts are spent ends dead with "lease expired N times: ...", so a
+        task that kills its worker cannot loop forever (the rule and its words:
+        :mod:`shoal.backends.shared.reaping`). Workers not seen for ``worker_timeout``
         seconds are forgotten.
         """
 
@@ -203,14 +207,6 @@ class Backend(abc.ABC):
 
 PURGEABLE = frozenset({TaskStatus.DONE, TaskStatus.DEAD, TaskStatus.CANCELLED})
 """Statuses :meth:`Backend.purge` may delete; unfinished work is never purged."""
-
-
-LEASE_EXPIRED = "lease expired {} times: the worker running it died or stalled"
-"""The reason recorded on a task whose leases kept expiring until its attempts ran out."""
-
-
-def lease_expired_message(expirations: int) -> str:
-    return LEASE_EXPIRED.format(expirations)
 
 
 def reject_connection(backend: Backend, connection: object | None) -> None:

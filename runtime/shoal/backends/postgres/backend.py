@@ -36,20 +36,13 @@ server's: keep hosts on NTP.
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 
-from shoal.backends.base import (
-    PURGEABLE,
-    Backend,
-    OnConflict,
-    lease_expired_message,
-)
+from shoal.backends.base import PURGEABLE, Backend, OnConflict
 from shoal.backends.postgres.connect import Connections, PostgresSettings
 from shoal.backends.postgres.enqueue import enqueue
 from shoal.backends.postgres.listener import (
@@ -60,12 +53,13 @@ from shoal.backends.postgres.listener import (
     wait_for_work,
 )
 from shoal.backends.postgres.rows import affected, lease_columns, task_of
+from shoal.backends.shared.fencing import lost_leases, refuse_lost
+from shoal.backends.shared.reaping import Expired, judge, report_verdicts
 from shoal.backends.sqlfiles import migrations, queries
 from shoal.core.errors import (
     BackendUnavailable,
     ConfigurationError,
     IdempotencyConflict,
-    LeaseLost,
     SchemaMissing,
     TaskNotFound,
 )
@@ -83,8 +77,6 @@ from shoal.core.models import (
 
 _PACKAGE = "shoal.backends.postgres"
 """Where this backend's queries.sql and migrations live."""
-
-logger = logging.getLogger(_PACKAGE)
 
 _PRUNE_BATCH = 1000
 _PRUNE_BATCHES = 10
@@ -221,7 +213,7 @@ class PostgresBackend(Backend):
             return
         async with self._db.acquire("ack") as conn:
             rows = await conn.fetch(self._sql[self._ack_query], *lease_columns(leases))
-        self._reject_lost("ack", leases, rows)
+        refuse_lost(leases, {row["id"] for row in rows})
 
     async def fail(self, failures: Sequence[Failure]) -> None:
         if not failures:
@@ -234,20 +226,7 @@ class PostgresBackend(Backend):
                 [f.error for f in failures],
                 [f.retry_at for f in failures],
             )
-        self._reject_lost("fail", leases, rows)
-
-    def _reject_lost(self, doing: str, leases: Sequence[Lease], rows: Sequence[Any]) -> None:
-        if len(rows) == len(leases):  # one row per lease applied: none was lost
-            return
-        applied = {(row["id"], row["token"], row["attempt"]) for row in rows}
-        lost = [
-            lease.task_id
-            for lease in leases
-            if (lease.task_id, lease.token, lease.attempt) not in applied
-        ]
-        if lost:
-            logger.warning("%s rejected: the lease of %s was lost", doing, ", ".join(lost))
-            raise LeaseLost(lost)
+        refuse_lost(leases, {row["id"] for row in rows})
 
     async def release(self, leases: Sequence[Lease]) -> None:
         if not leases:
@@ -272,30 +251,24 @@ class PostgresBackend(Backend):
                 *lease_columns(leases),
                 float(lease_seconds),
             )
-        return [row["id"] for row in rows]
+        return lost_leases(leases, {row["id"] for row in rows})
 
     async def deregister(self, worker_id: str) -> None:
         async with self._db.acquire("deregister") as conn:
             await conn.execute(self._sql["deregister"], worker_id)
 
     async def reap(self, *, worker_timeout: float) -> ReapReport:
-        requeued: list[str] = []
-        dead: list[str] = []
-        errors: list[str | None] = []
         async with self._db.acquire("reap") as conn:
             async with conn.transaction():
-                for row in await conn.fetch(self._sql["reap_expired"]):
-                    if row["attempts"] >= row["max_attempts"]:
-                        dead.append(row["id"])
-                        errors.append(lease_expired_message(row["lease_expirations"] + 1))
-                    else:
-                        requeued.append(row["id"])
-                if requeued or dead:
+                expired = await conn.fetch(self._sql["reap_expired"])
+                verdicts = judge(Expired(*row) for row in expired)
+                if verdicts:
                     await conn.execute(
                         self._sql["reap_apply"],
-                        requeued + dead,
-                        ["queued"] * len(requeued) + ["dead"] * len(dead),
-                        [None] * len(requeued) + errors,
+                        [v.task_id for v in verdicts],
+                        [v.status.value for v in verdicts],
+                        [v.lease_expirations for v in verdicts],
+                        [v.error for v in verdicts],
                     )
                 await conn.execute(self._sql["forget_workers"], float(worker_timeout))
             if self.settings.retention is not None:
@@ -307,9 +280,10 @@ class PostgresBackend(Backend):
                     )
                     if affected(status) < _PRUNE_BATCH:
                         break
-        if requeued:
+        report = report_verdicts(verdicts)
+        if report.requeued:
             self._wakeups.work(None)
-        return ReapReport(tuple(requeued), tuple(dead))
+        return report
 
     # -- observers ---------------------------------------------------------------------------
 
