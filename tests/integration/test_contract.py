@@ -8,12 +8,14 @@ backend must pass this file unchanged.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
 from shoal.backends import Backend, OnConflict
-from shoal.core.errors import IdempotencyConflict, LeaseLost, TaskNotFound
+from shoal.core.errors import IdempotencyConflict, InvalidTask, LeaseLost, TaskNotFound
 from shoal.core.ids import new_id
 from shoal.core.models import Failure, Lease, NewTask, TaskStatus, WorkerInfo, utcnow
 
@@ -64,6 +66,40 @@ async def test_push_stores_every_field(backend: Backend) -> None:
     assert dict(stored.metadata) == {"origin": "contract"}
     assert abs((stored.run_at - task.run_at).total_seconds()) < 0.01
     assert await backend.get(new_id()) is None
+
+
+@pytest.mark.parametrize(
+    ("field", "change", "says"),
+    [
+        pytest.param("queue", {"queue": "de\x00fault"}, "NUL", id="queue"),
+        pytest.param("name", {"name": "tasks.\x00work"}, "NUL", id="name"),
+        pytest.param("id", {"id": f"{new_id()}\x00"}, "NUL", id="id"),
+        pytest.param("idempotency_key", {"idempotency_key": "order\x00-1"}, "NUL", id="key"),
+        pytest.param(
+            "metadata",
+            {"metadata": {"ori\x00gin": "contract"}},
+            "metadata key 'ori\\x00gin'",
+            id="metadata-key",
+        ),
+        pytest.param(
+            "metadata",
+            {"metadata": {"origin": "con\x00tract"}},
+            "metadata value of 'origin'",
+            id="metadata-value",
+        ),
+        pytest.param("name", {"name": "tasks.\ud800work"}, "not valid Unicode", id="surrogate"),
+    ],
+)
+async def test_text_no_backend_can_store_is_refused_before_any_is_touched(
+    backend: Backend, field: str, change: dict[str, Any], says: str
+) -> None:
+    good, bad = new_task(), dataclasses.replace(new_task(), **change)
+    with pytest.raises(InvalidTask) as caught:
+        await backend.push([good, bad])
+    assert (caught.value.task_id, caught.value.field) == (bad.id, field)
+    assert says in str(caught.value)
+    assert await backend.get(good.id) is None
+    assert await backend.queues() == []
 
 
 async def test_push_many_keeps_order(backend: Backend) -> None:

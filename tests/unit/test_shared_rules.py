@@ -5,6 +5,7 @@ The contract suite pins what the backends do with them; these pin the decisions 
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 import pytest
@@ -15,7 +16,8 @@ from shoal.backends.base import OnConflict
 from shoal.backends.shared.fencing import lost_leases, refuse_lost
 from shoal.backends.shared.idempotency import conflict, resolve
 from shoal.backends.shared.reaping import Expired, judge, report_verdicts
-from shoal.core.errors import IdempotencyConflict, LeaseLost
+from shoal.backends.shared.storable import check_storable
+from shoal.core.errors import IdempotencyConflict, InvalidTask, LeaseLost
 from shoal.core.models import Lease, NewTask, TaskStatus
 
 
@@ -94,3 +96,13 @@ def test_fresh_tasks_never_share_a_key_nor_take_a_held_one(
     stored = {t.id for t in resolution.fresh}
     assert all(i in stored or i == "held" for i in resolution.ids)
     assert bool(resolution.conflicts) == (len(resolution.fresh) < len(batch))
+
+
+def test_storable_text_passes_and_names_the_field_that_fails() -> None:
+    loosely_typed = dataclasses.replace(task("2"), metadata={"attempt": 5})
+    check_storable([task("1", key="é-ok", origin="ünïcode"), loosely_typed])
+    with pytest.raises(InvalidTask) as caught:
+        check_storable([task("1"), task("2", origin="a\x00b")])
+    assert (caught.value.task_id, caught.value.field) == ("2", "metadata")
+    assert "metadata value of 'origin'" in str(caught.value)
+    assert "a\x00b" not in str(caught.value)

@@ -3,7 +3,7 @@
 The line sits at the level of the domain, not of queries: Redis is not SQL. Behaviour shared
 by every backend (payload codecs, the retry policy, hooks, metrics) lives above this line, in
 the app and the worker, and is written once; the rules every backend applies alike (the
-reap rule, lost leases, idempotency keys) live beside them in
+reap rule, lost leases, idempotency keys, what text a task may hold) live beside them in
 :mod:`shoal.backends.shared`. One contract test suite
 (``tests/integration/test_contract.py``) runs unchanged against every implementation.
 
@@ -87,6 +87,10 @@ class Backend(abc.ABC):
         ``connection`` is a driver connection whose open transaction the push joins (the
         outbox pattern: commit enqueues, rollback enqueues nothing and wakes nobody). Only
         transactional backends accept one; the others raise :class:`ConfigurationError`.
+
+        A task whose text no backend can store (a NUL character, a lone surrogate) is
+        refused with :class:`InvalidTask` before the store is touched
+        (:func:`shoal.backends.shared.storable.check_storable`).
 
         Idempotency keys are unique per queue among unfinished tasks. With
         ``OnConflict.RAISE`` a batch that reuses one (or repeats one within itself) stores

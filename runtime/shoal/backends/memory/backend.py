@@ -17,6 +17,7 @@ from shoal.backends.base import PURGEABLE, Backend, OnConflict, reject_connectio
 from shoal.backends.shared.fencing import lost_leases, refuse_lost
 from shoal.backends.shared.idempotency import Key, resolve
 from shoal.backends.shared.reaping import Expired, judge, report_verdicts
+from shoal.backends.shared.storable import check_storable
 from shoal.core.errors import TaskNotFound
 from shoal.core.models import (
     CLAIMABLE,
@@ -74,6 +75,7 @@ class MemoryBackend(Backend):
         connection: object | None = None,
     ) -> list[str]:
         reject_connection(self, connection)
+        check_storable(tasks)
         batch = resolve(tasks, self._held_keys())
         ids = batch.reply(on_conflict)
         now = utcnow()

@@ -55,6 +55,7 @@ from shoal.backends.postgres.listener import (
 from shoal.backends.postgres.rows import affected, lease_columns, task_of
 from shoal.backends.shared.fencing import lost_leases, refuse_lost
 from shoal.backends.shared.reaping import Expired, judge, report_verdicts
+from shoal.backends.shared.storable import check_storable
 from shoal.backends.sqlfiles import migrations, queries
 from shoal.core.errors import (
     BackendUnavailable,
@@ -171,6 +172,7 @@ class PostgresBackend(Backend):
         the tasks are inserted in a savepoint of it and become visible, and wake workers,
         when the caller commits.
         """
+        check_storable(tasks)
         if not tasks:
             return []
         if connection is not None and not isinstance(

@@ -63,6 +63,7 @@ from shoal.backends.shared.reaping import (
     lease_expired_message_parts,
     report,
 )
+from shoal.backends.shared.storable import check_storable
 from shoal.core.errors import ConfigurationError, TaskNotFound
 from shoal.core.models import (
     Claim,
@@ -216,6 +217,7 @@ class RedisBackend(Backend):
         connection: object | None = None,
     ) -> list[str]:
         reject_connection(self, connection)
+        check_storable(tasks)
         if not tasks:
             return []
         for t in tasks:

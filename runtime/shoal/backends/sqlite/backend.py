@@ -28,6 +28,7 @@ from shoal.backends.base import PURGEABLE, Backend, OnConflict, reject_connectio
 from shoal.backends.shared.fencing import lost_leases, refuse_lost
 from shoal.backends.shared.idempotency import resolve
 from shoal.backends.shared.reaping import Expired, judge, report_verdicts
+from shoal.backends.shared.storable import check_storable
 from shoal.backends.sqlfiles import migrations, queries
 from shoal.backends.sqlite.support import (
     held_keys,
@@ -192,6 +193,7 @@ class SQLiteBackend(Backend):
         connection: object | None = None,
     ) -> list[str]:
         reject_connection(self, connection)
+        check_storable(tasks)
         now = time.time()
 
         def insert(db: sqlite3.Connection) -> list[str]:
