@@ -24,8 +24,8 @@ import abc
 import enum
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from shoal.core.errors import ConfigurationError
 from shoal.core.models import (
     Claim,
     Failure,
@@ -76,17 +76,9 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     async def push(
-        self,
-        tasks: Sequence[NewTask],
-        *,
-        on_conflict: OnConflict = OnConflict.RAISE,
-        connection: object | None = None,
+        self, tasks: Sequence[NewTask], *, on_conflict: OnConflict = OnConflict.RAISE
     ) -> list[str]:
         """Store ``tasks`` all or nothing, in one round trip; return their ids in order.
-
-        ``connection`` is a driver connection whose open transaction the push joins (the
-        outbox pattern: commit enqueues, rollback enqueues nothing and wakes nobody). Only
-        transactional backends accept one; the others raise :class:`ConfigurationError`.
 
         A task whose text no backend can store (a NUL character, a lone surrogate) is
         refused with :class:`InvalidTask` before the store is touched
@@ -213,10 +205,22 @@ PURGEABLE = frozenset({TaskStatus.DONE, TaskStatus.DEAD, TaskStatus.CANCELLED})
 """Statuses :meth:`Backend.purge` may delete; unfinished work is never purged."""
 
 
-def reject_connection(backend: Backend, connection: object | None) -> None:
-    """Refuse a caller's transaction on a backend that cannot join one."""
-    if connection is not None:
-        raise ConfigurationError(
-            f"{backend.url} cannot enqueue inside a caller's transaction; "
-            "transactional enqueue needs a postgresql:// backend"
-        )
+class TransactionalPush(abc.ABC):
+    """A backend that can also enqueue inside a caller's open transaction (the outbox
+    pattern: commit enqueues, rollback enqueues nothing and wakes nobody).
+
+    Only PostgreSQL does today. ``App.push_many(..., connection=conn)`` and
+    ``task.configure(connection=conn)`` come here; on a backend without this capability they
+    raise :class:`ConfigurationError`.
+    """
+
+    @abc.abstractmethod
+    async def push_in_transaction(
+        self,
+        connection: Any,
+        tasks: Sequence[NewTask],
+        *,
+        on_conflict: OnConflict = OnConflict.RAISE,
+    ) -> list[str]:
+        """:meth:`Backend.push`, on ``connection`` (a driver connection with an open
+        transaction, of a kind the backend names) and inside that transaction."""

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from shoal.backends.base import PURGEABLE, Backend, OnConflict, reject_connection
+from shoal.backends.base import PURGEABLE, Backend, OnConflict
 from shoal.backends.shared.fencing import lost_leases, refuse_lost
 from shoal.backends.shared.idempotency import Key, resolve
 from shoal.backends.shared.reaping import Expired, judge, report_verdicts
@@ -68,13 +68,8 @@ class MemoryBackend(Backend):
         pass
 
     async def push(
-        self,
-        tasks: Sequence[NewTask],
-        *,
-        on_conflict: OnConflict = OnConflict.RAISE,
-        connection: object | None = None,
+        self, tasks: Sequence[NewTask], *, on_conflict: OnConflict = OnConflict.RAISE
     ) -> list[str]:
-        reject_connection(self, connection)
         check_storable(tasks)
         batch = resolve(tasks, self._held_keys())
         ids = batch.reply(on_conflict)

@@ -14,10 +14,12 @@ load must not starve heartbeats (leases would expire and work would run twice). 
 waits ``acquire_timeout`` seconds for a connection fails with :class:`BackendUnavailable`
 naming the pool, never hangs.
 
-**Transactional enqueue.** ``push(..., connection=conn)`` runs on the caller's asyncpg
-connection inside a savepoint of its open transaction: commit enqueues, rollback enqueues
-nothing and wakes nobody (NOTIFY is delivered on commit only), and an idempotency conflict
-rolls back the savepoint alone, leaving the caller's transaction usable.
+**Transactional enqueue.** :meth:`~PostgresBackend.push_in_transaction` runs on the
+caller's asyncpg connection inside a savepoint of its open transaction: commit enqueues,
+rollback enqueues nothing and wakes nobody (NOTIFY is delivered on commit only), and an
+idempotency conflict rolls back the savepoint alone, leaving the caller's transaction usable.
+Apps reach it with ``task.configure(connection=conn)``; other kinds of connection (psycopg,
+SQLAlchemy, Django) would each be one adapter in :mod:`.sessions`.
 
 **Bloat.** A queue table is rewritten constantly, so the schema is built to keep its hot
 part small. Every task sits in exactly one partial index (claimable, running, dead,
@@ -42,7 +44,7 @@ from datetime import datetime
 
 import asyncpg
 
-from shoal.backends.base import PURGEABLE, Backend, OnConflict
+from shoal.backends.base import PURGEABLE, Backend, OnConflict, TransactionalPush
 from shoal.backends.postgres.connect import Connections, PostgresSettings
 from shoal.backends.postgres.enqueue import enqueue
 from shoal.backends.postgres.listener import (
@@ -53,13 +55,13 @@ from shoal.backends.postgres.listener import (
     wait_for_work,
 )
 from shoal.backends.postgres.rows import affected, lease_columns, task_of
+from shoal.backends.postgres.sessions import AsyncpgSession, CallerConnection, caller_session
 from shoal.backends.shared.fencing import lost_leases, refuse_lost
 from shoal.backends.shared.reaping import Expired, judge, report_verdicts
 from shoal.backends.shared.storable import check_storable
 from shoal.backends.sqlfiles import migrations, queries
 from shoal.core.errors import (
     BackendUnavailable,
-    ConfigurationError,
     IdempotencyConflict,
     SchemaMissing,
     TaskNotFound,
@@ -89,8 +91,9 @@ def from_url(url: str) -> PostgresBackend:
     return PostgresBackend(url)
 
 
-class PostgresBackend(Backend):
-    """The contract on PostgreSQL: SKIP LOCKED claims, fenced leases, LISTEN/NOTIFY."""
+class PostgresBackend(Backend, TransactionalPush):
+    """The contract on PostgreSQL: SKIP LOCKED claims, fenced leases, LISTEN/NOTIFY, and
+    pushes inside a caller's transaction."""
 
     def __init__(self, url: str, settings: PostgresSettings | None = None) -> None:
         self._db = Connections(url, settings)
@@ -160,34 +163,39 @@ class PostgresBackend(Backend):
     # -- producers ---------------------------------------------------------------------------
 
     async def push(
-        self,
-        tasks: Sequence[NewTask],
-        *,
-        on_conflict: OnConflict = OnConflict.RAISE,
-        connection: object | None = None,
+        self, tasks: Sequence[NewTask], *, on_conflict: OnConflict = OnConflict.RAISE
     ) -> list[str]:
-        """Store ``tasks`` in one statement; see :meth:`Backend.push`.
-
-        ``connection`` is an asyncpg connection (or pool connection) in an open transaction:
-        the tasks are inserted in a savepoint of it and become visible, and wake workers,
-        when the caller commits.
-        """
+        """Store ``tasks`` in one statement; see :meth:`Backend.push`."""
         check_storable(tasks)
         if not tasks:
             return []
-        if connection is not None and not isinstance(
-            connection, asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
-        ):
-            raise ConfigurationError(
-                f"push(connection=...) takes an asyncpg connection, not {type(connection)!r}"
+        async with self._db.acquire("push") as conn:
+            ids = await enqueue(
+                AsyncpgSession(conn, savepoint=False), self._sql, tasks, on_conflict
             )
-        if connection is None:
-            async with self._db.acquire("push") as conn:
-                ids = await enqueue(conn, self._sql, tasks, on_conflict, savepoint=False)
-            self._wakeups.work({task.queue for task in tasks})  # committed: wake ours now
-            return ids
+        self._wakeups.work({task.queue for task in tasks})  # committed: wake ours now
+        return ids
+
+    async def push_in_transaction(
+        self,
+        connection: CallerConnection,
+        tasks: Sequence[NewTask],
+        *,
+        on_conflict: OnConflict = OnConflict.RAISE,
+    ) -> list[str]:
+        """Store ``tasks`` as :meth:`push` does, in a savepoint of ``connection``'s open
+        transaction: they become visible, and wake workers, when the caller commits.
+
+        ``connection`` is an asyncpg connection, or one acquired from an asyncpg pool, inside
+        ``async with connection.transaction():``; any other raises
+        :class:`ConfigurationError`.
+        """
+        session = caller_session(connection)
+        check_storable(tasks)
+        if not tasks:
+            return []
         with self._db.translated("push"):
-            return await enqueue(connection, self._sql, tasks, on_conflict, savepoint=True)
+            return await enqueue(session, self._sql, tasks, on_conflict)
 
     # -- workers -----------------------------------------------------------------------------
 

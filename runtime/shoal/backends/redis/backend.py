@@ -51,7 +51,7 @@ from redis.asyncio.connection import URL_QUERY_ARGUMENT_PARSERS
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from shoal.backends.base import PURGEABLE, Backend, OnConflict, reject_connection
+from shoal.backends.base import PURGEABLE, Backend, OnConflict
 from shoal.backends.redis import codec as rs
 from shoal.backends.redis.codec import Arg
 from shoal.backends.redis.link import Link, Script, scrub
@@ -210,13 +210,8 @@ class RedisBackend(Backend):
     # -- producers ---------------------------------------------------------------------------
 
     async def push(
-        self,
-        tasks: Sequence[NewTask],
-        *,
-        on_conflict: OnConflict = OnConflict.RAISE,
-        connection: object | None = None,
+        self, tasks: Sequence[NewTask], *, on_conflict: OnConflict = OnConflict.RAISE
     ) -> list[str]:
-        reject_connection(self, connection)
         check_storable(tasks)
         if not tasks:
             return []

@@ -24,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from shoal.backends.base import PURGEABLE, Backend, OnConflict, reject_connection
+from shoal.backends.base import PURGEABLE, Backend, OnConflict
 from shoal.backends.shared.fencing import lost_leases, refuse_lost
 from shoal.backends.shared.idempotency import resolve
 from shoal.backends.shared.reaping import Expired, judge, report_verdicts
@@ -186,13 +186,8 @@ class SQLiteBackend(Backend):
     # -- producers ---------------------------------------------------------------------------
 
     async def push(
-        self,
-        tasks: Sequence[NewTask],
-        *,
-        on_conflict: OnConflict = OnConflict.RAISE,
-        connection: object | None = None,
+        self, tasks: Sequence[NewTask], *, on_conflict: OnConflict = OnConflict.RAISE
     ) -> list[str]:
-        reject_connection(self, connection)
         check_storable(tasks)
         now = time.time()
 
