@@ -126,6 +126,14 @@ async def test_duplicate_key_within_one_batch_conflicts(backend: Backend) -> Non
     assert (await backend.stats(["default"]))["default"].ready == 0
 
 
+async def test_a_conflict_names_held_and_repeated_keys_together(backend: Backend) -> None:
+    await backend.push([new_task(key="a")])
+    with pytest.raises(IdempotencyConflict) as caught:
+        await backend.push([new_task(key="x"), new_task(key="x"), new_task(key="a")])
+    assert caught.value.conflicting_keys == ("a", "x")
+    assert (await backend.stats(["default"]))["default"].ready == 1
+
+
 async def test_skip_returns_the_existing_id(backend: Backend) -> None:
     [first] = await backend.push([new_task(key="k")])
     fresh = new_task()
@@ -135,10 +143,11 @@ async def test_skip_returns_the_existing_id(backend: Backend) -> None:
 
 async def test_skip_within_one_batch_returns_the_first_taker(backend: Backend) -> None:
     [held] = await backend.push([new_task(key="held")])
-    batch = [new_task(key="k"), new_task(key="held"), new_task(key="k"), new_task("b", key="k")]
+    keys = [("default", "k"), ("default", "held"), ("default", "k"), ("b", "k"), ("b", "held")]
+    batch = [new_task(queue, key=key) for queue, key in keys]
     ids = await backend.push(batch, on_conflict=OnConflict.SKIP)
-    assert ids == [batch[0].id, held, batch[0].id, batch[3].id]
-    assert {t.id for t in await backend.list_tasks()} == {held, batch[0].id, batch[3].id}
+    assert ids == [batch[0].id, held, batch[0].id, batch[3].id, batch[4].id]
+    assert {t.id for t in await backend.list_tasks()} == {held, *(batch[i].id for i in (0, 3, 4))}
 
 
 async def test_a_conflict_names_the_queue_of_the_conflicting_task(backend: Backend) -> None:
