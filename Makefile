@@ -34,6 +34,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check runtime operator tests bench
 	$(BIN)/ruff format --check runtime operator tests bench
 	$(BIN)/mypy
+	MYPYPATH=tests/plugin_backend:runtime $(BIN)/mypy --strict -p shoal_example_backend
 	$(BIN)/lint-imports
 
 unit: $(STAMP)

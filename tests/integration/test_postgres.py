@@ -146,7 +146,7 @@ async def test_rolled_back_enqueue_stores_nothing_and_wakes_nobody(postgres_url:
         try:
             tx = conn.transaction()
             await tx.start()
-            [task_id] = await producer.push([task()], connection=conn)
+            [task_id] = await producer.push_in_transaction(conn, [task()])
             await asyncio.sleep(0.2)
             await tx.rollback()
         finally:
@@ -169,8 +169,8 @@ async def test_committed_enqueue_wakes_an_idle_worker(postgres_url: str) -> None
         conn = await asyncpg.connect(postgres_url)
         try:
             async with conn.transaction():
-                await producer.push([task(), task()], connection=conn)
-                await producer.push([task("other")], connection=conn)
+                await producer.push_in_transaction(conn, [task(), task()])
+                await producer.push_in_transaction(conn, [task("other")])
                 await asyncio.sleep(0.3)
                 assert not waiter.done()  # nothing is visible before the commit
             loop = asyncio.get_running_loop()
@@ -203,11 +203,11 @@ async def test_conflict_in_a_callers_transaction_leaves_it_usable(postgres_url: 
                 await conn.execute("INSERT INTO orders VALUES (1)")
                 fresh = task()
                 with pytest.raises(IdempotencyConflict) as caught:
-                    await backend.push([fresh, task(key="order-7")], connection=conn)
+                    await backend.push_in_transaction(conn, [fresh, task(key="order-7")])
                 assert caught.value.conflicting_keys == ("order-7",)
                 await conn.execute("INSERT INTO orders VALUES (2)")
-                skipped = await backend.push(
-                    [task(key="order-7")], on_conflict=OnConflict.SKIP, connection=conn
+                skipped = await backend.push_in_transaction(
+                    conn, [task(key="order-7")], on_conflict=OnConflict.SKIP
                 )
                 assert skipped == [holder]
             assert await conn.fetchval("SELECT count(*) FROM orders") == 2
@@ -217,10 +217,49 @@ async def test_conflict_in_a_callers_transaction_leaves_it_usable(postgres_url: 
         assert (await backend.stats(["default"]))["default"].ready == 1
 
 
-async def test_push_rejects_a_foreign_connection(postgres_url: str) -> None:
+async def test_push_in_transaction_rejects_a_foreign_connection(postgres_url: str) -> None:
     async with backend_at(postgres_url) as backend:
         with pytest.raises(ConfigurationError, match="asyncpg connection"):
-            await backend.push([task()], connection=object())
+            await backend.push_in_transaction(object(), [task()])
+
+
+async def test_push_in_transaction_refuses_a_connection_outside_a_transaction(
+    postgres_url: str,
+) -> None:
+    async with backend_at(postgres_url) as backend:
+        conn = await asyncpg.connect(postgres_url)
+        try:
+            with pytest.raises(ConfigurationError, match="transaction open"):
+                await backend.push_in_transaction(conn, [task()])
+        finally:
+            await conn.close()
+        assert (await backend.stats(["default"]))["default"].ready == 0
+
+
+async def test_an_apps_configured_connection_enqueues_in_its_transaction(
+    postgres_url: str,
+) -> None:
+    app = App(postgres_url)
+
+    @app.task
+    async def send(to: str) -> None: ...
+
+    async with backend_at(postgres_url) as backend:
+        app.use_backend(backend)
+        pool = await asyncpg.create_pool(postgres_url, min_size=1, max_size=1)
+        try:
+            async with pool.acquire() as conn:
+                async with conn.transaction():
+                    kept = await send.configure(connection=conn).push(to="a@example.com")
+                    many = await send.configure(connection=conn).push_many([{"to": "b"}])
+                tx = conn.transaction()
+                await tx.start()
+                dropped = await send.configure(connection=conn).push(to="c@example.com")
+                await tx.rollback()
+        finally:
+            await pool.close()
+        assert {t.id for t in await backend.list_tasks()} == {kept, *many}
+        assert await backend.get(dropped) is None
 
 
 def password_of(url: str) -> str:

@@ -42,7 +42,9 @@ class PushOptions(TypedDict, total=False):
     metadata: Mapping[str, str]
     """Free-form labels stored with the task."""
     connection: object
-    """An open asyncpg connection: the push joins its transaction (PostgreSQL only)."""
+    """An asyncpg connection inside an open transaction: the push joins it, so commit
+    enqueues and rollback enqueues nothing (PostgreSQL only; other backends raise
+    ``ConfigurationError``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,9 +2,11 @@
 
 The line sits at the level of the domain, not of queries: Redis is not SQL. Behaviour shared
 by every backend (payload codecs, the retry policy, hooks, metrics) lives above this line, in
-the app and the worker, and is written once. One contract test suite
-(:mod:`shoal.testing.contract`) runs unchanged against every implementation, and
-``docs/backends.md`` explains the contract to the authors of other backends.
+the app and the worker, and is written once; the rules every backend applies alike (the
+reap rule, lost leases, idempotency keys, what text a task may hold) live beside them in
+:mod:`shoal.backends.shared`. One contract test suite (:mod:`shoal.testing.contract`) runs
+unchanged against every implementation, and ``docs/backends.md`` explains the contract to
+the authors of other backends.
 
 Semantics, following apalis:
 
@@ -23,8 +25,8 @@ import abc
 import enum
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from shoal.core.errors import ConfigurationError
 from shoal.core.models import (
     Claim,
     Failure,
@@ -75,22 +77,19 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     async def push(
-        self,
-        tasks: Sequence[NewTask],
-        *,
-        on_conflict: OnConflict = OnConflict.RAISE,
-        connection: object | None = None,
+        self, tasks: Sequence[NewTask], *, on_conflict: OnConflict = OnConflict.RAISE
     ) -> list[str]:
         """Store ``tasks`` all or nothing, in one round trip; return their ids in order.
 
-        ``connection`` is a driver connection whose open transaction the push joins (the
-        outbox pattern: commit enqueues, rollback enqueues nothing and wakes nobody). Only
-        transactional backends accept one; the others raise :class:`ConfigurationError`.
+        A task whose text no backend can store (a NUL character, a lone surrogate) is
+        refused with :class:`InvalidTask` before the store is touched
+        (:func:`shoal.backends.shared.storable.check_storable`).
 
         Idempotency keys are unique per queue among unfinished tasks. With
         ``OnConflict.RAISE`` a batch that reuses one (or repeats one within itself) stores
         nothing and raises :class:`IdempotencyConflict` naming every conflicting key; with
-        ``OnConflict.SKIP`` the id of the task holding the key is returned in its place.
+        ``OnConflict.SKIP`` the id of the task holding the key is returned in its place
+        (:mod:`shoal.backends.shared.idempotency`).
         """
 
     # -- workers -----------------------------------------------------------------------------
@@ -137,8 +136,9 @@ class Backend(abc.ABC):
     async def reap(self, *, worker_timeout: float) -> ReapReport:
         """Put back running tasks whose lease expired, counting a lease expiration.
 
-        A task whose attempts are spent ends dead with "lease expired N times", so a task
-        that kills its worker cannot loop forever. Workers not seen for ``worker_timeout``
+        A task whose attempts are spent ends dead with "lease expired N times: ...", so a
+        task that kills its worker cannot loop forever (the rule and its words:
+        :mod:`shoal.backends.shared.reaping`). Workers not seen for ``worker_timeout``
         seconds are forgotten.
         """
 
@@ -206,18 +206,22 @@ PURGEABLE = frozenset({TaskStatus.DONE, TaskStatus.DEAD, TaskStatus.CANCELLED})
 """Statuses :meth:`Backend.purge` may delete; unfinished work is never purged."""
 
 
-LEASE_EXPIRED = "lease expired {} times: the worker running it died or stalled"
-"""The reason recorded on a task whose leases kept expiring until its attempts ran out."""
+class TransactionalPush(abc.ABC):
+    """A backend that can also enqueue inside a caller's open transaction (the outbox
+    pattern: commit enqueues, rollback enqueues nothing and wakes nobody).
 
+    Only PostgreSQL does today. ``App.push_many(..., connection=conn)`` and
+    ``task.configure(connection=conn)`` come here; on a backend without this capability they
+    raise :class:`ConfigurationError`.
+    """
 
-def lease_expired_message(expirations: int) -> str:
-    return LEASE_EXPIRED.format(expirations)
-
-
-def reject_connection(backend: Backend, connection: object | None) -> None:
-    """Refuse a caller's transaction on a backend that cannot join one."""
-    if connection is not None:
-        raise ConfigurationError(
-            f"{backend.url} cannot enqueue inside a caller's transaction; "
-            "transactional enqueue needs a postgresql:// backend"
-        )
+    @abc.abstractmethod
+    async def push_in_transaction(
+        self,
+        connection: Any,
+        tasks: Sequence[NewTask],
+        *,
+        on_conflict: OnConflict = OnConflict.RAISE,
+    ) -> list[str]:
+        """:meth:`Backend.push`, on ``connection`` (a driver connection with an open
+        transaction, of a kind the backend names) and inside that transaction."""

@@ -10,6 +10,7 @@
     ├── BackendError               the backend failed; names the URL without its password
     │   ├── BackendUnavailable     cannot connect, or the connection was lost
     │   └── SchemaMissing          the schema is absent or out of date: run `shoal migrate`
+    ├── InvalidTask                a pushed task holds text no backend can store (NUL)
     ├── IdempotencyConflict        a push reused an idempotency key of an unfinished task
     ├── LeaseLost                  a worker acted on a task it no longer owns
     ├── TaskNotFound               no task has that id
@@ -86,6 +87,16 @@ class BackendUnavailable(BackendError):
 
 class SchemaMissing(BackendError):
     """The shoal schema is missing or out of date; run `shoal migrate` first."""
+
+
+class InvalidTask(ShoalError):
+    """A task holds text that no backend can store; nothing was enqueued."""
+
+    def __init__(self, task_id: str, field: str, problem: str) -> None:
+        self.task_id = task_id
+        self.field = field
+        """The :class:`~shoal.core.models.NewTask` field at fault."""
+        super().__init__(f"task {task_id!r}: {problem}; nothing was enqueued")
 
 
 class IdempotencyConflict(ShoalError):

@@ -17,13 +17,15 @@ and over the example plugin backend (``tests/plugin_backend/``).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
 from shoal.backends import Backend, OnConflict, open_backend
-from shoal.core.errors import IdempotencyConflict, LeaseLost, TaskNotFound
+from shoal.core.errors import IdempotencyConflict, InvalidTask, LeaseLost, TaskNotFound
 from shoal.core.ids import new_id
 from shoal.core.models import Failure, Lease, NewTask, TaskStatus, WorkerInfo, utcnow
 
@@ -100,6 +102,40 @@ async def test_push_stores_every_field(backend: Backend) -> None:
     assert await backend.get(new_id()) is None
 
 
+@pytest.mark.parametrize(
+    ("field", "change", "says"),
+    [
+        pytest.param("queue", {"queue": "de\x00fault"}, "NUL", id="queue"),
+        pytest.param("name", {"name": "tasks.\x00work"}, "NUL", id="name"),
+        pytest.param("id", {"id": f"{new_id()}\x00"}, "NUL", id="id"),
+        pytest.param("idempotency_key", {"idempotency_key": "order\x00-1"}, "NUL", id="key"),
+        pytest.param(
+            "metadata",
+            {"metadata": {"ori\x00gin": "contract"}},
+            "metadata key 'ori\\x00gin'",
+            id="metadata-key",
+        ),
+        pytest.param(
+            "metadata",
+            {"metadata": {"origin": "con\x00tract"}},
+            "metadata value of 'origin'",
+            id="metadata-value",
+        ),
+        pytest.param("name", {"name": "tasks.\ud800work"}, "not valid Unicode", id="surrogate"),
+    ],
+)
+async def test_text_no_backend_can_store_is_refused_before_any_is_touched(
+    backend: Backend, field: str, change: dict[str, Any], says: str
+) -> None:
+    good, bad = new_task(), dataclasses.replace(new_task(), **change)
+    with pytest.raises(InvalidTask) as caught:
+        await backend.push([good, bad])
+    assert (caught.value.task_id, caught.value.field) == (bad.id, field)
+    assert says in str(caught.value)
+    assert await backend.get(good.id) is None
+    assert await backend.queues() == []
+
+
 async def test_push_many_keeps_order(backend: Backend) -> None:
     tasks = [new_task() for _ in range(50)]
     assert await backend.push(tasks) == [t.id for t in tasks]
@@ -124,11 +160,36 @@ async def test_duplicate_key_within_one_batch_conflicts(backend: Backend) -> Non
     assert (await backend.stats(["default"]))["default"].ready == 0
 
 
+async def test_a_conflict_names_held_and_repeated_keys_together(backend: Backend) -> None:
+    await backend.push([new_task(key="a")])
+    with pytest.raises(IdempotencyConflict) as caught:
+        await backend.push([new_task(key="x"), new_task(key="x"), new_task(key="a")])
+    assert caught.value.conflicting_keys == ("a", "x")
+    assert (await backend.stats(["default"]))["default"].ready == 1
+
+
 async def test_skip_returns_the_existing_id(backend: Backend) -> None:
     [first] = await backend.push([new_task(key="k")])
     fresh = new_task()
     ids = await backend.push([new_task(key="k"), fresh], on_conflict=OnConflict.SKIP)
     assert ids == [first, fresh.id]
+
+
+async def test_skip_within_one_batch_returns_the_first_taker(backend: Backend) -> None:
+    [held] = await backend.push([new_task(key="held")])
+    keys = [("default", "k"), ("default", "held"), ("default", "k"), ("b", "k"), ("b", "held")]
+    batch = [new_task(queue, key=key) for queue, key in keys]
+    ids = await backend.push(batch, on_conflict=OnConflict.SKIP)
+    assert ids == [batch[0].id, held, batch[0].id, batch[3].id, batch[4].id]
+    assert {t.id for t in await backend.list_tasks()} == {held, *(batch[i].id for i in (0, 3, 4))}
+
+
+async def test_a_conflict_names_the_queue_of_the_conflicting_task(backend: Backend) -> None:
+    await backend.push([new_task("b", key="k")])
+    with pytest.raises(IdempotencyConflict) as caught:
+        await backend.push([new_task("a", key="k"), new_task("b", key="k")])
+    assert (caught.value.queue, caught.value.conflicting_keys) == ("b", ("k",))
+    assert (await backend.stats(["a"]))["a"].ready == 0
 
 
 async def test_keys_are_per_queue_and_freed_when_finished(backend: Backend) -> None:
@@ -166,6 +227,20 @@ async def test_concurrent_claims_never_share_a_task(backend: Backend) -> None:
     batches = await asyncio.gather(*(backend.claim(["default"], f"w{i}", 7, 30) for i in range(8)))
     ids = [c.task.id for batch in batches for c in batch]
     assert len(ids) == len(set(ids)) == 40
+
+
+async def test_fail_and_heartbeat_apply_valid_leases_and_name_the_lost(backend: Backend) -> None:
+    await backend.push([new_task() for _ in range(3)])
+    kept, forged_claim, failed = await backend.claim(["default"], "w1", 3, 30)
+    forged = Lease(forged_claim.task.id, "not-the-token", forged_claim.lease.attempt)
+    assert await backend.heartbeat(worker(), [forged, kept.lease], 30) == [forged.task_id]
+    with pytest.raises(LeaseLost) as caught:
+        await backend.fail([Failure(forged, "x", None), Failure(failed.lease, "fatal", None)])
+    assert caught.value.task_ids == (forged.task_id,)
+    dead = await backend.get(failed.task.id)
+    assert dead is not None and dead.status is TaskStatus.DEAD
+    untouched = await backend.get(forged.task_id)
+    assert untouched is not None and untouched.status is TaskStatus.RUNNING
 
 
 async def test_ack_finishes_and_stale_leases_are_rejected(backend: Backend) -> None:
@@ -250,7 +325,31 @@ async def test_reap_requeues_then_ends_dead_when_attempts_are_spent(backend: Bac
     assert (await backend.reap(worker_timeout=60)).dead == (first.task.id,)
     dead = await backend.get(first.task.id)
     assert dead is not None and dead.status is TaskStatus.DEAD
-    assert dead.last_error is not None and "lease expired 2 times" in dead.last_error
+    assert dead.last_error == "lease expired 2 times: the worker running it died or stalled"
+    assert (dead.attempts, dead.lease_expirations, dead.worker_id) == (2, 2, None)
+    assert dead.finished_at is not None
+
+
+async def test_reap_requeues_with_the_attempt_charged_and_no_reason(backend: Backend) -> None:
+    await backend.push([new_task(max_attempts=3)])
+    [claim] = await backend.claim(["default"], "w1", 1, 0.1)
+    await asyncio.sleep(0.2)
+    report = await backend.reap(worker_timeout=60)
+    assert (report.requeued, report.dead) == ((claim.task.id,), ())
+    requeued = await backend.get(claim.task.id)
+    assert requeued is not None and requeued.status is TaskStatus.QUEUED
+    assert (requeued.attempts, requeued.lease_expirations) == (1, 1)
+    assert (requeued.last_error, requeued.worker_id, requeued.finished_at) == (None, None, None)
+    assert await backend.heartbeat(worker(), [claim.lease], 30) == [claim.task.id]
+
+
+async def test_a_task_reaped_dead_frees_its_idempotency_key(backend: Backend) -> None:
+    await backend.push([new_task(key="k", max_attempts=1)])
+    [claim] = await backend.claim(["default"], "w1", 1, 0.1)
+    await asyncio.sleep(0.2)
+    assert (await backend.reap(worker_timeout=60)).dead == (claim.task.id,)
+    fresh = new_task(key="k")
+    assert await backend.push([fresh]) == [fresh.id]
 
 
 async def test_reap_forgets_silent_workers(backend: Backend) -> None:

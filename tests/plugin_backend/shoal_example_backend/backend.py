@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from shoal.backends import Backend, OnConflict
-from shoal.backends.base import PURGEABLE, lease_expired_message, reject_connection
+from shoal.backends.base import PURGEABLE
+from shoal.backends.shared.idempotency import resolve
+from shoal.backends.shared.reaping import Expired, judge, report_verdicts
+from shoal.backends.shared.storable import check_storable
 from shoal.core.errors import (
     BackendUnavailable,
-    IdempotencyConflict,
     LeaseLost,
     SchemaMissing,
     TaskNotFound,
@@ -102,42 +104,24 @@ class JsonFileBackend(Backend):
     # -- producers ---------------------------------------------------------------------------
 
     async def push(
-        self,
-        tasks: Sequence[NewTask],
-        *,
-        on_conflict: OnConflict = OnConflict.RAISE,
-        connection: object | None = None,
+        self, tasks: Sequence[NewTask], *, on_conflict: OnConflict = OnConflict.RAISE
     ) -> list[str]:
-        reject_connection(self, connection)
+        check_storable(tasks)
 
-        def store(state: State) -> tuple[list[str], list[NewTask]]:
-            holders = {
+        def store(state: State) -> list[str]:
+            held = {
                 (t["queue"], t["idempotency_key"]): t["id"]
                 for t in state["tasks"].values()
                 if t["idempotency_key"] is not None and t["status"] in UNFINISHED
             }
-            ids, conflicts, accepted = [], [], []
-            for new in tasks:
-                key = (new.queue, new.idempotency_key)
-                if new.idempotency_key is not None and key in holders:
-                    conflicts.append(new)
-                    ids.append(holders[key])
-                    continue
-                if new.idempotency_key is not None:
-                    holders[key] = new.id
-                accepted.append(new)
-                ids.append(new.id)
-            if conflicts and on_conflict is OnConflict.RAISE:
-                return [], conflicts  # all or nothing: none of the batch is stored
+            batch = resolve(tasks, held)
+            ids = batch.reply(on_conflict)  # raises before anything is stored: all or nothing
             now = utcnow().timestamp()
-            for new in accepted:
+            for new in batch.fresh:
                 state["tasks"][new.id] = record_of(new, now)
-            return ids, []
+            return ids
 
-        ids, conflicts = await self._transact(store)
-        if conflicts:
-            keys = sorted({str(task.idempotency_key) for task in conflicts})
-            raise IdempotencyConflict(conflicts[0].queue, keys, len(tasks))
+        ids = await self._transact(store)
         self._wake()
         return ids
 
@@ -240,24 +224,25 @@ class JsonFileBackend(Backend):
     async def reap(self, *, worker_timeout: float) -> ReapReport:
         def sweep(state: State) -> ReapReport:
             now = utcnow().timestamp()
-            requeued, dead = [], []
-            for record in state["tasks"].values():
-                if record["status"] != TaskStatus.RUNNING or record["expires_at"] >= now:
-                    continue
-                expirations = record["lease_expirations"] + 1
-                record.update(lease_expirations=expirations, token=None, expires_at=None)
-                record.update(worker_id=None, updated_at=now)
-                if record["attempts"] >= record["max_attempts"]:
-                    record.update(status=TaskStatus.DEAD, finished_at=now)
-                    record["last_error"] = lease_expired_message(expirations)
-                    dead.append(record["id"])
-                else:
-                    record["status"] = TaskStatus.QUEUED
-                    requeued.append(record["id"])
+            expired = [
+                record
+                for record in state["tasks"].values()
+                if record["status"] == TaskStatus.RUNNING and record["expires_at"] < now
+            ]
+            verdicts = judge(
+                Expired(r["id"], r["attempts"], r["max_attempts"], r["lease_expirations"])
+                for r in expired
+            )
+            for verdict in verdicts:
+                record = state["tasks"][verdict.task_id]
+                record.update(status=verdict.status, lease_expirations=verdict.lease_expirations)
+                record.update(token=None, expires_at=None, worker_id=None, updated_at=now)
+                if verdict.status is TaskStatus.DEAD:
+                    record.update(finished_at=now, last_error=verdict.error)
             for worker_id, info in list(state["workers"].items()):
                 if info["last_seen"] < now - worker_timeout:
                     del state["workers"][worker_id]
-            return ReapReport(tuple(requeued), tuple(dead))
+            return report_verdicts(verdicts)
 
         return await self._transact(sweep)
 

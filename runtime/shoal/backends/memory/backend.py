@@ -13,14 +13,12 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from shoal.backends.base import (
-    PURGEABLE,
-    Backend,
-    OnConflict,
-    lease_expired_message,
-    reject_connection,
-)
-from shoal.core.errors import IdempotencyConflict, LeaseLost, TaskNotFound
+from shoal.backends.base import PURGEABLE, Backend, OnConflict
+from shoal.backends.shared.fencing import lost_leases, refuse_lost
+from shoal.backends.shared.idempotency import Key, resolve
+from shoal.backends.shared.reaping import Expired, judge, report_verdicts
+from shoal.backends.shared.storable import check_storable
+from shoal.core.errors import TaskNotFound
 from shoal.core.models import (
     CLAIMABLE,
     UNFINISHED,
@@ -70,35 +68,13 @@ class MemoryBackend(Backend):
         pass
 
     async def push(
-        self,
-        tasks: Sequence[NewTask],
-        *,
-        on_conflict: OnConflict = OnConflict.RAISE,
-        connection: object | None = None,
+        self, tasks: Sequence[NewTask], *, on_conflict: OnConflict = OnConflict.RAISE
     ) -> list[str]:
-        reject_connection(self, connection)
-        holders = {
-            (t.queue, t.idempotency_key): t.id
-            for t in self._tasks.values()
-            if t.idempotency_key is not None and t.status in UNFINISHED
-        }
-        ids: list[str] = []
-        conflicts: list[str] = []
-        accepted: list[NewTask] = []
-        for new in tasks:
-            if new.idempotency_key is not None:
-                key = (new.queue, new.idempotency_key)
-                if key in holders:
-                    conflicts.append(new.idempotency_key)
-                    ids.append(holders[key])
-                    continue
-                holders[key] = new.id
-            accepted.append(new)
-            ids.append(new.id)
-        if conflicts and on_conflict is OnConflict.RAISE:
-            raise IdempotencyConflict(tasks[0].queue, sorted(set(conflicts)), len(tasks))
+        check_storable(tasks)
+        batch = resolve(tasks, self._held_keys())
+        ids = batch.reply(on_conflict)
         now = utcnow()
-        for new in accepted:
+        for new in batch.fresh:
             self._tasks[new.id] = Task(
                 id=new.id,
                 queue=new.queue,
@@ -114,9 +90,16 @@ class MemoryBackend(Backend):
                 idempotency_key=new.idempotency_key,
                 metadata=dict(new.metadata),
             )
-        if accepted:
+        if batch.fresh:
             self._wake()
         return ids
+
+    def _held_keys(self) -> dict[Key, str]:
+        return {
+            (t.queue, t.idempotency_key): t.id
+            for t in self._tasks.values()
+            if t.idempotency_key is not None and t.status in UNFINISHED
+        }
 
     async def claim(
         self, queues: Sequence[str], worker_id: str, limit: int, lease_seconds: float
@@ -157,21 +140,20 @@ class MemoryBackend(Backend):
         self._update(self._tasks[lease.task_id], worker_id=None, **changes)
 
     async def ack(self, leases: Sequence[Lease]) -> None:
-        lost = []
+        applied = set()
         for lease in leases:
-            if not self._holds(lease):
-                lost.append(lease.task_id)
-                continue
-            self._finish(lease, status=TaskStatus.DONE, finished_at=utcnow())
-        if lost:
-            raise LeaseLost(lost)
+            if self._holds(lease):
+                self._finish(lease, status=TaskStatus.DONE, finished_at=utcnow())
+                applied.add(lease.task_id)
+        refuse_lost(leases, applied)
 
     async def fail(self, failures: Sequence[Failure]) -> None:
-        lost = []
+        applied = set()
         for failure in failures:
             if not self._holds(failure.lease):
-                lost.append(failure.lease.task_id)
-            elif failure.retry_at is None:
+                continue
+            applied.add(failure.lease.task_id)
+            if failure.retry_at is None:
                 self._finish(
                     failure.lease,
                     status=TaskStatus.DEAD,
@@ -185,8 +167,7 @@ class MemoryBackend(Backend):
                     last_error=failure.error,
                     run_at=failure.retry_at,
                 )
-        if lost:
-            raise LeaseLost(lost)
+        refuse_lost([f.lease for f in failures], applied)
 
     async def release(self, leases: Sequence[Lease]) -> None:
         for lease in leases:
@@ -200,46 +181,37 @@ class MemoryBackend(Backend):
     ) -> list[str]:
         now = utcnow()
         self._workers[worker.id] = dataclasses.replace(worker, last_seen=now)
-        lost = []
-        for lease in leases:
-            if self._holds(lease):
-                self._leases[lease.task_id].expires_at = now + timedelta(seconds=lease_seconds)
-            else:
-                lost.append(lease.task_id)
-        return lost
+        applied = {lease.task_id for lease in leases if self._holds(lease)}
+        for task_id in applied:
+            self._leases[task_id].expires_at = now + timedelta(seconds=lease_seconds)
+        return lost_leases(leases, applied)
 
     async def deregister(self, worker_id: str) -> None:
         self._workers.pop(worker_id, None)
 
     async def reap(self, *, worker_timeout: float) -> ReapReport:
         now = utcnow()
-        requeued, dead = [], []
-        for task_id, running in list(self._leases.items()):
-            if running.expires_at >= now:
-                continue
-            del self._leases[task_id]
-            task = self._tasks[task_id]
-            expirations = task.lease_expirations + 1
-            if task.attempts >= task.max_attempts:
-                self._update(
-                    task,
-                    status=TaskStatus.DEAD,
-                    worker_id=None,
-                    finished_at=now,
-                    lease_expirations=expirations,
-                    last_error=lease_expired_message(expirations),
-                )
-                dead.append(task_id)
-            else:
-                self._update(
-                    task, status=TaskStatus.QUEUED, worker_id=None, lease_expirations=expirations
-                )
-                requeued.append(task_id)
+        expired = [task_id for task_id, r in self._leases.items() if r.expires_at < now]
+        verdicts = judge(
+            Expired(t.id, t.attempts, t.max_attempts, t.lease_expirations)
+            for t in (self._tasks[task_id] for task_id in expired)
+        )
+        for verdict in verdicts:
+            del self._leases[verdict.task_id]
+            task = self._tasks[verdict.task_id]
+            self._update(
+                task,
+                status=verdict.status,
+                worker_id=None,
+                lease_expirations=verdict.lease_expirations,
+                last_error=verdict.error or task.last_error,
+                finished_at=now if verdict.status is TaskStatus.DEAD else None,
+            )
         silent = now - timedelta(seconds=worker_timeout)
         for worker_id, info in list(self._workers.items()):
             if info.last_seen < silent:
                 del self._workers[worker_id]
-        return ReapReport(tuple(requeued), tuple(dead))
+        return report_verdicts(verdicts)
 
     async def stats(self, queues: Sequence[str]) -> dict[str, QueueStats]:
         now = utcnow()

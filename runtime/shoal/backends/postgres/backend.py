@@ -14,10 +14,12 @@ load must not starve heartbeats (leases would expire and work would run twice). 
 waits ``acquire_timeout`` seconds for a connection fails with :class:`BackendUnavailable`
 naming the pool, never hangs.
 
-**Transactional enqueue.** ``push(..., connection=conn)`` runs on the caller's asyncpg
-connection inside a savepoint of its open transaction: commit enqueues, rollback enqueues
-nothing and wakes nobody (NOTIFY is delivered on commit only), and an idempotency conflict
-rolls back the savepoint alone, leaving the caller's transaction usable.
+**Transactional enqueue.** :meth:`~PostgresBackend.push_in_transaction` runs on the
+caller's asyncpg connection inside a savepoint of its open transaction: commit enqueues,
+rollback enqueues nothing and wakes nobody (NOTIFY is delivered on commit only), and an
+idempotency conflict rolls back the savepoint alone, leaving the caller's transaction usable.
+Apps reach it with ``task.configure(connection=conn)``; other kinds of connection (psycopg,
+SQLAlchemy, Django) would each be one adapter in :mod:`.sessions`.
 
 **Bloat.** A queue table is rewritten constantly, so the schema is built to keep its hot
 part small. Every task sits in exactly one partial index (claimable, running, dead,
@@ -36,20 +38,13 @@ server's: keep hosts on NTP.
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 
-from shoal.backends.base import (
-    PURGEABLE,
-    Backend,
-    OnConflict,
-    lease_expired_message,
-)
+from shoal.backends.base import PURGEABLE, Backend, OnConflict, TransactionalPush
 from shoal.backends.postgres.connect import Connections, PostgresSettings
 from shoal.backends.postgres.enqueue import enqueue
 from shoal.backends.postgres.listener import (
@@ -60,12 +55,14 @@ from shoal.backends.postgres.listener import (
     wait_for_work,
 )
 from shoal.backends.postgres.rows import affected, lease_columns, task_of
+from shoal.backends.postgres.sessions import AsyncpgSession, CallerConnection, caller_session
+from shoal.backends.shared.fencing import lost_leases, refuse_lost
+from shoal.backends.shared.reaping import Expired, judge, report_verdicts
+from shoal.backends.shared.storable import check_storable
 from shoal.backends.sqlfiles import migrations, queries
 from shoal.core.errors import (
     BackendUnavailable,
-    ConfigurationError,
     IdempotencyConflict,
-    LeaseLost,
     SchemaMissing,
     TaskNotFound,
 )
@@ -84,8 +81,6 @@ from shoal.core.models import (
 _PACKAGE = "shoal.backends.postgres"
 """Where this backend's queries.sql and migrations live."""
 
-logger = logging.getLogger(_PACKAGE)
-
 _PRUNE_BATCH = 1000
 _PRUNE_BATCHES = 10
 """Retention deletes at most this many batches per reap; the next reap goes on."""
@@ -96,8 +91,9 @@ def from_url(url: str) -> PostgresBackend:
     return PostgresBackend(url)
 
 
-class PostgresBackend(Backend):
-    """The contract on PostgreSQL: SKIP LOCKED claims, fenced leases, LISTEN/NOTIFY."""
+class PostgresBackend(Backend, TransactionalPush):
+    """The contract on PostgreSQL: SKIP LOCKED claims, fenced leases, LISTEN/NOTIFY, and
+    pushes inside a caller's transaction."""
 
     def __init__(self, url: str, settings: PostgresSettings | None = None) -> None:
         self._db = Connections(url, settings)
@@ -167,33 +163,39 @@ class PostgresBackend(Backend):
     # -- producers ---------------------------------------------------------------------------
 
     async def push(
+        self, tasks: Sequence[NewTask], *, on_conflict: OnConflict = OnConflict.RAISE
+    ) -> list[str]:
+        """Store ``tasks`` in one statement; see :meth:`Backend.push`."""
+        check_storable(tasks)
+        if not tasks:
+            return []
+        async with self._db.acquire("push") as conn:
+            ids = await enqueue(
+                AsyncpgSession(conn, savepoint=False), self._sql, tasks, on_conflict
+            )
+        self._wakeups.work({task.queue for task in tasks})  # committed: wake ours now
+        return ids
+
+    async def push_in_transaction(
         self,
+        connection: CallerConnection,
         tasks: Sequence[NewTask],
         *,
         on_conflict: OnConflict = OnConflict.RAISE,
-        connection: object | None = None,
     ) -> list[str]:
-        """Store ``tasks`` in one statement; see :meth:`Backend.push`.
+        """Store ``tasks`` as :meth:`push` does, in a savepoint of ``connection``'s open
+        transaction: they become visible, and wake workers, when the caller commits.
 
-        ``connection`` is an asyncpg connection (or pool connection) in an open transaction:
-        the tasks are inserted in a savepoint of it and become visible, and wake workers,
-        when the caller commits.
+        ``connection`` is an asyncpg connection, or one acquired from an asyncpg pool, inside
+        ``async with connection.transaction():``; any other raises
+        :class:`ConfigurationError`.
         """
+        session = caller_session(connection)
+        check_storable(tasks)
         if not tasks:
             return []
-        if connection is not None and not isinstance(
-            connection, asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
-        ):
-            raise ConfigurationError(
-                f"push(connection=...) takes an asyncpg connection, not {type(connection)!r}"
-            )
-        if connection is None:
-            async with self._db.acquire("push") as conn:
-                ids = await enqueue(conn, self._sql, tasks, on_conflict, savepoint=False)
-            self._wakeups.work({task.queue for task in tasks})  # committed: wake ours now
-            return ids
         with self._db.translated("push"):
-            return await enqueue(connection, self._sql, tasks, on_conflict, savepoint=True)
+            return await enqueue(session, self._sql, tasks, on_conflict)
 
     # -- workers -----------------------------------------------------------------------------
 
@@ -221,7 +223,7 @@ class PostgresBackend(Backend):
             return
         async with self._db.acquire("ack") as conn:
             rows = await conn.fetch(self._sql[self._ack_query], *lease_columns(leases))
-        self._reject_lost("ack", leases, rows)
+        refuse_lost(leases, {row["id"] for row in rows})
 
     async def fail(self, failures: Sequence[Failure]) -> None:
         if not failures:
@@ -234,20 +236,7 @@ class PostgresBackend(Backend):
                 [f.error for f in failures],
                 [f.retry_at for f in failures],
             )
-        self._reject_lost("fail", leases, rows)
-
-    def _reject_lost(self, doing: str, leases: Sequence[Lease], rows: Sequence[Any]) -> None:
-        if len(rows) == len(leases):  # one row per lease applied: none was lost
-            return
-        applied = {(row["id"], row["token"], row["attempt"]) for row in rows}
-        lost = [
-            lease.task_id
-            for lease in leases
-            if (lease.task_id, lease.token, lease.attempt) not in applied
-        ]
-        if lost:
-            logger.warning("%s rejected: the lease of %s was lost", doing, ", ".join(lost))
-            raise LeaseLost(lost)
+        refuse_lost(leases, {row["id"] for row in rows})
 
     async def release(self, leases: Sequence[Lease]) -> None:
         if not leases:
@@ -272,30 +261,24 @@ class PostgresBackend(Backend):
                 *lease_columns(leases),
                 float(lease_seconds),
             )
-        return [row["id"] for row in rows]
+        return lost_leases(leases, {row["id"] for row in rows})
 
     async def deregister(self, worker_id: str) -> None:
         async with self._db.acquire("deregister") as conn:
             await conn.execute(self._sql["deregister"], worker_id)
 
     async def reap(self, *, worker_timeout: float) -> ReapReport:
-        requeued: list[str] = []
-        dead: list[str] = []
-        errors: list[str | None] = []
         async with self._db.acquire("reap") as conn:
             async with conn.transaction():
-                for row in await conn.fetch(self._sql["reap_expired"]):
-                    if row["attempts"] >= row["max_attempts"]:
-                        dead.append(row["id"])
-                        errors.append(lease_expired_message(row["lease_expirations"] + 1))
-                    else:
-                        requeued.append(row["id"])
-                if requeued or dead:
+                expired = await conn.fetch(self._sql["reap_expired"])
+                verdicts = judge(Expired(*row) for row in expired)
+                if verdicts:
                     await conn.execute(
                         self._sql["reap_apply"],
-                        requeued + dead,
-                        ["queued"] * len(requeued) + ["dead"] * len(dead),
-                        [None] * len(requeued) + errors,
+                        [v.task_id for v in verdicts],
+                        [v.status.value for v in verdicts],
+                        [v.lease_expirations for v in verdicts],
+                        [v.error for v in verdicts],
                     )
                 await conn.execute(self._sql["forget_workers"], float(worker_timeout))
             if self.settings.retention is not None:
@@ -307,9 +290,10 @@ class PostgresBackend(Backend):
                     )
                     if affected(status) < _PRUNE_BATCH:
                         break
-        if requeued:
+        report = report_verdicts(verdicts)
+        if report.requeued:
             self._wakeups.work(None)
-        return ReapReport(tuple(requeued), tuple(dead))
+        return report
 
     # -- observers ---------------------------------------------------------------------------
 

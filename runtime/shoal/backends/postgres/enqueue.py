@@ -10,20 +10,22 @@ whole statement fail, so nothing is stored, and a second query (on that error pa
 names the keys. With :attr:`OnConflict.SKIP` it is ``INSERT ... ON CONFLICT DO NOTHING``
 returning, for each skipped row, the id of the task holding the key.
 
-On the caller's connection the statement runs inside a savepoint: a conflict rolls back the
-savepoint only, and the caller's transaction stays usable.
+Within the batch, keys are resolved before anything is sent
+(:mod:`shoal.backends.shared.idempotency`): a task repeating an earlier task's key never
+reaches the table. On a caller's connection the statement runs inside a savepoint (see
+:mod:`.sessions`): a conflict rolls back the savepoint only, and the caller's transaction
+stays usable.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-import asyncpg
-
 from shoal.backends.base import OnConflict
+from shoal.backends.postgres.sessions import KeyTaken, Session
+from shoal.backends.shared.idempotency import Key, conflict, key_of, resolve
 from shoal.core.errors import IdempotencyConflict
 from shoal.core.models import NewTask
 
@@ -32,52 +34,29 @@ _RESOLVE_ATTEMPTS = 3
 
 
 async def enqueue(
-    conn: Any,
-    sql: Mapping[str, str],
-    tasks: Sequence[NewTask],
-    on_conflict: OnConflict,
-    *,
-    savepoint: bool,
+    session: Session, sql: Mapping[str, str], tasks: Sequence[NewTask], on_conflict: OnConflict
 ) -> list[str]:
-    """Store ``tasks`` on ``conn`` and return their ids (or the holders' ids when skipping).
-
-    ``savepoint`` wraps the statement in a savepoint of the caller's open transaction; on
-    the backend's own connection the one statement is atomic by itself, and BEGIN/COMMIT
-    would only add two round trips.
-    """
-    first: dict[tuple[str, str], NewTask] = {}
-    repeated: dict[int, NewTask] = {}  # by position: a later task reusing a key of the batch
-    for index, task in enumerate(tasks):
-        if task.idempotency_key is not None:
-            if _key(task) in first:
-                repeated[index] = task
-            else:
-                first[_key(task)] = task
-    scope = conn.transaction if savepoint else contextlib.nullcontext
+    """Store ``tasks`` and return their ids (or the holders' ids when skipping)."""
+    batch = resolve(tasks, {})  # the batch against itself; the table decides the rest
     if on_conflict is OnConflict.SKIP:
-        unique = [task for index, task in enumerate(tasks) if index not in repeated]
-        ids = await _skip(conn, sql, unique, scope)
-        return [
-            ids[task.id if task.idempotency_key is None else first[_key(task)].id] for task in tasks
-        ]
-    if repeated:  # the batch reuses its own key: nothing to send, only the holders to name
-        raise await _conflict(conn, sql, tasks, {_key(task)[1] for task in repeated.values()})
+        ids = await _skip(session, sql, batch.fresh)
+        return [ids[task_id] for task_id in batch.ids]
+    if batch.conflicts:  # the batch reuses its own key: nothing to send, only holders to name
+        raise await _conflict(session, sql, tasks, batch.conflicts)
     try:
-        async with scope():
-            await conn.execute(sql["push"], *_columns(tasks))
-    except asyncpg.UniqueViolationError as exc:
-        if exc.constraint_name != "tasks_idempotency":
-            raise  # a task id already taken: reported as a plain backend error
-        raise await _conflict(conn, sql, tasks, set()) from exc
+        async with session.atomic():
+            await session.execute(sql["push"], *_columns(tasks))
+    except KeyTaken as exc:
+        raise await _conflict(session, sql, tasks, ()) from exc
     return [task.id for task in tasks]
 
 
 async def _skip(
-    conn: Any, sql: Mapping[str, str], tasks: Sequence[NewTask], scope: Any
+    session: Session, sql: Mapping[str, str], tasks: Sequence[NewTask]
 ) -> dict[str, str]:
     """Insert what is free, map every task id to the id that now holds its place."""
-    async with scope():
-        rows = await conn.fetch(sql["push_skip"], *_columns(tasks))
+    async with session.atomic():
+        rows = await session.fetch(sql["push_skip"], *_columns(tasks))
     ids: dict[str, str | None] = {
         row["id"]: row["id"] if row["stored"] else row["holder"] for row in rows
     }
@@ -87,39 +66,36 @@ async def _skip(
             return {task_id: holder for task_id, holder in ids.items() if holder is not None}
         # The holder committed after our statement began, so the statement could not see
         # it; or it has finished since, freeing the key: store those tasks after all.
-        held = await _holders(conn, sql, pending)
+        held = await _holders(session, sql, pending)
         free = [task for task in pending if _key(task) not in held]
         ids.update({task.id: held[_key(task)] for task in pending if _key(task) in held})
         if free:
-            async with scope():
-                rows = await conn.fetch(sql["push_skip"], *_columns(free))
+            async with session.atomic():
+                rows = await session.fetch(sql["push_skip"], *_columns(free))
             ids.update({row["id"]: row["id"] if row["stored"] else row["holder"] for row in rows})
-    unresolved = sorted(_key(task)[1] for task in tasks if ids[task.id] is None)
-    raise IdempotencyConflict(tasks[0].queue, unresolved, len(tasks))
+    raise conflict(tasks, {_key(task) for task in tasks if ids[task.id] is None})
 
 
 async def _holders(
-    conn: Any, sql: Mapping[str, str], tasks: Sequence[NewTask]
-) -> dict[tuple[str, str], str]:
+    session: Session, sql: Mapping[str, str], tasks: Sequence[NewTask]
+) -> dict[Key, str]:
     keyed = [task for task in tasks if task.idempotency_key is not None]
-    rows = await conn.fetch(
+    rows = await session.fetch(
         sql["holders"], [t.queue for t in keyed], [t.idempotency_key for t in keyed]
     )
     return {(row["queue"], row["idempotency_key"]): row["id"] for row in rows}
 
 
 async def _conflict(
-    conn: Any, sql: Mapping[str, str], tasks: Sequence[NewTask], repeated: set[str]
+    session: Session, sql: Mapping[str, str], tasks: Sequence[NewTask], repeated: Collection[Key]
 ) -> IdempotencyConflict:
-    held = await _holders(conn, sql, tasks)
-    keys = {key for _, key in held} | repeated
+    keys = set(await _holders(session, sql, tasks)) | set(repeated)
     if not keys:  # the holder finished meanwhile: name the batch's keys all the same
-        keys = {task.idempotency_key for task in tasks if task.idempotency_key is not None}
-    queue = next((t.queue for t in tasks if t.idempotency_key in keys), tasks[0].queue)
-    return IdempotencyConflict(queue, sorted(keys), len(tasks))
+        keys = {key for key in map(key_of, tasks) if key is not None}
+    return conflict(tasks, keys)
 
 
-def _key(task: NewTask) -> tuple[str, str]:
+def _key(task: NewTask) -> Key:
     return (task.queue, task.idempotency_key or "")
 
 

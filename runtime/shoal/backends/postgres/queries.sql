@@ -158,7 +158,7 @@ SET status = 'done', finished_at = now(), updated_at = now(),
 FROM unnest($1::text[], $2::text[], $3::integer[]) AS lease(id, token, attempt)
 WHERE t.id = lease.id AND t.status = 'running'
   AND t.lease_token = lease.token AND t.attempts = lease.attempt
-RETURNING t.id, lease.token, lease.attempt;
+RETURNING t.id;
 
 -- name: ack_delete
 -- The ack when finished work is not kept (retention=0): a task that succeeded is deleted at
@@ -168,7 +168,7 @@ DELETE FROM {schema}.tasks AS t
 USING unnest($1::text[], $2::text[], $3::integer[]) AS lease(id, token, attempt)
 WHERE t.id = lease.id AND t.status = 'running'
   AND t.lease_token = lease.token AND t.attempts = lease.attempt
-RETURNING t.id, lease.token, lease.attempt;
+RETURNING t.id;
 
 -- name: fail
 WITH failed AS (
@@ -182,13 +182,13 @@ WITH failed AS (
          AS f(id, token, attempt, error, retry_at)
     WHERE t.id = f.id AND t.status = 'running'
       AND t.lease_token = f.token AND t.attempts = f.attempt
-    RETURNING t.id, f.token, f.attempt, t.queue, t.status, t.run_at
+    RETURNING t.id, t.queue, t.status, t.run_at
 ), woken AS (
     -- Only retries that are already due need a worker now.
     SELECT {schema}.wake(array_agg(queue))
     FROM failed WHERE status = 'retrying' AND run_at <= now()
 )
-SELECT id, token, attempt, (SELECT count(*) FROM woken) AS woken FROM failed;
+SELECT id, (SELECT count(*) FROM woken) AS woken FROM failed;
 
 -- name: release
 WITH released AS (
@@ -203,7 +203,7 @@ WITH released AS (
 SELECT {schema}.wake(array_agg(queue)) FROM released;
 
 -- name: heartbeat
--- Upsert the worker, renew the leases it still holds, return the ones it lost. Renewing
+-- Upsert the worker, renew the leases it still holds and return their ids. Renewing
 -- touches only unindexed columns: a HOT update.
 WITH seen AS (
     INSERT INTO {schema}.workers AS w
@@ -213,29 +213,21 @@ WITH seen AS (
     SET host = excluded.host, pid = excluded.pid, queues = excluded.queues,
         concurrency = excluded.concurrency, in_flight = excluded.in_flight,
         last_seen = excluded.last_seen
-), lease AS (
-    SELECT * FROM unnest($8::text[], $9::text[], $10::integer[]) AS lease(id, token, attempt)
-), renewed AS (
-    UPDATE {schema}.tasks AS t
-    SET lease_expires_at = now() + make_interval(secs => $11)
-    FROM lease
-    WHERE t.id = lease.id AND t.status = 'running'
-      AND t.lease_token = lease.token AND t.attempts = lease.attempt
-    RETURNING t.id, lease.token, lease.attempt
 )
-SELECT lease.id FROM lease
-WHERE NOT EXISTS (
-    SELECT 1 FROM renewed
-    WHERE renewed.id = lease.id AND renewed.token = lease.token
-      AND renewed.attempt = lease.attempt
-);
+UPDATE {schema}.tasks AS t
+SET lease_expires_at = now() + make_interval(secs => $11)
+FROM unnest($8::text[], $9::text[], $10::integer[]) AS lease(id, token, attempt)
+WHERE t.id = lease.id AND t.status = 'running'
+  AND t.lease_token = lease.token AND t.attempts = lease.attempt
+RETURNING t.id;
 
 -- name: deregister
 DELETE FROM {schema}.workers WHERE id = $1;
 
 -- name: reap_expired
 -- Running tasks are few (bounded by the workers' concurrency): scanning them through
--- tasks_running and filtering on the unindexed lease expiry is cheap.
+-- tasks_running and filtering on the unindexed lease expiry is cheap. The columns are those
+-- of shoal.backends.shared.reaping.Expired, in order.
 SELECT id, attempts, max_attempts, lease_expirations
 FROM {schema}.tasks
 WHERE status = 'running' AND lease_expires_at < now()
@@ -243,13 +235,15 @@ ORDER BY id
 FOR UPDATE SKIP LOCKED;
 
 -- name: reap_apply
+-- The verdicts of shoal.backends.shared.reaping.judge on the rows reap_expired locked.
 WITH reaped AS (
     UPDATE {schema}.tasks AS t
-    SET status = r.status, lease_expirations = t.lease_expirations + 1,
+    SET status = r.status, lease_expirations = r.expirations,
         last_error = coalesce(r.error, t.last_error),
         finished_at = CASE WHEN r.status = 'dead' THEN now() END, updated_at = now(),
         worker_id = NULL, lease_token = NULL, lease_expires_at = NULL
-    FROM unnest($1::text[], $2::text[], $3::text[]) AS r(id, status, error)
+    FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[])
+         AS r(id, status, expirations, error)
     WHERE t.id = r.id AND t.status = 'running'
     RETURNING t.queue, t.status
 )

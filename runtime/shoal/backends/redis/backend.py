@@ -51,18 +51,20 @@ from redis.asyncio.connection import URL_QUERY_ARGUMENT_PARSERS
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from shoal.backends.base import (
-    PURGEABLE,
-    Backend,
-    OnConflict,
-    lease_expired_message,
-    reject_connection,
-)
+from shoal.backends.base import PURGEABLE, Backend, OnConflict
 from shoal.backends.redis import codec as rs
 from shoal.backends.redis.codec import Arg
 from shoal.backends.redis.link import Link, Script, scrub
 from shoal.backends.redis.listener import Listener
-from shoal.core.errors import ConfigurationError, IdempotencyConflict, LeaseLost, TaskNotFound
+from shoal.backends.shared.fencing import lost_leases, refuse_lost
+from shoal.backends.shared.idempotency import conflict, resolve
+from shoal.backends.shared.reaping import (
+    REQUEUE_MIN_ATTEMPTS_LEFT,
+    lease_expired_message_parts,
+    report,
+)
+from shoal.backends.shared.storable import check_storable
+from shoal.core.errors import ConfigurationError, TaskNotFound
 from shoal.core.models import (
     Claim,
     Failure,
@@ -187,16 +189,20 @@ class RedisBackend(Backend):
         [names], _ = await self._link.send([("SMEMBERS", self._queues_key)])
         return sorted(rs.text(name) for name in names)
 
-    def _by_queue(self, leases: Iterable[Lease]) -> tuple[dict[str, list[Lease]], list[str]]:
-        """Group leases by the queue their token names; a malformed token is simply lost."""
+    def _by_queue(self, leases: Iterable[Lease]) -> dict[str, list[Lease]]:
+        """Group leases by the queue their token names; a malformed token is left out, so
+        it is never applied: lost."""
         groups: dict[str, list[Lease]] = {}
-        lost: list[str] = []
         for lease in leases:
-            if len(lease.token) <= _TOKEN_LENGTH:
-                lost.append(lease.task_id)
-            else:
+            if len(lease.token) > _TOKEN_LENGTH:
                 groups.setdefault(lease.token[_TOKEN_LENGTH:], []).append(lease)
-        return groups, lost
+        return groups
+
+    @staticmethod
+    def _applied(groups: dict[str, list[Lease]], refused: Iterable[bytes | str]) -> set[str]:
+        """The tasks a script applied: those sent to it that it did not refuse."""
+        sent = {lease.task_id for leases in groups.values() for lease in leases}
+        return sent.difference(rs.text(task_id) for task_id in refused)
 
     def _per_queue(self, name: str, queues: Iterable[str], *args: Arg) -> list[Script]:
         return [Script(name, [self._base(q)], args) for q in queues]
@@ -204,23 +210,23 @@ class RedisBackend(Backend):
     # -- producers ---------------------------------------------------------------------------
 
     async def push(
-        self,
-        tasks: Sequence[NewTask],
-        *,
-        on_conflict: OnConflict = OnConflict.RAISE,
-        connection: object | None = None,
+        self, tasks: Sequence[NewTask], *, on_conflict: OnConflict = OnConflict.RAISE
     ) -> list[str]:
-        reject_connection(self, connection)
+        check_storable(tasks)
         if not tasks:
             return []
-        queues = list(dict.fromkeys(t.queue for t in tasks))
-        index = {queue: n for n, queue in enumerate(queues, 1)}
-        args: list[Arg] = [on_conflict.value, self._channel, *queues]
         for t in tasks:
             if t.priority not in PRIORITY_RANGE:
                 raise ConfigurationError(
                     f"priority {t.priority} of task {t.id} is outside -1024..1023 on redis://"
                 )
+        batch = resolve(tasks, {})  # the batch against itself; push.lua checks the store
+        # A batch that conflicts with itself cannot be stored: only the store's keys to name.
+        check = bool(batch.conflicts) and on_conflict is OnConflict.RAISE
+        queues = list(dict.fromkeys(t.queue for t in batch.fresh))
+        index = {queue: n for n, queue in enumerate(queues, 1)}
+        args: list[Arg] = ["check" if check else on_conflict.value, self._channel, *queues]
+        for t in batch.fresh:
             key = "" if t.idempotency_key is None else f"={t.idempotency_key}"
             metadata = json.dumps(dict(t.metadata)) if t.metadata else ""
             args += [index[t.queue], t.id, t.name, t.payload, t.priority, rs.micros(t.run_at)]
@@ -229,10 +235,12 @@ class RedisBackend(Backend):
         # The registry is a key of its own (its own slot), updated in the same round trip.
         (_, reply), _ = await self._link.send([("SADD", self._queues_key, *queues), push])
         if reply[0] == 0:
-            keys = sorted({rs.text(k) for k in reply[2::2]})
-            raise IdempotencyConflict(queues[int(reply[1]) - 1], keys, len(tasks))
+            pairs = zip(reply[1::2], reply[2::2], strict=True)
+            held = {(queues[int(n) - 1], rs.text(key)) for n, key in pairs}
+            raise conflict(tasks, {*batch.conflicts, *held})
         self._listener.wake(queues)
-        return [rs.text(i) for i in reply[1:]]
+        stored = dict(zip((t.id for t in batch.fresh), map(rs.text, reply[1:]), strict=True))
+        return [stored[task_id] for task_id in batch.ids]
 
     # -- workers -----------------------------------------------------------------------------
 
@@ -255,36 +263,39 @@ class RedisBackend(Backend):
         ]
 
     async def ack(self, leases: Sequence[Lease]) -> None:
-        groups, lost = self._by_queue(leases)
+        groups = self._by_queue(leases)
         scripts = [Script("ack", [self._base(q)], rs.token_args(ls)) for q, ls in groups.items()]
-        await self._settle(scripts, lost)
+        await self._settle(leases, groups, scripts)
 
     async def fail(self, failures: Sequence[Failure]) -> None:
-        groups, lost = self._by_queue(f.lease for f in failures)
+        leases = [f.lease for f in failures]
+        groups = self._by_queue(leases)
         by_id = {f.lease.task_id: f for f in failures}
         scripts = []
-        for queue, leases in groups.items():
+        for queue, group in groups.items():
             args: list[Arg] = [self._channel, queue]
-            for lease in leases:
+            for lease in group:
                 failure = by_id[lease.task_id]
                 retry_at = "" if failure.retry_at is None else rs.micros(failure.retry_at)
                 args += [*rs.lease_args([lease]), failure.error, retry_at]
             scripts.append(Script("fail", [self._base(queue)], args))
-        await self._settle(scripts, lost)
+        await self._settle(leases, groups, scripts)
 
-    async def _settle(self, scripts: Sequence[Script], lost: list[str]) -> None:
+    async def _settle(
+        self, leases: Sequence[Lease], groups: dict[str, list[Lease]], scripts: Sequence[Script]
+    ) -> None:
+        refused: list[bytes] = []
         if scripts:
             replies, attempt = await self._link.send(scripts)
             for reply in replies:
                 for task_id, code in zip(reply[::2], reply[1::2], strict=True):
                     # Code 1 after a broken attempt: that attempt applied it, so it is ours.
                     if not (attempt > 0 and code == 1):
-                        lost.append(rs.text(task_id))
-        if lost:
-            raise LeaseLost(lost)
+                        refused.append(task_id)
+        refuse_lost(leases, self._applied(groups, refused))
 
     async def release(self, leases: Sequence[Lease]) -> None:
-        groups, _ = self._by_queue(leases)
+        groups = self._by_queue(leases)
         scripts = [
             Script("release", [self._base(q)], [self._channel, q, *rs.lease_args(ls)])
             for q, ls in groups.items()
@@ -296,7 +307,7 @@ class RedisBackend(Backend):
     async def heartbeat(
         self, worker: WorkerInfo, leases: Sequence[Lease], lease_seconds: float
     ) -> list[str]:
-        groups, lost = self._by_queue(leases)
+        groups = self._by_queue(leases)
         report = json.dumps(
             {
                 "host": worker.host, "pid": worker.pid, "queues": list(worker.queues),
@@ -310,26 +321,24 @@ class RedisBackend(Backend):
             for q, ls in groups.items()
         ]
         replies = await self._link.scripts(beat, *extends)
-        return lost + [rs.text(task_id) for reply in replies[1:] for task_id in reply]
+        refused = [task_id for reply in replies[1:] for task_id in reply]
+        return lost_leases(leases, self._applied(groups, refused))
 
     async def deregister(self, worker_id: str) -> None:
         hash_key, seen_key = self._workers_keys
         await self._link.send([("HDEL", hash_key, worker_id), ("ZREM", seen_key, worker_id)])
 
     async def reap(self, *, worker_timeout: float) -> ReapReport:
-        # The message belongs to base.py; split it around the count for the script to fill.
-        before, after = lease_expired_message(-7).split("-7", 1)
+        # The script decides as shoal.backends.shared.reaping.judge does, with its parameters.
+        rule: list[Arg] = [REQUEUE_MIN_ATTEMPTS_LEFT, *lease_expired_message_parts()]
         prune = Script("workers", self._workers_keys, ["prune", rs.span(worker_timeout)])
         names = await self._queue_names()
-        reaps = [
-            Script("reap", [self._base(q)], [_BATCH, self._channel, q, before, after])
-            for q in names
-        ]
+        reaps = [Script("reap", [self._base(q)], [_BATCH, self._channel, q, *rule]) for q in names]
         replies = await self._link.scripts(prune, *reaps)
         requeued = [rs.text(i) for requeued, _ in replies[1:] for i in requeued]
         dead = [rs.text(i) for _, dead in replies[1:] for i in dead]
         self._listener.wake(q for q, (r, _) in zip(names, replies[1:], strict=True) if r)
-        return ReapReport(tuple(requeued), tuple(dead))
+        return report(requeued, dead)
 
     # -- observers ---------------------------------------------------------------------------
 

@@ -24,13 +24,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from shoal.backends.base import (
-    LEASE_EXPIRED,
-    PURGEABLE,
-    Backend,
-    OnConflict,
-    reject_connection,
-)
+from shoal.backends.base import PURGEABLE, Backend, OnConflict
+from shoal.backends.shared.fencing import lost_leases, refuse_lost
+from shoal.backends.shared.idempotency import resolve
+from shoal.backends.shared.reaping import Expired, judge, report_verdicts
+from shoal.backends.shared.storable import check_storable
 from shoal.backends.sqlfiles import migrations, queries
 from shoal.backends.sqlite.support import (
     held_keys,
@@ -43,8 +41,6 @@ from shoal.backends.sqlite.support import (
 from shoal.core.errors import (
     BackendUnavailable,
     ConfigurationError,
-    IdempotencyConflict,
-    LeaseLost,
     SchemaMissing,
     TaskNotFound,
 )
@@ -190,32 +186,16 @@ class SQLiteBackend(Backend):
     # -- producers ---------------------------------------------------------------------------
 
     async def push(
-        self,
-        tasks: Sequence[NewTask],
-        *,
-        on_conflict: OnConflict = OnConflict.RAISE,
-        connection: object | None = None,
+        self, tasks: Sequence[NewTask], *, on_conflict: OnConflict = OnConflict.RAISE
     ) -> list[str]:
-        reject_connection(self, connection)
+        check_storable(tasks)
         now = time.time()
 
         def insert(db: sqlite3.Connection) -> list[str]:
             with immediate(db):
-                holders = held_keys(db, tasks)
-                ids, conflicts, fresh = [], [], []
-                for task in tasks:
-                    if task.idempotency_key is not None:
-                        key = (task.queue, task.idempotency_key)
-                        if key in holders:
-                            conflicts.append(task.idempotency_key)
-                            ids.append(holders[key])
-                            continue
-                        holders[key] = task.id
-                    ids.append(task.id)
-                    fresh.append(row_of(task, now))
-                if conflicts and on_conflict is OnConflict.RAISE:
-                    raise IdempotencyConflict(tasks[0].queue, sorted(set(conflicts)), len(tasks))
-                db.executemany(_SQL["insert"], fresh)
+                batch = resolve(tasks, held_keys(db, tasks))
+                ids = batch.reply(on_conflict)
+                db.executemany(_SQL["insert"], [row_of(task, now) for task in batch.fresh])
                 return ids
 
         ids = await self._run(insert)
@@ -261,10 +241,7 @@ class SQLiteBackend(Backend):
     async def _fenced(self, query: str, leases: Sequence[Lease], items: list[list[Any]]) -> None:
         arguments = {"now": time.time(), "items": json.dumps(items)}
         rows = await self._run(lambda db: db.execute(query, arguments).fetchall())
-        applied = {row[0] for row in rows}
-        lost = [lease.task_id for lease in leases if lease.task_id not in applied]
-        if lost:
-            raise LeaseLost(lost)
+        refuse_lost(leases, {row[0] for row in rows})
 
     async def ack(self, leases: Sequence[Lease]) -> None:
         await self._fenced(_SQL["ack"], leases, [lease_item(lease) for lease in leases])
@@ -305,28 +282,27 @@ class SQLiteBackend(Backend):
                 db.execute(_SQL["upsert_worker"], registration)
                 return {row[0] for row in db.execute(_SQL["extend_leases"], extension)}
 
-        kept = await self._run(beat)
-        return [lease.task_id for lease in leases if lease.task_id not in kept]
+        return lost_leases(leases, await self._run(beat))
 
     async def deregister(self, worker_id: str) -> None:
         await self._run(lambda db: db.execute(_SQL["deregister"], {"id": worker_id}))
 
     async def reap(self, *, worker_timeout: float) -> ReapReport:
         now = time.time()
-        message = LEASE_EXPIRED.replace("{}", "%d")
 
-        def reap(db: sqlite3.Connection) -> list[sqlite3.Row]:
+        def reap(db: sqlite3.Connection) -> ReapReport:
             with immediate(db):
                 db.execute(_SQL["forget_silent_workers"], {"cutoff": now - worker_timeout})
-                return db.execute(_SQL["reap"], {"now": now, "dead_message": message}).fetchall()
+                expired = db.execute(_SQL["reap_expired"], {"now": now}).fetchall()
+                verdicts = judge(Expired(*row) for row in expired)
+                items = [[v.task_id, v.status, v.lease_expirations, v.error] for v in verdicts]
+                db.execute(_SQL["reap_apply"], {"now": now, "verdicts": json.dumps(items)})
+                return report_verdicts(verdicts)
 
-        rows = await self._run(reap)
-        if any(row["status"] == TaskStatus.QUEUED for row in rows):
+        report = await self._run(reap)
+        if report.requeued:
             self._wake()
-        return ReapReport(
-            requeued=tuple(sorted(r["id"] for r in rows if r["status"] == TaskStatus.QUEUED)),
-            dead=tuple(sorted(r["id"] for r in rows if r["status"] == TaskStatus.DEAD)),
-        )
+        return report
 
     # -- observers ---------------------------------------------------------------------------
 

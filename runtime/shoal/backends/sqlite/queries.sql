@@ -71,16 +71,23 @@ SET in_flight = excluded.in_flight, queues = excluded.queues,
 -- name: deregister
 DELETE FROM shoal_workers WHERE id = :id;
 
--- name: reap
+-- name: reap_expired
+-- The columns of shoal.backends.shared.reaping.Expired, in order.
+SELECT id, attempts, max_attempts, lease_expirations FROM shoal_tasks
+WHERE status = 'running' AND lease_expires_at < :now;
+
+-- name: reap_apply
+-- The verdicts of shoal.backends.shared.reaping.judge on the rows reap_expired read, in the
+-- same transaction: [id, status, lease_expirations, error or null] each.
 UPDATE shoal_tasks
-SET status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END,
-    lease_expirations = lease_expirations + 1,
-    last_error = CASE WHEN attempts >= max_attempts
-                      THEN printf(:dead_message, lease_expirations + 1) ELSE last_error END,
-    finished_at = CASE WHEN attempts >= max_attempts THEN :now END,
+SET status = verdict.status, lease_expirations = verdict.expirations,
+    last_error = coalesce(verdict.error, last_error),
+    finished_at = CASE WHEN verdict.status = 'dead' THEN :now END,
     worker_id = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = :now
-WHERE status = 'running' AND lease_expires_at < :now
-RETURNING id, status;
+FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS status,
+             json_extract(value, '$[2]') AS expirations, json_extract(value, '$[3]') AS error
+      FROM json_each(:verdicts)) AS verdict
+WHERE shoal_tasks.id = verdict.id AND shoal_tasks.status = 'running';
 
 -- name: forget_silent_workers
 DELETE FROM shoal_workers WHERE last_seen < :cutoff;

@@ -1,15 +1,19 @@
--- push.lua: store a batch of new tasks, all or nothing; the batch may span queues.
+-- push.lua: store a batch of new tasks, all or nothing; the batch may span queues. The
+-- client has resolved the batch against itself (no two of its tasks share a key in a queue);
+-- this script resolves it against the keys unfinished tasks hold.
 -- KEYS: the base of every queue in the batch.
--- ARGV: on_conflict ('raise' | 'skip'), wake channel, the queue names (one per KEYS entry),
+-- ARGV: mode ('raise' | 'skip', or 'check': store nothing, only report the conflicts, for a
+--       batch the client found conflicting with itself), wake channel, the queue names (one
+--       per KEYS entry),
 --       then 9 fields per task: queue index, id, name, payload, priority, run_at (us),
 --       max_attempts, idempotency key ('' for none, else '=' .. key), metadata JSON or ''.
--- Returns {1, id, ...} in order, or for 'raise' with conflicts {0, queue index, key, ...}
--- having stored nothing.
+-- Returns {1, id, ...} in order, or for 'raise' with conflicts (and for 'check') {0, queue
+-- index, key, ...} having stored nothing.
 local mode, channel = ARGV[1], ARGV[2]
 local first = 3 + #KEYS
 local now = now_us()
 
-local ids, conflicts, accepted, taken = {}, {}, {}, {}
+local ids, conflicts, accepted = {}, {}, {}
 for i = first, #ARGV, 9 do
   local qi, id, ikey = tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 7]
   local base = KEYS[qi]
@@ -18,13 +22,12 @@ for i = first, #ARGV, 9 do
     ids[#ids + 1] = id
   elseif ikey ~= '' then
     local k = string.sub(ikey, 2)
-    local holder = taken[qi .. ':' .. k] or redis.call('HGET', base .. ':idem', k)
+    local holder = redis.call('HGET', base .. ':idem', k)
     if holder then
       conflicts[#conflicts + 1] = qi
       conflicts[#conflicts + 1] = k
       ids[#ids + 1] = holder
     else
-      taken[qi .. ':' .. k] = id
       accepted[#accepted + 1] = i
       ids[#ids + 1] = id
     end
@@ -34,7 +37,7 @@ for i = first, #ARGV, 9 do
   end
 end
 
-if #conflicts > 0 and mode == 'raise' then
+if (#conflicts > 0 and mode == 'raise') or mode == 'check' then
   local reply = {0}
   for _, v in ipairs(conflicts) do reply[#reply + 1] = v end
   return reply

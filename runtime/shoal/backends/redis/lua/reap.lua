@@ -1,9 +1,11 @@
 -- reap.lua: put back running tasks whose lease expired, or end them dead when their
--- attempts are spent, counting a lease expiration either way.
--- KEYS[1]: the queue's base. ARGV: cap, wake channel, queue name, and the dead message
--- split around its count (the text is owned by shoal.backends.base).
+-- attempts are spent, counting a lease expiration either way: the rule of
+-- shoal.backends.shared.reaping, whose parameters come from there.
+-- KEYS[1]: the queue's base. ARGV: cap, wake channel, queue name, the attempts a task must
+-- have left to be queued again, and the dead message split around its count.
 -- Returns {{requeued id, ...}, {dead id, ...}}.
 local base, cap, channel, queue = KEYS[1], tonumber(ARGV[1]), ARGV[2], ARGV[3]
+local min_left, before, after = tonumber(ARGV[4]), ARGV[5], ARGV[6]
 local now = now_us()
 local requeued, dead = {}, {}
 local expired = redis.call('ZRANGEBYSCORE', base .. ':leases', '-inf', '(' .. int(now), 'LIMIT', 0, cap)
@@ -14,13 +16,13 @@ for _, id in ipairs(expired) do
     redis.call('ZREM', base .. ':leases', id)
   else
     local n = tonumber(f[3] or '0') + 1
-    local spent = tonumber(f[1]) >= tonumber(f[2])
+    local spent = tonumber(f[2]) - tonumber(f[1]) < min_left
     leave_running(base, key, id, spent and 'dead' or 'queued', now)
     -- The expired lease must never act on the task again, even if its worker wakes up.
     redis.call('HDEL', key, 'token')
     redis.call('HSET', key, 'lease_expirations', n)
     if spent then
-      redis.call('HSET', key, 'finished_at', int(now), 'last_error', ARGV[4] .. n .. ARGV[5])
+      redis.call('HSET', key, 'finished_at', int(now), 'last_error', before .. n .. after)
       free_key(base, key, id)
       dead[#dead + 1] = id
     else
