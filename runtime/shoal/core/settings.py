@@ -65,7 +65,7 @@ def describe(error: ValidationError, name_of: Mapping[str, str] | None = None) -
     for detail in error.errors(include_url=False):
         field = ".".join(str(part) for part in detail["loc"])
         name = (name_of or {}).get(field, field) if field else "settings"
-        message = detail["msg"]
+        message = detail["msg"].removeprefix("Value error, ")
         message = message[0].lower() + message[1:]
         if detail["type"] == "extra_forbidden":
             problems.append(f"unknown setting {name}")
