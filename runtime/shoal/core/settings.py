@@ -14,7 +14,7 @@ and adding a setting is adding a field.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Self
 
@@ -58,21 +58,29 @@ Names = Annotated[tuple[str, ...], BeforeValidator(_comma_separated)]
 """Names given comma separated, in one value or several."""
 
 
-def describe(error: ValidationError, name_of: Mapping[str, str] | None = None) -> str:
-    """``error`` as one line naming each bad setting (``name_of`` maps field names to how the
-    user wrote them); an input value is quoted only for the fields that have one."""
+_UNQUOTED = frozenset({"missing", "too_short", "too_long"})
+"""Errors whose input is not worth repeating: nothing, or a whole list."""
+
+
+def describe(error: ValidationError, name_of: Callable[[str], str] = str) -> str:
+    """``error`` as one line naming each bad setting the way its user wrote it (``name_of``
+    maps a dotted field path to that name); quoting the value given, where there was one."""
     problems = []
     for detail in error.errors(include_url=False):
-        field = ".".join(str(part) for part in detail["loc"])
-        name = (name_of or {}).get(field, field) if field else "settings"
+        path = ".".join(str(part) for part in detail["loc"])
         message = detail["msg"].removeprefix("Value error, ")
         message = message[0].lower() + message[1:]
+        given = detail.get("input")
+        if detail["type"] in _UNQUOTED or not isinstance(given, str | int | float):
+            given = None
         if detail["type"] == "extra_forbidden":
-            problems.append(f"unknown setting {name}")
-        elif detail["type"] == "missing" or not field:
-            problems.append(f"{name}: {message}")
+            problems.append(f"unknown setting {name_of(path)}")
+        elif not path:  # a rule over several fields names them itself
+            problems.append(message)
         else:
-            problems.append(f"{name}: {message}, not {detail['input']!r}")
+            problems.append(
+                f"{name_of(path)}: {message}" + ("" if given is None else f", not {given!r}")
+            )
     return "; ".join(problems)
 
 
@@ -95,7 +103,8 @@ class Settings(BaseModel):
         try:
             return handler(data)
         except ValidationError as error:
-            raise ConfigurationError(describe(error, cls.setting_names())) from None
+            names = cls.setting_names()
+            raise ConfigurationError(describe(error, lambda path: names.get(path, path))) from None
 
 
 class EnvSettings(Settings):
