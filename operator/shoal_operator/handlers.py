@@ -33,7 +33,7 @@ from shoal_operator.spec import (
     parse_queue,
     parse_worker_pool,
 )
-from shoal_operator.state import Pool, QueueEntry, Status
+from shoal_operator.state import Pool, QueueEntry, Status, WorkerPoolStatus
 
 logger = logging.getLogger("shoal_operator")
 
@@ -331,6 +331,6 @@ async def _pool_failed(
     conditions = set_condition(current, "Ready", False, error.reason, error.message, generation)
     if known is not None:
         known.conditions = conditions
-    status = Status(conditions=conditions, observedGeneration=generation)
+    status = WorkerPoolStatus(conditions=conditions, observedGeneration=generation)
     await memo.autoscaler.status.write(target, status)
     await memo.kube.event(target, error.reason, error.message, "Warning")

@@ -23,7 +23,6 @@ class Status(CrdModel):
     """A status to write: only the fields set are sent (a merge patch), ``None`` removes."""
 
     conditions: Conditions | None = None
-    observed_generation: int | None = Field(default=None, alias="observedGeneration")
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, exclude_unset=True)
@@ -39,6 +38,7 @@ class WorkerPoolStatus(Status):
     in_flight: int | None = Field(default=None, alias="inFlight")
     last_scale_time: str | None = Field(default=None, alias="lastScaleTime")
     last_scale_reason: str | None = Field(default=None, alias="lastScaleReason")
+    observed_generation: int | None = Field(default=None, alias="observedGeneration")
 
 
 class QueueStatus(Status):

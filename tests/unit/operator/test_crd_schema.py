@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel
 
 from shoal_operator.spec import FROM_METADATA, QueueSpec, WorkerPoolSpec
+from shoal_operator.state import QueueStatus, WorkerPoolStatus
 
 CRDS = Path(__file__).resolve().parents[3] / "crds"
 COMPARED = ("type", "minimum", "maximum", "minLength", "maxLength", "pattern")
@@ -110,3 +111,18 @@ def test_the_crd_defaults_parse_to_the_model_defaults() -> None:
         )
         == defaulted
     )
+
+
+@pytest.mark.parametrize(
+    ("file", "model"),
+    [("queues.shoal.dev.yaml", QueueStatus), ("workerpools.shoal.dev.yaml", WorkerPoolStatus)],
+)
+def test_the_statuses_written_are_the_crd_status(file: str, model: type[BaseModel]) -> None:
+    """A status field the CRD does not declare would be pruned by the API server, silently."""
+    crd = yaml.safe_load((CRDS / file).read_text())
+    [version] = crd["spec"]["versions"]
+    status = version["schema"]["openAPIV3Schema"]["properties"]["status"]
+    schema = model.model_json_schema(by_alias=True)
+    ours = from_model(schema, schema.get("$defs", {}))
+    theirs = free_form_in_model(ours, from_crd(status))
+    assert ours == theirs
