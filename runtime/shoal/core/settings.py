@@ -69,7 +69,7 @@ def describe(error: ValidationError, name_of: Callable[[str], str] = str) -> str
     for detail in error.errors(include_url=False):
         path = ".".join(str(part) for part in detail["loc"])
         message = detail["msg"].removeprefix("Value error, ")
-        message = message[0].lower() + message[1:]
+        message = message[:1].lower() + message[1:]
         given = detail.get("input")
         if detail["type"] in _UNQUOTED or not isinstance(given, str | int | float):
             given = None
