@@ -17,7 +17,7 @@ from shoal.backends import open_backend
 from shoal.core.errors import ShoalError
 from shoal_operator import metrics
 from shoal_operator.autoscaler import Autoscaler
-from shoal_operator.conditions import set_condition
+from shoal_operator.conditions import conditions_of, set_condition
 from shoal_operator.errors import InvalidSpec, MissingSecret, OperatorError, QueueMissing
 from shoal_operator.kube import Kube
 from shoal_operator.pods import worker_crash
@@ -100,7 +100,7 @@ async def queue_recheck(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """A queue whose backend is unreachable re-reads its Secret: a fixed URL or password is
     picked up without touching the Queue. Healthy queues cost nothing here."""
     entry = memo.autoscaler.registry.queues.get(ObjectRef.of("Queue", body).key)
-    if entry is None or all(c.get("status") == "True" for c in entry.conditions):
+    if entry is None or all(c.ok for c in entry.conditions):
         return
     try:
         url = await _backend_url(memo.kube, entry.spec.namespace, entry.spec.url_secret)
@@ -118,7 +118,7 @@ async def queue_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 async def _queue_failed(memo: kopf.Memo, body: kopf.Body, error: OperatorError) -> None:
     metrics.RECONCILE_ERRORS.labels("Queue", error.reason).inc()
     conditions = set_condition(
-        list((body.get("status") or {}).get("conditions") or []),
+        conditions_of(body),
         "Reachable",
         False,
         error.reason,
@@ -322,12 +322,7 @@ async def _pool_failed(
 ) -> None:
     metrics.RECONCILE_ERRORS.labels("WorkerPool", error.reason).inc()
     known = memo.autoscaler.registry.pools.get(target.key)
-    if known is not None:
-        current = known.conditions
-    elif body is not None:
-        current = list((body.get("status") or {}).get("conditions") or [])
-    else:
-        current = []
+    current = known.conditions if known is not None else conditions_of(body or {})
     conditions = set_condition(current, "Ready", False, error.reason, error.message, generation)
     if known is not None:
         known.conditions = conditions

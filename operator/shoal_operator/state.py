@@ -9,20 +9,17 @@ from typing import Any
 from pydantic import Field
 
 from shoal.core.models import QueueStats
-from shoal_operator.conditions import now_iso
+from shoal_operator.conditions import Condition, now_iso
 from shoal_operator.crashes import CrashTracker
 from shoal_operator.rendering import POOL_LABEL
 from shoal_operator.scaling import History
 from shoal_operator.spec import CrdModel, ObjectRef, QueueSpec, SecretKey, WorkerPoolSpec
 
-Conditions = list[dict[str, Any]]
-"""Status conditions as ``conditions.set_condition`` keeps them."""
-
 
 class Status(CrdModel):
     """A status to write: only the fields set are sent (a merge patch), ``None`` removes."""
 
-    conditions: Conditions | None = None
+    conditions: list[Condition] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, exclude_unset=True)
@@ -61,7 +58,7 @@ class Pool:
     secret: SecretKey
     ready: int = 0
     history: History = field(default_factory=History)
-    conditions: Conditions = field(default_factory=list)
+    conditions: list[Condition] = field(default_factory=list)
     last_scale_time: str | None = None
     last_scale_reason: str | None = None
     desired: int | None = None
@@ -104,7 +101,7 @@ class QueueEntry:
     spec: QueueSpec
     uid: str
     url: str
-    conditions: Conditions = field(default_factory=list)
+    conditions: list[Condition] = field(default_factory=list)
     observed: tuple[tuple[int, ...], str] | None = None
     """The last figures and when they were first seen: unchanged figures write nothing."""
 

@@ -39,11 +39,11 @@ class StatusWriter:
     ) -> None:
         """Set a pool's condition and write its status; post an Event when ``event_type``
         is given and the condition flips."""
-        before = [c.get("status") for c in pool.conditions if c.get("type") == type_]
+        before = [c.ok for c in pool.conditions if c.type == type_]
         pool.conditions = set_condition(
             pool.conditions, type_, ok, reason, message, pool.generation
         )
-        if event_type and before != ["True" if ok else "False"]:
+        if event_type and before != [ok]:
             await self.kube.event(pool.reference, reason, message, event_type)
         await self.write(pool.reference, pool.status())
 

@@ -16,7 +16,7 @@ from shoal_operator.state import QueueStatus, WorkerPoolStatus
 
 CRDS = Path(__file__).resolve().parents[3] / "crds"
 COMPARED = ("type", "minimum", "maximum", "minLength", "maxLength", "pattern")
-COMPARED += ("minItems", "maxItems", "default")
+COMPARED += ("minItems", "maxItems", "default", "enum")
 
 
 def crd_spec(file: str) -> dict[str, Any]:
