@@ -27,6 +27,7 @@ from shoal_operator.kube import Kube
 from shoal_operator.registry import Registry
 from shoal_operator.rendering import POOL_LABEL, deployment_name
 from shoal_operator.scaling import Demand, decide, deletion_costs
+from shoal_operator.spec import QueueSpec
 from shoal_operator.state import Pool, QueueEntry, QueueStatus
 from shoal_operator.status import StatusWriter
 
@@ -37,6 +38,8 @@ _MIN_GAP = 0.2
 _LISTEN_BACKOFF = Backoff(base=1.0, cap=30.0)
 """Between attempts to wait on a backend's wake-ups that failed (the timer goes on)."""
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
+_QUEUE_DEFAULT_INTERVAL: int = QueueSpec.model_fields["stats_interval"].default
+"""Until a Queue on the backend says otherwise (pools register before their queues)."""
 
 
 class BackendWatch:
@@ -78,7 +81,7 @@ class BackendWatch:
 
     def _interval(self) -> float:
         intervals = [q.spec.stats_interval for q in self.registry.queues_on(self.url)]
-        return min(intervals, default=5.0)
+        return min(intervals, default=_QUEUE_DEFAULT_INTERVAL)
 
     async def _measure_forever(self) -> None:
         while True:
