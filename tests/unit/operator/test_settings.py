@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from pathlib import Path
 
 import pytest
 
@@ -67,3 +68,9 @@ def test_json_logs_are_the_workers_with_the_object_named(
     line = json.loads(capsys.readouterr().err.splitlines()[-1])
     assert line["message"] == "scaled" and line["level"] == "info"
     assert line["k8s_ref"] == reference
+
+
+def test_the_readme_names_every_operator_flag() -> None:
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    for name in OperatorSettings.model_fields:
+        assert f"`{OperatorSettings.flag_name(name)}`" in readme, name
