@@ -118,13 +118,7 @@ def from_url(url: str, *, client: aioredis.Redis | None = None) -> RedisBackend:
         raise ConfigurationError(f"invalid Redis URL {redact(url)}: {detail}") from exc
     if client.connection_pool.connection_kwargs.get("decode_responses"):
         raise ConfigurationError("shoal needs a Redis client with decode_responses=False")
-    return RedisBackend(
-        url,
-        client,
-        prefix=options.prefix,
-        owned=owned,
-        reconnect_timeout=options.reconnect_timeout,
-    )
+    return RedisBackend(url, client, owned=owned, **options.model_dump())
 
 
 class RedisBackend(Backend):
