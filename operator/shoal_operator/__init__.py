@@ -1,4 +1,5 @@
 """The shoal Kubernetes operator (kopf): Queue and WorkerPool resources, depth-driven scaling.
 
-Not built yet: see the operator issue. The runtime never imports this package.
+``shoal-operator --help`` lists its settings; ``docs/architecture.md`` its modules. The
+runtime never imports this package.
 """

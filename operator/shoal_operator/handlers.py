@@ -8,7 +8,6 @@ input is fixed.
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 import kopf
@@ -18,21 +17,23 @@ from shoal.backends import open_backend
 from shoal.core.errors import ShoalError
 from shoal_operator import metrics
 from shoal_operator.autoscaler import Autoscaler
-from shoal_operator.conditions import set_condition
-from shoal_operator.kube import Kube, MissingSecret
+from shoal_operator.conditions import conditions_of, set_condition
+from shoal_operator.errors import InvalidSpec, MissingSecret, OperatorError, QueueMissing
+from shoal_operator.kube import Kube
 from shoal_operator.pods import worker_crash
 from shoal_operator.rendering import MANAGED_BY, POOL_LABEL, deployment_name, render_deployment
+from shoal_operator.settings import OperatorSettings
 from shoal_operator.spec import (
     GROUP,
     VERSION,
-    InvalidSpec,
+    ObjectRef,
     QueueSpec,
     SecretKey,
     WorkerPoolSpec,
     parse_queue,
     parse_worker_pool,
 )
-from shoal_operator.state import Pool, QueueEntry
+from shoal_operator.state import Pool, QueueEntry, Status, WorkerPoolStatus
 
 logger = logging.getLogger("shoal_operator")
 
@@ -54,9 +55,10 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.watching.server_timeout = 300
     memo.kube = await Kube.connect()
     memo.autoscaler = Autoscaler(memo.kube)
-    port = os.environ.get("SHOAL_OPERATOR_METRICS_PORT", "8080")
-    if port != "0":
-        start_http_server(int(port))
+    # Set by ``shoal-operator``; read here from the environment under ``kopf run``.
+    operator_settings: OperatorSettings = memo.get("settings") or OperatorSettings.from_env()
+    if operator_settings.metrics_port:
+        start_http_server(operator_settings.metrics_port)
 
 
 @kopf.on.cleanup()
@@ -81,32 +83,28 @@ async def register_queue(body: kopf.Body, memo: kopf.Memo) -> None:
     try:
         spec = parse_queue(body)
         url = await _backend_url(memo.kube, spec.namespace, spec.url_secret)
-    except InvalidSpec as error:
-        await _queue_failed(memo, body, "InvalidSpec", str(error))
-        raise kopf.PermanentError(str(error)) from None
-    except MissingSecret as error:
-        await _queue_failed(memo, body, "SecretMissing", str(error))
-        raise kopf.TemporaryError(str(error), delay=RETRY_DELAY) from None
-    previous = autoscaler.queues.get((spec.namespace, spec.name))
+    except OperatorError as error:
+        await _queue_failed(memo, body, error)
+        raise _retry_or_not(error) from None
+    previous = autoscaler.registry.queues.get((spec.namespace, spec.name))
     entry = QueueEntry(
         spec, body["metadata"]["uid"], url, conditions=previous.conditions if previous else []
     )
     autoscaler.register_queue(entry)
-    for pool in list(autoscaler.pools.values()):
-        if pool.spec.namespace == spec.namespace and spec.name in pool.spec.queue_refs:
-            await reconcile_pool(memo, pool.spec, pool.uid, pool.generation)
+    for pool in autoscaler.registry.pools_serving(spec.namespace, spec.name):
+        await reconcile_pool(memo, pool.spec, pool.uid, pool.generation)
 
 
 @kopf.timer(GROUP, VERSION, "queues", interval=30, initial_delay=30)
 async def queue_recheck(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """A queue whose backend is unreachable re-reads its Secret: a fixed URL or password is
     picked up without touching the Queue. Healthy queues cost nothing here."""
-    entry = memo.autoscaler.queues.get((body["metadata"]["namespace"], body["metadata"]["name"]))
-    if entry is None or all(c.get("status") == "True" for c in entry.conditions):
+    entry = memo.autoscaler.registry.queues.get(ObjectRef.of("Queue", body).key)
+    if entry is None or all(c.ok for c in entry.conditions):
         return
     try:
         url = await _backend_url(memo.kube, entry.spec.namespace, entry.spec.url_secret)
-    except (MissingSecret, InvalidSpec):
+    except OperatorError:
         return
     if url != entry.url:
         await register_queue(body, memo)
@@ -114,26 +112,29 @@ async def queue_recheck(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.delete(GROUP, VERSION, "queues", optional=True)
 async def queue_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    memo.autoscaler.unregister_queue(body["metadata"]["namespace"], body["metadata"]["name"])
+    memo.autoscaler.unregister_queue(ObjectRef.of("Queue", body).key)
 
 
-async def _queue_failed(memo: kopf.Memo, body: kopf.Body, reason: str, message: str) -> None:
-    metrics.RECONCILE_ERRORS.labels("Queue", reason).inc()
+async def _queue_failed(memo: kopf.Memo, body: kopf.Body, error: OperatorError) -> None:
+    metrics.RECONCILE_ERRORS.labels("Queue", error.reason).inc()
     conditions = set_condition(
-        list((body.get("status") or {}).get("conditions") or []),
+        conditions_of(body),
         "Reachable",
         False,
-        reason,
-        message,
+        error.reason,
+        error.message,
         None,
     )
-    await memo.autoscaler.status.write(
-        "queues",
-        body["metadata"]["namespace"],
-        body["metadata"]["name"],
-        {"conditions": conditions},
-    )
-    await memo.kube.event(body, "Queue", reason, message, "Warning")
+    target = ObjectRef.of("Queue", body)
+    await memo.autoscaler.status.write(target, Status(conditions=conditions))
+    await memo.kube.event(target, error.reason, error.message, "Warning")
+
+
+def _retry_or_not(error: OperatorError) -> kopf.PermanentError | kopf.TemporaryError:
+    """Wait for the resource to change, or try again: the missing object may yet appear."""
+    if error.permanent:
+        return kopf.PermanentError(error.message)
+    return kopf.TemporaryError(error.message, delay=RETRY_DELAY)
 
 
 # -- WorkerPool --------------------------------------------------------------------------------
@@ -147,8 +148,8 @@ async def pool_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     try:
         spec = parse_worker_pool(body)
     except InvalidSpec as error:
-        await _pool_failed(memo, body, "InvalidSpec", str(error), generation)
-        raise kopf.PermanentError(str(error)) from None
+        await _pool_failed(memo, ObjectRef.of("WorkerPool", body), body, error, generation)
+        raise _retry_or_not(error) from None
     with metrics.RECONCILE_DURATION.time():
         await reconcile_pool(memo, spec, body["metadata"]["uid"], generation, body)
 
@@ -163,14 +164,7 @@ async def reconcile_pool(
     """Resolve the pool's queues and Secret, apply its Deployment, hand it to the scaler."""
     kube: Kube = memo.kube
     autoscaler: Autoscaler = memo.autoscaler
-    reference = body or {
-        "metadata": {
-            "name": spec.name,
-            "namespace": spec.namespace,
-            "uid": uid,
-            "generation": generation,
-        }
-    }
+    target = ObjectRef("WorkerPool", spec.namespace, spec.name, uid)
     try:
         queues = await _resolve_queues(kube, spec)
         secret = queues[0].url_secret
@@ -180,18 +174,12 @@ async def reconcile_pool(
                 "a worker process talks to one backend"
             )
         url = await _backend_url(kube, spec.namespace, secret)
-    except InvalidSpec as error:
-        await _pool_failed(memo, reference, "InvalidSpec", str(error), generation)
-        raise kopf.PermanentError(str(error)) from None
-    except (LookupError, MissingSecret) as error:
-        reason = "SecretMissing" if isinstance(error, MissingSecret) else "QueueMissing"
-        await _pool_failed(memo, reference, reason, str(error), generation)
-        raise kopf.TemporaryError(str(error), delay=RETRY_DELAY) from None
+    except OperatorError as error:
+        await _pool_failed(memo, target, body, error, generation)
+        raise _retry_or_not(error) from None
 
-    existing = await kube.read_deployment(spec.namespace, deployment_name(spec))
-    if existing is not None:
-        replicas = existing.spec.replicas or 0
-    else:
+    replicas = await kube.deployment_replicas(spec.namespace, deployment_name(spec))
+    if replicas is None:
         replicas = spec.replicas if spec.replicas is not None else spec.autoscaling.min_replicas
     pool = Pool(
         spec=spec,
@@ -202,7 +190,7 @@ async def reconcile_pool(
         replicas=replicas,
         secret=secret,
     )
-    previous = autoscaler.pools.get(pool.key)
+    previous = autoscaler.registry.pools.get(pool.key)
     if previous is not None:
         pool.conditions = previous.conditions
     outcome = await kube.apply_deployment(render(pool))
@@ -215,11 +203,10 @@ async def reconcile_pool(
         generation,
     )
     autoscaler.register_pool(pool)
-    await autoscaler.status.write("workerpools", spec.namespace, spec.name, pool.status())
+    await autoscaler.status.write(target, pool.status())
     if outcome != "unchanged":
         await kube.event(
-            reference,
-            "WorkerPool",
+            target,
             f"Deployment{outcome.capitalize()}",
             f"Deployment {deployment_name(spec)} {outcome}: {spec.app} on "
             f"{', '.join(pool.queue_names)}, grace {spec.grace_period}s",
@@ -240,7 +227,7 @@ def render(pool: Pool) -> dict[str, Any]:
 async def replicas_set(new: Any, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """``kubectl scale``: applied at once; the autoscaler decides again at its next
     measurement unless the pool is paused."""
-    pool = memo.autoscaler.pools.get((body["metadata"]["namespace"], body["metadata"]["name"]))
+    pool = memo.autoscaler.registry.pools.get(ObjectRef.of("WorkerPool", body).key)
     if pool is None or new is None or int(new) == pool.replicas:
         return
     await memo.autoscaler.scale_by_hand(pool, int(new))
@@ -249,7 +236,7 @@ async def replicas_set(new: Any, body: kopf.Body, memo: kopf.Memo, **_: Any) -> 
 @kopf.on.delete(GROUP, VERSION, "workerpools", optional=True)
 async def pool_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     # The Deployment goes with its owner: garbage collection follows the ownerReference.
-    memo.autoscaler.unregister_pool(body["metadata"]["namespace"], body["metadata"]["name"])
+    memo.autoscaler.unregister_pool(ObjectRef.of("WorkerPool", body).key)
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": MANAGED_BY})
@@ -257,7 +244,7 @@ async def deployment_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> N
     """Follow readiness, and put back what a hand edit changed in a pool's Deployment."""
     obj = event["object"]
     meta = obj.get("metadata", {})
-    pool = memo.autoscaler.pools.get(
+    pool = memo.autoscaler.registry.pools.get(
         (meta.get("namespace"), meta.get("labels", {}).get(POOL_LABEL))
     )
     if pool is None:
@@ -267,15 +254,13 @@ async def deployment_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> N
         return
     status = obj.get("status") or {}
     await memo.autoscaler.observe_deployment(
-        pool.spec.namespace,
-        pool.spec.name,
+        pool,
         (obj.get("spec") or {}).get("replicas"),
         int(status.get("readyReplicas") or 0),
     )
     if await memo.kube.apply_deployment(render(pool), current=obj) == "updated":
         await memo.kube.event(
             pool.reference,
-            "WorkerPool",
             "DeploymentRestored",
             "a hand edit of the Deployment was put back; change the WorkerPool instead",
         )
@@ -289,20 +274,31 @@ async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     pool_name = (meta.get("labels") or {}).get(POOL_LABEL)
     if pool_name is None:
         return
+    pool = memo.autoscaler.registry.pools.get((meta.get("namespace"), pool_name))
+    if pool is None:
+        return
     crash = None if event["type"] == "DELETED" else worker_crash(obj)
-    await memo.autoscaler.observe_pod(meta.get("namespace"), pool_name, meta.get("name"), crash)
+    health = pool.crashes.observe(meta.get("name"), crash)
+    await memo.autoscaler.status.pool_condition(
+        pool,
+        "WorkersHealthy",
+        health.ok,
+        health.reason,
+        health.message,
+        event_type="Normal" if health.ok else "Warning",
+    )
 
 
 async def _resolve_queues(kube: Kube, spec: WorkerPoolSpec) -> list[QueueSpec]:
     queues = []
     for name in spec.queue_refs:
-        body = await kube.get_queue(spec.namespace, name)
-        if body is None:
-            raise LookupError(
+        queue = await kube.get_queue(spec.namespace, name)
+        if queue is None:
+            raise QueueMissing(
                 f"Queue {spec.namespace}/{name} not found: create it, or fix "
                 "spec.queues of the WorkerPool"
             )
-        queues.append(parse_queue(body))
+        queues.append(queue)
     return queues
 
 
@@ -318,21 +314,18 @@ async def _backend_url(kube: Kube, namespace: str, secret: SecretKey) -> str:
 
 
 async def _pool_failed(
-    memo: kopf.Memo, body: Any, reason: str, message: str, generation: int
+    memo: kopf.Memo,
+    target: ObjectRef,
+    body: kopf.Body | None,
+    error: OperatorError,
+    generation: int,
 ) -> None:
-    metrics.RECONCILE_ERRORS.labels("WorkerPool", reason).inc()
-    meta = body["metadata"]
-    known = memo.autoscaler.pools.get((meta["namespace"], meta["name"]))
-    current = (
-        known.conditions if known else list((body.get("status") or {}).get("conditions") or [])
-    )
-    conditions = set_condition(current, "Ready", False, reason, message, generation)
+    metrics.RECONCILE_ERRORS.labels("WorkerPool", error.reason).inc()
+    known = memo.autoscaler.registry.pools.get(target.key)
+    current = known.conditions if known is not None else conditions_of(body or {})
+    conditions = set_condition(current, "Ready", False, error.reason, error.message, generation)
     if known is not None:
         known.conditions = conditions
-    await memo.autoscaler.status.write(
-        "workerpools",
-        meta["namespace"],
-        meta["name"],
-        {"conditions": conditions, "observedGeneration": generation},
-    )
-    await memo.kube.event(body, "WorkerPool", reason, message, "Warning")
+    status = WorkerPoolStatus(conditions=conditions, observedGeneration=generation)
+    await memo.autoscaler.status.write(target, status)
+    await memo.kube.event(target, error.reason, error.message, "Warning")

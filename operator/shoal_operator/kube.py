@@ -10,13 +10,15 @@ import base64
 import datetime
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, cast
 
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from shoal_operator import metrics
-from shoal_operator.spec import GROUP, VERSION, SecretKey
+from shoal_operator.errors import MissingSecret
+from shoal_operator.spec import GROUP, VERSION, ObjectRef, QueueSpec, SecretKey, parse_queue
 
 logger = logging.getLogger("shoal_operator.kube")
 
@@ -24,8 +26,12 @@ MERGE_PATCH: dict[str, Any] = {"_content_type": "application/merge-patch+json"}
 """The client would send a JSON patch (a list of operations); our patches are merge patches."""
 
 
-class MissingSecret(LookupError):
-    """The Secret or its key holding the backend URL does not exist."""
+@dataclass(frozen=True, slots=True)
+class Pod:
+    """What the operator reads of a worker pod: its name and annotations."""
+
+    name: str
+    annotations: Mapping[str, str]
 
 
 class Kube:
@@ -68,36 +74,37 @@ class Kube:
             )
         return base64.b64decode(data[ref.key]).decode()
 
-    async def get_queue(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return await self._get_custom(namespace, "queues", name)
-
-    async def _get_custom(self, namespace: str, plural: str, name: str) -> dict[str, Any] | None:
+    async def get_queue(self, namespace: str, name: str) -> QueueSpec | None:
+        """The Queue parsed, or None if there is none (an invalid one raises InvalidSpec)."""
         try:
             metrics.API_REQUESTS.labels("get", "customresources").inc()
             found: dict[str, Any] = await self.custom.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, plural, name
+                GROUP, VERSION, namespace, "queues", name
             )
         except ApiException as error:
             if error.status == 404:
                 return None
             raise
-        return found
+        return parse_queue(found)
 
-    async def patch_status(
-        self, plural: str, namespace: str, name: str, status: Mapping[str, Any]
-    ) -> None:
+    async def patch_status(self, target: ObjectRef, status: Mapping[str, Any]) -> None:
         metrics.API_REQUESTS.labels("patch", "status").inc()
         await self.custom.patch_namespaced_custom_object_status(
             GROUP,
             VERSION,
-            namespace,
-            plural,
-            name,
+            target.namespace,
+            target.plural,
+            target.name,
             {"status": dict(status)},
             **MERGE_PATCH,
         )
 
-    async def read_deployment(self, namespace: str, name: str) -> Any | None:
+    async def deployment_replicas(self, namespace: str, name: str) -> int | None:
+        """The Deployment's ``spec.replicas``, or None if there is no such Deployment."""
+        existing = await self._read_deployment(namespace, name)
+        return None if existing is None else int(existing.spec.replicas or 0)
+
+    async def _read_deployment(self, namespace: str, name: str) -> Any | None:
         try:
             metrics.API_REQUESTS.labels("get", "deployments").inc()
             return await self.apps.read_namespaced_deployment(name, namespace)
@@ -114,7 +121,7 @@ class Kube:
         watch event just delivered it, which saves reading it again."""
         meta = wanted["metadata"]
         if current is None:
-            existing = await self.read_deployment(meta["namespace"], meta["name"])
+            existing = await self._read_deployment(meta["namespace"], meta["name"])
             if existing is None:
                 metrics.API_REQUESTS.labels("create", "deployments").inc()
                 await self.apps.create_namespaced_deployment(meta["namespace"], cast(Any, wanted))
@@ -140,10 +147,12 @@ class Kube:
             name, namespace, {"spec": {"replicas": replicas}}, **MERGE_PATCH
         )
 
-    async def pods(self, namespace: str, selector: str) -> list[Any]:
+    async def pods(self, namespace: str, selector: str) -> list[Pod]:
         metrics.API_REQUESTS.labels("list", "pods").inc()
         listing = await self.core.list_namespaced_pod(namespace, label_selector=selector)
-        return list(listing.items)
+        return [
+            Pod(item.metadata.name, dict(item.metadata.annotations or {})) for item in listing.items
+        ]
 
     async def annotate_pod(self, namespace: str, name: str, annotations: dict[str, str]) -> None:
         metrics.API_REQUESTS.labels("patch", "pods").inc()
@@ -155,26 +164,20 @@ class Kube:
         )
 
     async def event(
-        self,
-        obj: Mapping[str, Any],
-        kind: str,
-        reason: str,
-        message: str,
-        type_: str = "Normal",
+        self, target: ObjectRef, reason: str, message: str, type_: str = "Normal"
     ) -> None:
-        """Post a core/v1 Event about ``obj``; failures are logged, never raised."""
-        meta = obj["metadata"]
+        """Post a core/v1 Event about ``target``; failures are logged, never raised."""
         now = datetime.datetime.now(datetime.UTC)
         body = client.CoreV1Event(
             metadata=client.V1ObjectMeta(
-                generate_name=f"{meta['name']}.", namespace=meta["namespace"]
+                generate_name=f"{target.name}.", namespace=target.namespace
             ),
             involved_object=client.V1ObjectReference(
                 api_version=f"{GROUP}/{VERSION}",
-                kind=kind,
-                name=meta["name"],
-                namespace=meta["namespace"],
-                uid=meta.get("uid"),
+                kind=target.kind,
+                name=target.name,
+                namespace=target.namespace,
+                uid=target.uid,
             ),
             reason=reason,
             message=message[:1024],
@@ -188,9 +191,9 @@ class Kube:
         )
         try:
             metrics.API_REQUESTS.labels("create", "events").inc()
-            await self.core.create_namespaced_event(meta["namespace"], body)
+            await self.core.create_namespaced_event(target.namespace, body)
         except ApiException as error:
-            logger.warning("could not post event %s on %s: %s", reason, meta["name"], error)
+            logger.warning("could not post event %s on %s: %s", reason, target.name, error)
 
 
 def _contains(actual: Any, wanted: Any) -> bool:

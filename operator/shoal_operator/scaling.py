@@ -51,7 +51,7 @@ def decide(
     policy: Autoscaling, current: int, demand: Demand, now: float, history: History
 ) -> Decision:
     """Replicas the pool should run now, and why. Updates ``history`` in place."""
-    target = max(policy.target_per_replica, 1)
+    target = policy.target_per_replica or 1  # a parsed pool's is set: its concurrency
     if demand.work > 0 or history.last_busy is None:
         # After an operator restart the cooldown starts afresh: never zero a pool at once.
         history.last_busy = now

@@ -1,16 +1,24 @@
-"""The custom resources as typed values: parsed once, checked, with the CRD's defaults.
+"""The custom resources as typed values: pydantic models of the CRDs' specs, with their defaults.
 
-The API server validates and defaults with the CRD's schema; parsing here repeats the checks
-that matter so that a resource that slipped through (an older CRD, a hand-made object in a
-test) becomes an :class:`InvalidSpec` with a message that says what to fix, never a crash.
+The API server validates and defaults with the CRD's schema (``crds/``, the one source of
+truth); the models here declare the same fields, bounds and defaults once, and
+``tests/unit/operator/test_crd_schema.py`` holds the two to each other. Parsing repeats the
+checks, so that a resource that slipped through (an older CRD, a hand-made object in a test)
+becomes an :class:`InvalidSpec` naming the field to fix, never a crash.
+
+Python names are the operator's; each field's alias is its name in the CRD.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, Self, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.dataclasses import dataclass
+
+from shoal.core.settings import describe
+from shoal_operator.errors import InvalidSpec
 
 GROUP = "shoal.dev"
 VERSION = "v1alpha1"
@@ -20,73 +28,155 @@ GRACE_MARGIN_SECONDS = 15
 """Added to the shutdown timeout: time for the process to start draining, release what it
 could not finish and deregister before the kubelet's SIGKILL."""
 
-_APP_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+FROM_METADATA = frozenset({"name", "namespace", "paused"})
+"""Fields taken from the object's metadata, not from its spec (so not in the CRD's spec)."""
+
+APP_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$"
+"""``module:attribute``, as ``shoal worker`` imports it."""
 
 
-class InvalidSpec(ValueError):
-    """A custom resource cannot be acted on; the message says what to change."""
+@dataclass(frozen=True, slots=True)
+class ObjectRef:
+    """Which custom resource a status write or an Event is about."""
+
+    kind: Literal["Queue", "WorkerPool"]
+    namespace: str
+    name: str
+    uid: str | None = None
+
+    @property
+    def plural(self) -> str:
+        return f"{self.kind.lower()}s"
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, self.name)
+
+    @classmethod
+    def of(cls, kind: Literal["Queue", "WorkerPool"], body: Mapping[str, Any]) -> ObjectRef:
+        meta = body.get("metadata") or {}
+        return cls(kind, meta.get("namespace", "default"), meta.get("name", ""), meta.get("uid"))
+
+
+class CrdModel(BaseModel):
+    """A part of a custom resource: frozen, parsed by its CRD names (aliases) or by its
+    Python names. Fields the CRD does not know are dropped, as the API server prunes them."""
+
+    model_config = ConfigDict(
+        frozen=True, validate_by_alias=True, validate_by_name=True, extra="ignore"
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class SecretKey:
-    name: str
-    key: str
+    """A key of a Secret in the resource's namespace."""
+
+    name: str = Field(min_length=1, max_length=253)
+    key: str = Field(min_length=1, max_length=253)
 
 
-@dataclass(frozen=True, slots=True)
-class QueueSpec:
+class Backend(CrdModel):
+    url_secret: SecretKey = Field(alias="urlSecretRef")
+
+
+class QueueSpec(CrdModel):
     """A ``Queue``: a named queue on a backend whose URL is in a Secret."""
 
     name: str
-    namespace: str
-    queue_name: str
-    url_secret: SecretKey
-    stats_interval: float = 5.0
+    namespace: str = "default"
+    queue_name_override: str | None = Field(
+        default=None, alias="queueName", min_length=1, max_length=200
+    )
+    backend: Backend
+    stats_interval: int = Field(default=5, ge=1, le=300, alias="statsIntervalSeconds")
+
+    @property
+    def queue_name(self) -> str:
+        """The queue's name in the backend: the object's name unless ``queueName`` says."""
+        return self.queue_name_override or self.name
+
+    @property
+    def url_secret(self) -> SecretKey:
+        return self.backend.url_secret
 
 
-@dataclass(frozen=True, slots=True)
-class Autoscaling:
-    min_replicas: int = 0
-    max_replicas: int = 10
-    target_per_replica: int = 10
-    scale_up_window: float = 0.0
-    scale_down_window: float = 60.0
-    scale_down_step: int | None = None
-    max_surge: int | None = None
-    idle_cooldown: float = 300.0
+class QueueRef(CrdModel):
+    name: str = Field(min_length=1, max_length=253)
 
 
-@dataclass(frozen=True, slots=True)
-class PodOverrides:
-    env: tuple[Mapping[str, Any], ...] = ()
-    resources: Mapping[str, Any] = field(default_factory=dict)
-    node_selector: Mapping[str, str] = field(default_factory=dict)
-    tolerations: tuple[Mapping[str, Any], ...] = ()
-    affinity: Mapping[str, Any] = field(default_factory=dict)
-    service_account_name: str | None = None
-    image_pull_secrets: tuple[Mapping[str, Any], ...] = ()
-    labels: Mapping[str, str] = field(default_factory=dict)
-    annotations: Mapping[str, str] = field(default_factory=dict)
+class Autoscaling(CrdModel):
+    min_replicas: int = Field(default=0, ge=0, le=1000, alias="minReplicas")
+    max_replicas: int = Field(default=10, ge=1, le=1000, alias="maxReplicas")
+    target_per_replica: int | None = Field(default=None, ge=1, alias="targetPerReplica")
+    """Runnable plus in-flight tasks per replica; a pool's parse sets its concurrency here
+    when the resource leaves it out."""
+    scale_up_window: int = Field(default=0, ge=0, le=3600, alias="scaleUpStabilizationSeconds")
+    scale_down_window: int = Field(default=60, ge=0, le=3600, alias="scaleDownStabilizationSeconds")
+    scale_down_step: int | None = Field(default=None, ge=1, alias="scaleDownMaxStep")
+    max_surge: int | None = Field(default=None, ge=1, alias="maxSurge")
+    idle_cooldown: int = Field(default=300, ge=0, le=86400, alias="idleCooldownSeconds")
+
+    @model_validator(mode="after")
+    def _bounds_in_order(self) -> Self:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"minReplicas ({self.min_replicas}) exceeds maxReplicas ({self.max_replicas})"
+            )
+        return self
 
 
-@dataclass(frozen=True, slots=True)
-class WorkerPoolSpec:
+class PodOverrides(CrdModel):
+    env: tuple[dict[str, Any], ...] = ()
+    resources: dict[str, Any] = {}
+    node_selector: dict[str, str] = Field(default={}, alias="nodeSelector")
+    tolerations: tuple[dict[str, Any], ...] = ()
+    affinity: dict[str, Any] = {}
+    service_account_name: str | None = Field(default=None, alias="serviceAccountName")
+    image_pull_secrets: tuple[dict[str, Any], ...] = Field(default=(), alias="imagePullSecrets")
+    labels: dict[str, str] = {}
+    annotations: dict[str, str] = {}
+
+
+class WorkerPoolSpec(CrdModel):
     """A ``WorkerPool``: workers of one app for some queues, and how to scale them."""
 
     name: str
-    namespace: str
-    queue_refs: tuple[str, ...]
-    image: str
-    app: str
-    concurrency: int = 10
-    prefetch: int | None = None
-    """Tasks a worker claims ahead of free slots; None leaves it to the worker (automatic)."""
-    shutdown_timeout: int = 30
-    grace_period_override: int | None = None
-    autoscaling: Autoscaling = field(default_factory=Autoscaling)
-    pod: PodOverrides = field(default_factory=PodOverrides)
-    replicas: int | None = None
+    namespace: str = "default"
     paused: bool = False
+    """The ``shoal.dev/paused`` annotation: the replicas are the user's, not the scaler's."""
+    queues: tuple[QueueRef, ...] = Field(min_length=1, max_length=50)
+    image: str = Field(min_length=1)
+    app: str = Field(pattern=APP_PATTERN)
+    concurrency: int = Field(default=10, ge=1, le=1000)
+    prefetch: int | None = Field(default=None, ge=0, le=100000)
+    """Tasks a worker claims ahead of free slots; None leaves it to the worker (automatic)."""
+    shutdown_timeout: int = Field(default=30, ge=1, le=86400, alias="shutdownTimeoutSeconds")
+    grace_period_override: int | None = Field(
+        default=None, ge=2, alias="terminationGracePeriodSeconds"
+    )
+    replicas: int | None = Field(default=None, ge=0)
+    autoscaling: Autoscaling = Autoscaling()
+    pod: PodOverrides = Field(default=PodOverrides(), alias="template")
+
+    @model_validator(mode="after")
+    def _resolve(self) -> Self:
+        grace = self.grace_period_override
+        if grace is not None and grace <= self.shutdown_timeout:
+            raise ValueError(
+                f"spec.terminationGracePeriodSeconds ({grace}) must exceed "
+                f"spec.shutdownTimeoutSeconds ({self.shutdown_timeout}), or a scale-down "
+                "cuts running tasks in half"
+            )
+        if self.autoscaling.target_per_replica is None:
+            target = {"target_per_replica": self.concurrency}
+            return self.model_copy(
+                update={"autoscaling": self.autoscaling.model_copy(update=target)}
+            )
+        return self
+
+    @property
+    def queue_refs(self) -> tuple[str, ...]:
+        return tuple(ref.name for ref in self.queues)
 
     @property
     def grace_period(self) -> int:
@@ -96,105 +186,34 @@ class WorkerPoolSpec:
         return self.shutdown_timeout + GRACE_MARGIN_SECONDS
 
 
+M = TypeVar("M", bound=CrdModel)
+
+
 def parse_queue(body: Mapping[str, Any]) -> QueueSpec:
-    meta, spec = body.get("metadata", {}), body.get("spec") or {}
-    secret = (spec.get("backend") or {}).get("urlSecretRef") or {}
-    if not secret.get("name") or not secret.get("key"):
-        raise InvalidSpec(
-            "spec.backend.urlSecretRef needs a name and a key: the Secret and "
-            "the key in it that holds the backend URL"
-        )
-    interval = float(spec.get("statsIntervalSeconds", 5))
-    if interval < 1:
-        raise InvalidSpec("spec.statsIntervalSeconds must be at least 1")
-    return QueueSpec(
-        name=meta["name"],
-        namespace=meta.get("namespace", "default"),
-        queue_name=spec.get("queueName") or meta["name"],
-        url_secret=SecretKey(secret["name"], secret["key"]),
-        stats_interval=interval,
-    )
+    return _parse(QueueSpec, body)
 
 
 def parse_worker_pool(body: Mapping[str, Any]) -> WorkerPoolSpec:
-    meta, spec = body.get("metadata", {}), body.get("spec") or {}
-    refs = tuple(ref.get("name", "") for ref in spec.get("queues") or [])
-    if not refs or not all(refs):
-        raise InvalidSpec("spec.queues must name at least one Queue: [{name: <queue>}]")
-    if not spec.get("image"):
-        raise InvalidSpec("spec.image is required: the worker image holding your tasks")
-    app = spec.get("app", "")
-    if not _APP_PATH.match(app):
-        raise InvalidSpec(
-            f"spec.app must be module:attribute (like myproject.tasks:app), not {app!r}"
-        )
-    concurrency = _positive(spec, "concurrency", 10)
-    prefetch = _optional_int(spec, "prefetch")
-    if prefetch is not None and prefetch < 0:
-        raise InvalidSpec(f"spec.prefetch must be 0 or more, not {prefetch}")
-    shutdown = _positive(spec, "shutdownTimeoutSeconds", 30)
-    grace = spec.get("terminationGracePeriodSeconds")
-    if grace is not None and int(grace) <= shutdown:
-        raise InvalidSpec(
-            f"spec.terminationGracePeriodSeconds ({grace}) must exceed "
-            f"spec.shutdownTimeoutSeconds ({shutdown}), or a scale-down cuts "
-            "running tasks in half"
-        )
-    scaling = spec.get("autoscaling") or {}
-    autoscaling = Autoscaling(
-        min_replicas=int(scaling.get("minReplicas", 0)),
-        max_replicas=int(scaling.get("maxReplicas", 10)),
-        target_per_replica=int(scaling.get("targetPerReplica") or concurrency),
-        scale_up_window=float(scaling.get("scaleUpStabilizationSeconds", 0)),
-        scale_down_window=float(scaling.get("scaleDownStabilizationSeconds", 60)),
-        scale_down_step=_optional_int(scaling, "scaleDownMaxStep"),
-        max_surge=_optional_int(scaling, "maxSurge"),
-        idle_cooldown=float(scaling.get("idleCooldownSeconds", 300)),
-    )
-    if autoscaling.min_replicas < 0 or autoscaling.max_replicas < 1:
-        raise InvalidSpec("autoscaling needs minReplicas ≥ 0 and maxReplicas ≥ 1")
-    if autoscaling.min_replicas > autoscaling.max_replicas:
-        raise InvalidSpec(
-            f"autoscaling.minReplicas ({autoscaling.min_replicas}) exceeds "
-            f"maxReplicas ({autoscaling.max_replicas})"
-        )
-    template = spec.get("template") or {}
-    pod = PodOverrides(
-        env=tuple(template.get("env") or ()),
-        resources=template.get("resources") or {},
-        node_selector=template.get("nodeSelector") or {},
-        tolerations=tuple(template.get("tolerations") or ()),
-        affinity=template.get("affinity") or {},
-        service_account_name=template.get("serviceAccountName"),
-        image_pull_secrets=tuple(template.get("imagePullSecrets") or ()),
-        labels=template.get("labels") or {},
-        annotations=template.get("annotations") or {},
-    )
-    annotations = meta.get("annotations") or {}
-    return WorkerPoolSpec(
-        name=meta["name"],
-        namespace=meta.get("namespace", "default"),
-        queue_refs=refs,
-        image=spec["image"],
-        app=app,
-        concurrency=concurrency,
-        prefetch=prefetch,
-        shutdown_timeout=shutdown,
-        grace_period_override=None if grace is None else int(grace),
-        autoscaling=autoscaling,
-        pod=pod,
-        replicas=_optional_int(spec, "replicas"),
-        paused=str(annotations.get(PAUSED_ANNOTATION, "")).lower() in ("true", "1", "yes"),
-    )
+    return _parse(WorkerPoolSpec, body)
 
 
-def _positive(spec: Mapping[str, Any], name: str, default: int) -> int:
-    value = int(spec.get(name, default))
-    if value < 1:
-        raise InvalidSpec(f"spec.{name} must be at least 1, not {value}")
-    return value
+def _parse(model: type[M], body: Mapping[str, Any]) -> M:
+    meta = body.get("metadata") or {}
+    paused = str((meta.get("annotations") or {}).get(PAUSED_ANNOTATION, "")).lower()
+    values = {
+        **(body.get("spec") or {}),
+        "name": meta.get("name"),
+        "namespace": meta.get("namespace", "default"),
+    }
+    if "paused" in model.model_fields:
+        values["paused"] = paused in ("true", "1", "yes")
+    try:
+        return model.model_validate(values)
+    except ValidationError as error:
+        named = describe(error, lambda path: f"{_section(path)}{path}")
+        kind = model.__name__.removesuffix("Spec")
+        raise InvalidSpec(f"{kind} {meta.get('name')}: {named}") from None
 
 
-def _optional_int(spec: Mapping[str, Any], name: str) -> int | None:
-    value = spec.get(name)
-    return None if value is None else int(value)
+def _section(path: str) -> str:
+    return "metadata." if path.split(".")[0] in FROM_METADATA else "spec."

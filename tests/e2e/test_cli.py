@@ -98,6 +98,7 @@ def test_migrate_enqueue_inspect_and_manage(
         (["enqueue", "x", "--app", "no_such_module:app"], "cannot import 'no_such_module'"),
         (["queues", "--backend-url", "mysql://root:hunter2@db/x"], "no backend serves"),
         (["jobs", "show", "nope"], "no task has the id 'nope'"),
+        (["worker", APP, "--concurrency", "lots"], "SHOAL_CONCURRENCY / --concurrency: input"),
     ],
 )
 def test_wrong_input_prints_one_line_and_exits_2(

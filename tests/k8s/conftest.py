@@ -40,7 +40,8 @@ class Operator:
     """``python -m shoal_operator`` against the cluster; its output goes to a file.
 
     By default it runs cluster-wide with the admin kubeconfig; ``kubeconfig`` runs it with
-    other credentials (e.g. a ServiceAccount's token) and ``args`` adds flags (``--namespace``).
+    other credentials (e.g. a ServiceAccount's token), ``args`` adds flags (``--namespace``)
+    and ``log_format="json"`` logs as the chart runs it.
     """
 
     def __init__(
@@ -50,6 +51,7 @@ class Operator:
         *,
         kubeconfig: Path | None = None,
         args: Sequence[str] = (),
+        log_format: str = "text",
     ) -> None:
         self.cluster = cluster
         self.log = directory / "operator.log"
@@ -59,6 +61,7 @@ class Operator:
             **os.environ,
             "KUBECONFIG": str(kubeconfig or cluster.kubeconfig),
             "SHOAL_OPERATOR_METRICS_PORT": str(self.metrics_port),
+            "SHOAL_OPERATOR_LOG_FORMAT": log_format,
         }
         with self.log.open("wb") as sink:
             self.process = subprocess.Popen(
@@ -120,7 +123,7 @@ def operator(
 ) -> Iterator[Operator]:
     """The operator for one test module: gone before the next module runs, so that a module
     running an operator of its own (the chart's) never shares the cluster with this one."""
-    running = Operator(crds, tmp_path_factory.mktemp("operator"))
+    running = Operator(crds, tmp_path_factory.mktemp("operator"), log_format="json")
     yield running
     running.stop()
 

@@ -526,7 +526,7 @@ NEEDED = [
     ("patch", "pods"),
     ("create", "events"),
 ]
-"""Every call the operator makes (kube.py, handlers.py, autoscaler.py, and kopf's own)."""
+"""Every call the operator makes (kube.py, handlers.py, watch.py, and kopf's own)."""
 
 NOT_NEEDED = [
     ("list", "secrets"),

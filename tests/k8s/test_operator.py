@@ -6,6 +6,7 @@ pods, so "workers" are played by the test claiming and acking tasks itself.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -297,3 +298,10 @@ def test_kubectl_scale_applies_at_once_and_paused_pools_hold(
         30,
         "the autoscaler taking over again",
     )
+
+
+def test_the_operator_logs_json_lines_naming_their_objects(operator: Operator) -> None:
+    """Its own lines and kopf's go through the workers' formatter: one object per line."""
+    lines = [json.loads(line) for line in operator.log.read_text().splitlines() if line]
+    assert lines and all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+    assert any(line.get("k8s_ref", {}).get("kind") == "WorkerPool" for line in lines)

@@ -1,18 +1,25 @@
-"""The README's configuration table lists every worker setting with its environment twin."""
+"""The README's configuration table lists every worker setting with its environment twin,
+and the defaults it states are the fields' own."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 from shoal import WorkerSettings
-from shoal.core.settings import env_name
+from shoal.core.settings import Shown
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
 
 def test_every_worker_setting_is_in_the_readme_table() -> None:
     rows = [line for line in README.splitlines() if line.startswith("| `--")]
-    for spec in dataclasses.fields(WorkerSettings):
-        flag = f"`--{spec.name.replace('_', '-')}`"
-        assert any(flag in row and f"`{env_name(spec.name)}`" in row for row in rows), flag
+    for name, spec in WorkerSettings.model_fields.items():
+        flag = f"`{WorkerSettings.flag_name(name)}`"
+        variable = f"`{WorkerSettings.env_name(name)}`"
+        [row] = [row for row in rows if flag in row and variable in row]
+        stated = row.split("|")[3].strip()
+        if isinstance(spec.default, int | float):
+            assert float(stated) == spec.default, flag
+        elif spec.default is None and stated in ("none", "automatic"):
+            shown = [m.text for m in spec.metadata if isinstance(m, Shown)]
+            assert stated == (shown[0] if shown else "none"), flag

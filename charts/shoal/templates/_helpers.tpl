@@ -55,7 +55,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{/*
 The rules the operator needs in each namespace it serves, every one of them commented with
 its purpose. They are exactly the API calls of operator/shoal_operator (kube.py, handlers.py,
-autoscaler.py) and of kopf serving them; tests/k8s/test_chart.py runs the operator with
+watch.py) and of kopf serving them; tests/k8s/test_chart.py runs the operator with
 nothing more and checks with `kubectl auth can-i` that nothing else is granted.
 */}}
 {{- define "shoal.namespacedRules" -}}

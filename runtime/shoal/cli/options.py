@@ -1,22 +1,24 @@
 """Flags with environment twins: every flag reads ``SHOAL_<FLAG>`` when not given, and says
-so in ``--help``. Worker flags are generated from :class:`WorkerSettings`, so the flag, the
-variable and the documentation are one thing."""
+so in ``--help``. Settings flags are generated from an :class:`EnvSettings` class (the
+worker's, the operator's), so the flag, the variable and the documentation are one thing."""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
-from typing import Any
+import typing
+from typing import Any, TypeVar
 
-from shoal.core.settings import WorkerSettings, env_name, parse
+from shoal.core.settings import EnvSettings, Shown, WorkerSettings
+
+S = TypeVar("S", bound=EnvSettings)
 
 
 def add(
     parser: argparse.ArgumentParser, name: str, help: str, default: Any = None, **kwargs: Any
 ) -> None:
     """Add ``--name`` whose default comes from ``SHOAL_NAME``, then from ``default``."""
-    variable = env_name(name)
+    variable = WorkerSettings.env_name(name)
     shown = f"default: {default}; " if default not in (None, False) else ""
     parser.add_argument(
         f"--{name.replace('_', '-')}",
@@ -42,27 +44,40 @@ def add_connection(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_worker_settings(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("worker settings")
-    for spec in dataclasses.fields(WorkerSettings):
-        default = spec.default
-        shown = spec.metadata["shown"] or (
-            ",".join(default) if isinstance(default, tuple) else default
-        )
-        group.add_argument(
-            f"--{spec.name.replace('_', '-')}",
-            dest=spec.name,
+def add_settings(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, settings: type[EnvSettings]
+) -> None:
+    """One flag per field of ``settings``, its help the field's docstring, its default and
+    its variable. Flags default to None: :meth:`EnvSettings.from_env` fills in the rest."""
+    for name, spec in settings.model_fields.items():
+        shown = next((m.text for m in spec.metadata if isinstance(m, Shown)), None)
+        if shown is None:
+            default = spec.default
+            shown = ",".join(default) if isinstance(default, tuple) else str(default)
+            shown = "none" if default in (None, ()) else shown
+        kind: dict[str, Any] = {}
+        if spec.annotation is bool:
+            kind = {"action": "store_const", "const": True}
+        elif typing.get_origin(spec.annotation) is tuple:
+            kind = {"action": "append"}  # repeatable, and each may be comma separated
+        help = " ".join((spec.description or "").split())
+        parser.add_argument(
+            settings.flag_name(name),
+            dest=name,
             default=None,
-            help=f"{spec.metadata['help']} [default: {shown or 'none'}; "
-            f"env: {env_name(spec.name)}]",
+            help=f"{help} [default: {shown}; env: {settings.env_name(name)}]",
+            **kind,
         )
+
+
+def add_worker_settings(parser: argparse.ArgumentParser) -> None:
+    add_settings(parser.add_argument_group("worker settings"), WorkerSettings)
+
+
+def settings_from(arguments: argparse.Namespace, settings: type[S]) -> S:
+    """Flags given on the command line, then the environment, then defaults."""
+    return settings.from_env(**{name: getattr(arguments, name) for name in settings.model_fields})
 
 
 def worker_settings(arguments: argparse.Namespace) -> WorkerSettings:
-    """Flags given on the command line, then the environment, then defaults."""
-    overrides = {}
-    for spec in dataclasses.fields(WorkerSettings):
-        raw = getattr(arguments, spec.name)
-        if raw is not None:
-            overrides[spec.name] = parse(spec.name, str(spec.type), raw)
-    return WorkerSettings.from_env(**overrides)
+    return settings_from(arguments, WorkerSettings)

@@ -49,7 +49,7 @@ class Worker:
         self.app = app
         self.settings = settings or WorkerSettings()
         self.id = new_id()
-        self.host = os.environ.get("POD_NAME") or socket.gethostname()
+        self.host = self.settings.host or socket.gethostname()
         self.queues = self.settings.queues or tuple(app.queues)
         self.processed = 0
         self.stop_reason: str | None = None

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
+from shoal_operator.errors import InvalidSpec
 from shoal_operator.rendering import HEALTH_FILE, render_deployment
-from shoal_operator.spec import InvalidSpec, SecretKey, parse_queue, parse_worker_pool
+from shoal_operator.spec import SecretKey, parse_queue, parse_worker_pool
 
 
 def pool_body(**spec: Any) -> dict[str, Any]:
@@ -96,12 +97,16 @@ def test_a_grace_override_must_exceed_the_drain() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"queues": []}, "must name at least one Queue"),
-        ({"app": "no-colon"}, "module:attribute"),
-        ({"concurrency": 0}, "at least 1"),
-        ({"prefetch": -1}, "0 or more"),
-        ({"autoscaling": {"minReplicas": 5, "maxReplicas": 2}}, "exceeds maxReplicas"),
-        ({"image": ""}, "spec.image is required"),
+        ({"queues": []}, r"spec\.queues: .* at least 1 item"),
+        ({"app": "no-colon"}, r"spec\.app: string should match pattern .*, not 'no-colon'"),
+        ({"concurrency": 0}, r"spec\.concurrency: input should be greater than or equal to 1"),
+        ({"prefetch": -1}, r"spec\.prefetch: input should be greater than or equal to 0"),
+        (
+            {"autoscaling": {"minReplicas": 5, "maxReplicas": 2}},
+            r"spec\.autoscaling: minReplicas \(5\) exceeds maxReplicas \(2\)",
+        ),
+        ({"image": ""}, r"spec\.image: string should have at least 1 character"),
+        ({"autoscaling": {"idleCooldownSeconds": "soon"}}, "spec.autoscaling.idleCooldownSeconds"),
     ],
 )
 def test_malformed_pools_say_what_to_fix(change: dict[str, Any], message: str) -> None:
@@ -138,5 +143,5 @@ def test_queue_names_default_to_the_object_name() -> None:
     }
     queue = parse_queue(body)
     assert (queue.queue_name, queue.url_secret) == ("emails", SecretKey("db", "url"))
-    with pytest.raises(InvalidSpec, match="urlSecretRef needs a name and a key"):
+    with pytest.raises(InvalidSpec, match=r"spec\.backend\.urlSecretRef: field required"):
         parse_queue({"metadata": {"name": "x"}, "spec": {"backend": {}}})

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
+import difflib
 import re
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
+from pydantic import AfterValidator, BeforeValidator, Field
 
 from shoal.core.errors import (
     BackendError,
@@ -28,71 +29,73 @@ from shoal.core.errors import (
     SchemaMissing,
     ShoalError,
 )
+from shoal.core.settings import Settings
 from shoal.core.urls import redact
 
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class PostgresSettings:
+def _identifier(value: str) -> str:
+    if not _SCHEMA_NAME.fullmatch(value):
+        raise ValueError("not a plain lower-case PostgreSQL identifier")
+    return value
+
+
+def _none_spelt_out(value: object) -> object:
+    return None if isinstance(value, str) and value.lower() in ("none", "forever", "") else value
+
+
+class PostgresSettings(Settings):
     """How the backend uses its database; every field is also a URL query option."""
 
-    schema: str = "shoal"
+    schema_: Annotated[str, AfterValidator(_identifier)] = Field(default="shoal", alias="schema")
     """The PostgreSQL schema holding shoal's tables: keeps them apart from the app's own,
     and lets several shoal deployments share one database."""
     listen: bool = True
     """Wake workers with LISTEN/NOTIFY. ``false`` polls only: needed behind PgBouncer in
     transaction pooling, where a session's LISTEN does not survive the transaction."""
-    poll_interval: float = 1.0
+    poll_interval: float = Field(default=1.0, gt=0)
     """Seconds between looks for due work while LISTEN is off or reconnecting: the worst
     wake-up latency in poll-only mode, against one cheap index probe per interval."""
-    pool_min_size: int = 2
+    pool_min_size: int = Field(default=2, ge=0)
     """Connections opened at start and kept open (never more than ``pool_max_size``): a
     busy worker uses two at once, claiming on one while its outcomes are recorded on the
     other (a third now and then for its heartbeat), and opening them at start proves that
     the server is reachable."""
-    pool_max_size: int = 10
+    pool_max_size: int = Field(default=10, ge=1)
     """Connections at most. Calls are batched, so a worker needs few: see the module doc."""
-    acquire_timeout: float = 5.0
+    acquire_timeout: float = Field(default=5.0, gt=0)
     """Seconds a call waits for a pooled connection before failing loudly, never hanging."""
-    connect_timeout: float = 10.0
+    connect_timeout: float = Field(default=10.0, gt=0)
     """Seconds to establish one connection (TCP, TLS, authentication)."""
-    statement_cache_size: int = 100
+    statement_cache_size: int = Field(default=100, ge=0)
     """asyncpg's prepared statements per connection; 0 for PgBouncer transaction pooling
     without prepared-statement support."""
-    retention: float | None = 7 * 24 * 3600.0
+    retention: Annotated[float | None, BeforeValidator(_none_spelt_out)] = Field(
+        default=7 * 24 * 3600.0, ge=0
+    )
     """Seconds a done or cancelled task is kept for inspection before :meth:`reap` deletes
     it; ``none`` keeps them until purged; ``0`` deletes a success at its ack and a
     cancelled task at the next reap. A week covers a weekend's investigation without
     letting the table grow forever."""
 
-    def __post_init__(self) -> None:
-        if not _SCHEMA_NAME.fullmatch(self.schema):
-            raise ConfigurationError(
-                f"schema {self.schema!r} is not a plain lower-case PostgreSQL identifier"
-            )
-        if self.pool_min_size < 0 or self.pool_max_size < 1:
-            raise ConfigurationError(
-                f"pool sizes need pool_min_size >= 0 and pool_max_size >= 1, "
-                f"got {self.pool_min_size} and {self.pool_max_size}"
-            )
-        for name in ("poll_interval", "acquire_timeout", "connect_timeout"):
-            if getattr(self, name) <= 0:
-                raise ConfigurationError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.retention is not None and self.retention < 0:
-            raise ConfigurationError(f"retention must be >= 0 seconds, got {self.retention}")
-        if self.statement_cache_size < 0:
-            raise ConfigurationError("statement_cache_size must be >= 0")
+    @property
+    def schema(self) -> str:  # type: ignore[override]  # BaseModel.schema is deprecated
+        return self.schema_
 
 
-_OPTIONS = frozenset(field.name for field in dataclasses.fields(PostgresSettings))
+_OPTIONS = frozenset(field.alias or name for name, field in PostgresSettings.model_fields.items())
 
 
 def parse_url(url: str) -> tuple[str, PostgresSettings, str, str | None]:
     """Split ``url`` into the DSN for asyncpg, the settings, the URL safe to show, and the
-    password (kept only to scrub it from driver messages)."""
+    password (kept only to scrub it from driver messages).
+
+    Query options other than shoal's go to asyncpg, which takes its connection parameters
+    (``sslmode``, ...) and sends the rest to the server as settings (``application_name``,
+    ``search_path``, ...): they cannot all be known here, but one a letter or two away from
+    a shoal option is a typo, and refused.
+    """
     shown = redact(url)
     try:
         parts = urlsplit(url)
@@ -104,30 +107,16 @@ def parse_url(url: str) -> tuple[str, PostgresSettings, str, str | None]:
     query = parse_qsl(parts.query, keep_blank_values=True)
     ours = {key: value for key, value in query if key in _OPTIONS}
     passed = [(key, value) for key, value in query if key not in _OPTIONS]
+    for key, _ in passed:
+        if near := difflib.get_close_matches(key, _OPTIONS, n=1, cutoff=0.8):
+            raise ConfigurationError(f"unknown option {key!r} (did you mean {near[0]}?) in {shown}")
     password = parts.password or dict(query).get("password") or None
     try:
-        settings = PostgresSettings(**{key: _value(key, raw) for key, raw in ours.items()})
+        settings = PostgresSettings.model_validate(ours)
     except ConfigurationError as exc:
-        raise ConfigurationError(f"{exc.message} in {shown}") from exc
+        raise ConfigurationError(f"bad option: {exc.message} in {shown}") from exc
     dsn = urlunsplit(parts._replace(query=urlencode(passed)))
     return dsn, settings, shown, password
-
-
-def _value(key: str, raw: str) -> Any:
-    try:
-        if key == "schema":
-            return raw
-        if key == "listen":
-            if raw.lower() not in _TRUE | _FALSE:
-                raise ValueError("expected true or false")
-            return raw.lower() in _TRUE
-        if key in ("pool_min_size", "pool_max_size", "statement_cache_size"):
-            return int(raw)
-        if key == "retention" and raw.lower() in ("none", "forever", ""):
-            return None
-        return float(raw)
-    except ValueError as exc:
-        raise ConfigurationError(f"bad value {raw!r} for {key}: {exc}") from exc
 
 
 _SCHEMA_ERRORS = (

@@ -56,6 +56,7 @@ from shoal.backends.redis import codec as rs
 from shoal.backends.redis.codec import Arg
 from shoal.backends.redis.link import Link, Script, scrub
 from shoal.backends.redis.listener import Listener
+from shoal.backends.redis.options import RedisOptions
 from shoal.backends.shared.fencing import lost_leases, refuse_lost
 from shoal.backends.shared.idempotency import conflict, resolve
 from shoal.backends.shared.reaping import (
@@ -91,21 +92,23 @@ _BATCH = 1000  # promotions per claim, expirations per reap, deletions per purge
 def from_url(url: str, *, client: aioredis.Redis | None = None) -> RedisBackend:
     """Build a backend for ``url``; pass ``client`` to share its connection pool.
 
-    Shoal's own query parameters are ``prefix`` and ``reconnect_timeout``; the others are
-    redis-py's (``socket_timeout``, ``max_connections``, ...). With ``client`` the URL still
-    names the prefix, and the client's own connection settings are used as they are.
+    Shoal's own query parameters are :class:`RedisOptions`; the others are redis-py's
+    (``socket_timeout``, ``max_connections``, ...), parsed by redis-py's own parsers. With
+    ``client`` the URL still names the prefix, and the client's own connection settings are
+    used as they are.
     """
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query))
-    prefix = query.pop("prefix", "shoal")
-    if not prefix or "{" in prefix or "}" in prefix:
-        raise ConfigurationError(f"the prefix must be non-empty, without braces: {redact(url)}")
-    unknown = sorted(set(query) - set(URL_QUERY_ARGUMENT_PARSERS) - {"reconnect_timeout"})
+    ours = {key: query.pop(key) for key in RedisOptions.model_fields if key in query}
+    unknown = sorted(set(query) - set(URL_QUERY_ARGUMENT_PARSERS))
     if unknown:
         raise ConfigurationError(f"unknown option(s) {', '.join(unknown)} in {redact(url)}")
+    try:
+        options = RedisOptions.model_validate(ours)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"bad option: {exc.message} in {redact(url)}") from exc
     owned = client is None
     try:
-        reconnect_timeout = float(query.pop("reconnect_timeout", 10.0))
         if client is None:
             # Shoal retries itself (see Link.attempt), so redis-py must not retry underneath.
             client = aioredis.Redis.from_url(
@@ -117,9 +120,7 @@ def from_url(url: str, *, client: aioredis.Redis | None = None) -> RedisBackend:
         raise ConfigurationError(f"invalid Redis URL {redact(url)}: {detail}") from exc
     if client.connection_pool.connection_kwargs.get("decode_responses"):
         raise ConfigurationError("shoal needs a Redis client with decode_responses=False")
-    return RedisBackend(
-        url, client, prefix=prefix, owned=owned, reconnect_timeout=reconnect_timeout
-    )
+    return RedisBackend(url, client, owned=owned, **options.model_dump())
 
 
 class RedisBackend(Backend):
