@@ -8,7 +8,9 @@
     │   └── MissingDriver          the backend's optional dependency is not installed
     ├── BackendError               the backend failed; names the URL without its password
     │   ├── BackendUnavailable     cannot connect, or the connection was lost
-    │   └── SchemaMissing          the schema is absent or out of date: run `shoal migrate`
+    │   ├── SchemaMissing          the schema is absent or out of date: run `shoal migrate`
+    │   ├── DatasetLost            the backend's data vanished under a running process
+    │   └── NotDurable             a restart of the server would lose tasks, and that was refused
     ├── IdempotencyConflict        a push reused an idempotency key of an unfinished task
     ├── LeaseLost                  a worker acted on a task it no longer owns
     ├── TaskNotFound               no task has that id
@@ -74,6 +76,15 @@ class BackendUnavailable(BackendError):
 
 class SchemaMissing(BackendError):
     """The shoal schema is missing or out of date; run `shoal migrate` first."""
+
+
+class DatasetLost(BackendError):
+    """The backend's data vanished: the server lost it (a restart without persistence, a
+    flush, a failover to an empty replica); run `shoal migrate` to accept the loss."""
+
+
+class NotDurable(BackendError):
+    """The backend would lose acknowledged tasks on a restart, and durability is required."""
 
 
 class IdempotencyConflict(ShoalError):
