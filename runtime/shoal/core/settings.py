@@ -63,6 +63,22 @@ class WorkerSettings:
     health_file: str | None = _setting(
         None, "touched on every heartbeat (lease/6 s); `shoal check --health-file` reads its age"
     )
+    health_port: int | None = _setting(
+        None,
+        "serve /livez and /readyz on this port, from a thread (a busy loop never times a "
+        "probe out): the operator's httpGet probes; live while heartbeats keep coming",
+    )
+    startup_timeout: float = _setting(
+        60.0,
+        "seconds a starting worker keeps trying an unreachable or unmigrated backend, with "
+        "back-off, before it exits with code 3; long enough for a database started beside it",
+    )
+    require_persistence: bool = _setting(
+        False,
+        "refuse to start (exit 3) on a backend that loses tasks when its server restarts "
+        "(Redis with neither AOF nor RDB, memory://) instead of warning",
+        shown="false",
+    )
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -72,6 +88,12 @@ class WorkerSettings:
         for name in ("shutdown_timeout", "lease_seconds", "poll_interval", "reap_interval"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be positive, not {getattr(self, name)}")
+        if self.startup_timeout < 0:
+            raise ConfigurationError(
+                f"startup_timeout must be 0 or more, not {self.startup_timeout}"
+            )
+        if self.health_port is not None and not 0 <= self.health_port < 65536:
+            raise ConfigurationError(f"health_port must be a TCP port, not {self.health_port}")
 
     @property
     def heartbeat_interval(self) -> float:
@@ -91,6 +113,10 @@ class WorkerSettings:
         return cls(**values)
 
 
+_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True}
+_BOOLEANS |= {"0": False, "false": False, "no": False, "off": False}
+
+
 def env_name(field_name: str) -> str:
     return f"SHOAL_{field_name.upper()}"
 
@@ -103,6 +129,12 @@ def parse(name: str, kind: str, raw: str) -> Any:
     base = kind.replace(" | None", "")
     if base == "str":
         return raw or None
+    if base == "bool":
+        if raw.lower() not in _BOOLEANS:
+            raise ConfigurationError(
+                f"{env_name(name)} / --{name.replace('_', '-')} must be true or false, not {raw!r}"
+            )
+        return _BOOLEANS[raw.lower()]
     try:
         return int(raw) if base == "int" else float(raw)
     except ValueError:
