@@ -158,6 +158,7 @@ class Kubelet:
             elif not running.ready and await _answers(running.readiness):
                 # The readiness probe: the worker's health endpoint says it is ready.
                 running.ready = True
+                self.record("ready", name)
                 await self._report(core, pod, running, ready=True)
         for name in list(self.running.keys() - seen):  # deleted with grace 0 by someone
             running = self.running.pop(name)
@@ -189,10 +190,10 @@ class Kubelet:
             _localise(a, scratch) for a in [*(container.command or []), *(container.args or [])]
         ]
         ports = {}
-        for flag, name in (("--metrics-port", "metrics"), ("--health-port", "health")):
+        for flag, port_name in (("--metrics-port", "metrics"), ("--health-port", "health")):
             if flag in arguments:
-                ports[name] = free_port()
-                arguments[arguments.index(flag) + 1] = str(ports[name])
+                ports[port_name] = free_port()
+                arguments[arguments.index(flag) + 1] = str(ports[port_name])
         if arguments and arguments[0] == "shoal":
             arguments = [sys.executable, "-m", "shoal", *arguments[1:]]
         log = (self.workdir / f"{name}.log").open("ab")
@@ -215,7 +216,7 @@ class Kubelet:
             name, process, grace, readiness, self.workdir / f"{name}.log", restarts=restarts
         )
         self.running[name] = running
-        self.record("started", name, pid=process.pid, argv=arguments[3:])
+        self.record("started", name, pid=process.pid, argv=arguments[3:], readiness=readiness)
         await self._report(core, pod, running, ready=False)
 
     async def _crashed(self, core: client.CoreV1Api, pod: Any, running: Running) -> None:
