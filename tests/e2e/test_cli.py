@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from shoal.cli import build_parser, main
 
-from .conftest import ROOT
+from .conftest import shoal
 
 APP = "tests.e2e.sample_app:app"
-
-
-def shoal(*arguments: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "shoal", *arguments],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_every_worker_flag_names_its_environment_twin() -> None:

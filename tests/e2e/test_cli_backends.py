@@ -10,33 +10,23 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
 import pytest
 
-from tests.e2e.conftest import BACKENDS, ROOT
+from tests.e2e.conftest import BACKENDS, shoal
 
 APP = "tests.e2e.sample_app:app"
 WORK = "tests.e2e.sample_app.work"
 
 
-def shoal(url: str, *arguments: str) -> subprocess.CompletedProcess[str]:
+def run(url: str, *arguments: str) -> subprocess.CompletedProcess[str]:
     environment = {**os.environ, "SHOAL_BACKEND_URL": url, "SHOAL_APP": APP}
-    environment["SHOAL_TEST_LOG"] = os.devnull
-    return subprocess.run(
-        [sys.executable, "-m", "shoal", *arguments],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return shoal(*arguments, env={**environment, "SHOAL_TEST_LOG": os.devnull})
 
 
 def ok(url: str, *arguments: str) -> list[str]:
     """Run a command that must succeed; its output lines."""
-    result = shoal(url, *arguments)
+    result = run(url, *arguments)
     assert result.returncode == 0, f"{arguments}: {result.stdout}{result.stderr}"
     return result.stdout.splitlines()
 
@@ -48,7 +38,7 @@ def url(request: pytest.FixtureRequest) -> str:
 
 
 def test_every_command_on_every_backend(url: str) -> None:
-    unmigrated = shoal(url, "check")
+    unmigrated = run(url, "check")
     assert unmigrated.returncode == 1 and "shoal migrate" in unmigrated.stdout
 
     assert ok(url, "migrate")[-1].startswith("schema is current on ")
@@ -66,10 +56,10 @@ def test_every_command_on_every_backend(url: str) -> None:
     assert ok(url, "jobs", "cancel", later) == [f"{later} cancelled"]
     assert ok(url, "jobs", "retry", later) == [f"{later} queued again"]
     assert ok(url, "jobs", "cancel", later) == [f"{later} cancelled"]
-    refused = shoal(url, "jobs", "cancel", later)
+    refused = run(url, "jobs", "cancel", later)
     assert refused.returncode == 1 and "is cancelled: not cancelled" in refused.stdout
 
-    worker = shoal(url, "worker", APP, "--max-tasks", "1", "--poll-interval", "0.1")
+    worker = run(url, "worker", APP, "--max-tasks", "1", "--poll-interval", "0.1")
     assert worker.returncode == 0, worker.stderr
     done = "\n".join(ok(url, "jobs", "list", "--status", "done"))
     assert now in done

@@ -8,13 +8,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import ROOT, Workers, migrate, push, wait_for
+from tests.e2e.conftest import Workers, migrate, push, shoal, wait_for
 from tests.servers.redis import RedisServer
 
 APP = "tests.e2e.sample_app:app"
@@ -27,16 +26,9 @@ def volatile(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
 
 
-def shoal(url: str, *arguments: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "shoal", *arguments, "--backend-url", url],
-        cwd=ROOT,
-        env={**os.environ, "SHOAL_TEST_LOG": os.devnull},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+def run(url: str, *arguments: str) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "SHOAL_TEST_LOG": os.devnull}
+    return shoal(*arguments, "--backend-url", url, env=environment)
 
 
 def test_check_and_a_starting_worker_warn_and_persistence_can_be_required(
@@ -44,17 +36,17 @@ def test_check_and_a_starting_worker_warn_and_persistence_can_be_required(
 ) -> None:
     url = volatile.url(prefix="warned")
     migrate(url)
-    checked = shoal(url, "check")
+    checked = run(url, "check")
     assert checked.returncode == 0, checked.stdout
     assert f"degraded: {NO_PERSISTENCE}" in checked.stdout
     assert "persistence: none" in checked.stdout
 
-    refused = shoal(url, "worker", APP, "--require-persistence", "true")
+    refused = run(url, "worker", APP, "--require-persistence", "true")
     assert refused.returncode == 3, refused.stderr
     assert "refusing to start with require_persistence" in refused.stderr.splitlines()[-1]
 
     push(url, [{"seconds": 0.0}])
-    warned = shoal(url, "worker", APP, "--max-tasks", "1", "--poll-interval", "0.1")
+    warned = run(url, "worker", APP, "--max-tasks", "1", "--poll-interval", "0.1")
     assert warned.returncode == 0, warned.stderr
     [warning] = [line for line in warned.stderr.splitlines() if NO_PERSISTENCE in line]
     assert "WARNING" in warning
@@ -75,7 +67,7 @@ def test_a_restart_that_empties_redis_is_reported_as_lost_data(
         vanished = "the Redis dataset under the prefix 'lost' vanished"
         wait_for(lambda: vanished in workers.output(worker), 30, "the worker to say so")
         assert "another worker owns" not in workers.output(worker)
-        listed = shoal(url, "queues")
+        listed = run(url, "queues")
         assert listed.returncode == 3 and "(nothing)" not in listed.stdout
         assert "never ran here, or the server lost its data" in listed.stderr
         worker.send_signal(signal.SIGTERM)
