@@ -113,7 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = command("migrate", "create or upgrade the backend's schema", commands.migrate)
     options.add_connection(migrate)
 
-    check = command("check", "exit 0 when healthy, 1 when not: a Kubernetes probe", commands.check)
+    check = command(
+        "check",
+        "exit 0 while the backend serves (healthy, or degraded with warnings), 1 when not",
+        commands.check,
+    )
     options.add_connection(check)
     options.add(check, "health_file", "also require a worker's health file to be fresh")
     options.add(check, "max_age", "seconds after which the health file is stale", 60)

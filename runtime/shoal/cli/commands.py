@@ -157,7 +157,7 @@ async def check(arguments: argparse.Namespace) -> int:
     for problem in problems:
         print(f"unhealthy: {problem}")
     if not problems:
-        print("healthy" if not warnings else "healthy, degraded")
+        print("degraded" if warnings else "healthy")
     return 1 if problems else 0
 
 
@@ -213,7 +213,8 @@ async def jobs(arguments: argparse.Namespace) -> int:
                 raise TaskNotFound(arguments.task_id)
             _show(task)
         elif action in ("retry", "cancel"):
-            changed = await getattr(backend, action)(arguments.task_id)
+            change = backend.retry if action == "retry" else backend.cancel
+            changed = await change(arguments.task_id)
             verb = "queued again" if action == "retry" else "cancelled"
             if not changed:
                 task = await backend.get(arguments.task_id)

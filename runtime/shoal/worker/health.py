@@ -31,7 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from shoal.backends import Backend
-from shoal.core.errors import ShoalError
+from shoal.core.errors import ConfigurationError, ShoalError
 from shoal.core.models import BackendHealth
 
 
@@ -132,7 +132,10 @@ async def serve_health(
     """Serve ``state`` on ``address:port`` from a thread, and ask ``backend`` for its health
     every ``every`` seconds on the loop, until the block ends."""
     handler = type("HealthHandler", (_Handler,), {"state": state})
-    server = ThreadingHTTPServer((address, port), handler)
+    try:
+        server = ThreadingHTTPServer((address, port), handler)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot serve health on {address}:{port}: {exc}") from exc
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="shoal-health", daemon=True)
     thread.start()

@@ -83,7 +83,7 @@ async def wait_until_ready(
             logger.info("stopped during start-up: nothing was claimed")
             return None
         if ready is not None:
-            judge(ready, settings, backend.url)
+            heed_warnings(ready, settings, backend.url)
             return ready
 
 
@@ -115,7 +115,7 @@ async def _unless_stopped(
     return doing.result()
 
 
-def judge(health: BackendHealth, settings: WorkerSettings, url: str) -> None:
+def heed_warnings(health: BackendHealth, settings: WorkerSettings, url: str) -> None:
     """Log what the backend warns about; refuse one that is not durable if told to."""
     for warning in health.warnings:
         logger.warning("%s: %s", url, warning)
