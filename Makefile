@@ -48,6 +48,7 @@ bench: $(STAMP) services k8s-binaries
 	$(BIN)/python bench/redis_throughput.py --profile
 	$(BIN)/python bench/operator_scaling.py
 	$(BIN)/python bench/burst.py
+	$(BIN)/python bench/probe_cost.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

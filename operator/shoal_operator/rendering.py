@@ -12,10 +12,14 @@ from typing import Any
 
 from shoal_operator.spec import API_VERSION, SecretKey, WorkerPoolSpec
 
-HEALTH_FILE = "/tmp/shoal/alive"
 METRICS_PORT = 9090
+HEALTH_PORT = 8080
+"""Where the worker serves ``/livez`` and ``/readyz`` (``--health-port``), from a thread."""
 LEASE_SECONDS = 30
-"""The workers' lease: the liveness probe allows two leases without a heartbeat."""
+"""The workers' lease: a worker is no longer live after a whole lease without heartbeats."""
+PROBE_TIMEOUT = 2
+"""Seconds a probe may take. The endpoint answers from a thread in milliseconds however
+busy the worker is; Kubernetes' default of 1 s leaves no room for a node under load."""
 
 MANAGED_BY = "shoal-operator"
 POOL_LABEL = "shoal.dev/pool"
@@ -46,19 +50,21 @@ def render_deployment(
 ) -> dict[str, Any]:
     """The whole Deployment, as the operator wants it (server-side apply friendly)."""
     pod_labels = {**pool.pod.labels, **labels(pool)}
-    # The worker touches its health file on every heartbeat: a fresh file means its loop
-    # runs and its backend answers (ready), a stale one that the loop is stuck (restart it).
-    check = ["shoal", "check", "--skip-backend", "--health-file", HEALTH_FILE, "--max-age"]
+    # An HTTP GET answered by the worker's own thread: an exec probe would start a Python
+    # process per probe (about a second of wall time and 0.7 s of CPU, bench/RESULTS.md).
     liveness = {
-        "exec": {"command": [*check, str(2 * LEASE_SECONDS)]},
-        "initialDelaySeconds": 10,
+        "httpGet": {"path": "/livez", "port": "health"},
+        "initialDelaySeconds": 5,
         "periodSeconds": 10,
+        "timeoutSeconds": PROBE_TIMEOUT,
         "failureThreshold": 3,
     }
     readiness = {
-        "exec": {"command": [*check, str(LEASE_SECONDS)]},
+        "httpGet": {"path": "/readyz", "port": "health"},
         "initialDelaySeconds": 1,
         "periodSeconds": 5,
+        "timeoutSeconds": PROBE_TIMEOUT,
+        "failureThreshold": 2,
     }
     container: dict[str, Any] = {
         "name": "worker",
@@ -75,8 +81,8 @@ def render_deployment(
             str(pool.shutdown_timeout),
             "--lease-seconds",
             str(LEASE_SECONDS),
-            "--health-file",
-            HEALTH_FILE,
+            "--health-port",
+            str(HEALTH_PORT),
             "--metrics-port",
             str(METRICS_PORT),
             *([] if pool.prefetch is None else ["--prefetch", str(pool.prefetch)]),
@@ -92,11 +98,15 @@ def render_deployment(
             {"name": "SHOAL_LOG_FORMAT", "value": "json"},
             *pool.pod.env,
         ],
-        "ports": [{"name": "metrics", "containerPort": METRICS_PORT}],
+        "ports": [
+            {"name": "metrics", "containerPort": METRICS_PORT},
+            {"name": "health", "containerPort": HEALTH_PORT},
+        ],
         "livenessProbe": liveness,
         "readinessProbe": readiness,
-        # A worker that cannot start (an unknown app path, a bad password) prints one line
-        # and exits 2: the kubelet keeps that line, and the operator reports it.
+        # A worker that cannot start prints one line and exits 2 (an unknown app path) or,
+        # after retrying for its start-up timeout, 3 (an unreachable backend): the kubelet
+        # keeps that line, and the operator reports it.
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": {
             "allowPrivilegeEscalation": False,

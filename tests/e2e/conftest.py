@@ -122,6 +122,20 @@ def statuses(url: str, ids: list[str]) -> dict[str, tuple[TaskStatus, int]]:
     return asyncio.run(run())
 
 
+def shoal(*arguments: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the ``shoal`` command from this checkout, as a user would; ``env`` replaces the
+    environment when given."""
+    return subprocess.run(
+        [sys.executable, "-m", "shoal", *arguments],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
 def migrate(url: str) -> None:
     """Create the backend's schema through the CLI, as an operator would before a deploy."""
     subprocess.run(

@@ -14,9 +14,10 @@ this process plays the node. It
 - appends every start, signal and exit to a JSON-lines record for the tests to assert on.
 
 What it does not simulate: images (the command runs from this checkout with this Python),
-isolation (``/tmp`` becomes a per-pod folder and the metrics port a free port), probes,
-resource limits, init containers, volumes other than the scratch ``emptyDir``, and anything
-about networking.
+isolation (``/tmp`` becomes a per-pod folder, the metrics and health ports free ports),
+probes other than readiness (an ``httpGet`` of the pod's readiness probe), resource
+limits, init containers, volumes other than the scratch ``emptyDir``, and anything about
+networking.
 
 Run: ``python -m tests.e2e.kubelet --namespace NS --record FILE --workdir DIR`` with
 ``$KUBECONFIG`` set; SIGTERM stops it and its processes.
@@ -34,6 +35,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,7 +58,8 @@ class Running:
     pod: str
     process: subprocess.Popen[bytes]
     grace: int
-    health_file: Path | None
+    readiness: str | None
+    """The URL the readiness probe GETs, on the health port given to this process."""
     log: Path
     terminating_since: float | None = None
     restarts: int = 0
@@ -151,9 +155,10 @@ class Kubelet:
                 await self._start(core, pod)
             elif running.process.poll() is not None:
                 await self._crashed(core, pod, running)
-            elif not running.ready and _fresh(running.health_file):
-                # The readiness probe: the worker's loop has touched its health file.
+            elif not running.ready and await _answers(running.readiness):
+                # The readiness probe: the worker's health endpoint says it is ready.
                 running.ready = True
+                self.record("ready", name)
                 await self._report(core, pod, running, ready=True)
         for name in list(self.running.keys() - seen):  # deleted with grace 0 by someone
             running = self.running.pop(name)
@@ -184,8 +189,11 @@ class Kubelet:
         arguments = [
             _localise(a, scratch) for a in [*(container.command or []), *(container.args or [])]
         ]
-        if "--metrics-port" in arguments:
-            arguments[arguments.index("--metrics-port") + 1] = str(free_port())
+        ports = {}
+        for flag, port_name in (("--metrics-port", "metrics"), ("--health-port", "health")):
+            if flag in arguments:
+                ports[port_name] = free_port()
+                arguments[arguments.index(flag) + 1] = str(ports[port_name])
         if arguments and arguments[0] == "shoal":
             arguments = [sys.executable, "-m", "shoal", *arguments[1:]]
         log = (self.workdir / f"{name}.log").open("ab")
@@ -199,14 +207,16 @@ class Kubelet:
         )
         log.close()
         grace = int(pod.spec.termination_grace_period_seconds or 30)
-        health = None
-        if "--health-file" in arguments:
-            health = Path(arguments[arguments.index("--health-file") + 1])
+        readiness = None
+        probe = container.readiness_probe
+        if probe is not None and probe.http_get is not None:
+            port = ports[probe.http_get.port]
+            readiness = f"http://127.0.0.1:{port}{probe.http_get.path}"
         running = Running(
-            name, process, grace, health, self.workdir / f"{name}.log", restarts=restarts
+            name, process, grace, readiness, self.workdir / f"{name}.log", restarts=restarts
         )
         self.running[name] = running
-        self.record("started", name, pid=process.pid, argv=arguments[3:])
+        self.record("started", name, pid=process.pid, argv=arguments[3:], readiness=readiness)
         await self._report(core, pod, running, ready=False)
 
     async def _crashed(self, core: client.CoreV1Api, pod: Any, running: Running) -> None:
@@ -320,11 +330,19 @@ def _localise(argument: str, scratch: Path) -> str:
     return argument
 
 
-def _fresh(path: Path | None, max_age: float = 30.0) -> bool:
-    try:
-        return path is not None and time.time() - path.stat().st_mtime < max_age
-    except FileNotFoundError:
+async def _answers(url: str | None) -> bool:
+    """One httpGet probe: a 2xx or 3xx answer within a second."""
+    if url is None:
         return False
+
+    def get() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as answer:
+                return 200 <= int(answer.status) < 400
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return False
+
+    return await asyncio.to_thread(get)
 
 
 def _micro_now() -> str:

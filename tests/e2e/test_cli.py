@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from shoal.cli import build_parser, main
 
-from .conftest import ROOT
+from .conftest import shoal
 
 APP = "tests.e2e.sample_app:app"
-
-
-def shoal(*arguments: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "shoal", *arguments],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_every_worker_flag_names_its_environment_twin() -> None:
@@ -99,6 +85,15 @@ def test_migrate_enqueue_inspect_and_manage(
         (["queues", "--backend-url", "mysql://root:hunter2@db/x"], "no backend serves"),
         (["jobs", "show", "nope"], "no task has the id 'nope'"),
         (["worker", APP, "--concurrency", "lots"], "SHOAL_CONCURRENCY / --concurrency: input"),
+        (
+            ["enqueue", "tests.e2e.sample_app.work", "--app", APP, "--delay", "soon"],
+            "--delay must be a number, not 'soon'",
+        ),
+        (
+            ["enqueue", "tests.e2e.sample_app.work", "--app", APP, "--priority", "high"],
+            "--priority must be a whole number, not 'high'",
+        ),
+        (["jobs", "list", "--limit", "many"], "--limit must be a whole number, not 'many'"),
     ],
 )
 def test_wrong_input_prints_one_line_and_exits_2(
@@ -111,6 +106,34 @@ def test_wrong_input_prints_one_line_and_exits_2(
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert message in result.stderr
     assert "hunter2" not in result.stderr
+
+
+def test_an_app_that_raises_while_importing_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "broken_tasks.py").write_text(
+        "from shoal import App\napp = App()\nsettings = {}['missing']\n"
+    )
+    environment = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path)}
+    result = shoal("enqueue", "x", "--app", "broken_tasks:app", env=environment)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "importing 'broken_tasks' for 'broken_tasks:app' raised KeyError: 'missing'" in (
+        result.stderr
+    )
+    assert f"{tmp_path / 'broken_tasks.py'}:3" in result.stderr
+
+
+def test_commands_that_read_never_create_a_sqlite_database(tmp_path: Path) -> None:
+    typo = tmp_path / "no" / "such" / "dir" / "x.db"
+    for command in (["queues"], ["jobs", "list"], ["jobs", "purge", "--status", "done"]):
+        result = shoal(*command, "--backend-url", f"sqlite:///{typo}")
+        assert result.returncode == 3, result.stdout + result.stderr
+        assert "the database file does not exist; run `shoal migrate`" in result.stderr
+        assert result.stderr.count("\n") == 1
+    checked = shoal("check", "--backend-url", f"sqlite:///{typo}")
+    assert checked.returncode == 1 and "the database file does not exist" in checked.stdout
+    assert not (tmp_path / "no").exists()
+    assert shoal("migrate", "--backend-url", f"sqlite:///{typo}").returncode == 0
+    assert typo.exists()
 
 
 def test_check_is_a_probe(sqlite_url: str, tmp_path: Path) -> None:

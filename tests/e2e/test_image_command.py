@@ -23,6 +23,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,7 @@ import pytest
 
 from shoal.backends import open_backend
 from shoal.core.models import TaskStatus
-from shoal_operator.rendering import HEALTH_FILE, render_deployment
+from shoal_operator.rendering import render_deployment
 from shoal_operator.spec import SecretKey, parse_worker_pool
 from tests.dockerfile import DOCKERFILE, EXAMPLE, parse
 from tests.servers.ports import free_port
@@ -168,13 +170,26 @@ def pod_environment(container: dict[str, Any], secret_value: str) -> dict[str, s
     return env
 
 
-def localise(argv: list[str], scratch: Path, metrics_port: int) -> list[str]:
-    """``/tmp/...`` into the pod's scratch emptyDir; the metrics port onto a free one."""
+def localise(argv: list[str], scratch: Path, metrics_port: int, health_port: int) -> list[str]:
+    """``/tmp/...`` into the pod's scratch emptyDir; the metrics and health ports onto free
+    ones (the pod's own network namespace, here the machine's)."""
     out = [str(scratch / a.removeprefix("/tmp/")) if a.startswith("/tmp/") else a for a in argv]
-    if "--metrics-port" in out:
-        out[out.index("--metrics-port") + 1] = str(metrics_port)
+    for flag, port in (("--metrics-port", metrics_port), ("--health-port", health_port)):
+        if flag in out:
+            out[out.index(flag) + 1] = str(port)
     out[0] = console_script(out[0])
     return out
+
+
+def http_probe(probe: dict[str, Any], ports: dict[str, int]) -> bool:
+    """One httpGet probe as the kubelet sends it: 2xx or 3xx within timeoutSeconds."""
+    get = probe["httpGet"]
+    url = f"http://127.0.0.1:{ports[get['port']]}{get['path']}"
+    try:
+        with urllib.request.urlopen(url, timeout=probe["timeoutSeconds"]) as answer:
+            return 200 <= answer.status < 400
+    except (urllib.error.URLError, ConnectionError):
+        return False
 
 
 def test_the_worker_pod_command_passes_its_probe_and_drains_on_sigterm(
@@ -183,17 +198,18 @@ def test_the_worker_pod_command_passes_its_probe_and_drains_on_sigterm(
     container = pod_container(SecretKey("shoal-backend", "url"))
     scratch = tmp_path / "scratch"
     scratch.mkdir()  # the pod's emptyDir on /tmp starts empty: no /tmp/shoal for the file
-    assert HEALTH_FILE.startswith("/tmp/")
-    argv = localise([*container["command"], *container["args"]], scratch, free_port())
+    ports = {"metrics": free_port(), "health": free_port()}
+    argv = [*container["command"], *container["args"]]
+    argv = localise(argv, scratch, ports["metrics"], ports["health"])
     env = pod_environment(container, sqlite_url)
     with (tmp_path / "worker.log").open("wb") as log:
         process = subprocess.Popen(argv, cwd=app_dir, env=env, stdout=log, stderr=log)
     try:
-        probe = localise(container["livenessProbe"]["exec"]["command"], scratch, 0)
+        probes = [container["livenessProbe"], container["readinessProbe"]]
         wait_for(
-            lambda: subprocess.run(probe, cwd=app_dir, env=env, check=False).returncode == 0,
+            lambda: all(http_probe(probe, ports) for probe in probes),
             30,
-            "the liveness probe to pass",
+            "the liveness and readiness probes to pass",
             process,
         )
         drain_and_check(process, process.pid, sqlite_url)

@@ -30,7 +30,7 @@ from shoal.core.errors import (
     SchemaMissing,
 )
 from shoal.core.ids import new_id
-from shoal.core.models import Failure, NewTask, TaskStatus, utcnow
+from shoal.core.models import Failure, HealthStatus, NewTask, TaskStatus, utcnow
 from tests.servers.postgres import PostgresServer
 
 
@@ -363,6 +363,10 @@ async def test_polling_covers_a_dead_listener_until_it_reconnects(postgres_url: 
             assert killed == 1
             await eventually(lambda: worker.listener_health.state is ListenerState.RECONNECTING)
             assert not worker.listener_health.healthy
+            degraded = await worker.health()  # the pool's connections still serve
+            assert degraded.status is HealthStatus.DEGRADED
+            assert degraded.details["listener"] == "reconnecting"
+            assert "wake-ups wait for the poll interval (0.2s)" in degraded.warnings[0]
             waiter = asyncio.create_task(worker.wait_for_work(["default"], 10))
             await asyncio.sleep(0.3)
             await producer.push([task()])
@@ -374,6 +378,7 @@ async def test_polling_covers_a_dead_listener_until_it_reconnects(postgres_url: 
         health = worker.listener_health
         assert health.healthy and health.reconnects >= 1 and health.last_error
         assert password_of(postgres_url) not in health.last_error
+        assert (await worker.health()).status is HealthStatus.OK
 
 
 async def test_poll_only_mode_needs_no_listener(postgres_url: str) -> None:

@@ -55,6 +55,7 @@ def everything_said(exc: BaseException) -> str:
 async def backend(redis_url: str) -> AsyncIterator[RedisBackend]:
     opened = from_url(redis_url)
     await opened.open()
+    await opened.setup()  # as `shoal migrate` would: writes the dataset marker
     try:
         yield opened
     finally:

@@ -284,6 +284,7 @@ def test_the_default_render(kube_cluster: KubernetesCluster, tmp_path: Path) -> 
     assert {"name": "SHOAL_OPERATOR_METRICS_PORT", "value": "8080"} in container["env"]
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "healthz"}
+        assert container[probe]["timeoutSeconds"] >= 2  # explicit, not Kubernetes' 1 s
     assert {"name": "healthz", "containerPort": 8081} in container["ports"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}

@@ -18,7 +18,9 @@ def test_every_worker_setting_is_in_the_readme_table() -> None:
         variable = f"`{WorkerSettings.env_name(name)}`"
         [row] = [row for row in rows if flag in row and variable in row]
         stated = row.split("|")[3].strip()
-        if isinstance(spec.default, int | float):
+        if isinstance(spec.default, bool):  # before int: a bool is an int
+            assert stated == str(spec.default).lower(), flag
+        elif isinstance(spec.default, int | float):
             assert float(stated) == spec.default, flag
         elif spec.default is None and stated in ("none", "automatic"):
             shown = [m.text for m in spec.metadata if isinstance(m, Shown)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
@@ -221,6 +222,13 @@ def load_app(path: str) -> App:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigurationError(f"cannot import {module_name!r} for {path!r}: {exc}") from exc
+    except Exception as exc:  # the module itself raised: one line saying where, not 37
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        raise ConfigurationError(
+            f"importing {module_name!r} for {path!r} raised {type(exc).__name__}: {exc} "
+            f"(at {frame.filename}:{frame.lineno}; `python -c 'import {module_name}'` shows "
+            "the traceback)"
+        ) from exc
     app = getattr(module, attribute, None)
     if not isinstance(app, App):
         raise ConfigurationError(f"{path!r} is not a shoal App (found {type(app).__name__})")

@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from shoal.core.models import (
+    BackendHealth,
     Claim,
     Failure,
     Lease,
@@ -72,6 +73,18 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     async def verify_schema(self) -> None:
         """Raise :class:`SchemaMissing` naming what is missing, or return if all is there."""
+
+    async def health(self) -> BackendHealth:
+        """Whether the backend can serve, and what a person should know about it.
+
+        Raises a :class:`~shoal.core.errors.BackendError` when it cannot serve (unreachable,
+        schema missing, data lost); otherwise returns what ``shoal check`` prints and a
+        worker's health endpoint serves: details (a listener's state, the server's
+        persistence) and warnings. Nothing outside a backend looks further into it.
+        This default verifies the schema; backends with more to say override it.
+        """
+        await self.verify_schema()
+        return BackendHealth()
 
     # -- producers ---------------------------------------------------------------------------
 

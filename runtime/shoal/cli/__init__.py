@@ -1,6 +1,6 @@
 """The ``shoal`` command: parse arguments, build settings, call one library function.
 
-Wrong input (bad JSON, an unknown task, an unreachable URL) prints one line and exits 2.
+An error prints one line; the exit code says which kind it was (:data:`EXIT_CODES`).
 """
 
 from __future__ import annotations
@@ -12,15 +12,29 @@ import sys
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 
-from shoal.core.errors import ShoalError
+from shoal.core.errors import BackendError, ShoalError
 
 from . import commands, demo, logs, options
 
 Command = Callable[[argparse.Namespace], Awaitable[int]]
 
-_EPILOG = """\
+EXIT_CODES = {
+    0: "done; a worker also after SIGTERM/SIGINT, even one that arrives while it starts",
+    1: "`shoal check`: unhealthy; `jobs retry`/`cancel`: the task was in another state",
+    2: "wrong input: arguments, settings, the app, a task name or id",
+    3: "the backend cannot be used: unreachable (a worker tries for --startup-timeout "
+    "first), schema missing (`shoal migrate`), data lost, or not durable with "
+    "--require-persistence",
+    130: "interrupted (SIGINT) outside a worker",
+}
+"""What ``shoal`` exits with; ``shoal --help`` prints this table."""
+
+_EPILOG = f"""\
 Every flag can also be set by its SHOAL_* environment variable, shown in each --help.
-Start with `shoal demo`; `shoal <command> --help` tells more."""
+Start with `shoal demo`; `shoal <command> --help` tells more.
+
+exit codes:
+{chr(10).join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES.items())}"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     options.add(worker, "workers", "workers in this process, sharing one backend", 1)
     options.add(worker, "metrics_port", "serve Prometheus metrics on this port")
     options.add(worker, "metrics_address", "address for the metrics server", "0.0.0.0")
+    options.add(worker, "health_address", "address for the --health-port server", "0.0.0.0")
     options.add_worker_settings(worker)
 
     enqueue = command("enqueue", "push one task by name; prints its id", commands.enqueue)
@@ -98,7 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = command("migrate", "create or upgrade the backend's schema", commands.migrate)
     options.add_connection(migrate)
 
-    check = command("check", "exit 0 when healthy, 1 when not: a Kubernetes probe", commands.check)
+    check = command(
+        "check",
+        "exit 0 while the backend serves (healthy, or degraded with warnings), 1 when not",
+        commands.check,
+    )
     options.add_connection(check)
     options.add(check, "health_file", "also require a worker's health file to be fresh")
     options.add(check, "max_age", "seconds after which the health file is stale", 60)
@@ -130,6 +149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(arguments.log_format, arguments.log_level)
     try:
         code: int = asyncio.run(arguments.run(arguments))
+    except BackendError as error:
+        print(f"shoal: error: {error}", file=sys.stderr)
+        code = 3
     except ShoalError as error:
         print(f"shoal: error: {error}", file=sys.stderr)
         code = 2

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TypeVar
 
 from shoal.app import App, PushOptions, load_app
 from shoal.backends import Backend, open_backend
 from shoal.core.errors import ConfigurationError, PayloadError, ShoalError, TaskNotFound
 from shoal.core.models import Task, TaskStatus
-from shoal.worker import Worker, run_workers
+from shoal.worker import Worker, health, run_workers, startup
 
 from .options import worker_settings
 
 _PURGEABLE = ("done", "dead", "cancelled")
+_N = TypeVar("_N", int, float)
 
 
 def resolve_app(arguments: argparse.Namespace, required: bool = False) -> App | None:
@@ -41,18 +46,46 @@ async def worker(arguments: argparse.Namespace) -> int:
     app = resolve_app(arguments, required=True)
     assert app is not None
     settings = worker_settings(arguments)
+    count = number("workers", arguments.workers, int)
+    stopping = startup.stop_on_signals()  # before anything slow: SIGTERM now exits 0
     if arguments.metrics_port:
         from prometheus_client import start_http_server
 
-        start_http_server(int(arguments.metrics_port), addr=arguments.metrics_address)
-    await app.open()
-    try:
-        await app.backend.verify_schema()
-        workers = [Worker(app, settings) for _ in range(int(arguments.workers))]
-        await run_workers(workers)
-    finally:
-        await app.close()
+        start_http_server(
+            number("metrics_port", arguments.metrics_port, int), addr=arguments.metrics_address
+        )
+    state = health.HealthState(stale_after=settings.lease_seconds)
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(app.close)
+        if settings.health_port is not None:
+            await stack.enter_async_context(
+                health.serve_health(
+                    arguments.health_address,
+                    settings.health_port,
+                    state,
+                    app.backend,
+                    every=settings.heartbeat_interval,
+                )
+            )
+        state.backend = await startup.wait_until_ready(app.backend, settings, stopping)
+        if state.backend is None:
+            return 0
+        workers = [Worker(app, settings) for _ in range(count)]
+        state.workers = [w.progress for w in workers]
+        # A signal handled by the start-up's handler after this point still stops them.
+        late = asyncio.create_task(_stop_when(stopping, workers))
+        try:
+            await run_workers(workers)
+        finally:
+            late.cancel()
     return 0
+
+
+async def _stop_when(stopping: asyncio.Event, workers: list[Worker]) -> None:
+    await stopping.wait()
+    for running in workers:
+        if running.stop_reason is None:
+            running.stop("received a signal while starting")
 
 
 async def enqueue(arguments: argparse.Namespace) -> int:
@@ -65,15 +98,26 @@ async def enqueue(arguments: argparse.Namespace) -> int:
     options: PushOptions = {}
     for name in ("priority", "max_attempts"):
         if getattr(arguments, name) is not None:
-            options[name] = int(getattr(arguments, name))
+            options[name] = number(name, getattr(arguments, name), int)
     if arguments.delay is not None:
-        options["delay"] = float(arguments.delay)
+        options["delay"] = number("delay", arguments.delay, float)
     if arguments.idempotency_key:
         options["idempotency_key"] = arguments.idempotency_key
     async with app:
         task_id = await app.push(arguments.task, arguments.args, options)
     print(task_id)
     return 0
+
+
+def number(name: str, raw: str, kind: type[_N]) -> _N:
+    """A flag's text as a number, or a one-line error naming the flag."""
+    try:
+        return kind(raw)
+    except ValueError:
+        noun = "a whole number" if kind is int else "a number"
+        raise ConfigurationError(
+            f"--{name.replace('_', '-')} must be {noun}, not {raw!r}"
+        ) from None
 
 
 async def migrate(arguments: argparse.Namespace) -> int:
@@ -85,36 +129,49 @@ async def migrate(arguments: argparse.Namespace) -> int:
 
 
 async def check(arguments: argparse.Namespace) -> int:
-    """Health as an exit code: 0 healthy, 1 not. Each failed check prints one line."""
+    """Health as an exit code: 0 healthy (degraded too: it serves), 1 not. The backend's
+    details print one per line, then each warning and each failed check."""
     problems = []
     if arguments.health_file:
         try:
             modified = Path(arguments.health_file).stat().st_mtime  # noqa: ASYNC240 (one stat)
             age = time.time() - modified
-            if age > float(arguments.max_age):
+            if age > number("max_age", arguments.max_age, float):
                 problems.append(
                     f"the worker loop last ticked {age:.0f}s ago (more than {arguments.max_age}s)"
                 )
         except FileNotFoundError:
             problems.append(f"no health file at {arguments.health_file}: is a worker running?")
+    warnings: tuple[str, ...] = ()
     if not arguments.skip_backend:
         try:
             async with resolve_backend(arguments) as backend:
-                await backend.verify_schema()
-                health = getattr(backend, "listener_health", None)
-                if health is not None and not health():
-                    problems.append("the wake-up listener is down (polling continues)")
+                found = await backend.health()
+            warnings = found.warnings
+            for name, value in found.details.items():
+                print(f"{name}: {value}")
         except ShoalError as error:
             problems.append(str(error))
+    for warning in warnings:
+        print(f"degraded: {warning}")
     for problem in problems:
         print(f"unhealthy: {problem}")
     if not problems:
-        print("healthy")
+        print("degraded" if warnings else "healthy")
     return 1 if problems else 0
 
 
-async def queues(arguments: argparse.Namespace) -> int:
+@contextlib.asynccontextmanager
+async def verified_backend(arguments: argparse.Namespace) -> AsyncIterator[Backend]:
+    """The backend, open, its schema verified first: a read of an unmigrated or vanished
+    dataset says so instead of printing an empty table."""
     async with resolve_backend(arguments) as backend:
+        await backend.verify_schema()
+        yield backend
+
+
+async def queues(arguments: argparse.Namespace) -> int:
+    async with verified_backend(arguments) as backend:
         names = arguments.queue or await backend.queues()
         stats = await backend.stats(names)
     rows = [
@@ -126,12 +183,14 @@ async def queues(arguments: argparse.Namespace) -> int:
 
 
 async def jobs(arguments: argparse.Namespace) -> int:
-    async with resolve_backend(arguments) as backend:
+    async with verified_backend(arguments) as backend:
         action = arguments.jobs_action
         if action == "list":
             statuses = [TaskStatus(s) for s in arguments.status or ()]
             tasks = await backend.list_tasks(
-                queue=arguments.queue, statuses=statuses, limit=int(arguments.limit)
+                queue=arguments.queue,
+                statuses=statuses,
+                limit=number("limit", arguments.limit, int),
             )
             _print_table(
                 ["id", "queue", "task", "status", "attempts", "run at", "last error"],
@@ -154,7 +213,8 @@ async def jobs(arguments: argparse.Namespace) -> int:
                 raise TaskNotFound(arguments.task_id)
             _show(task)
         elif action in ("retry", "cancel"):
-            changed = await getattr(backend, action)(arguments.task_id)
+            change = backend.retry if action == "retry" else backend.cancel
+            changed = await change(arguments.task_id)
             verb = "queued again" if action == "retry" else "cancelled"
             if not changed:
                 task = await backend.get(arguments.task_id)

@@ -1,7 +1,9 @@
 """Log output for the CLI: readable text for people, JSON lines for log pipelines.
 
 Every line about a task carries its id and queue (passed as ``extra`` by the worker), in
-both formats.
+both formats. One event is one line, whoever logs it: a record that carries an exception
+(asyncpg's pool during a database restart logs its tracebacks at warning level) shows the
+exception's type and message; its traceback only at ``--log-level debug``.
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ class JsonFormatter(logging.Formatter):
         for name in self.context:
             if name in record.__dict__:
                 line[name] = record.__dict__[name]
-        if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
+        if record.exc_info and record.exc_info[1] is not None:
+            line["exception"] = _one_line(record.exc_info[1])
+            if _tracebacks_shown():
+                line["traceback"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str)
 
 
@@ -41,13 +45,32 @@ class TextFormatter(logging.Formatter):
         self.context = (*_CONTEXT_FIELDS, *context)
 
     def format(self, record: logging.LogRecord) -> str:
+        if record.exc_info and not _tracebacks_shown():
+            record = logging.makeLogRecord(record.__dict__)
+            error = record.exc_info[1] if record.exc_info else None
+            record.msg = f"{record.getMessage()}: {_one_line(error)}" if error else record.msg
+            record.args, record.exc_info, record.exc_text = None, None, None
         text = super().format(record)
+        if not _tracebacks_shown():
+            text = text.replace("\n", " | ")
         context = [
             f"{name}={record.__dict__[name]}"
             for name in self.context
             if name in record.__dict__ and name != "worker_id"
         ]
         return f"{text} {' '.join(context)}" if context else text
+
+
+def _one_line(error: BaseException) -> str:
+    try:
+        text = " | ".join(line for line in str(error).splitlines() if line.strip())
+    except Exception:  # an error that cannot describe itself still has a type
+        text = ""
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _tracebacks_shown() -> bool:
+    return logging.getLogger().isEnabledFor(logging.DEBUG)
 
 
 def configure(log_format: str, level: str, context: Sequence[str] = ()) -> None:

@@ -9,7 +9,9 @@
     │   └── BackendPluginError     an installed backend plugin failed to load or to build one
     ├── BackendError               the backend failed; names the URL without its password
     │   ├── BackendUnavailable     cannot connect, or the connection was lost
-    │   └── SchemaMissing          the schema is absent or out of date: run `shoal migrate`
+    │   ├── SchemaMissing          the schema is absent or out of date: run `shoal migrate`
+    │   ├── DatasetLost            the backend's data vanished under a running process
+    │   └── NotDurable             a restart of the server would lose tasks, and that was refused
     ├── InvalidTask                a pushed task holds text no backend can store (NUL)
     ├── IdempotencyConflict        a push reused an idempotency key of an unfinished task
     ├── LeaseLost                  a worker acted on a task it no longer owns
@@ -97,6 +99,15 @@ class InvalidTask(ShoalError):
         self.field = field
         """The :class:`~shoal.core.models.NewTask` field at fault."""
         super().__init__(f"task {task_id!r}: {problem}; nothing was enqueued")
+
+
+class DatasetLost(BackendError):
+    """The backend's data vanished: the server lost it (a restart without persistence, a
+    flush, a failover to an empty replica); run `shoal migrate` to accept the loss."""
+
+
+class NotDurable(BackendError):
+    """The backend would lose acknowledged tasks on a restart, and durability is required."""
 
 
 class IdempotencyConflict(ShoalError):

@@ -143,3 +143,31 @@ class ReapReport:
 
     requeued: tuple[str, ...] = ()
     dead: tuple[str, ...] = ()
+
+
+class HealthStatus(enum.StrEnum):
+    """How a backend that answers is doing."""
+
+    OK = "ok"
+    DEGRADED = "degraded"
+    """It serves, but something needs a person's attention: see the warnings."""
+
+
+@dataclass(frozen=True, slots=True)
+class BackendHealth:
+    """What a backend says about itself: what ``shoal check`` prints and a worker's health
+    endpoint serves. A backend that cannot serve at all raises instead of returning one
+    (:class:`~shoal.core.errors.BackendError`: unreachable, schema missing, data lost)."""
+
+    details: Mapping[str, str] = field(default_factory=dict)
+    """Facts worth showing, such as ``{"listener": "listening"}`` or
+    ``{"persistence": "aof"}``."""
+    warnings: tuple[str, ...] = ()
+    """One line each: what is wrong and what follows from it."""
+    durable: bool = True
+    """Whether tasks the backend acknowledged survive a restart of its server (False for
+    ``memory://`` and for a Redis with neither AOF nor RDB snapshots)."""
+
+    @property
+    def status(self) -> HealthStatus:
+        return HealthStatus.DEGRADED if self.warnings else HealthStatus.OK

@@ -183,6 +183,15 @@ class WorkerSettings(EnvSettings):
     )
     """the host this worker reports: on Kubernetes its pod's name (the operator's pods set
     POD_NAME), which the operator maps to a pod for the pod deletion cost"""
+    health_port: int | None = Field(default=None, ge=1, le=65535)
+    """serve /livez and /readyz on this port, from a thread (a busy loop never times a probe
+    out): the operator's httpGet probes; live while heartbeats keep coming"""
+    startup_timeout: float = Field(default=60.0, ge=0)
+    """seconds a starting worker keeps trying an unreachable or unmigrated backend, with
+    back-off, before it exits with code 3; long enough for a database started beside it"""
+    require_persistence: bool = False
+    """refuse to start (exit 3) on a backend that loses tasks when its server restarts (Redis
+    with neither AOF nor RDB, memory://) instead of warning"""
 
     @property
     def heartbeat_interval(self) -> float:

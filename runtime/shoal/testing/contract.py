@@ -25,9 +25,23 @@ from typing import Any
 import pytest
 
 from shoal.backends import Backend, OnConflict, open_backend
-from shoal.core.errors import IdempotencyConflict, InvalidTask, LeaseLost, TaskNotFound
+from shoal.core.errors import (
+    IdempotencyConflict,
+    InvalidTask,
+    LeaseLost,
+    SchemaMissing,
+    TaskNotFound,
+)
 from shoal.core.ids import new_id
-from shoal.core.models import Failure, Lease, NewTask, TaskStatus, WorkerInfo, utcnow
+from shoal.core.models import (
+    Failure,
+    HealthStatus,
+    Lease,
+    NewTask,
+    TaskStatus,
+    WorkerInfo,
+    utcnow,
+)
 
 
 class BackendContract:
@@ -426,3 +440,20 @@ async def test_schema_verifies_after_setup(backend: Backend) -> None:
     await backend.verify_schema()
     await backend.setup()  # idempotent
     await backend.verify_schema()
+
+
+async def test_health_after_setup_is_ok(backend: Backend) -> None:
+    health = await backend.health()
+    assert health.status is HealthStatus.OK and health.warnings == ()
+    assert all(isinstance(v, str) for v in health.details.values())
+    # Only memory:// forgets what it holds when its "server" (the process) restarts.
+    assert health.durable is not backend.url.startswith("memory:")
+
+
+async def test_health_before_setup_names_the_migration(backend_url: str) -> None:
+    async with open_backend(backend_url) as fresh:
+        if backend_url.startswith("memory:"):  # nothing to set up: serves at once
+            assert (await fresh.health()).status is HealthStatus.OK
+            return
+        with pytest.raises(SchemaMissing, match="shoal migrate"):
+            await fresh.health()

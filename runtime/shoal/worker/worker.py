@@ -33,7 +33,7 @@ from shoal.core.settings import WorkerSettings
 from shoal.worker import metrics
 from shoal.worker.events import LEVELS, log_event
 from shoal.worker.execution import Outcome, execute
-from shoal.worker.health import resident_memory_mb, touch_health_file
+from shoal.worker.health import Progress, resident_memory_mb, touch_health_file
 from shoal.worker.prefetch import claim_ahead, updated_run_time
 from shoal.worker.recorder import Recorder
 
@@ -70,6 +70,8 @@ class Worker:
         self._next_heartbeat = 0.0
         self._next_reap = 0.0
         self._failures_in_a_row = 0
+        self.progress = Progress()
+        """Heartbeats begun and succeeded, for the health endpoint (worker/health.py)."""
 
     @property
     def backend(self) -> Backend:
@@ -147,7 +149,9 @@ class Worker:
         self._recorder.send_in_background()
         now = time.monotonic()
         if now >= self._next_heartbeat:
+            self.progress.beginning()
             await self._heartbeat()
+            self.progress.succeeding()
             self._next_heartbeat = now + self.settings.heartbeat_interval
             if self.settings.health_file:
                 touch_health_file(Path(self.settings.health_file))

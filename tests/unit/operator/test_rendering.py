@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from shoal_operator.errors import InvalidSpec
-from shoal_operator.rendering import HEALTH_FILE, render_deployment
+from shoal_operator.rendering import HEALTH_PORT, render_deployment
 from shoal_operator.spec import SecretKey, parse_queue, parse_worker_pool
 
 
@@ -80,7 +80,12 @@ def test_the_deployment_runs_the_worker_with_the_secret_and_a_longer_grace() -> 
         "valueFrom": {"secretKeyRef": {"name": "db", "key": "url"}},
     }
     assert {"name": "FEATURE", "value": "on"} in container["env"]
-    assert HEALTH_FILE in container["livenessProbe"]["exec"]["command"]
+    assert {"name": "health", "containerPort": HEALTH_PORT} in container["ports"]
+    assert container["args"][container["args"].index("--health-port") + 1] == str(HEALTH_PORT)
+    for probe, path in (("livenessProbe", "/livez"), ("readinessProbe", "/readyz")):
+        assert container[probe]["httpGet"] == {"path": path, "port": "health"}
+        assert container[probe]["timeoutSeconds"] >= 2  # explicit, not Kubernetes' 1 s
+        assert "exec" not in container[probe]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert pod["nodeSelector"] == {"pool": "jobs"} and pod["serviceAccountName"] == "mailer"
     assert spec["template"]["metadata"]["labels"]["team"] == "mail"

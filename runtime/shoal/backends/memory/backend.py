@@ -22,6 +22,7 @@ from shoal.core.errors import TaskNotFound
 from shoal.core.models import (
     CLAIMABLE,
     UNFINISHED,
+    BackendHealth,
     Claim,
     Failure,
     Lease,
@@ -66,6 +67,10 @@ class MemoryBackend(Backend):
 
     async def verify_schema(self) -> None:
         pass
+
+    async def health(self) -> BackendHealth:
+        # Known to be ephemeral: no warning, but a worker that requires durability refuses it.
+        return BackendHealth({"storage": "this process's memory"}, durable=False)
 
     async def push(
         self, tasks: Sequence[NewTask], *, on_conflict: OnConflict = OnConflict.RAISE

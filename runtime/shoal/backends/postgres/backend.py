@@ -67,6 +67,7 @@ from shoal.core.errors import (
     TaskNotFound,
 )
 from shoal.core.models import (
+    BackendHealth,
     Claim,
     Failure,
     Lease,
@@ -150,6 +151,20 @@ class PostgresBackend(Backend, TransactionalPush):
                 f"({'; '.join(problems)}): run `shoal migrate` (or call setup())",
                 url=self.url,
             )
+
+    async def health(self) -> BackendHealth:
+        """The schema verified, and the state of this backend's LISTEN connection."""
+        await self.verify_schema()
+        listener = self.listener_health
+        if listener.healthy:
+            return BackendHealth({"listener": listener.state.value})
+        return BackendHealth(
+            {"listener": listener.state.value, "listener reconnects": str(listener.reconnects)},
+            (
+                f"the LISTEN connection is down ({listener.last_error}): wake-ups wait for "
+                f"the poll interval ({self.settings.poll_interval:g}s) until it is back",
+            ),
+        )
 
     @property
     def listener_health(self) -> ListenerHealth:

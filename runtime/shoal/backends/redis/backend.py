@@ -35,7 +35,9 @@ Durability is Redis's. Run it with ``appendonly yes`` and ``appendfsync everysec
 acknowledged, and a crash of the machine loses at most the last second or two of writes:
 pushes (the tasks are gone), claims (the tasks run again), acks and fails (the tasks run
 again). With ``always`` nothing acknowledged is lost. Without AOF, a restart loses every
-write since the last RDB snapshot, queued tasks included, and with ``save ""`` all of them.
+write since the last RDB snapshot, queued tasks included, and with ``save ""`` all of them:
+:meth:`~RedisBackend.health` warns of that, and a marker written by ``shoal migrate`` tells
+a vanished dataset from an empty one (see :mod:`shoal.backends.redis.durability`).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ import json
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
@@ -53,6 +56,7 @@ from redis.backoff import NoBackoff
 
 from shoal.backends.base import PURGEABLE, Backend, OnConflict
 from shoal.backends.redis import codec as rs
+from shoal.backends.redis import durability
 from shoal.backends.redis.codec import Arg
 from shoal.backends.redis.link import Link, Script, scrub
 from shoal.backends.redis.listener import Listener
@@ -67,6 +71,7 @@ from shoal.backends.shared.reaping import (
 from shoal.backends.shared.storable import check_storable
 from shoal.core.errors import ConfigurationError, TaskNotFound
 from shoal.core.models import (
+    BackendHealth,
     Claim,
     Failure,
     Lease,
@@ -146,6 +151,7 @@ class RedisBackend(Backend):
         self._workers_keys = [f"{{{prefix}}}:workers", f"{{{prefix}}}:seen"]
         self._channel = f"{prefix}:wake"
         self._listener = Listener(client, self._channel)
+        self._marker = durability.Marker(prefix, self.url)
 
     @property
     def client(self) -> aioredis.Redis:
@@ -164,16 +170,27 @@ class RedisBackend(Backend):
             await self.client.connection_pool.disconnect()
 
     async def setup(self) -> None:
-        """Nothing to create in Redis: check the version and load the scripts."""
+        """Check the version, load the scripts, write the dataset marker (once)."""
         await self._link.attempt(lambda _: self._prepare())
+        await self._link.send([self._marker.write()])
+        await self.verify_schema()
 
     async def verify_schema(self) -> None:
-        """Redis has no schema: check that the server is recent enough."""
+        """Redis has no schema: check the server's version and the dataset marker."""
         await self._link.attempt(lambda _: self._check_version())
+        [marker], _ = await self._link.send([("GET", self._marker.key)])
+        self._marker.found(marker)
+
+    async def health(self) -> BackendHealth:
+        """The version and the dataset marker checked, and the server's persistence."""
+        await self.verify_schema()
+        return await self._link.attempt(lambda _: durability.persistence(self.client))
 
     async def _prepare(self) -> None:
         await self._check_version()
         await self._link.load_scripts()
+        if self._marker.seen is None:  # from now on its vanishing is a data loss
+            self._marker.seen = cast(bytes | None, await self.client.get(self._marker.key))
 
     async def _check_version(self) -> None:
         version = str((await self.client.info("server")).get("redis_version", "0"))
@@ -293,7 +310,12 @@ class RedisBackend(Backend):
                     # Code 1 after a broken attempt: that attempt applied it, so it is ours.
                     if not (attempt > 0 and code == 1):
                         refused.append(task_id)
-        refuse_lost(leases, self._applied(groups, refused))
+        applied = self._applied(groups, refused)
+        if lost_leases(leases, applied):
+            # Tasks that are simply gone are a lost dataset, not other workers' tasks.
+            [exists], _ = await self._link.send([("EXISTS", self._marker.key)])
+            self._marker.exists(exists)
+        refuse_lost(leases, applied)
 
     async def release(self, leases: Sequence[Lease]) -> None:
         groups = self._by_queue(leases)
@@ -321,8 +343,9 @@ class RedisBackend(Backend):
             Script("extend", [self._base(q)], [rs.span(lease_seconds), *rs.lease_args(ls)])
             for q, ls in groups.items()
         ]
-        replies = await self._link.scripts(beat, *extends)
-        refused = [task_id for reply in replies[1:] for task_id in reply]
+        replies, _ = await self._link.send([("EXISTS", self._marker.key), beat, *extends])
+        self._marker.exists(replies[0])
+        refused = [task_id for reply in replies[2:] for task_id in reply]
         return lost_leases(leases, self._applied(groups, refused))
 
     async def deregister(self, worker_id: str) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import json
 import sqlite3
 import time
@@ -88,18 +89,24 @@ class SQLiteBackend(Backend):
     # -- plumbing ----------------------------------------------------------------------------
 
     async def open(self) -> None:
-        if self._connection is not None:
+        if self._thread is not None:
             return
         if sqlite3.sqlite_version_info < _MINIMUM_SQLITE:
             raise ConfigurationError(
                 f"SQLite {sqlite3.sqlite_version} is too old: shoal needs 3.35 or newer"
             )
         self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="shoal-sqlite")
-        self._connection = await self._call(self._connect)
+        await self._call(functools.partial(self._connect, create=False))
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, *, create: bool) -> sqlite3.Connection | None:
+        """Connect to the file, on the backend's thread. Only :meth:`setup` creates it (and
+        its folder): a command that only reads must say that a mistyped path does not
+        exist, not leave an empty database there and report nothing in it."""
+        if self._connection is not None or not (create or self.path.exists()):
+            return self._connection
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if create:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=30
             )
@@ -108,6 +115,18 @@ class SQLiteBackend(Backend):
             connection.execute("PRAGMA synchronous = NORMAL")
         except (OSError, sqlite3.Error) as exc:
             raise BackendUnavailable(f"cannot open the database: {exc}", url=self.url) from exc
+        self._connection = connection
+        return connection
+
+    async def _connection_to(self, *, create: bool = False) -> sqlite3.Connection:
+        """The connection; a file created since :meth:`open` (by another process's
+        ``shoal migrate``) is opened now."""
+        connection = await self._call(functools.partial(self._connect, create=create))
+        if connection is None:
+            raise SchemaMissing(
+                "the database file does not exist; run `shoal migrate` to create it",
+                url=self.url,
+            )
         return connection
 
     async def close(self) -> None:
@@ -123,11 +142,9 @@ class SQLiteBackend(Backend):
             raise BackendUnavailable("the backend is not open; call open() first", url=self.url)
         return await asyncio.get_running_loop().run_in_executor(self._thread, function)
 
-    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    async def _run(self, work: Callable[[sqlite3.Connection], T], *, create: bool = False) -> T:
         """Run ``work`` on the backend's thread, translating SQLite's errors."""
-        connection = self._connection
-        if connection is None:
-            raise BackendUnavailable("the backend is not open; call open() first", url=self.url)
+        connection = self._connection or await self._connection_to(create=create)
 
         def guarded() -> T:
             try:
@@ -163,7 +180,7 @@ class SQLiteBackend(Backend):
                         (migration.version, migration.name, time.time()),
                     )
 
-        await self._run(migrate)
+        await self._run(migrate, create=True)
 
     async def verify_schema(self) -> None:
         latest = migrations(_PACKAGE)[-1]
@@ -172,6 +189,7 @@ class SQLiteBackend(Backend):
             row = db.execute("SELECT max(version) FROM shoal_schema_version").fetchone()
             return int(row[0] or 0)
 
+        await self._connection_to()  # a missing file says so, not "schema version 0"
         try:
             version = await self._run(current)
         except SchemaMissing:
