@@ -1,0 +1,75 @@
+"""Telling the app's hooks about events without making the worker's loop wait for them.
+
+The loop only queues an event; one task of the announcer's own delivers the queue in order.
+A slow hook therefore delays the hooks after it, never a heartbeat: hooks awaited on the
+loop once stalled heartbeats until leases were lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+
+from shoal.app import Event
+from shoal.app.hooks import Hooks
+
+logger = logging.getLogger("shoal.worker")
+
+
+class Announcer:
+    """Events waiting for the hooks of one worker, and the task that delivers them."""
+
+    def __init__(self, hooks: Hooks) -> None:
+        self._hooks = hooks
+        self._queue: collections.deque[Event] = collections.deque()
+        self._more = asyncio.Event()
+        self._delivering: asyncio.Task[None] | None = None
+
+    def announce(self, event: Event) -> None:
+        """Queue ``event`` for its hooks, if any listen; returns at once."""
+        if not self._hooks.wants(event.name):
+            return
+        self._queue.append(event)
+        self._more.set()
+        if self._delivering is None:
+            self._delivering = asyncio.create_task(self._deliver())
+
+    @property
+    def backlog(self) -> int:
+        """Events queued and not yet delivered."""
+        return len(self._queue)
+
+    async def close(self, timeout: float) -> None:
+        """Deliver what is queued within ``timeout`` seconds, then stop; what is left is
+        logged and dropped (hooks that hang must not keep a worker from exiting)."""
+        delivering, self._delivering = self._delivering, None
+        if delivering is None:
+            return
+        self._queue.append(_END)
+        self._more.set()
+        done, _ = await asyncio.wait({delivering}, timeout=timeout)
+        if not done:
+            delivering.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await delivering
+            left = len(self._queue) - 1 if self._queue and self._queue[-1] is _END else 0
+            logger.warning(
+                "hooks still busy after %.0fs: %d events not delivered", timeout, max(left, 0)
+            )
+        self._queue.clear()
+
+    async def _deliver(self) -> None:
+        while True:
+            while not self._queue:
+                self._more.clear()
+                await self._more.wait()
+            event = self._queue.popleft()
+            if event is _END:
+                return
+            await self._hooks.emit(event)
+
+
+_END = Event("worker_stopped", "")
+"""Marks the end of the queue for :meth:`Announcer.close` (compared by identity)."""
