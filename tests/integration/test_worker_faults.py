@@ -1,13 +1,15 @@
-"""A worker in this process under hostile handlers and hooks, on every backend.
+"""A worker in this process under hostile handlers and hooks, and through an outage.
 
 Matrix: the ``backend_url`` fixture (``tests/integration/conftest.py``) over memory, SQLite,
 PostgreSQL and Redis, on real servers: leases, their fence and the recorded errors are each
-backend's own, so each is tried.
+backend's own, so each is tried. The outage is PostgreSQL's (``restartable_postgres``, a
+server of its own that the test stops and starts).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -19,6 +21,7 @@ from shoal import App, Event, RetryPolicy, WorkerSettings
 from shoal.core.models import TaskStatus
 from shoal.testing import drain
 from shoal.worker import Worker
+from tests.servers.postgres import PostgresServer
 
 
 @pytest.fixture
@@ -161,3 +164,48 @@ async def test_slow_hooks_delay_no_heartbeat(app: App) -> None:
     for task_id in ids:
         task = await app.backend.get(task_id)
         assert task is not None and task.status is TaskStatus.DONE and task.attempts == 1
+
+
+async def test_heartbeats_keep_their_cadence_through_an_outage(
+    restartable_postgres: PostgresServer,
+) -> None:
+    """Claims and records back off during an outage; heartbeats are tried at their cadence
+    or faster, so the first one after the outage renews the leases before they expire."""
+    server = restartable_postgres
+    database = server.create_database()
+    app = App(server.url(database))
+    await app.open()
+    await app.backend.setup()
+
+    @app.task
+    async def long() -> None:
+        await asyncio.sleep(6)
+
+    ids = await long.push_many([{}] * 5)
+    settings = WorkerSettings(concurrency=5, prefetch=0, lease_seconds=6, poll_interval=0.1)
+    worker = Worker(app, settings)  # heartbeats every second
+    heartbeat = worker.backend.heartbeat
+    attempts: list[float] = []
+
+    async def timed_heartbeat(*args: object, **kwargs: object) -> list[str]:
+        attempts.append(time.monotonic())
+        return await heartbeat(*args, **kwargs)  # type: ignore[arg-type]
+
+    worker.backend.heartbeat = timed_heartbeat  # type: ignore[method-assign]
+    running = asyncio.create_task(worker.run())
+    try:
+        await until(lambda: len(worker._running) == 5)
+        await asyncio.to_thread(server.interrupt, 4.0)  # longer than any claim back-off
+        await until(lambda: worker.processed == 5, timeout=20)
+    finally:
+        worker.stop()
+        await running
+        await app.close()
+    gaps = [later - earlier for earlier, later in itertools.pairwise(attempts)]
+    assert max(gaps) < settings.heartbeat_interval + 0.35, gaps
+    async with App(server.url(database)) as check:
+        for task_id in ids:
+            task = await check.backend.get(task_id)
+            assert task is not None and task.status is TaskStatus.DONE
+            assert (task.attempts, task.lease_expirations) == (1, 0)
+    server.drop_database(database)

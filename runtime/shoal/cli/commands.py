@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -52,6 +53,12 @@ async def worker(arguments: argparse.Namespace) -> int:
         await run_workers(workers)
     finally:
         await app.close()
+    if any(worker.abandoned for worker in workers):
+        # Handlers that ignored their cancellation run on, left to their leases; the event
+        # loop's clean-up (and the interpreter, for threads) would wait for them.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 

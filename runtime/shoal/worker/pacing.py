@@ -55,9 +55,10 @@ class Pace:
 
 
 def heartbeat_pace(heartbeat_interval: float) -> Pace:
-    """Heartbeats every ``heartbeat_interval``; after a failure, retried within half of it
-    (at most a second), so that the first heartbeat after an outage comes soon after its end."""
-    return Pace(heartbeat_interval, Backoff(base=0.05, cap=min(heartbeat_interval / 2, 1.0)))
+    """Heartbeats every ``heartbeat_interval``; after a failure, retried within a quarter of
+    it (at most half a second), so that the first heartbeat after an outage comes soon after
+    its end: a lease then survives any outage shorter than itself less those two."""
+    return Pace(heartbeat_interval, Backoff(base=0.05, cap=min(heartbeat_interval / 4, 0.5)))
 
 
 def reap_pace(reap_interval: float) -> Pace:
