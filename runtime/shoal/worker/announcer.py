@@ -1,4 +1,4 @@
-"""Telling the app's hooks about events without making the worker's loop wait for them.
+"""Telling the log and the app's hooks about events, without making the loop wait for hooks.
 
 The loop only queues an event; one task of the announcer's own delivers the queue in order.
 A slow hook therefore delays the hooks after it, never a heartbeat: hooks awaited on the
@@ -11,9 +11,13 @@ import asyncio
 import collections
 import contextlib
 import logging
+from collections.abc import Iterable
 
 from shoal.app import Event
 from shoal.app.hooks import Hooks
+from shoal.core.models import Claim
+from shoal.worker.events import LEVELS, log_event
+from shoal.worker.execution import Outcome
 
 logger = logging.getLogger("shoal.worker")
 
@@ -21,8 +25,9 @@ logger = logging.getLogger("shoal.worker")
 class Announcer:
     """Events waiting for the hooks of one worker, and the task that delivers them."""
 
-    def __init__(self, hooks: Hooks) -> None:
+    def __init__(self, hooks: Hooks, worker_id: str) -> None:
         self._hooks = hooks
+        self._worker_id = worker_id
         self._queue: collections.deque[Event] = collections.deque()
         self._more = asyncio.Event()
         self._delivering: asyncio.Task[None] | None = None
@@ -35,6 +40,22 @@ class Announcer:
         self._more.set()
         if self._delivering is None:
             self._delivering = asyncio.create_task(self._deliver())
+
+    def started(self, claims: Iterable[Claim]) -> None:
+        """Log and announce the attempts that start now."""
+        logged = logger.isEnabledFor(LEVELS["task_started"])
+        for claim in claims:
+            if logged:
+                log_event("task_started", self._worker_id, claim.task)
+            self.announce(Event("task_started", self._worker_id, claim.task))
+
+    def ended(self, outcomes: Iterable[Outcome]) -> None:
+        """Log and announce outcomes once recorded (or discarded by the lease fence)."""
+        for outcome in outcomes:
+            name, task = outcome.event_name, outcome.claim.task
+            if logger.isEnabledFor(LEVELS[name]):
+                log_event(name, self._worker_id, task, outcome.duration, outcome.error)
+            self.announce(Event(name, self._worker_id, task, outcome.duration, outcome.error))
 
     @property
     def backlog(self) -> int:

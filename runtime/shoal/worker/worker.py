@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import concurrent.futures
 import contextlib
 import functools
 import logging
 import os
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from shoal.app import App, Event
@@ -35,12 +35,12 @@ from shoal.core.models import Claim, WorkerInfo, utcnow
 from shoal.core.settings import WorkerSettings
 from shoal.worker import metrics
 from shoal.worker.announcer import Announcer
-from shoal.worker.events import LEVELS, log_event
 from shoal.worker.execution import Outcome, execute
 from shoal.worker.health import resident_memory_mb, touch_health_file
 from shoal.worker.pacing import Pace, heartbeat_pace, on_demand_pace, reap_pace
 from shoal.worker.prefetch import claim_ahead, updated_run_time
 from shoal.worker.recorder import Recorder
+from shoal.worker.slots import Slots
 from shoal.worker.watchdog import LoopWatchdog
 
 logger = logging.getLogger("shoal.worker")
@@ -64,24 +64,19 @@ class Worker:
         self.queues = self.settings.queues or tuple(app.queues)
         self.processed = 0
         self.stop_reason: str | None = None
-        self.abandoned: list[str] = []
-        """Tasks whose handlers still ran when the drain ended: left to their leases."""
-        self._running: dict[str, tuple[Claim, asyncio.Task[Outcome]]] = {}
+        self._wakeup = asyncio.Event()
+        self._announcer = Announcer(app.hooks, self.id)
+        self._slots = Slots(self.settings.concurrency, freed=self._wakeup.set)
+        self._running = self._slots.running
         self._claimed: collections.deque[Claim] = collections.deque()  # not started yet
         self._claiming: asyncio.Task[list[Claim]] | None = None
-        self._busy_threads: dict[str, Claim] = {}  # functions that outlived their attempt
         self._found_nothing = False
         self._typical_run_time: float | None = None  # decides how far ahead to claim
-        self._wakeup = asyncio.Event()
         self._recorder = Recorder(
-            lambda: self.app.backend, stored=self._announce_ended, wake=self._wakeup.set
+            lambda: self.app.backend, stored=self._announcer.ended, wake=self._wakeup.set
         )
-        self._announcer = Announcer(app.hooks)
-        self._watchdog = LoopWatchdog(self._running_names, extra=self._extra())
+        self._watchdog = LoopWatchdog(self._slots.names, extra=self._extra())
         self._hurry = False
-        self._threads = concurrent.futures.ThreadPoolExecutor(
-            self.settings.concurrency, thread_name_prefix="shoal-task"
-        )
         self._started_at = utcnow()
         self._heartbeats = heartbeat_pace(self.settings.heartbeat_interval)
         self._reaps = reap_pace(self.settings.reap_interval)
@@ -96,6 +91,11 @@ class Worker:
     def in_flight(self) -> int:
         """Tasks this worker holds: running, or claimed ahead and about to start."""
         return len(self._running) + len(self._claimed)
+
+    @property
+    def abandoned(self) -> list[str]:
+        """Tasks whose handlers still ran when the drain ended: left to their leases."""
+        return self._slots.abandoned
 
     def stop(self, reason: str = "asked to stop") -> None:
         """Stop claiming and drain. Calling it again skips the wait for running tasks."""
@@ -159,7 +159,7 @@ class Worker:
         less what is claimed already; never more than recycling leaves to run."""
         settings = self.settings
         ahead = claim_ahead(settings.concurrency, settings.prefetch, self._typical_run_time)
-        wanted = settings.concurrency + ahead - self.in_flight - len(self._busy_threads)
+        wanted = self._slots.free + ahead - len(self._claimed)
         if settings.max_tasks is not None:
             wanted = min(wanted, settings.max_tasks - self.processed - self.in_flight)
         return wanted
@@ -172,26 +172,21 @@ class Worker:
             self._recorder.send_in_background(now)  # counts its own failures
         except ShoalError as error:
             self._log_backend_error(self._recorder.pace, "recording outcomes", error)
-        if self._heartbeats.is_due(now):
-            try:
-                await self._heartbeat()
-            except ShoalError as error:
-                self._failed(self._heartbeats, "heartbeat", error)
-            else:
-                self._heartbeats.succeeded(now)
-                if self.settings.health_file:
-                    touch_health_file(Path(self.settings.health_file))
-        if self._reaps.is_due(now):
-            try:
-                await self._reap()
-            except ShoalError as error:
-                self._failed(self._reaps, "reap", error)
-            else:
-                self._reaps.succeeded(now)
+        await self._paced(self._heartbeats, "heartbeat", self._heartbeat, now)
+        await self._paced(self._reaps, "reap", self._reap, now)
 
-    def _failed(self, pace: Pace, call: str, error: ShoalError) -> None:
-        pace.failed(time.monotonic())
-        self._log_backend_error(pace, call, error)
+    async def _paced(
+        self, pace: Pace, call: str, make_call: Callable[[], Awaitable[None]], now: float
+    ) -> None:
+        if not pace.is_due(now):
+            return
+        try:
+            await make_call()
+        except ShoalError as error:
+            pace.failed(time.monotonic())
+            self._log_backend_error(pace, call, error)
+        else:
+            pace.succeeded(now)
 
     def _log_backend_error(self, pace: Pace, call: str, error: ShoalError) -> None:
         if pace.worth_logging:
@@ -230,7 +225,8 @@ class Worker:
         try:
             claims = claiming.result()
         except ShoalError as error:
-            self._failed(self._claims, "claim", error)
+            self._claims.failed(time.monotonic())
+            self._log_backend_error(self._claims, "claim", error)
             return
         self._claims.succeeded(time.monotonic())
         self._claimed.extend(claims)
@@ -278,24 +274,21 @@ class Worker:
 
     def _start_claimed(self) -> None:
         """Start claimed tasks in the free slots; none once the worker is stopping."""
-        free = self.settings.concurrency - len(self._running) - len(self._busy_threads)
+        free = self._slots.free
         if free <= 0 or not self._claimed or self.stop_reason is not None:
             return
         starting = [self._claimed.popleft() for _ in range(min(free, len(self._claimed)))]
         metrics.started(starting)
-        logged = logger.isEnabledFor(LEVELS["task_started"])
+        self._announcer.started(starting)
         for claim in starting:
-            if logged:
-                log_event("task_started", self.id, claim.task)
-            self._announcer.announce(Event("task_started", self.id, claim.task))
             running = asyncio.create_task(
                 execute(
                     self.app,
                     claim,
                     worker_id=self.id,
-                    threads=self._threads,
+                    threads=self._slots.threads,
                     stop_worker=self._stop_for_task,
-                    thread_outlived=functools.partial(self._thread_outlived, claim),
+                    thread_outlived=functools.partial(self._slots.thread_outlived, claim),
                 )
             )
             self._running[claim.task.id] = (claim, running)
@@ -304,32 +297,11 @@ class Worker:
     def _stop_for_task(self) -> None:
         self.stop("a task asked the worker to stop")
 
-    def _thread_outlived(self, claim: Claim, thread: asyncio.Future[object]) -> None:
-        """A plain function runs on past its attempt: its thread, and so a slot, stays
-        taken until it returns (threads are as many as slots)."""
-        self._busy_threads[claim.task.id] = claim
-        thread.add_done_callback(functools.partial(self._thread_returned, claim))
-
-    def _thread_returned(self, claim: Claim, thread: asyncio.Future[object]) -> None:
-        if not thread.cancelled():
-            thread.exception()  # the attempt has ended already: nothing is told about it
-        self._busy_threads.pop(claim.task.id, None)
-        self._wakeup.set()
-
     def _finished(self, claim: Claim, done: asyncio.Task[Outcome]) -> None:
-        task_id = claim.task.id
-        self._running.pop(task_id, None)
-        if task_id in self.abandoned:
-            return  # ended after the drain gave up on it: it was left to its lease
-        if done.cancelled():
-            if task_id in self._busy_threads:
-                # Cancelled by the drain while its thread runs on: releasing it would let
-                # another worker run it at the same time.
-                self.abandoned.append(task_id)
-                return
-            outcome = Outcome(claim, 0.0, released=True)
-        else:
-            outcome = done.result()
+        outcome = self._slots.ended(claim, done)
+        if outcome is None:
+            return
+        if not outcome.released:
             self.processed += 1
             self._typical_run_time = updated_run_time(self._typical_run_time, outcome.duration)
         self._recorder.add(outcome)
@@ -346,19 +318,6 @@ class Worker:
             rss = resident_memory_mb()
             if rss > self.settings.max_rss_mb:
                 self.stop(f"recycling at {rss:.0f} MiB resident memory")
-
-    def _announce_ended(self, outcomes: list[Outcome]) -> None:
-        """Log recorded (or discarded) outcomes and queue them for the hooks."""
-        for outcome in outcomes:
-            name = outcome.event_name
-            task = outcome.claim.task
-            if logger.isEnabledFor(LEVELS[name]):
-                log_event(name, self.id, task, outcome.duration, outcome.error)
-            self._announcer.announce(Event(name, self.id, task, outcome.duration, outcome.error))
-
-    def _running_names(self) -> list[str]:
-        """The tasks running now, for the watchdog (read from its thread)."""
-        return [f"{claim.task.name} {task_id}" for task_id, (claim, _) in self._running.items()]
 
     async def _heartbeat(self) -> None:
         leases = [claim.lease for claim, _ in self._running.values()]
@@ -382,6 +341,8 @@ class Worker:
             # a finished attempt whose lease was really lost is reported by its record.
             if task_id in self._running:
                 logger.warning("lease lost while running", extra={"task_id": task_id})
+        if self.settings.health_file:
+            touch_health_file(Path(self.settings.health_file))
 
     # -- shutdown ----------------------------------------------------------------------------
 
@@ -403,36 +364,14 @@ class Worker:
                     self._wakeup.wait(),
                     max(0.0, min(deadline - time.monotonic(), self._wait_timeout())),
                 )
-        await self._cancel_unfinished()
+        await self._slots.cancel_unfinished(CANCEL_GRACE, self._extra())
         await self._settle()
-        self._threads.shutdown(wait=False, cancel_futures=True)
+        self._slots.shutdown()
         self._announcer.announce(Event("worker_stopped", self.id))
         await self._announcer.close(timeout=CANCEL_GRACE)
         logger.info(
             "worker %s stopped after %d tasks", self.id, self.processed, extra=self._extra()
         )
-
-    async def _cancel_unfinished(self) -> None:
-        """Cancel what still runs; what ignores the cancellation is left to its lease."""
-        unfinished = {task_id: running for task_id, (_, running) in self._running.items()}
-        for running in unfinished.values():
-            running.cancel()
-        if unfinished:
-            await asyncio.wait(unfinished.values(), timeout=CANCEL_GRACE)
-        self.abandoned += [task_id for task_id, run in unfinished.items() if not run.done()]
-        released = sum(
-            1
-            for task_id, running in unfinished.items()
-            if running.cancelled() and task_id not in self.abandoned
-        )
-        if released:
-            logger.warning("released %d unfinished tasks", released, extra=self._extra())
-        for task_id in self.abandoned:
-            logger.error(
-                "still running after the shutdown timeout (it ignored its cancellation): "
-                "left to its lease, which expires once this worker has gone",
-                extra={"task_id": task_id, **self._extra()},
-            )
 
     async def _give_back_claimed(self) -> None:
         """Release the tasks claimed but not started, so other workers run them while this
