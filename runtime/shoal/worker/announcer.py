@@ -72,12 +72,12 @@ class Announcer:
         self._more.set()
         done, _ = await asyncio.wait({delivering}, timeout=timeout)
         if not done:
+            undelivered = sum(1 for event in self._queue if event is not _END)
             delivering.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await delivering
-            left = len(self._queue) - 1 if self._queue and self._queue[-1] is _END else 0
             logger.warning(
-                "hooks still busy after %.0fs: %d events not delivered", timeout, max(left, 0)
+                "hooks still busy after %.0fs: %d events not delivered", timeout, undelivered
             )
         self._queue.clear()
 

@@ -77,16 +77,14 @@ def describe_error(error: BaseException) -> str:
     Never raises: an exception whose ``__str__`` fails (user code can do anything) is
     described by its ``repr``, and failing that by its type name alone.
     """
-    name = type(error).__name__
-    if isinstance(error, TimeoutError) and not _text(error, str):
-        return "TimeoutError: the attempt took longer than the task's timeout"
     text = _text(error, str)
+    if isinstance(error, TimeoutError) and not text:
+        return "TimeoutError: the attempt took longer than the task's timeout"
     if text is None:
-        text = _text(error, repr)
-        text = (
-            f"(its message could not be read) {text}" if text else "(its message could not be read)"
-        )
-    return f"{name}: {text}".strip().rstrip(":")
+        unreadable = "(its message could not be read)"
+        shown = _text(error, repr)
+        text = f"{unreadable} {shown}" if shown else unreadable
+    return f"{type(error).__name__}: {text}".strip().rstrip(":")
 
 
 def _text(error: BaseException, how: Callable[[object], str]) -> str | None:
