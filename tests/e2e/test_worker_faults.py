@@ -8,6 +8,7 @@ and the outage on PostgreSQL, whose locks and restarts the tests control. Each d
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 import time
@@ -62,20 +63,37 @@ def test_a_blocked_event_loop_is_logged_with_its_task(sqlite_url: str, tmp_path:
     assert 1.5 <= seconds < 3.0
 
 
-@pytest.fixture
-def postgres(postgres_server: PostgresServer) -> Iterator[tuple[PostgresServer, str]]:
-    database = postgres_server.create_database()
-    yield postgres_server, database
-    postgres_server.drop_database(database)
+@contextlib.contextmanager
+def workers_on(server: PostgresServer, tmp_path: Path) -> Iterator[tuple[str, Workers]]:
+    """A fresh, migrated database on ``server`` (its name), and workers for it."""
+    database = server.create_database()
+    migrate(server.url(database))
+    workers = Workers(server.url(database), tmp_path / "events.log")
+    try:
+        yield database, workers
+    finally:
+        workers.stop_all()
+    server.drop_database(database)
 
 
 def test_a_stop_while_a_heartbeat_waits_starts_nothing_claimed_ahead(
-    postgres: tuple[PostgresServer, str], tmp_path: Path
+    postgres_server: PostgresServer, tmp_path: Path
 ) -> None:
-    server, database = postgres
-    url = server.url(database)
-    migrate(url)
-    workers = Workers(url, tmp_path / "events.log")
+    server = postgres_server
+    with workers_on(server, tmp_path) as (database, workers):
+        started_before, ids = stop_while_a_heartbeat_waits(server, database, workers)
+        assert set(workers.count("start")) == started_before  # nothing new after the stop
+        after = statuses(workers.url, ids)
+        held = [after[t] for t in ids if t not in started_before]
+        assert held and all(status == (TaskStatus.QUEUED, 0) for status in held)  # released
+
+
+def stop_while_a_heartbeat_waits(
+    server: PostgresServer, database: str, workers: Workers
+) -> tuple[set[str], list[str]]:
+    """Send SIGTERM while a heartbeat waits for a lock and claimed-ahead tasks could start;
+    returns the tasks started before it, and every task's id."""
+    url = workers.url
     blocker = threading.Thread(
         target=server.psql,
         args=(
@@ -83,11 +101,11 @@ def test_a_stop_while_a_heartbeat_waits_starts_nothing_claimed_ahead(
             database,
         ),
     )
+    ids = push(url, [{"seconds": 0.2}] * 60)
+    worker = workers.start("--concurrency", "4", "--prefetch", "40", "--lease-seconds", "3")
+    wait_for(lambda: len(workers.count("start")) >= 4, what="four tasks to start")
+    blocker.start()  # heartbeats (and reaps) write that table: the next one waits
     try:
-        ids = push(url, [{"seconds": 0.2}] * 60)
-        worker = workers.start("--concurrency", "4", "--prefetch", "40", "--lease-seconds", "3")
-        wait_for(lambda: len(workers.count("start")) >= 4, what="four tasks to start")
-        blocker.start()  # heartbeats (and reaps) write that table: the next one waits
 
         def heartbeat_waits() -> bool:
             waiting = server.psql(
@@ -105,26 +123,19 @@ def test_a_stop_while_a_heartbeat_waits_starts_nothing_claimed_ahead(
         assert worker.wait(20) == 0, workers.output(worker)
     finally:
         blocker.join(30)
-        workers.stop_all()
-    assert set(workers.count("start")) == started_before  # nothing new after the stop
-    after = statuses(url, ids)
-    held = [after[t] for t in ids if t not in started_before]
-    assert held and all(status == (TaskStatus.QUEUED, 0) for status in held)  # given back
+    return started_before, ids
 
 
 def test_an_outage_shorter_than_the_lease_expires_no_live_workers_lease(
     restartable_postgres: PostgresServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     server = restartable_postgres
-    database = server.create_database()
-    url = server.url(database)
-    migrate(url)
-    workers = Workers(url, tmp_path / "events.log")
     tasks = 30
-    try:
+    with workers_on(server, tmp_path) as (_, workers):
+        url = workers.url
         # Tasks of 6 s, longer than the outage, so that the workers' loops have nothing to
         # do but keep their leases. Leases of 6 s, heartbeats every second, retried within
-        # 0.25 s: the outage of about 4.3 s is within a lease, and must expire no lease of
+        # 0.25 s: the outage of about 4 s is within a lease, and must expire no lease of
         # these live workers. A worker started as the server comes back reaps every 0.2 s:
         # it takes any lease that expires (one back-off for every call once slept past the
         # outage's end until leases expired, and such a worker ran their tasks again).
@@ -132,7 +143,7 @@ def test_an_outage_shorter_than_the_lease_expires_no_live_workers_lease(
         flags = ("--concurrency", "5", "--lease-seconds", "6", "--prefetch", "0")
         processes = [workers.start(*flags) for _ in range(2)]
         wait_for(lambda: len(workers.count("start")) == 10, timeout=60, what="ten tasks")
-        outage = server.interrupt(4.0)
+        outage = server.interrupt(3.6)
         processes.append(workers.start(*flags))
         wait_for(lambda: len(workers.count("end")) == tasks, timeout=120, what="every task")
         for process in processes:
@@ -140,8 +151,6 @@ def test_an_outage_shorter_than_the_lease_expires_no_live_workers_lease(
             process.send_signal(signal.SIGTERM)
         for process in processes:
             assert process.wait(30) == 0, workers.output(process)
-    finally:
-        workers.stop_all()
     starts = workers.count("start")
     twice = sorted(task_id for task_id, count in starts.items() if count > 1)
     with capsys.disabled():
@@ -150,4 +159,3 @@ def test_an_outage_shorter_than_the_lease_expires_no_live_workers_lease(
     assert "backend error, retrying" in outputs  # the workers did see the outage
     assert set(workers.count("end")) == set(ids)
     assert twice == []
-    server.drop_database(database)

@@ -44,10 +44,14 @@ class Announcer:
     def started(self, claims: Iterable[Claim]) -> None:
         """Log and announce the attempts that start now."""
         logged = logger.isEnabledFor(LEVELS["task_started"])
+        announced = self._hooks.wants("task_started")
+        if not (logged or announced):
+            return  # the common case: decided once per batch, not per task
         for claim in claims:
             if logged:
                 log_event("task_started", self._worker_id, claim.task)
-            self.announce(Event("task_started", self._worker_id, claim.task))
+            if announced:
+                self.announce(Event("task_started", self._worker_id, claim.task))
 
     def ended(self, outcomes: Iterable[Outcome]) -> None:
         """Log and announce outcomes once recorded (or discarded by the lease fence)."""
@@ -55,7 +59,8 @@ class Announcer:
             name, task = outcome.event_name, outcome.claim.task
             if logger.isEnabledFor(LEVELS[name]):
                 log_event(name, self._worker_id, task, outcome.duration, outcome.error)
-            self.announce(Event(name, self._worker_id, task, outcome.duration, outcome.error))
+            if self._hooks.wants(name):
+                self.announce(Event(name, self._worker_id, task, outcome.duration, outcome.error))
 
     @property
     def backlog(self) -> int:
