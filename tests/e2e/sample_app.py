@@ -39,3 +39,24 @@ async def fail_twice(context: Context) -> None:
     if context.attempt < 3:
         raise ConnectionError(f"attempt {context.attempt} fails")
     record("end", context)
+
+
+@app.task(queue="e2e")
+async def ignore_cancellation(context: Context, seconds: float = 60.0) -> None:
+    """A hostile handler: it swallows the drain's cancellation and sleeps on."""
+    record("start", context)
+    cap = float(os.environ.get("SHOAL_TEST_MAX_SLEEP", "inf"))
+    try:
+        await asyncio.sleep(min(seconds, cap))
+    except asyncio.CancelledError:
+        record("ignored", context)
+        await asyncio.sleep(min(seconds, cap))
+    record("end", context)
+
+
+@app.task(queue="e2e")
+async def block_the_loop(context: Context, seconds: float = 2.0) -> None:
+    """A hostile handler: it blocks the event loop (``time.sleep`` in async code)."""
+    record("start", context)
+    time.sleep(seconds)  # noqa: ASYNC251  # the point of the test
+    record("end", context)

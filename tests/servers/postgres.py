@@ -24,6 +24,7 @@ import secrets
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -141,6 +142,15 @@ class PostgresServer:
     def restart(self) -> None:
         """Restart the server, keeping its data: every open connection is cut."""
         self._pg_ctl("restart", "-m", "fast")
+
+    def interrupt(self, seconds: float) -> float:
+        """Stop the server (fast shutdown) for ``seconds``, then start it again with its
+        data; returns how long it was unreachable in all."""
+        began = time.monotonic()
+        self._pg_ctl("stop", "-m", "fast")
+        time.sleep(seconds)
+        self._pg_ctl("start")
+        return time.monotonic() - began
 
     def psql(self, sql: str, database: str = "postgres") -> str:
         """Run ``sql`` over the Unix socket (trusted) and return psql's unaligned output."""

@@ -286,7 +286,7 @@ async def test_a_worker_that_lost_its_lease_cannot_overwrite_the_result(app: App
 
     task_id = await stuck.push()
     stalled = Worker(app, fast(lease_seconds=0.2, reap_interval=60))
-    stalled._next_heartbeat = float("inf")  # a stalled loop: no heartbeats, no reaping
+    stalled._heartbeats.due = float("inf")  # a stalled loop: no heartbeats, no reaping
     running = asyncio.create_task(stalled.run())
     await until(lambda: stalled.in_flight == 1)
     await asyncio.sleep(0.3)
@@ -332,3 +332,93 @@ async def test_recycling_above_a_memory_limit_drains_and_stops(app: App) -> None
     await asyncio.wait_for(worker.run(), 5)
     assert worker.processed == 1
     assert worker.stop_reason is not None and "MiB resident memory" in worker.stop_reason
+
+
+async def test_a_handler_that_swallows_its_timeout_fails_saying_so(app: App) -> None:
+    @app.task(timeout=0.05, retry=RetryPolicy(max_attempts=1))
+    async def stubborn() -> None:
+        try:  # noqa: SIM105  # written out: the hostile handler under test
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            pass  # the bug under test: cancellation swallowed, the handler returns
+
+    @app.task(timeout=0.05, retry=RetryPolicy(max_attempts=1))
+    async def stubborn_then_raises() -> None:
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            raise ValueError("cleaning up went wrong") from None
+
+    ids = [await stubborn.push(), await stubborn_then_raises.push()]
+    await drain(app)
+    for task_id in ids:
+        task = await app.backend.get(task_id)
+        assert task is not None and task.status is TaskStatus.DEAD
+        assert task.last_error is not None
+        assert task.last_error.startswith("TimeoutError: the handler ignored its cancellation")
+
+
+async def test_a_plain_task_past_its_timeout_keeps_its_slot_and_wrongs_no_other_task(
+    app: App,
+) -> None:
+    returned = threading.Event()
+
+    @app.task(timeout=0.1, retry=RetryPolicy(max_attempts=1))
+    def overruns() -> None:
+        time.sleep(0.6)  # a thread cannot be interrupted: it runs on past the timeout
+        returned.set()
+
+    ran_after: list[bool] = []
+
+    @app.task(timeout=0.3, retry=RetryPolicy(max_attempts=1))
+    def quick() -> None:
+        ran_after.append(returned.is_set())
+
+    first = await overruns.push()
+    later = await quick.push_many([{}] * 3)
+    worker = Worker(app, fast(concurrency=1, prefetch=0))
+    running = asyncio.create_task(worker.run())
+    await until(lambda: worker.processed == 4)
+    worker.stop()
+    await running
+    timed_out = await app.backend.get(first)
+    assert timed_out is not None and timed_out.status is TaskStatus.DEAD
+    assert timed_out.last_error == "TimeoutError: the attempt took longer than the task's timeout"
+    for task_id in later:  # they waited for the one thread, and were not charged for it
+        task = await app.backend.get(task_id)
+        assert task is not None and task.status is TaskStatus.DONE and task.attempts == 1
+    assert ran_after == [True, True, True]
+
+
+async def test_a_stop_during_a_heartbeat_starts_nothing_claimed_ahead(app: App) -> None:
+    started: list[int] = []
+
+    @app.task
+    async def short(n: int) -> None:
+        started.append(n)
+        await asyncio.sleep(0.05)
+
+    await short.push_many([{"n": i} for i in range(20)])
+    worker = Worker(app, fast(concurrency=2, prefetch=10, lease_seconds=0.6))
+    heartbeat = worker.backend.heartbeat
+    in_heartbeat = asyncio.Event()
+    let_go = asyncio.Event()
+
+    async def slow_heartbeat(*args: object, **kwargs: object) -> list[str]:
+        if worker._claimed and worker._running and not in_heartbeat.is_set():
+            in_heartbeat.set()  # tasks running and tasks held
+            await let_go.wait()  # the running two finish meanwhile: their slots free up
+        return await heartbeat(*args, **kwargs)  # type: ignore[arg-type]
+
+    worker.backend.heartbeat = slow_heartbeat  # type: ignore[method-assign]
+    running = asyncio.create_task(worker.run())
+    await asyncio.wait_for(in_heartbeat.wait(), 5)
+    await until(lambda: len(worker._running) == 0)
+    worker.stop()
+    before_the_stop = len(started)
+    let_go.set()
+    await running
+    assert len(started) == before_the_stop
+    queued = await app.backend.list_tasks(statuses=[TaskStatus.QUEUED])
+    assert len(queued) == 20 - before_the_stop
+    assert all(task.attempts == 0 for task in queued)  # released, never charged

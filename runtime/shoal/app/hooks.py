@@ -1,7 +1,14 @@
-"""Event hooks: code of the user's (or shoal's own metrics) told about every transition."""
+"""Event hooks: code of the user's (or shoal's own metrics) told about every transition.
+
+A hook is an ``async def`` or a plain function taking an :class:`Event`. The worker delivers
+events from a task of its own, in order, so that a slow hook delays later hooks but never the
+worker's loop (its heartbeats); a plain-function hook runs in a thread, so that one that
+blocks cannot stall the event loop either.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
@@ -18,6 +25,7 @@ EventName = Literal[
     "task_retrying",
     "task_dead",
     "task_released",
+    "task_discarded",
 ]
 EVENT_NAMES: tuple[str, ...] = get_args(EventName)
 
@@ -55,10 +63,20 @@ class Hooks:
         return bool(self._hooks[name])
 
     async def emit(self, event: Event) -> None:
+        """Call the hooks of ``event`` one after another; plain functions in a thread."""
         for hook in self._hooks[event.name]:
             try:
-                outcome = hook(event)
-                if inspect.isawaitable(outcome):
-                    await outcome
+                if _is_async(hook):
+                    await hook(event)  # type: ignore[misc]
+                else:
+                    outcome = await asyncio.to_thread(hook, event)
+                    if inspect.isawaitable(outcome):  # a plain function returning a coroutine
+                        await outcome
             except Exception:
                 logger.exception("the %s hook %r failed", event.name, hook)
+
+
+def _is_async(hook: Hook) -> bool:
+    return inspect.iscoroutinefunction(hook) or inspect.iscoroutinefunction(
+        getattr(hook, "__call__", None)  # noqa: B004  # an object with an async __call__
+    )

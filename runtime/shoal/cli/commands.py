@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -78,6 +79,12 @@ async def worker(arguments: argparse.Namespace) -> int:
             await run_workers(workers)
         finally:
             late.cancel()
+    if any(worker.abandoned for worker in workers):
+        # Handlers that ignored their cancellation run on, left to their leases; the event
+        # loop's clean-up (and the interpreter, for threads) would wait for them.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 

@@ -6,6 +6,7 @@ import logging
 
 from shoal.app import EventName
 from shoal.core.models import Task
+from shoal.worker.execution import describe_error
 
 logger = logging.getLogger("shoal.worker")
 
@@ -15,6 +16,7 @@ LEVELS: dict[EventName, int] = {
     "task_retrying": logging.WARNING,
     "task_dead": logging.ERROR,
     "task_released": logging.WARNING,
+    "task_discarded": logging.WARNING,
 }
 
 
@@ -34,5 +36,8 @@ def log_event(
     if duration is not None:
         extra["duration"] = round(duration, 6)
     if error is not None:
-        extra["error"] = f"{type(error).__name__}: {error}"
-    logger.log(LEVELS[name], name.replace("_", " "), extra=extra)
+        extra["error"] = describe_error(error)
+    message = name.replace("_", " ")
+    if name == "task_discarded":
+        message += ": the lease was lost, another worker owns the task now"
+    logger.log(LEVELS[name], message, extra=extra)

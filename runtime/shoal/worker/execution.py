@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
+import enum
 import functools
 import time
 from collections.abc import Callable
@@ -19,42 +21,77 @@ from shoal.core.context import Context
 from shoal.core.errors import PayloadError, UnknownTask
 from shoal.core.models import Claim, Failure, Lease, utcnow
 
+ThreadOutlived = Callable[["asyncio.Future[object]"], None]
+
+
+class Kind(enum.Enum):
+    """Which backend call records an outcome."""
+
+    ACK = "ack"
+    FAIL = "fail"
+    RELEASE = "release"
+
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """How an attempt ended: done, failed (retrying or dead), or released unfinished."""
+    """How an attempt ended: done, failed (retrying or dead), or released unfinished.
+
+    ``discarded`` is set once the backend refused to record it (the lease fence): the task
+    belongs to another worker now, so the attempt is reported as neither success nor failure.
+    """
 
     claim: Claim
     duration: float
     failure: Failure | None = None
     error: BaseException | None = None
     released: bool = False
+    discarded: bool = False
 
     @property
     def lease(self) -> Lease:
         return self.claim.lease
 
     @property
-    def kind(self) -> str:
-        """Which backend call records it: ``ack``, ``fail`` or ``release``."""
+    def kind(self) -> Kind:
         if self.released:
-            return "release"
-        return "ack" if self.failure is None else "fail"
+            return Kind.RELEASE
+        return Kind.ACK if self.failure is None else Kind.FAIL
 
     @property
     def event_name(self) -> EventName:
+        if self.discarded:
+            return "task_discarded"
         if self.released:
             return "task_released"
         if self.failure is None:
             return "task_succeeded"
         return "task_dead" if self.failure.retry_at is None else "task_retrying"
 
+    def as_discarded(self) -> Outcome:
+        return dataclasses.replace(self, discarded=True)
+
 
 def describe_error(error: BaseException) -> str:
-    """The text stored as a task's ``last_error``: type and message, one line."""
-    if isinstance(error, TimeoutError) and not str(error):
+    """The text stored as a task's ``last_error``: type and message, one line.
+
+    Never raises: an exception whose ``__str__`` fails (user code can do anything) is
+    described by its ``repr``, and failing that by its type name alone.
+    """
+    text = _text(error, str)
+    if isinstance(error, TimeoutError) and not text:
         return "TimeoutError: the attempt took longer than the task's timeout"
-    return f"{type(error).__name__}: {error}".strip().rstrip(":")
+    if text is None:
+        unreadable = "(its message could not be read)"
+        shown = _text(error, repr)
+        text = f"{unreadable} {shown}" if shown else unreadable
+    return f"{type(error).__name__}: {text}".strip().rstrip(":")
+
+
+def _text(error: BaseException, how: Callable[[object], str]) -> str | None:
+    try:
+        return str(how(error))
+    except Exception:
+        return None
 
 
 async def execute(
@@ -64,8 +101,14 @@ async def execute(
     worker_id: str,
     threads: concurrent.futures.Executor,
     stop_worker: Callable[[], None],
+    thread_outlived: ThreadOutlived,
 ) -> Outcome:
-    """Run one claimed task to its outcome; never raises except on cancellation."""
+    """Run one claimed task to its outcome; never raises except on cancellation.
+
+    A plain function that outlives its attempt (its timeout, or the worker's cancellation
+    at the end of a drain) runs on in its thread: ``thread_outlived`` is handed the future
+    of that thread, so that the worker counts the thread as busy until it returns.
+    """
     task = claim.task
     started = time.perf_counter()
     try:
@@ -83,7 +126,7 @@ async def execute(
                 metadata=task.metadata,
                 stop_worker=stop_worker,
             )
-        await _call(definition, arguments, threads)
+        await _call(definition, arguments, threads, thread_outlived)
     except asyncio.CancelledError:
         raise
     except (UnknownTask, PayloadError) as error:
@@ -100,22 +143,81 @@ async def _call(
     definition: TaskDefinition[..., object],
     arguments: dict[str, object],
     threads: concurrent.futures.Executor,
+    thread_outlived: ThreadOutlived,
 ) -> None:
     timeout = definition.options.timeout
-    if timeout is None and definition.is_async:
-        await definition.function(**arguments)  # type: ignore[misc]  # the common case, direct
-        return
-    async with asyncio.timeout(timeout):
-        if definition.is_async:
-            await definition.function(**arguments)  # type: ignore[misc]
+    if definition.is_async:
+        if timeout is None:
+            await definition.function(**arguments)  # type: ignore[misc]  # the common case
         else:
-            # A thread cannot be interrupted: on timeout the attempt fails at once, but the
-            # function runs on in its thread until it returns.
-            call = functools.partial(definition.function, **arguments)
-            await asyncio.get_running_loop().run_in_executor(threads, call)
+            await _call_async(definition, arguments, timeout)
+        return
+    loop = asyncio.get_running_loop()
+    began: asyncio.Future[object] | None = None
+    call: Callable[[], object] = functools.partial(definition.function, **arguments)
+    if timeout is not None:
+        began = loop.create_future()
+        call = functools.partial(_signal_then_call, loop, began, call)
+    running = loop.run_in_executor(threads, call)
+    try:
+        if began is not None:
+            # The timeout counts from the moment the function starts in its thread, never
+            # the wait for one: a task that has not started cannot have taken too long.
+            await asyncio.wait({began, running}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait({running}, timeout=timeout)
+    finally:
+        if not running.done():
+            # A thread cannot be interrupted: the attempt ends now (timed out, or cancelled
+            # by a drain) while the function runs on until it returns.
+            thread_outlived(running)
+    if not done:
+        raise TimeoutError
+    running.result()
 
 
-def _failed(claim: Claim, started: float, error: BaseException, delay: float | None) -> Outcome:
+def _signal_then_call(
+    loop: asyncio.AbstractEventLoop, began: asyncio.Future[object], call: Callable[[], object]
+) -> object:
+    loop.call_soon_threadsafe(_resolve, began)
+    return call()
+
+
+async def _call_async(
+    definition: TaskDefinition[..., object], arguments: dict[str, object], timeout: float
+) -> None:
+    timer = asyncio.timeout(timeout)
+    try:
+        async with timer:
+            await definition.function(**arguments)  # type: ignore[misc]
+    except TimeoutError:
+        raise
+    except Exception as error:
+        if timer.expired():
+            raise _ignored_cancellation(timeout) from error
+        raise
+    if timer.expired():
+        # The handler caught the cancellation that the timeout sent, and returned.
+        raise _ignored_cancellation(timeout)
+
+
+def _ignored_cancellation(timeout: float) -> TimeoutError:
+    return TimeoutError(
+        f"the handler ignored its cancellation at the task's timeout ({timeout:g}s) "
+        "and ran on; handlers must let asyncio.CancelledError propagate"
+    )
+
+
+def _resolve(future: asyncio.Future[object]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _failed(
+    claim: Claim,
+    started: float,
+    error: BaseException,
+    delay: float | None,
+) -> Outcome:
     retry_at = None if delay is None else utcnow() + timedelta(seconds=delay)
     failure = Failure(claim.lease, describe_error(error), retry_at)
     return Outcome(claim, time.perf_counter() - started, failure, error)

@@ -37,13 +37,19 @@ CLAIM_LATENCY = Histogram(
     "Time one claim round trip takes.",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
 )
-LEASES_LOST = Counter("shoal_leases_lost", "Results discarded because the lease was lost.")
+DISCARDED = Counter(
+    "shoal_tasks_discarded",
+    "Finished attempts whose outcome the backend refused: the lease was lost, another "
+    "worker owns the task now.",
+    _LABELS,
+)
 
 _ENDED = {
     "task_succeeded": (SUCCEEDED,),
     "task_retrying": (FAILED, RETRIED),
     "task_dead": (FAILED, DEAD),
     "task_released": (RELEASED,),
+    "task_discarded": (DISCARDED,),
 }
 
 
@@ -65,7 +71,8 @@ def started(claims: Iterable[Claim]) -> None:
 
 
 def ended(outcomes: Iterable[Outcome]) -> None:
-    """Count a batch of finished attempts, once stored: successes, failures, releases."""
+    """Count a batch of finished attempts, once stored (or discarded by the lease fence):
+    successes, failures, releases, discards."""
     tally: Tally[tuple[str, str, str]] = Tally()
     queues: Tally[str] = Tally()
     for outcome in outcomes:

@@ -4,24 +4,27 @@ While the backend stores one batch, the worker claims the next and runs it, so t
 database's work and the worker's overlap instead of taking turns (bench/postgres_throughput.py
 measures what that gives). An outcome leaves the buffer only once stored; a batch that
 failed is raised the next time the worker sends, and is sent again after its back-off.
+
+An outcome the backend refuses (its lease was lost: :class:`~shoal.core.errors.LeaseLost`)
+is discarded: counted, logged and announced as ``task_discarded``, never as a success, a
+failure or a release, since the task belongs to another worker now.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Callable
 
 from shoal.backends import Backend
 from shoal.core.errors import LeaseLost, ShoalError
 from shoal.core.models import Lease
 from shoal.worker import metrics
-from shoal.worker.execution import Outcome
+from shoal.worker.execution import Kind, Outcome
+from shoal.worker.pacing import on_demand_pace
 
-logger = logging.getLogger("shoal.worker")
-
-Stored = Callable[[list[Outcome]], Awaitable[None]]
+Stored = Callable[[list[Outcome]], None]
 
 
 class Recorder:
@@ -35,6 +38,7 @@ class Recorder:
         self._wake = wake  # the worker's loop: a batch failed, or more is waiting
         self._waiting: list[Outcome] = []
         self._on_its_way: asyncio.Task[None] | None = None
+        self.pace = on_demand_pace()  # the back-off after a batch failed
 
     def add(self, outcome: Outcome) -> None:
         self._waiting.append(outcome)
@@ -48,11 +52,16 @@ class Recorder:
         """
         return [outcome.lease for outcome in self._waiting]
 
-    def send_in_background(self) -> None:
-        """Start storing what is waiting, unless a batch is on its way already.
+    @property
+    def waiting(self) -> bool:
+        return bool(self._waiting)
 
-        Raises the error that the previous batch met, if any: its outcomes are waiting
-        again, and the next call after the worker's back-off sends them.
+    def send_in_background(self, now: float) -> None:
+        """Start storing what is waiting, unless a batch is on its way already or the
+        back-off after a failed batch (:attr:`pace`) has not passed.
+
+        Raises the error that the previous batch met, if any, once: its outcomes are
+        waiting again, and a call after the back-off sends them.
         """
         on_its_way = self._on_its_way
         if on_its_way is not None:
@@ -61,8 +70,9 @@ class Recorder:
             self._on_its_way = None
             error = None if on_its_way.cancelled() else on_its_way.exception()
             if error is not None:
+                self.pace.failed(now)
                 raise error
-        if self._waiting:
+        if self._waiting and self.pace.is_due(now):
             self._on_its_way = asyncio.create_task(self._send_then_wake())
 
     async def settle(self) -> None:
@@ -81,12 +91,13 @@ class Recorder:
         except ShoalError:
             self._wake()  # the loop raises it, and backs off
             raise
+        self.pace.succeeded(time.monotonic())
         if self._waiting:
             self._wake()  # more finished meanwhile: the loop sends them now
 
     async def _send(self) -> None:
         """Store the waiting outcomes with one backend call per kind of outcome."""
-        by_kind: dict[str, list[Outcome]] = {}
+        by_kind: dict[Kind, list[Outcome]] = {}
         for outcome in self._waiting:
             by_kind.setdefault(outcome.kind, []).append(outcome)
         self._waiting = []
@@ -94,26 +105,25 @@ class Recorder:
         try:
             while unstored:
                 kind, batch = unstored[0]
-                await self._store(kind, batch)
+                lost = await self._store(kind, batch)
                 del unstored[0]
+                if lost:
+                    batch = [o.as_discarded() if o.claim.task.id in lost else o for o in batch]
                 metrics.ended(batch)
-                await self._stored(batch)
+                self._stored(batch)
         finally:
             self._waiting[:0] = [outcome for _, batch in unstored for outcome in batch]
 
-    async def _store(self, kind: str, batch: list[Outcome]) -> None:
+    async def _store(self, kind: Kind, batch: list[Outcome]) -> frozenset[str]:
+        """Record ``batch``; returns the ids of the tasks whose lease was lost."""
         backend = self._backend()
         try:
-            if kind == "ack":
+            if kind is Kind.ACK:
                 await backend.ack([outcome.lease for outcome in batch])
-            elif kind == "fail":
+            elif kind is Kind.FAIL:
                 await backend.fail([outcome.failure for outcome in batch if outcome.failure])
             else:
                 await backend.release([outcome.lease for outcome in batch])
         except LeaseLost as lost:
-            metrics.LEASES_LOST.inc(len(lost.task_ids))
-            for task_id in lost.task_ids:
-                logger.warning(
-                    "lease lost: the result was discarded; another worker owns the task now",
-                    extra={"task_id": task_id},
-                )
+            return frozenset(lost.task_ids)
+        return frozenset()

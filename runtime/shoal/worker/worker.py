@@ -3,7 +3,10 @@
 One loop drives everything: it starts claimed tasks, asks for more, records finished
 attempts (in the background, see :mod:`shoal.worker.recorder`), heartbeats, reaps and waits.
 Heartbeats ride on the loop on purpose: a worker whose loop is stuck stops renewing its
-leases, and its tasks go to a healthy worker once they expire.
+leases, and its tasks go to a healthy worker once they expire. Each backend call keeps its
+own pace (:mod:`shoal.worker.pacing`), so a failing claim never delays a heartbeat; hooks
+run off the loop (:mod:`shoal.worker.announcer`), and a watchdog reports a blocked loop
+(:mod:`shoal.worker.watchdog`).
 
 Claims run in the background too, so the loop keeps starting and recording while the
 backend picks the next batch; they may ask for more than the free slots (see
@@ -14,32 +17,40 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import concurrent.futures
 import contextlib
 import functools
 import logging
 import os
-import random
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from shoal.app import App, Event
 from shoal.backends import Backend
+from shoal.core.backoff import Backoff
 from shoal.core.errors import ConfigurationError, ShoalError
 from shoal.core.ids import new_id
 from shoal.core.models import Claim, WorkerInfo, utcnow
 from shoal.core.settings import WorkerSettings
 from shoal.worker import metrics
-from shoal.worker.events import LEVELS, log_event
+from shoal.worker.announcer import Announcer
 from shoal.worker.execution import Outcome, execute
 from shoal.worker.health import Progress, resident_memory_mb, touch_health_file
+from shoal.worker.pacing import Pace, heartbeat_pace, on_demand_pace, reap_pace
 from shoal.worker.prefetch import claim_ahead, updated_run_time
 from shoal.worker.recorder import Recorder
+from shoal.worker.slots import Slots
+from shoal.worker.watchdog import LoopWatchdog
 
 logger = logging.getLogger("shoal.worker")
 
-_BACKOFF_CAP = 5.0
+CANCEL_GRACE = 1.0
+"""Seconds that tasks still running at the end of the shutdown timeout get to end once
+cancelled; a handler that ignores its cancellation is left running, to its lease."""
+
+_SETTLE_BACKOFF = Backoff(base=0.5, cap=4.0)
+_SETTLE_TRIES = 5
 
 
 class Worker:
@@ -53,22 +64,23 @@ class Worker:
         self.queues = self.settings.queues or tuple(app.queues)
         self.processed = 0
         self.stop_reason: str | None = None
-        self._running: dict[str, tuple[Claim, asyncio.Task[Outcome]]] = {}
+        self._wakeup = asyncio.Event()
+        self._announcer = Announcer(app.hooks, self.id)
+        self._slots = Slots(self.settings.concurrency, freed=self._wakeup.set)
+        self._running = self._slots.running
         self._claimed: collections.deque[Claim] = collections.deque()  # not started yet
         self._claiming: asyncio.Task[list[Claim]] | None = None
         self._found_nothing = False
         self._typical_run_time: float | None = None  # decides how far ahead to claim
-        self._wakeup = asyncio.Event()
         self._recorder = Recorder(
-            lambda: self.app.backend, stored=self._announce_ended, wake=self._wakeup.set
+            lambda: self.app.backend, stored=self._announcer.ended, wake=self._wakeup.set
         )
+        self._watchdog = LoopWatchdog(self._slots.names, extra=self._extra())
         self._hurry = False
-        self._threads = concurrent.futures.ThreadPoolExecutor(
-            self.settings.concurrency, thread_name_prefix="shoal-task"
-        )
         self._started_at = utcnow()
-        self._next_heartbeat = 0.0
-        self._next_reap = 0.0
+        self._heartbeats = heartbeat_pace(self.settings.heartbeat_interval)
+        self._reaps = reap_pace(self.settings.reap_interval)
+        self._claims = on_demand_pace()
         self._failures_in_a_row = 0
         self.progress = Progress()
         """Heartbeats begun and succeeded, for the health endpoint (worker/health.py)."""
@@ -81,6 +93,11 @@ class Worker:
     def in_flight(self) -> int:
         """Tasks this worker holds: running, or claimed ahead and about to start."""
         return len(self._running) + len(self._claimed)
+
+    @property
+    def abandoned(self) -> list[str]:
+        """Tasks whose handlers still ran when the drain ended: left to their leases."""
+        return self._slots.abandoned
 
     def stop(self, reason: str = "asked to stop") -> None:
         """Stop claiming and drain. Calling it again skips the wait for running tasks."""
@@ -105,7 +122,8 @@ class Worker:
             self.settings.concurrency,
             extra=self._extra(),
         )
-        await self._emit(Event("worker_started", self.id))
+        self._announcer.announce(Event("worker_started", self.id))
+        self._watchdog.start()
         try:
             while self.stop_reason is None:
                 try:
@@ -114,17 +132,22 @@ class Worker:
                 except ShoalError as error:
                     await self._back_off(error)
         finally:
-            await self._drain()
+            try:
+                await self._drain()
+            finally:
+                self._watchdog.stop()
 
     # -- the loop ----------------------------------------------------------------------------
 
     async def _step(self) -> None:
         self._wakeup.clear()
-        await self._tick()
+        await self._upkeep()
+        if self.stop_reason is not None:
+            return  # a stop arrived while the upkeep awaited the backend: start nothing
         self._collect_claim()
-        await self._start_claimed()
+        self._start_claimed()
         wanted = self._wanted()
-        if wanted > 0 and self._claiming is None:
+        if wanted > 0 and self._claiming is None and self._claims.is_due(time.monotonic()):
             if self._found_nothing:
                 # The last claim came back empty: wait for a wake-up or the next poll.
                 self._found_nothing = False
@@ -138,31 +161,52 @@ class Worker:
         less what is claimed already; never more than recycling leaves to run."""
         settings = self.settings
         ahead = claim_ahead(settings.concurrency, settings.prefetch, self._typical_run_time)
-        wanted = settings.concurrency + ahead - self.in_flight
+        wanted = self._slots.free + ahead - len(self._claimed)
         if settings.max_tasks is not None:
             wanted = min(wanted, settings.max_tasks - self.processed - self.in_flight)
         return wanted
 
-    async def _tick(self) -> None:
+    async def _upkeep(self) -> None:
         """Record outcomes (in the background), heartbeat and reap when due, touch the
-        health file."""
-        self._recorder.send_in_background()
+        health file. Each call keeps its own pace: a failure backs off that call only."""
         now = time.monotonic()
-        if now >= self._next_heartbeat:
-            self.progress.beginning()
-            await self._heartbeat()
-            self.progress.succeeding()
-            self._next_heartbeat = now + self.settings.heartbeat_interval
-            if self.settings.health_file:
-                touch_health_file(Path(self.settings.health_file))
-        if now >= self._next_reap:
-            report = await self.backend.reap(worker_timeout=self.settings.lease_seconds * 3)
-            for task_id in report.requeued:
-                logger.warning("lease expired: re-queued", extra={"task_id": task_id})
-            for task_id in report.dead:
-                logger.error("lease expired too often: dead", extra={"task_id": task_id})
-            # Jitter keeps a fleet of workers from reaping in lockstep.
-            self._next_reap = now + self.settings.reap_interval * random.uniform(0.8, 1.2)
+        try:
+            self._recorder.send_in_background(now)  # counts its own failures
+        except ShoalError as error:
+            self._log_backend_error(self._recorder.pace, "recording outcomes", error)
+        await self._paced(self._heartbeats, "heartbeat", self._heartbeat, now)
+        await self._paced(self._reaps, "reap", self._reap, now)
+
+    async def _paced(
+        self, pace: Pace, call: str, make_call: Callable[[], Awaitable[None]], now: float
+    ) -> None:
+        if not pace.is_due(now):
+            return
+        try:
+            await make_call()
+        except ShoalError as error:
+            pace.failed(time.monotonic())
+            self._log_backend_error(pace, call, error)
+        else:
+            pace.succeeded(now)
+
+    def _log_backend_error(self, pace: Pace, call: str, error: ShoalError) -> None:
+        if pace.worth_logging:
+            logger.error(
+                "backend error, retrying in %.1fs (%s, failure %d in a row): %s",
+                max(0.0, pace.due - time.monotonic()),
+                call,
+                pace.failures,
+                error,
+                extra=self._extra(),
+            )
+
+    async def _reap(self) -> None:
+        report = await self.backend.reap(worker_timeout=self.settings.lease_seconds * 3)
+        for task_id in report.requeued:
+            logger.warning("lease expired: re-queued", extra={"task_id": task_id})
+        for task_id in report.dead:
+            logger.error("lease expired too often: dead", extra={"task_id": task_id})
 
     async def _claim(self, limit: int) -> list[Claim]:
         started = time.perf_counter()
@@ -175,21 +219,34 @@ class Worker:
             self._wakeup.set()
 
     def _collect_claim(self) -> None:
-        """Take in the claim that came back, if one did; raises its error."""
+        """Take in the claim that came back, if one did; a failed one backs claims off."""
         claiming = self._claiming
         if claiming is None or not claiming.done():
             return
         self._claiming = None
-        claims = claiming.result()
+        try:
+            claims = claiming.result()
+        except ShoalError as error:
+            self._claims.failed(time.monotonic())
+            self._log_backend_error(self._claims, "claim", error)
+            return
+        self._claims.succeeded(time.monotonic())
         self._claimed.extend(claims)
         self._found_nothing = not claims
+
+    def _wait_timeout(self) -> float:
+        """Seconds the loop may wait: the poll interval, or less if a call falls due."""
+        due = [self._heartbeats.due]
+        if self._claims.backing_off:
+            due.append(self._claims.due)
+        if self._recorder.pace.backing_off and self._recorder.waiting:
+            due.append(self._recorder.pace.due)
+        return max(0.0, min(self.settings.poll_interval, min(due) - time.monotonic()))
 
     async def _wait(self, *, work_welcome: bool) -> None:
         if self._wakeup.is_set():
             return
-        timeout = max(
-            0.0, min(self.settings.poll_interval, self._next_heartbeat - time.monotonic())
-        )
+        timeout = self._wait_timeout()
         if not work_welcome:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
@@ -207,35 +264,33 @@ class Worker:
             await asyncio.gather(*waiters, return_exceptions=True)
 
     async def _back_off(self, error: ShoalError) -> None:
+        """After an error no call's own pace handled: wait, but never past a heartbeat."""
         self._failures_in_a_row += 1
-        delay = min(_BACKOFF_CAP, 0.1 * 2**self._failures_in_a_row) * random.uniform(0.5, 1)
+        delay = Backoff().delay(self._failures_in_a_row)
+        delay = max(0.0, min(delay, self._heartbeats.due - time.monotonic()))
         logger.error("backend error, retrying in %.1fs: %s", delay, error, extra=self._extra())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wakeup.wait(), delay)
 
     # -- tasks -------------------------------------------------------------------------------
 
-    async def _start_claimed(self) -> None:
-        """Start claimed tasks in the free slots."""
-        free = self.settings.concurrency - len(self._running)
-        if free <= 0 or not self._claimed:
+    def _start_claimed(self) -> None:
+        """Start claimed tasks in the free slots; none once the worker is stopping."""
+        free = self._slots.free
+        if free <= 0 or not self._claimed or self.stop_reason is not None:
             return
         starting = [self._claimed.popleft() for _ in range(min(free, len(self._claimed)))]
         metrics.started(starting)
-        logged = logger.isEnabledFor(LEVELS["task_started"])
-        announced = self.app.hooks.wants("task_started")
+        self._announcer.started(starting)
         for claim in starting:
-            if logged:
-                log_event("task_started", self.id, claim.task)
-            if announced:
-                await self.app.hooks.emit(Event("task_started", self.id, claim.task))
             running = asyncio.create_task(
                 execute(
                     self.app,
                     claim,
                     worker_id=self.id,
-                    threads=self._threads,
+                    threads=self._slots.threads,
                     stop_worker=self._stop_for_task,
+                    thread_outlived=functools.partial(self._slots.thread_outlived, claim),
                 )
             )
             self._running[claim.task.id] = (claim, running)
@@ -245,11 +300,10 @@ class Worker:
         self.stop("a task asked the worker to stop")
 
     def _finished(self, claim: Claim, done: asyncio.Task[Outcome]) -> None:
-        self._running.pop(claim.task.id, None)
-        if done.cancelled():
-            outcome = Outcome(claim, 0.0, released=True)
-        else:
-            outcome = done.result()
+        outcome = self._slots.ended(claim, done)
+        if outcome is None:
+            return
+        if not outcome.released:
             self.processed += 1
             self._typical_run_time = updated_run_time(self._typical_run_time, outcome.duration)
         self._recorder.add(outcome)
@@ -267,19 +321,8 @@ class Worker:
             if rss > self.settings.max_rss_mb:
                 self.stop(f"recycling at {rss:.0f} MiB resident memory")
 
-    async def _announce_ended(self, outcomes: list[Outcome]) -> None:
-        """Log stored outcomes and tell the hooks (metrics count them in the recorder)."""
-        for outcome in outcomes:
-            name = outcome.event_name
-            task = outcome.claim.task
-            if logger.isEnabledFor(LEVELS[name]):
-                log_event(name, self.id, task, outcome.duration, outcome.error)
-            if self.app.hooks.wants(name):
-                await self.app.hooks.emit(
-                    Event(name, self.id, task, outcome.duration, outcome.error)
-                )
-
     async def _heartbeat(self) -> None:
+        self.progress.beginning()
         leases = [claim.lease for claim, _ in self._running.values()]
         leases += [claim.lease for claim in self._claimed]
         leases += self._recorder.unsent_leases()
@@ -293,6 +336,7 @@ class Worker:
             started_at=self._started_at,
         )
         lost = set(await self.backend.heartbeat(info, leases, self.settings.lease_seconds))
+        self.progress.succeeding()
         if lost and self._claimed:
             # Held too long (a stalled loop): another worker may own them now; not ours to run.
             self._claimed = collections.deque(c for c in self._claimed if c.task.id not in lost)
@@ -301,6 +345,8 @@ class Worker:
             # a finished attempt whose lease was really lost is reported by its record.
             if task_id in self._running:
                 logger.warning("lease lost while running", extra={"task_id": task_id})
+        if self.settings.health_file:
+            touch_health_file(Path(self.settings.health_file))
 
     # -- shutdown ----------------------------------------------------------------------------
 
@@ -316,24 +362,17 @@ class Worker:
             )
         while self._running and not self._hurry and time.monotonic() < deadline:
             self._wakeup.clear()
-            try:
-                await self._tick()
-            except ShoalError as error:
-                logger.error("backend error while draining: %s", error, extra=self._extra())
+            await self._upkeep()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
                     self._wakeup.wait(),
-                    max(0.0, min(deadline - time.monotonic(), self.settings.heartbeat_interval)),
+                    max(0.0, min(deadline - time.monotonic(), self._wait_timeout())),
                 )
-        unfinished = [running for _, running in self._running.values()]
-        for running in unfinished:
-            running.cancel()
-        await asyncio.gather(*unfinished, return_exceptions=True)
-        if unfinished:
-            logger.warning("released %d unfinished tasks", len(unfinished), extra=self._extra())
+        await self._slots.cancel_unfinished(CANCEL_GRACE, self._extra())
         await self._settle()
-        self._threads.shutdown(wait=False, cancel_futures=True)
-        await self._emit(Event("worker_stopped", self.id))
+        self._slots.shutdown()
+        self._announcer.announce(Event("worker_stopped", self.id))
+        await self._announcer.close(timeout=CANCEL_GRACE)
         logger.info(
             "worker %s stopped after %d tasks", self.id, self.processed, extra=self._extra()
         )
@@ -355,7 +394,7 @@ class Worker:
 
     async def _settle(self) -> None:
         """Last records and deregistration, retried briefly if the backend is away."""
-        for attempt in range(5):
+        for attempt in range(1, _SETTLE_TRIES + 1):
             try:
                 await self._recorder.settle()
                 await self._release_claimed()
@@ -363,19 +402,17 @@ class Worker:
                 return
             except ShoalError as error:
                 logger.error(
-                    "cannot record the last outcomes (%s); try %d of 5",
+                    "cannot record the last outcomes (%s); try %d of %d",
                     error,
-                    attempt + 1,
+                    attempt,
+                    _SETTLE_TRIES,
                     extra=self._extra(),
                 )
-                await asyncio.sleep(0.5 * 2**attempt)
+                if attempt < _SETTLE_TRIES:
+                    await asyncio.sleep(_SETTLE_BACKOFF.delay(attempt))
         logger.error(
             "gave up: leases will expire and the tasks will be re-queued", extra=self._extra()
         )
-
-    async def _emit(self, event: Event) -> None:
-        if self.app.hooks.wants(event.name):
-            await self.app.hooks.emit(event)
 
     def _extra(self) -> dict[str, object]:
         return {"worker_id": self.id}
