@@ -6,8 +6,6 @@ the same on a real backend; it just forgets everything when the process ends.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import uuid
 from collections.abc import Sequence
@@ -20,6 +18,7 @@ from shoal.backends.base import (
     lease_expired_message,
     reject_connection,
 )
+from shoal.backends.shared.wakeups import Wakeups
 from shoal.core.errors import IdempotencyConflict, LeaseLost, TaskNotFound
 from shoal.core.models import (
     CLAIMABLE,
@@ -55,7 +54,8 @@ class MemoryBackend(Backend):
         self._tasks: dict[str, Task] = {}
         self._leases: dict[str, _Running] = {}
         self._workers: dict[str, WorkerInfo] = {}
-        self._pushed = asyncio.Event()
+        # Its own calls are the only source of hints: it hears them all, never looks.
+        self._wakeups = Wakeups(complete=True)
 
     async def open(self) -> None:
         pass
@@ -115,12 +115,13 @@ class MemoryBackend(Backend):
                 metadata=dict(new.metadata),
             )
         if accepted:
-            self._wake()
+            self._wakeups.work({new.queue for new in accepted})
         return ids
 
     async def claim(
         self, queues: Sequence[str], worker_id: str, limit: int, lease_seconds: float
     ) -> list[Claim]:
+        self._wakeups.claiming(queues)
         now = utcnow()
         wanted = set(queues)
         due = sorted(
@@ -193,7 +194,7 @@ class MemoryBackend(Backend):
             if self._holds(lease):
                 task = self._tasks[lease.task_id]
                 self._finish(lease, status=TaskStatus.QUEUED, attempts=task.attempts - 1)
-        self._wake()
+                self._wakeups.work([task.queue])
 
     async def heartbeat(
         self, worker: WorkerInfo, leases: Sequence[Lease], lease_seconds: float
@@ -239,6 +240,8 @@ class MemoryBackend(Backend):
         for worker_id, info in list(self._workers.items()):
             if info.last_seen < silent:
                 del self._workers[worker_id]
+        if requeued:
+            self._wakeups.work({self._tasks[task_id].queue for task_id in requeued})
         return ReapReport(tuple(requeued), tuple(dead))
 
     async def stats(self, queues: Sequence[str]) -> dict[str, QueueStats]:
@@ -273,8 +276,7 @@ class MemoryBackend(Backend):
         return sorted(self._workers.values(), key=lambda w: w.id)
 
     async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._pushed.wait(), timeout)
+        await self._wakeups.wait_for_work(queues, timeout)
 
     async def get(self, task_id: str) -> Task | None:
         return self._tasks.get(task_id)
@@ -302,7 +304,7 @@ class MemoryBackend(Backend):
         self._update(
             task, status=TaskStatus.QUEUED, attempts=0, run_at=run_at or utcnow(), finished_at=None
         )
-        self._wake()
+        self._wakeups.work([task.queue])
         return True
 
     async def cancel(self, task_id: str) -> bool:
@@ -323,10 +325,6 @@ class MemoryBackend(Backend):
         for task_id in doomed:
             del self._tasks[task_id]
         return len(doomed)
-
-    def _wake(self) -> None:
-        self._pushed.set()
-        self._pushed = asyncio.Event()
 
     def _update(self, task: Task, **changes: object) -> Task:
         updated = dataclasses.replace(task, updated_at=utcnow(), **changes)  # type: ignore[arg-type]

@@ -14,9 +14,10 @@ Atomicity: a script is atomic on one server. ``push`` of a batch that spans queu
 queues used together must share a slot; every other script touches one queue.
 
 Wake-ups: scripts that make work ready ``PUBLISH`` the queue name on ``prefix:wake``; one
-listener per backend, on its own connection so it never holds one of the pool's, wakes
-the local waiters. Messages sent while the listener is disconnected are lost, so waiters
-also wake when it reconnects, and their timeout is the polling fallback.
+listener per backend, on its own connection so it never holds one of the pool's, turns
+them into hints for the shared wait (:mod:`shoal.backends.shared.wakeups`). Messages sent
+while the listener is disconnected are lost, so waiters also wake when it reconnects, and
+their timeout is the polling fallback (the caller's next claim is the look).
 
 Reconnecting: an operation that fails on a connection error is retried with backoff for
 ``?reconnect_timeout=`` seconds (default 10), then raises :class:`BackendUnavailable`.
@@ -62,6 +63,7 @@ from shoal.backends.redis import codec as rs
 from shoal.backends.redis.codec import Arg
 from shoal.backends.redis.link import Link, Script, scrub
 from shoal.backends.redis.listener import Listener
+from shoal.backends.shared.wakeups import Wakeups
 from shoal.core.errors import ConfigurationError, IdempotencyConflict, LeaseLost, TaskNotFound
 from shoal.core.models import (
     Claim,
@@ -142,7 +144,8 @@ class RedisBackend(Backend):
         self._queues_key = f"{{{prefix}}}:queues"
         self._workers_keys = [f"{{{prefix}}}:workers", f"{{{prefix}}}:seen"]
         self._channel = f"{prefix}:wake"
-        self._listener = Listener(client, self._channel)
+        self._wakeups = Wakeups()
+        self._listener = Listener(client, self._channel, self._wakeups)
 
     @property
     def client(self) -> aioredis.Redis:
@@ -231,7 +234,7 @@ class RedisBackend(Backend):
         if reply[0] == 0:
             keys = sorted({rs.text(k) for k in reply[2::2]})
             raise IdempotencyConflict(queues[int(reply[1]) - 1], keys, len(tasks))
-        self._listener.wake(queues)
+        self._wakeups.work(queues)
         return [rs.text(i) for i in reply[1:]]
 
     # -- workers -----------------------------------------------------------------------------
@@ -247,6 +250,7 @@ class RedisBackend(Backend):
         self, queues: Sequence[str], worker_id: str, limit: int, lease: float, request: str
     ) -> list[Claim]:
         """One claim; replaying the same ``request`` returns the same claims (see claim.lua)."""
+        self._wakeups.claiming(queues)
         names = list(dict.fromkeys(queues))
         args: list[Arg] = [worker_id, limit, rs.span(lease), request, _BATCH, *names]
         [reply] = await self._link.scripts(Script("claim", [self._base(q) for q in names], args))
@@ -291,7 +295,7 @@ class RedisBackend(Backend):
         ]
         if scripts:
             await self._link.scripts(*scripts)
-            self._listener.wake(groups)
+            self._wakeups.work(groups)
 
     async def heartbeat(
         self, worker: WorkerInfo, leases: Sequence[Lease], lease_seconds: float
@@ -328,7 +332,9 @@ class RedisBackend(Backend):
         replies = await self._link.scripts(prune, *reaps)
         requeued = [rs.text(i) for requeued, _ in replies[1:] for i in requeued]
         dead = [rs.text(i) for _, dead in replies[1:] for i in dead]
-        self._listener.wake(q for q, (r, _) in zip(names, replies[1:], strict=True) if r)
+        requeued_in = [q for q, (r, _) in zip(names, replies[1:], strict=True) if r]
+        if requeued_in:
+            self._wakeups.work(requeued_in)
         return ReapReport(tuple(requeued), tuple(dead))
 
     # -- observers ---------------------------------------------------------------------------
@@ -360,7 +366,8 @@ class RedisBackend(Backend):
 
     async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
         """Pub/sub wake-ups; pushes from this instance wake its waiters at once."""
-        await self._listener.wait(queues, timeout)
+        self._listener.start()
+        await self._wakeups.wait_for_work(queues, timeout)
 
     # -- admin -------------------------------------------------------------------------------
 
@@ -399,7 +406,7 @@ class RedisBackend(Backend):
         when = "" if run_at is None else rs.micros(run_at)
         queued, queue = await self._admin("retry", task_id, when, self._channel)
         if queued:
-            self._listener.wake([queue])
+            self._wakeups.work([queue])
         return queued
 
     async def cancel(self, task_id: str) -> bool:

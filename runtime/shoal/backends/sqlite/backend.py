@@ -6,9 +6,10 @@ crash; a power cut may lose the last commits). Every state change is one stateme
 ``BEGIN IMMEDIATE`` transaction, so claims are atomic across processes. Each backend
 instance owns one connection, driven from one thread so the event loop never blocks on disk.
 
-Wake-ups: a push in this process wakes waiters at once; pushes from other processes are
-seen through ``PRAGMA data_version``, which changes whenever another connection commits and
-costs no disk read, checked every 50 ms.
+Wake-ups: a push through this instance wakes its waiters at once; commits from other
+processes are seen by one thread per instance that reads ``PRAGMA data_version`` every 5 ms
+while a wait is on (``watcher.py`` says why); the wait itself is the shared one
+(:mod:`shoal.backends.shared.wakeups`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from shoal.backends.base import (
     OnConflict,
     reject_connection,
 )
+from shoal.backends.shared.wakeups import Wakeups
 from shoal.backends.sqlfiles import migrations, queries
 from shoal.backends.sqlite.support import (
     held_keys,
@@ -40,6 +42,7 @@ from shoal.backends.sqlite.support import (
     statements,
     task_of,
 )
+from shoal.backends.sqlite.watcher import CommitWatcher
 from shoal.core.errors import (
     BackendUnavailable,
     ConfigurationError,
@@ -66,7 +69,6 @@ T = TypeVar("T")
 _PACKAGE = "shoal.backends.sqlite"
 """Where this backend's queries.sql and migrations live."""
 _SQL = queries(_PACKAGE)
-_CHANGE_CHECK_INTERVAL = 0.05
 _MINIMUM_SQLITE = (3, 35, 0)  # UPDATE ... FROM and RETURNING
 
 
@@ -87,7 +89,8 @@ class SQLiteBackend(Backend):
         self.url = f"sqlite:///{path}"
         self._connection: sqlite3.Connection | None = None
         self._thread: concurrent.futures.ThreadPoolExecutor | None = None
-        self._pushed = asyncio.Event()
+        self._wakeups = Wakeups()
+        self._watcher = CommitWatcher(path, self._wakeups)
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -115,6 +118,7 @@ class SQLiteBackend(Backend):
         return connection
 
     async def close(self) -> None:
+        await self._watcher.stop()
         if self._connection is not None:
             connection, self._connection = self._connection, None
             await self._call(connection.close)
@@ -142,10 +146,6 @@ class SQLiteBackend(Backend):
                 raise BackendUnavailable(str(exc), url=self.url) from exc
 
         return await self._call(guarded)
-
-    def _wake(self) -> None:
-        self._pushed.set()
-        self._pushed = asyncio.Event()
 
     # -- schema ------------------------------------------------------------------------------
 
@@ -219,7 +219,7 @@ class SQLiteBackend(Backend):
                 return ids
 
         ids = await self._run(insert)
-        self._wake()
+        self._wakeups.work({task.queue for task in tasks})
         return ids
 
     # -- workers -----------------------------------------------------------------------------
@@ -227,6 +227,7 @@ class SQLiteBackend(Backend):
     async def claim(
         self, queues: Sequence[str], worker_id: str, limit: int, lease_seconds: float
     ) -> list[Claim]:
+        self._wakeups.claiming(queues)
         now = time.time()
         token = uuid.uuid4().hex
 
@@ -279,7 +280,7 @@ class SQLiteBackend(Backend):
     async def release(self, leases: Sequence[Lease]) -> None:
         arguments = {"now": time.time(), "items": json.dumps([lease_item(x) for x in leases])}
         await self._run(lambda db: db.execute(_SQL["release"], arguments))
-        self._wake()
+        self._wakeups.work(None)
 
     async def heartbeat(
         self, worker: WorkerInfo, leases: Sequence[Lease], lease_seconds: float
@@ -322,7 +323,7 @@ class SQLiteBackend(Backend):
 
         rows = await self._run(reap)
         if any(row["status"] == TaskStatus.QUEUED for row in rows):
-            self._wake()
+            self._wakeups.work(None)
         return ReapReport(
             requeued=tuple(sorted(r["id"] for r in rows if r["status"] == TaskStatus.QUEUED)),
             dead=tuple(sorted(r["id"] for r in rows if r["status"] == TaskStatus.DEAD)),
@@ -368,26 +369,13 @@ class SQLiteBackend(Backend):
         ]
 
     async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
-        pushed = asyncio.ensure_future(self._pushed.wait())
-        changed = asyncio.ensure_future(self._database_changes())
-        try:
-            await asyncio.wait(
-                {pushed, changed}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            for waiter in (pushed, changed):
-                waiter.cancel()
-            await asyncio.gather(pushed, changed, return_exceptions=True)
-
-    async def _database_changes(self) -> None:
-        """Return once another connection has committed to the file."""
-
-        def version(db: sqlite3.Connection) -> int:
-            return int(db.execute("PRAGMA data_version").fetchone()[0])
-
-        first = await self._run(version)
-        while await self._run(version) == first:  # noqa: ASYNC110 (another process commits)
-            await asyncio.sleep(_CHANGE_CHECK_INTERVAL)
+        """Wait for a push through this instance, a commit by another connection, or the
+        timeout; the caller's next claim is the look when the watcher was not trusted."""
+        if self._connection is None:
+            raise BackendUnavailable("the backend is not open; call open() first", url=self.url)
+        self._watcher.start()
+        with self._watcher.attending():
+            await self._wakeups.wait_for_work(queues, timeout)
 
     # -- admin -------------------------------------------------------------------------------
 
@@ -421,7 +409,7 @@ class SQLiteBackend(Backend):
         due = run_at.timestamp() if run_at else time.time()
         retried = await self._change(_SQL["retry"], task_id, run_at=due)
         if retried:
-            self._wake()
+            self._wakeups.work(None)
         return retried
 
     async def cancel(self, task_id: str) -> bool:
