@@ -6,10 +6,10 @@ crash; a power cut may lose the last commits). Every state change is one stateme
 ``BEGIN IMMEDIATE`` transaction, so claims are atomic across processes. Each backend
 instance owns one connection, driven from one thread so the event loop never blocks on disk.
 
-Wake-ups: a push through this instance wakes its waiters at once; commits from other
-processes are seen by one thread per instance that reads ``PRAGMA data_version`` every 5 ms
-while a wait is on (``watcher.py`` says why); the wait itself is the shared one
-(:mod:`shoal.backends.shared.wakeups`).
+Wake-ups: a push through this instance wakes its waiters at once; other processes' commits
+are seen by one watcher per instance that reads ``PRAGMA data_version`` when inotify reports
+a write to the file (Linux), or every 5 ms while a wait is on elsewhere (``watcher.py`` says
+why); the wait itself is the shared one (:mod:`shoal.backends.shared.wakeups`).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from shoal.backends.base import (
 from shoal.backends.shared.wakeups import Wakeups
 from shoal.backends.sqlfiles import migrations, queries
 from shoal.backends.sqlite.support import (
+    BUSY_TIMEOUT,
     held_keys,
     immediate,
     lease_item,
@@ -108,7 +109,7 @@ class SQLiteBackend(Backend):
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=30
+                self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT
             )
             connection.row_factory = sqlite3.Row
             connection.execute("PRAGMA journal_mode = WAL")
@@ -234,7 +235,7 @@ class SQLiteBackend(Backend):
         def claim(db: sqlite3.Connection) -> list[sqlite3.Row]:
             # Per queue, the best `limit` tasks come straight off the index; the best of those
             # across queues are the batch. One write transaction: atomic across processes.
-            with immediate(db):
+            with immediate(db, eager=True):
                 candidates = [
                     row
                     for queue in queues

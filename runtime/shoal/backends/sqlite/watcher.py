@@ -1,22 +1,29 @@
 """The ``sqlite://`` backend's source of wake-ups from other processes: a commit watcher.
 
-SQLite has no notifications, so one thread per backend instance, shared by all its waiters,
-reads ``PRAGMA data_version`` on a connection of its own: the number changes whenever
-another connection commits to the file (the backend's own connection among them) and
-reading it costs no disk access. A change is a hint for every queue.
+SQLite has no notifications. What tells a commit is ``PRAGMA data_version``, read on a
+connection of the watcher's own: it changes whenever another connection (the backend's own
+among them) commits to the file, and reading it touches no disk. The question is when to
+read it, and that was decided by measurement (bench/wakeup_latency.py and the figures
+below, on the project's 2-core VM under a load of 4-6):
 
-Why this and not file notifications: measured on the project's 2-core VM (Linux), a check
-costs 30-60 us of CPU, most of it the thread waking up; polling every 5 ms costs 1-2 % of a
-core and finds a commit 2.5 ms after it on average. ``watchfiles`` (inotify through Rust's
-``notify``) is no cheaper: its loop wakes every ``step`` and at ``step=5`` cost 1.35 % of a
-core idle for a p99 of 10.6 ms; at ``step=1`` 3.5 % for 8.1 ms. It also depends on the file
-system (none on network mounts; FSEvents on macOS coalesces events), while ``data_version``
-works wherever SQLite does.
+- Polling it costs a wake-up per check, 60-270 us of CPU each on a loaded machine whether
+  from a thread or the event loop: every 5 ms is 2-4 % of a core, idle, and still about
+  2.5 ms late on average (the 50 ms of before: 1 %, and p50 25 ms, p99 57 ms).
+- ``watchfiles`` (Rust's ``notify``) is no cheaper: its loop wakes every ``step`` (1.35 %
+  of a core idle at ``step=5`` for a p99 of 10.6 ms; 3.5 % at ``step=1`` for 8.1 ms).
+- inotify costs nothing while nothing happens and reports a write at once. A WAL database
+  lives on one host (its readers and writers share memory, see SQLite's WAL docs), so the
+  kernel sees every commit: watching the directory for writes to the file and its ``-wal``
+  misses none. A commit writes its frames before it publishes them in the shared memory,
+  so after a write the watcher reads the version again for a few milliseconds until it
+  changes.
 
-It costs nothing while nobody waits: the thread checks every :data:`CHECK_INTERVAL` only
-while a wait is on, and checks at once when one begins, against the version it read last,
-so a commit that landed while nobody waited (between a worker's empty claim and its next
-wait) is still a hint.
+So on Linux the watcher waits on inotify (``inotify_simple``, a thin ctypes wrapper) from
+the event loop, and elsewhere (macOS, Windows) it polls every :data:`CHECK_INTERVAL` while
+a wait is on, checking at once when one begins. Either way the version it compares with is
+the last one it read, so a commit that landed while nobody waited (between a worker's empty
+claim and its next wait) is still a hint. One watcher per backend instance serves all of
+its waiters.
 """
 
 from __future__ import annotations
@@ -25,107 +32,132 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-import threading
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from shoal.backends.shared.wakeups import Wakeups
-from shoal.core.backoff import Backoff
 
 logger = logging.getLogger("shoal.backends.sqlite")
 
 CHECK_INTERVAL = 0.005
-"""Seconds between looks while someone waits: the wake-up latency across processes is about
-half of it on average and all of it at worst."""
-
-_REOPEN = Backoff(base=0.1, cap=5.0)
-"""Between attempts to open the watcher's connection again after an error."""
+"""Seconds between looks when polling (no inotify) while someone waits."""
+_SETTLE_CHECKS = 20
+_SETTLE_INTERVAL = 0.001
+"""After a write, look this often, this many times, for the commit to be published."""
 
 
 class CommitWatcher:
-    """One thread that turns other connections' commits into hints for ``wakeups``."""
+    """Turns other connections' commits to ``path`` into hints for ``wakeups``."""
 
-    def __init__(self, path: Path, wakeups: Wakeups, *, interval: float = CHECK_INTERVAL) -> None:
+    def __init__(self, path: Path, wakeups: Wakeups) -> None:
         self._path = path
         self._wakeups = wakeups
-        self._interval = interval
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping = threading.Event()
-        self._attended = threading.Event()  # set while at least one wait is on
+        self._connection: sqlite3.Connection | None = None
+        self._version = 0
+        self._notifier: Any = None  # an inotify_simple.INotify, on Linux
         self._waits = 0
+        self._polling: asyncio.Task[None] | None = None
+        self._settling: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         """Start watching (once; later calls do nothing)."""
-        if self._thread is None:
-            self._loop = asyncio.get_running_loop()
-            self._stopping.clear()
-            self._thread = threading.Thread(
-                target=self._run, name=f"shoal-sqlite-watcher {self._path.name}", daemon=True
-            )
-            self._thread.start()
+        if self._connection is not None:
+            return
+        # timeout=0: a look never waits for a lock; a busy file just counts as a change.
+        self._connection = sqlite3.connect(self._path, isolation_level=None, timeout=0)
+        self._version = self._read_version()
+        self._notifier = self._notify_on_writes()
+        self._wakeups.hearing()
 
     @contextlib.contextmanager
     def attending(self) -> Iterator[None]:
-        """Check often while the block runs (a wait is on); rest when no wait is."""
+        """Mark a wait as on: without inotify, the watcher polls while one is."""
         self._waits += 1
-        self._attended.set()
+        if self._notifier is None and self._connection is not None and self._polling is None:
+            self._polling = asyncio.create_task(self._poll(), name="shoal sqlite watcher")
         try:
             yield
         finally:
             self._waits -= 1
-            if self._waits == 0:
-                self._attended.clear()
 
     async def stop(self) -> None:
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            self._stopping.set()
-            self._attended.set()  # out of its rest, to see that it stops
-            await asyncio.to_thread(thread.join)
-            self._attended.clear()
+        for task in (self._polling, self._settling):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._polling = self._settling = None
+        if self._notifier is not None:
+            asyncio.get_running_loop().remove_reader(self._notifier.fileno())
+            self._notifier.close()
+            self._notifier = None
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
             self._wakeups.deaf()
 
-    def _run(self) -> None:
-        failures = 0
-        while not self._stopping.is_set():
-            try:
-                self._watch()
-                return
-            except sqlite3.Error as exc:
-                failures += 1
-                delay = _REOPEN.delay(failures)
-                self._report(self._wakeups.deaf)
-                logger.warning(
-                    "cannot watch %s for commits (%s); retrying in %.1fs", self._path, exc, delay
-                )
-                self._stopping.wait(delay)
+    # -- looking -----------------------------------------------------------------------------
 
-    def _watch(self) -> None:
-        connection = sqlite3.connect(self._path, isolation_level=None, timeout=1.0)
+    def _read_version(self) -> int:
+        assert self._connection is not None
+        return int(self._connection.execute("PRAGMA data_version").fetchone()[0])
+
+    def _look(self) -> bool:
+        """Whether the file changed since the last look; a change is a hint."""
         try:
-            version = self._version(connection)
-            self._report(self._wakeups.hearing)
-            while True:
-                self._attended.wait()
-                if self._stopping.is_set():
-                    return
-                seen = self._version(connection)
-                if seen != version:
-                    version = seen
-                    self._report(self._wakeups.work, None)
-                if self._stopping.wait(self._interval):
-                    return
+            version = self._read_version()
+        except sqlite3.Error as exc:  # busy or broken: say "look", the claim finds out
+            logger.debug("cannot read %s's data_version: %s", self._path, exc)
+            self._wakeups.work(None)
+            return True
+        if version == self._version:
+            return False
+        self._version = version
+        self._wakeups.work(None)
+        return True
+
+    async def _poll(self) -> None:
+        try:
+            while self._waits > 0:
+                self._look()
+                await asyncio.sleep(CHECK_INTERVAL)
         finally:
-            connection.close()
+            self._polling = None
 
-    @staticmethod
-    def _version(connection: sqlite3.Connection) -> int:
-        return int(connection.execute("PRAGMA data_version").fetchone()[0])
+    # -- inotify -----------------------------------------------------------------------------
 
-    def _report(self, call: Callable[..., None], *args: object) -> None:
-        """Run ``call`` on the event loop the backend lives on."""
-        loop = self._loop
-        if loop is not None:
-            with contextlib.suppress(RuntimeError):  # the loop closed: nobody is listening
-                loop.call_soon_threadsafe(call, *args)
+    def _notify_on_writes(self) -> Any:
+        """An inotify watch on the file's directory, read from the event loop; None where
+        there is no inotify (or no watch left), and the watcher polls instead."""
+        if not sys.platform.startswith("linux"):
+            return None
+        try:
+            import inotify_simple
+
+            notifier = inotify_simple.INotify(nonblocking=True)
+            notifier.add_watch(self._path.parent, inotify_simple.flags.MODIFY)
+        except (ImportError, OSError) as exc:
+            logger.warning("no inotify for %s (%s): polling for commits", self._path, exc)
+            return None
+        asyncio.get_running_loop().add_reader(notifier.fileno(), self._on_writes)
+        return notifier
+
+    def _on_writes(self) -> None:
+        names = {self._path.name, f"{self._path.name}-wal"}
+        try:
+            events = self._notifier.read(timeout=0)
+        except OSError:
+            return
+        if not any(event.name in names for event in events) or self._look():
+            return
+        if self._settling is None or self._settling.done():
+            self._settling = asyncio.create_task(self._settle())
+
+    async def _settle(self) -> None:
+        """A write without a new version yet: the commit is on its way to being published."""
+        for _ in range(_SETTLE_CHECKS):
+            await asyncio.sleep(_SETTLE_INTERVAL)
+            if self._look():
+                return
