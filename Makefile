@@ -45,6 +45,7 @@ bench: $(STAMP) services k8s-binaries
 	$(BIN)/python bench/sqlite_throughput.py --profile
 	$(BIN)/python bench/postgres_throughput.py --profile
 	$(BIN)/python bench/redis_throughput.py --profile
+	$(BIN)/python bench/wakeup_latency.py
 	$(BIN)/python bench/operator_scaling.py
 	$(BIN)/python bench/burst.py
 

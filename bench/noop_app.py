@@ -1,5 +1,5 @@
 """The app the benchmarks run: one task that does nothing, so only shoal's cost is measured,
-and one that notes how long after its push it started."""
+one that notes how long after its push it started, and one that notes when it started."""
 
 import os
 import time
@@ -21,6 +21,22 @@ async def noop() -> None:
 async def stamp(sent: float) -> None:
     """Append ``now - sent`` on the monotonic clock, which every process on a machine shares."""
     line = f"{time.monotonic() - sent}\n".encode()
+    descriptor = os.open(os.environ[LATENCY_LOG], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    try:
+        os.write(descriptor, line)
+    finally:
+        os.close(descriptor)
+
+
+@app.task(queue="bench")
+async def begin(n: int) -> None:
+    """Append ``n`` and when it started on the monotonic clock (bench/wakeup_latency.py)."""
+    note_start(n)
+
+
+def note_start(n: int) -> None:
+    """One line ``n monotonic-seconds`` in the latency log; every peer's handler calls it."""
+    line = f"{n} {time.monotonic()}\n".encode()
     descriptor = os.open(os.environ[LATENCY_LOG], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     try:
         os.write(descriptor, line)
