@@ -42,3 +42,10 @@ def note_start(n: int) -> None:
         os.write(descriptor, line)
     finally:
         os.close(descriptor)
+
+
+if os.environ.get("SHOAL_BENCH_TRACE"):  # bench/wakeup_latency.py --profile, in the worker
+    from bench.wakeup_trace import install
+    from shoal.backends import open_backend
+
+    install(type(open_backend(os.environ["SHOAL_BACKEND_URL"])))

@@ -6,14 +6,21 @@ tasks; then 200 single pushes 20 ms apart, each from this process (so on SQLite 
 is another process than the worker). The latency of a push is from its call returning to
 the handler starting, on the monotonic clock the processes share (a handler that starts
 before the push returns counts 0). Prints one JSON line ``wakeup_latency`` per system and
-backend: p50/p95/p99/max in milliseconds, and the CPU the waiting worker used while idle
-(percent of one core, over ``--idle-seconds`` before the pushes).
+backend: p50/p95/p99/max in milliseconds, the CPU the waiting worker used while idle
+(percent of one core, over ``--idle-seconds`` before the pushes) and its CPU per task during
+the pushes. ``--rounds N`` runs every system N times in turn (A B C, A B C, ...), so that a
+shared machine's load falls on all of them alike; compare systems within a round.
+
+``--profile`` runs shoal's workers once more with ``bench/wakeup_trace.py`` in them and
+prints ``wakeup_stages`` lines: where the time goes from the push returning to the handler
+starting (the listener hearing it, the wait returning, the claim starting and returning),
+also written to bench/profiles/wakeup.txt.
 
 Floors (issue 12): shoal on Redis at or below SAQ's figures in the same run; shoal on SQLite
 at most 10 ms at p99 across processes; shoal on PostgreSQL no worse than the best peer there.
 Servers come from ``tests/servers/`` (PostgreSQL with fsync off, Redis with AOF).
 
-Usage: python bench/wakeup_latency.py [--samples 200] [--spacing 0.02] [--only shoal]
+Usage: python bench/wakeup_latency.py [--samples 200] [--spacing 0.02] [--only shoal] [--profile]
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
+import json
 import os
 import signal
 import subprocess
@@ -37,6 +46,7 @@ import psutil
 from bench.common import ROOT, emit, point, quantile
 from bench.noop_app import LATENCY_LOG, app, begin
 from bench.wakeup_peers import CONCURRENCY, PREPARE, PRODUCERS, Push
+from bench.wakeup_trace import TRACE
 from tests.servers.postgres import PostgresServer
 from tests.servers.redis import RedisServer
 
@@ -50,6 +60,7 @@ SYSTEMS = (
     ("saq", "redis"),
 )
 SQLITE_P99_FLOOR_MS = 10.0
+PROFILE = ROOT / "bench" / "profiles" / "wakeup.txt"
 WARM_UP = 5
 """Tasks run before measuring: the worker is up, its listener in place, its imports done."""
 
@@ -74,8 +85,14 @@ async def prepare(system: str, url: str) -> None:
         await PREPARE[system](url)
 
 
-def start(system: str, url: str, log: Path) -> subprocess.Popen[bytes]:
+STAGES = ("heard", "wait returned", "claim started", "claim returned", "handler started")
+"""What ``--profile`` times, each from the stage before (the first from the push returning)."""
+
+
+def start(system: str, url: str, log: Path, trace: Path | None = None) -> subprocess.Popen[bytes]:
     env = {**os.environ, LATENCY_LOG: str(log), "SHOAL_LOG_LEVEL": "warning"}
+    if trace is not None:
+        env[TRACE] = str(trace)
     if system == "shoal":
         command = ["-m", "shoal", "worker", "bench.noop_app:app"]
         command += ["--concurrency", str(CONCURRENCY)]
@@ -106,11 +123,17 @@ def cpu_seconds(process: psutil.Process) -> float:
 
 
 async def measure(
-    system: str, backend: str, url: str, folder: Path, arguments: argparse.Namespace
+    system: str,
+    backend: str,
+    url: str,
+    folder: Path,
+    arguments: argparse.Namespace,
+    trace: Path | None = None,
+    round_number: int = 1,
 ) -> None:
-    log = folder / f"{system}-{backend}.log"
+    log = folder / f"{system}-{backend}-{round_number}{'-traced' if trace else ''}.log"
     await prepare(system, url)
-    worker = start(system, url, log)
+    worker = start(system, url, log, trace)
     producer = shoal_producer(url) if system == "shoal" else PRODUCERS[system](url)
     try:
         async with producer as push:
@@ -121,12 +144,14 @@ async def measure(
             idle_from = cpu_seconds(meter)
             await asyncio.sleep(arguments.idle_seconds)
             idle_cpu = (cpu_seconds(meter) - idle_from) / arguments.idle_seconds
+            busy_from = cpu_seconds(meter)
             returned: dict[int, float] = {}
             for n in range(arguments.samples):
                 await push(n)
                 returned[n] = time.monotonic()
                 await asyncio.sleep(arguments.spacing)
             seen = await until_logged(log, set(returned), timeout=60)
+            busy_cpu = (cpu_seconds(meter) - busy_from) / arguments.samples
     finally:
         worker.send_signal(signal.SIGTERM)
         try:
@@ -134,6 +159,9 @@ async def measure(
         except subprocess.TimeoutExpired:
             worker.kill()
             worker.wait()
+    if trace is not None:
+        stages(backend, trace, returned, seen)
+        return
     delays = [max(0.0, seen[n] - returned[n]) for n in returned]
     emit(
         "wakeup_latency",
@@ -146,8 +174,29 @@ async def measure(
         p99_ms=quantile(delays, 99),
         max_ms=round(max(delays) * 1000, 3),
         idle_cpu_percent=round(idle_cpu * 100, 2),
+        worker_cpu_ms_per_task=round(busy_cpu * 1000, 3),
+        round=round_number,
         load_average_1m=round(os.getloadavg()[0], 2),
     )
+
+
+def stages(backend: str, trace: Path, returned: dict[int, float], seen: dict[int, float]) -> None:
+    """Milliseconds each stage took, p50/p95/p99, from the worker's trace."""
+    spans: dict[str, list[float]] = {stage: [] for stage in STAGES}
+    for line in trace.read_text().splitlines():
+        n, *times = json.loads(line)
+        if n not in returned:
+            continue  # a warm-up task
+        moments = [returned[n], *times, seen[n]]
+        for stage, (before, after) in zip(STAGES, itertools.pairwise(moments), strict=True):
+            spans[stage].append(max(0.0, after - before))
+    lines = [f"shoal on {backend}: milliseconds from the stage before, p50 / p95 / p99"]
+    for stage, values in spans.items():
+        figures = {f"p{q}_ms": quantile(values, q) for q in (50, 95, 99)}
+        emit("wakeup_stages", system="shoal", backend=backend, stage=stage, **figures)
+        lines.append(f"  {stage:16} {' / '.join(f'{v:6.2f}' for v in figures.values())}")
+    with PROFILE.open("a") as report:
+        report.write("\n".join(lines) + "\n")
 
 
 async def main() -> None:
@@ -156,6 +205,8 @@ async def main() -> None:
     parser.add_argument("--spacing", type=float, default=0.02, help="seconds between pushes")
     parser.add_argument("--idle-seconds", type=float, default=3.0)
     parser.add_argument("--only", action="append", help="systems to run (default: all)")
+    parser.add_argument("--profile", action="store_true", help="trace shoal's stages too")
+    parser.add_argument("--rounds", type=int, default=1)
     arguments = parser.parse_args()
     chosen = [(s, b) for s, b in SYSTEMS if not arguments.only or s in arguments.only]
     with (
@@ -164,14 +215,33 @@ async def main() -> None:
         RedisServer(Path(name, "redis")) as redis,
     ):
         folder = Path(name)
-        for system, backend in chosen:
+        for round_number, (system, backend) in itertools.product(
+            range(1, arguments.rounds + 1), chosen
+        ):
+            label = f"{system}_{round_number}"
             if backend == "sqlite":
-                url = f"sqlite:///{folder / 'wakeups.db'}"
+                url = f"sqlite:///{folder / f'{label}.db'}"
             elif backend == "postgres":
-                url = postgres.url(postgres.create_database(f"{system}_latency"))
+                url = postgres.url(postgres.create_database(label))
+            elif system == "shoal":
+                url = redis.url(prefix=label)
             else:
-                url = redis.url(prefix="latency") if system == "shoal" else redis.url()
-            await measure(system, backend, url, folder, arguments)
+                url = redis.url().replace("/0", f"/{round_number}")  # SAQ has no prefix
+            await measure(system, backend, url, folder, arguments, round_number=round_number)
+        if arguments.profile:
+            PROFILE.parent.mkdir(exist_ok=True)
+            load = os.getloadavg()[0]
+            PROFILE.write_text(f"bench/wakeup_latency.py --profile (load average {load:.1f})\n")
+            for backend in ("sqlite", "postgres", "redis"):
+                url = f"sqlite:///{folder / 'traced.db'}" if backend == "sqlite" else None
+                if backend == "postgres":
+                    url = postgres.url(postgres.create_database("shoal_traced"))
+                elif backend == "redis":
+                    url = redis.url(prefix="traced")
+                assert url is not None
+                trace = folder / f"trace-{backend}.jsonl"
+                await measure("shoal", backend, url, folder, arguments, trace)
+            emit("wakeup_profile", written=str(PROFILE.relative_to(ROOT)))
 
 
 if __name__ == "__main__":

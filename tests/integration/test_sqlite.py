@@ -10,6 +10,7 @@ import pytest
 
 from shoal.backends import open_backend
 from shoal.backends.sqlfiles import migrations
+from shoal.backends.sqlite.watcher import CommitWatcher
 from shoal.core.errors import ConfigurationError, SchemaMissing
 from tests.integration.test_contract import new_task
 
@@ -52,3 +53,37 @@ async def test_a_push_from_another_connection_wakes_a_waiter(sqlite_url: str) ->
 def test_a_url_without_a_file_is_refused(url: str) -> None:
     with pytest.raises(ConfigurationError, match="names no file"):
         open_backend(url)
+
+
+async def test_without_inotify_commits_are_found_by_polling(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watcher's fallback where there is no inotify (macOS, Windows): a look every few
+    milliseconds while a wait is on, the first one as the wait begins."""
+    monkeypatch.setattr(CommitWatcher, "_notify_on_writes", lambda self: None)
+    waiter_side, pusher_side = open_backend(sqlite_url), open_backend(sqlite_url)
+    async with waiter_side, pusher_side:
+        await waiter_side.setup()
+        await waiter_side.wait_for_work(["default"], 0.05)  # the watcher is up
+        assert await waiter_side.claim(["default"], "w1", 1, 30) == []
+        await pusher_side.push([new_task()])  # between the empty claim and the wait
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await asyncio.wait_for(waiter_side.wait_for_work(["default"], 10), 2)
+        assert loop.time() - started < 0.25
+
+
+async def test_a_claim_waits_out_another_process_holding_the_write_lock(sqlite_url: str) -> None:
+    """A claim first tries for the lock quickly, then leaves it to SQLite's busy handler:
+    a writer that holds the lock for longer than the quick tries does not fail it."""
+    async with open_backend(sqlite_url) as backend:
+        await backend.setup()
+        await backend.push([new_task()])
+        holder = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        claiming = asyncio.create_task(backend.claim(["default"], "w1", 1, 30))
+        await asyncio.sleep(0.2)
+        assert not claiming.done()
+        holder.execute("COMMIT")
+        holder.close()
+        assert len(await asyncio.wait_for(claiming, 5)) == 1

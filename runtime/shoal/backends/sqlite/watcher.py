@@ -57,6 +57,7 @@ class CommitWatcher:
         self._connection: sqlite3.Connection | None = None
         self._version = 0
         self._notifier: Any = None  # an inotify_simple.INotify, on Linux
+        self._loop: asyncio.AbstractEventLoop | None = None  # where the notifier is read
         self._waits = 0
         self._polling: asyncio.Task[None] | None = None
         self._settling: asyncio.Task[None] | None = None
@@ -65,9 +66,16 @@ class CommitWatcher:
         """Start watching (once; later calls do nothing)."""
         if self._connection is not None:
             return
-        # timeout=0: a look never waits for a lock; a busy file just counts as a change.
-        self._connection = sqlite3.connect(self._path, isolation_level=None, timeout=0)
-        self._version = self._read_version()
+        try:
+            # timeout=0: a look never waits for a lock; a busy file just counts as a change.
+            self._connection = sqlite3.connect(self._path, isolation_level=None, timeout=0)
+            self._version = self._read_version()
+        except sqlite3.Error as exc:  # deaf: waits end at their timeout; the next one retries
+            logger.warning("cannot watch %s for commits: %s", self._path, exc)
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+            return
         self._notifier = self._notify_on_writes()
         self._wakeups.hearing()
 
@@ -90,7 +98,8 @@ class CommitWatcher:
                     await task
         self._polling = self._settling = None
         if self._notifier is not None:
-            asyncio.get_running_loop().remove_reader(self._notifier.fileno())
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.remove_reader(self._notifier.fileno())
             self._notifier.close()
             self._notifier = None
         if self._connection is not None:
@@ -141,7 +150,8 @@ class CommitWatcher:
         except (ImportError, OSError) as exc:
             logger.warning("no inotify for %s (%s): polling for commits", self._path, exc)
             return None
-        asyncio.get_running_loop().add_reader(notifier.fileno(), self._on_writes)
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(notifier.fileno(), self._on_writes)
         return notifier
 
     def _on_writes(self) -> None:
