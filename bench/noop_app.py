@@ -10,6 +10,8 @@ app = App()
 
 LATENCY_LOG = "SHOAL_BENCH_LATENCY_LOG"
 """The file ``stamp`` appends to: one line per task, seconds from push to start."""
+TRACE = "SHOAL_BENCH_TRACE"
+"""Where bench/wakeup_trace.py notes a worker's stages (bench/wakeup_latency.py --profile)."""
 
 
 @app.task(queue="bench")
@@ -44,7 +46,7 @@ def note_start(n: int) -> None:
         os.close(descriptor)
 
 
-if os.environ.get("SHOAL_BENCH_TRACE"):  # bench/wakeup_latency.py --profile, in the worker
+if os.environ.get(TRACE):  # bench/wakeup_latency.py --profile, in the worker
     from bench.wakeup_trace import install
     from shoal.backends import open_backend
 

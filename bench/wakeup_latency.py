@@ -20,7 +20,10 @@ Floors (issue 12): shoal on Redis at or below SAQ's figures in the same run; sho
 at most 10 ms at p99 across processes; shoal on PostgreSQL no worse than the best peer there.
 Servers come from ``tests/servers/`` (PostgreSQL with fsync off, Redis with AOF).
 
-Usage: python bench/wakeup_latency.py [--samples 200] [--spacing 0.02] [--only shoal] [--profile]
+``--table FILE`` prints the JSON lines in FILE as the Markdown tables of bench/RESULTS.md.
+
+Usage: python bench/wakeup_latency.py [--samples 200] [--spacing 0.02] [--only shoal]
+       [--rounds 3] [--profile] [--label TEXT] | --table bench/results/wakeup.jsonl
 """
 
 from __future__ import annotations
@@ -38,15 +41,15 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import psutil
 
 from bench.common import ROOT, emit, point, quantile
-from bench.noop_app import LATENCY_LOG, app, begin
+from bench.noop_app import LATENCY_LOG, TRACE, app, begin
 from bench.wakeup_peers import CONCURRENCY, PREPARE, PRODUCERS, Push
-from bench.wakeup_trace import TRACE
 from tests.servers.postgres import PostgresServer
 from tests.servers.redis import RedisServer
 
@@ -176,6 +179,7 @@ async def measure(
         idle_cpu_percent=round(idle_cpu * 100, 2),
         worker_cpu_ms_per_task=round(busy_cpu * 1000, 3),
         round=round_number,
+        **({"code": arguments.label} if arguments.label else {}),
         load_average_1m=round(os.getloadavg()[0], 2),
     )
 
@@ -199,6 +203,41 @@ def stages(backend: str, trace: Path, returned: dict[int, float], seen: dict[int
         report.write("\n".join(lines) + "\n")
 
 
+def table(lines: list[dict[str, Any]]) -> str:
+    """The ``wakeup_latency`` lines as a Markdown table, one row per system, a column group
+    per round (p50 / p95 / p99 ms), then the idle CPU and the CPU per task of round one."""
+    runs = [line for line in lines if line["benchmark"] == "wakeup_latency"]
+    rounds = sorted({line.get("round", 1) for line in runs})
+    rows: dict[tuple[str, str, str], dict[int, dict[str, Any]]] = {}
+    for line in runs:
+        key = (line["backend"], line["system"], line.get("code", ""))
+        rows.setdefault(key, {})[line.get("round", 1)] = line
+    head = ["backend", "system", *(f"round {r}: p50 / p95 / p99 ms" for r in rounds)]
+    head += ["idle CPU", "CPU per task"]
+    out = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for (backend, system, code), by_round in sorted(rows.items()):
+        name = f"**{system}**" if system == "shoal" else system
+        cells = [backend, f"{name} ({code})" if code else name]
+        for r in rounds:
+            line = by_round.get(r)
+            cells.append(
+                "—" if line is None else f"{line['p50_ms']} / {line['p95_ms']} / {line['p99_ms']}"
+            )
+        first = by_round[min(by_round)]
+        cells.append(f"{first['idle_cpu_percent']} %")
+        per_task = first.get("worker_cpu_ms_per_task")
+        cells.append("—" if per_task is None else f"{per_task} ms")
+        out.append("| " + " | ".join(str(cell) for cell in cells) + " |")
+    loads = [line["load_average_1m"] for line in runs]
+    dates = sorted(line["date"] for line in runs)
+    out.append(
+        f"\n{dates[0]} to {dates[-1]}, {runs[0]['machine']}, load average "
+        f"{min(loads)}-{max(loads)}; {runs[0]['samples']} pushes "
+        f"{runs[0]['spacing_ms']:.0f} ms apart per cell."
+    )
+    return "\n".join(out)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=200)
@@ -207,7 +246,12 @@ async def main() -> None:
     parser.add_argument("--only", action="append", help="systems to run (default: all)")
     parser.add_argument("--profile", action="store_true", help="trace shoal's stages too")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--label", default="", help="which code this is, added to each line")
+    parser.add_argument("--table", type=Path, help="print FILE's JSON lines as Markdown")
     arguments = parser.parse_args()
+    if arguments.table:
+        print(table([json.loads(line) for line in arguments.table.read_text().splitlines()]))
+        return
     chosen = [(s, b) for s, b in SYSTEMS if not arguments.only or s in arguments.only]
     with (
         tempfile.TemporaryDirectory() as name,

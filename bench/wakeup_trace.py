@@ -17,10 +17,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from bench.noop_app import TRACE
 from shoal.backends import Backend
 from shoal.backends.shared.wakeups import Wakeups
 
-TRACE = "SHOAL_BENCH_TRACE"
 _last: dict[str, float] = {"hint": 0.0, "woke": 0.0}
 
 

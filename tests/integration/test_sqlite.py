@@ -12,7 +12,7 @@ from shoal.backends import open_backend
 from shoal.backends.sqlfiles import migrations
 from shoal.backends.sqlite.watcher import CommitWatcher
 from shoal.core.errors import ConfigurationError, SchemaMissing
-from tests.integration.test_contract import new_task
+from tests.integration.test_contract import new_task, worker
 
 
 async def test_an_unmigrated_file_says_to_run_migrate(sqlite_url: str) -> None:
@@ -87,3 +87,20 @@ async def test_a_claim_waits_out_another_process_holding_the_write_lock(sqlite_u
         holder.execute("COMMIT")
         holder.close()
         assert len(await asyncio.wait_for(claiming, 5)) == 1
+
+
+async def test_its_own_writes_do_not_wake_its_waiters(sqlite_url: str) -> None:
+    """The watcher sees every commit to the file, the backend's own among them; a heartbeat
+    (or an ack, or a claim) of the waiting worker itself is no news, and must not end the
+    wait in an empty claim."""
+    async with open_backend(sqlite_url) as backend:
+        await backend.setup()
+        await backend.wait_for_work(["default"], 0.05)  # the watcher is up
+        assert await backend.claim(["default"], "w1", 1, 30) == []
+        waiting = asyncio.create_task(backend.wait_for_work(["default"], 0.5))
+        await asyncio.sleep(0.05)
+        for n in range(3):
+            await backend.heartbeat(worker(f"w{n}"), [], 30)
+            await asyncio.sleep(0.05)
+        assert not waiting.done()
+        await waiting

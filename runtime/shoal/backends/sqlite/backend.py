@@ -50,6 +50,7 @@ from shoal.core.errors import (
     IdempotencyConflict,
     LeaseLost,
     SchemaMissing,
+    ShoalError,
     TaskNotFound,
 )
 from shoal.core.models import (
@@ -91,7 +92,8 @@ class SQLiteBackend(Backend):
         self._connection: sqlite3.Connection | None = None
         self._thread: concurrent.futures.ThreadPoolExecutor | None = None
         self._wakeups = Wakeups()
-        self._watcher = CommitWatcher(path, self._wakeups)
+        self._watcher = CommitWatcher(path, self._wakeups, self._foreign_commits)
+        self._foreign_version: int | None = None  # PRAGMA data_version on our connection
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -374,9 +376,25 @@ class SQLiteBackend(Backend):
         timeout; the caller's next claim is the look when the watcher was not trusted."""
         if self._connection is None:
             raise BackendUnavailable("the backend is not open; call open() first", url=self.url)
+        if self._foreign_version is None:
+            await self._foreign_commits()  # what this connection has seen, before watching
         self._watcher.start()
         with self._watcher.attending():
             await self._wakeups.wait_for_work(queues, timeout)
+
+    async def _foreign_commits(self) -> bool:
+        """Whether another connection committed since the last call: this connection's
+        ``data_version`` changes with every commit but its own."""
+
+        def version(db: sqlite3.Connection) -> int:
+            return int(db.execute("PRAGMA data_version").fetchone()[0])
+
+        try:
+            seen = await self._run(version)
+        except ShoalError:  # cannot tell: a hint, and the claim finds out
+            return True
+        changed, self._foreign_version = seen != self._foreign_version, seen
+        return changed
 
     # -- admin -------------------------------------------------------------------------------
 
