@@ -22,12 +22,7 @@ async def noop() -> None:
 @app.task(queue="bench")
 async def stamp(sent: float) -> None:
     """Append ``now - sent`` on the monotonic clock, which every process on a machine shares."""
-    line = f"{time.monotonic() - sent}\n".encode()
-    descriptor = os.open(os.environ[LATENCY_LOG], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-    try:
-        os.write(descriptor, line)
-    finally:
-        os.close(descriptor)
+    append_to_log(f"{time.monotonic() - sent}\n")
 
 
 @app.task(queue="bench")
@@ -38,10 +33,14 @@ async def begin(n: int) -> None:
 
 def note_start(n: int) -> None:
     """One line ``n monotonic-seconds`` in the latency log; every peer's handler calls it."""
-    line = f"{n} {time.monotonic()}\n".encode()
+    append_to_log(f"{n} {time.monotonic()}\n")
+
+
+def append_to_log(line: str) -> None:
+    """One write with O_APPEND: lines from several processes never interleave."""
     descriptor = os.open(os.environ[LATENCY_LOG], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     try:
-        os.write(descriptor, line)
+        os.write(descriptor, line.encode())
     finally:
         os.close(descriptor)
 

@@ -66,24 +66,25 @@ async def test_a_deaf_source_is_covered_by_looking_every_poll_interval() -> None
     assert await elapsed(waiting) < 0.1
 
 
-async def test_a_source_heard_since_the_claim_is_trusted_without_looking() -> None:
+def wait_after_a_heard_claim(timeout: float) -> tuple[Wakeups, Looks, asyncio.Future[None]]:
+    """A source hearing since before a claim of "a", and a wait on "a" that may look."""
     wakeups, looks = Wakeups(), Looks()
     wakeups.hearing()
     wakeups.claiming(["a"])
     waiting = asyncio.ensure_future(
-        wakeups.wait_for_work(["a"], 0.3, poll_interval=0.05, work_due=looks)
+        wakeups.wait_for_work(["a"], timeout, poll_interval=0.05, work_due=looks)
     )
+    return wakeups, looks, waiting
+
+
+async def test_a_source_heard_since_the_claim_is_trusted_without_looking() -> None:
+    _, looks, waiting = wait_after_a_heard_claim(0.3)
     assert await elapsed(waiting) >= 0.25
     assert looks.count == 0
 
 
 async def test_a_source_that_goes_deaf_makes_waiters_look_then_poll() -> None:
-    wakeups, looks = Wakeups(), Looks()
-    wakeups.hearing()
-    wakeups.claiming(["a"])
-    waiting = asyncio.ensure_future(
-        wakeups.wait_for_work(["a"], 10, poll_interval=0.05, work_due=looks)
-    )
+    wakeups, looks, waiting = wait_after_a_heard_claim(10)
     await asyncio.sleep(0.05)
     assert looks.count == 0
     wakeups.deaf()
