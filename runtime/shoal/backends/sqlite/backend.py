@@ -36,6 +36,7 @@ from shoal.backends.shared.wakeups import Wakeups
 from shoal.backends.sqlfiles import migrations, queries
 from shoal.backends.sqlite.support import (
     BUSY_TIMEOUT,
+    data_version,
     held_keys,
     immediate,
     lease_item,
@@ -385,12 +386,8 @@ class SQLiteBackend(Backend):
     async def _foreign_commits(self) -> bool:
         """Whether another connection committed since the last call: this connection's
         ``data_version`` changes with every commit but its own."""
-
-        def version(db: sqlite3.Connection) -> int:
-            return int(db.execute("PRAGMA data_version").fetchone()[0])
-
         try:
-            seen = await self._run(version)
+            seen = await self._run(data_version)
         except ShoalError:  # cannot tell: a hint, and the claim finds out
             return True
         changed, self._foreign_version = seen != self._foreign_version, seen

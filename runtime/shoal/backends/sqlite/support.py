@@ -59,6 +59,11 @@ class immediate:
         self.db.execute("COMMIT" if kind is None else "ROLLBACK")
 
 
+def data_version(db: sqlite3.Connection) -> int:
+    """``PRAGMA data_version``: changes whenever a connection other than ``db`` commits."""
+    return int(db.execute("PRAGMA data_version").fetchone()[0])
+
+
 def statements(script: str) -> list[str]:
     lines = [line for line in script.splitlines() if not line.lstrip().startswith("--")]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from shoal.backends.shared.wakeups import Wakeups
+from shoal.backends.sqlite.support import data_version
 
 logger = logging.getLogger("shoal.backends.sqlite")
 
@@ -126,7 +127,7 @@ class CommitWatcher:
 
     def _read_version(self) -> int:
         assert self._connection is not None
-        return int(self._connection.execute("PRAGMA data_version").fetchone()[0])
+        return data_version(self._connection)
 
     def _look(self) -> bool:
         """Whether the file changed since the last look; a change is confirmed, then a hint."""
