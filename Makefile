@@ -46,6 +46,7 @@ bench: $(STAMP) services k8s-binaries
 	$(BIN)/python bench/sqlite_throughput.py --profile
 	$(BIN)/python bench/postgres_throughput.py --profile
 	$(BIN)/python bench/redis_throughput.py --profile
+	$(BIN)/python bench/wakeup_latency.py --rounds 3 --profile
 	$(BIN)/python bench/operator_scaling.py
 	$(BIN)/python bench/burst.py
 	$(BIN)/python bench/probe_cost.py

@@ -1,5 +1,5 @@
 """The app the benchmarks run: one task that does nothing, so only shoal's cost is measured,
-and one that notes how long after its push it started."""
+one that notes how long after its push it started, and one that notes when it started."""
 
 import os
 import time
@@ -10,6 +10,8 @@ app = App()
 
 LATENCY_LOG = "SHOAL_BENCH_LATENCY_LOG"
 """The file ``stamp`` appends to: one line per task, seconds from push to start."""
+TRACE = "SHOAL_BENCH_TRACE"
+"""Where bench/wakeup_trace.py notes a worker's stages (bench/wakeup_latency.py --profile)."""
 
 
 @app.task(queue="bench")
@@ -20,9 +22,31 @@ async def noop() -> None:
 @app.task(queue="bench")
 async def stamp(sent: float) -> None:
     """Append ``now - sent`` on the monotonic clock, which every process on a machine shares."""
-    line = f"{time.monotonic() - sent}\n".encode()
+    append_to_log(f"{time.monotonic() - sent}\n")
+
+
+@app.task(queue="bench")
+async def begin(n: int) -> None:
+    """Append ``n`` and when it started on the monotonic clock (bench/wakeup_latency.py)."""
+    note_start(n)
+
+
+def note_start(n: int) -> None:
+    """One line ``n monotonic-seconds`` in the latency log; every peer's handler calls it."""
+    append_to_log(f"{n} {time.monotonic()}\n")
+
+
+def append_to_log(line: str) -> None:
+    """One write with O_APPEND: lines from several processes never interleave."""
     descriptor = os.open(os.environ[LATENCY_LOG], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     try:
-        os.write(descriptor, line)
+        os.write(descriptor, line.encode())
     finally:
         os.close(descriptor)
+
+
+if os.environ.get(TRACE):  # bench/wakeup_latency.py --profile, in the worker
+    from bench.wakeup_trace import install
+    from shoal.backends import open_backend
+
+    install(type(open_backend(os.environ["SHOAL_BACKEND_URL"])))

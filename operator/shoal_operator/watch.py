@@ -14,6 +14,7 @@ import datetime
 import logging
 import random
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 from shoal.backends import Backend, open_backend
@@ -21,6 +22,7 @@ from shoal.core.backoff import Backoff
 from shoal.core.errors import ShoalError
 from shoal.core.models import QueueStats
 from shoal.core.urls import redact
+from shoal.core.waiting import first_of
 from shoal_operator import metrics
 from shoal_operator.conditions import now_iso, set_condition
 from shoal_operator.kube import Kube
@@ -114,17 +116,12 @@ class BackendWatch:
         while True:
             self._idle_changed.clear()
             names = self._idle_queue_names()
-            waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._idle_changed.wait())}
+            waiters: list[Awaitable[Any]] = [self._idle_changed.wait()]
             if names:
-                waiters.add(asyncio.ensure_future(self._wait_for_work(names)))
-            try:
-                done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for waiter in waiters:
-                    waiter.cancel()
-                await asyncio.gather(*waiters, return_exceptions=True)
-            woken = [w for w in done if not w.cancelled() and w.exception() is None and w.result()]
-            errors = [w.exception() for w in done if not w.cancelled() and w.exception()]
+                waiters.append(self._wait_for_work(names))
+            done = await first_of(*waiters)
+            woken = [w for w in done if w.exception() is None and w.result()]
+            errors = [w.exception() for w in done if w.exception()]
             if woken:
                 self._hint.set()
                 await asyncio.sleep(_MIN_GAP)  # let the measurement move the pool first

@@ -174,7 +174,10 @@ class Backend(abc.ABC):
         """Return when work may have arrived on ``queues``, or after ``timeout`` seconds.
 
         A wake-up is a hint, not a promise: the caller claims to find out. Backends wake on
-        their own push at once and on other processes' pushes as fast as they can.
+        their own push at once and on other processes' pushes as fast as they can, and a
+        hint that arrives after a claim of ``queues`` started and before this wait ends it
+        at once (none is lost between an empty claim and the next wait). Every backend
+        implements it with :class:`shoal.backends.shared.wakeups.Wakeups`.
         """
 
     # -- admin -------------------------------------------------------------------------------

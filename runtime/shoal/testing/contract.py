@@ -403,6 +403,32 @@ async def test_wait_for_work_wakes_on_push_and_times_out(backend: Backend) -> No
     assert loop.time() - started < 1.5
 
 
+async def test_a_push_between_an_empty_claim_and_the_wait_is_not_lost(
+    backend: Backend, backend_url: str
+) -> None:
+    """A worker claims, finds nothing, and only then waits: a push that lands in between,
+    through this instance or through another on the same store (another process; memory://
+    has no other), must end that wait at once, not after the wait's whole timeout."""
+    loop = asyncio.get_running_loop()
+    others = [] if backend_url.startswith("memory:") else [open_backend(backend_url)]
+    for other in others:
+        await other.open()
+    try:
+        await backend.wait_for_work(["default"], 0.3)  # an idle worker has waited before
+        for producer in [backend, *others]:
+            assert await backend.claim(["default"], "w1", 10, 30) == []
+            await producer.push([new_task()])
+            await asyncio.sleep(0.2)  # the hint lands before the worker waits again
+            started = loop.time()
+            await asyncio.wait_for(backend.wait_for_work(["default"], 10), 5)
+            assert loop.time() - started < 0.25, f"a push through {producer.url} was lost"
+            [claim] = await backend.claim(["default"], "w1", 10, 30)
+            await backend.ack([claim.lease])
+    finally:
+        for other in others:
+            await other.close()
+
+
 async def test_admin_list_retry_cancel_purge(backend: Backend) -> None:
     await backend.push([new_task(), new_task(), new_task(delay=600)])
     running, finished = await backend.claim(["default"], "w1", 2, 30)

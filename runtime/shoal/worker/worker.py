@@ -33,6 +33,7 @@ from shoal.core.errors import ConfigurationError, ShoalError
 from shoal.core.ids import new_id
 from shoal.core.models import Claim, WorkerInfo, utcnow
 from shoal.core.settings import WorkerSettings
+from shoal.core.waiting import first_of
 from shoal.worker import metrics
 from shoal.worker.announcer import Announcer
 from shoal.worker.execution import Outcome, execute
@@ -248,20 +249,11 @@ class Worker:
             return
         timeout = self._wait_timeout()
         if not work_welcome:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await self._wakeup.wait()
+            await first_of(self._wakeup.wait(), timeout=timeout)
             return
-        waiters: set[asyncio.Future[object]] = {
-            asyncio.ensure_future(self._wakeup.wait()),
-            asyncio.ensure_future(self.backend.wait_for_work(self.queues, timeout)),
-        }
-        try:
-            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-            await asyncio.gather(*waiters, return_exceptions=True)
+        await first_of(
+            self._wakeup.wait(), self.backend.wait_for_work(self.queues, timeout), timeout=timeout
+        )
 
     async def _back_off(self, error: ShoalError) -> None:
         """After an error no call's own pace handled: wait, but never past a heartbeat."""

@@ -6,8 +6,6 @@ the same on a real backend; it just forgets everything when the process ends.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import uuid
 from collections.abc import Sequence
@@ -18,6 +16,7 @@ from shoal.backends.shared.fencing import lost_leases, refuse_lost
 from shoal.backends.shared.idempotency import Key, resolve
 from shoal.backends.shared.reaping import Expired, judge, report_verdicts
 from shoal.backends.shared.storable import check_storable
+from shoal.backends.shared.wakeups import Wakeups
 from shoal.core.errors import TaskNotFound
 from shoal.core.models import (
     CLAIMABLE,
@@ -54,7 +53,8 @@ class MemoryBackend(Backend):
         self._tasks: dict[str, Task] = {}
         self._leases: dict[str, _Running] = {}
         self._workers: dict[str, WorkerInfo] = {}
-        self._pushed = asyncio.Event()
+        # Its own calls are the only source of hints: it hears them all, never looks.
+        self._wakeups = Wakeups(complete=True)
 
     async def open(self) -> None:
         pass
@@ -96,7 +96,7 @@ class MemoryBackend(Backend):
                 metadata=dict(new.metadata),
             )
         if batch.fresh:
-            self._wake()
+            self._wakeups.work({new.queue for new in batch.fresh})
         return ids
 
     def _held_keys(self) -> dict[Key, str]:
@@ -109,6 +109,7 @@ class MemoryBackend(Backend):
     async def claim(
         self, queues: Sequence[str], worker_id: str, limit: int, lease_seconds: float
     ) -> list[Claim]:
+        self._wakeups.claiming(queues)
         now = utcnow()
         wanted = set(queues)
         due = sorted(
@@ -179,7 +180,7 @@ class MemoryBackend(Backend):
             if self._holds(lease):
                 task = self._tasks[lease.task_id]
                 self._finish(lease, status=TaskStatus.QUEUED, attempts=task.attempts - 1)
-        self._wake()
+                self._wakeups.work([task.queue])
 
     async def heartbeat(
         self, worker: WorkerInfo, leases: Sequence[Lease], lease_seconds: float
@@ -216,6 +217,9 @@ class MemoryBackend(Backend):
         for worker_id, info in list(self._workers.items()):
             if info.last_seen < silent:
                 del self._workers[worker_id]
+        requeued = {self._tasks[v.task_id].queue for v in verdicts if v.status is TaskStatus.QUEUED}
+        if requeued:
+            self._wakeups.work(requeued)
         return report_verdicts(verdicts)
 
     async def stats(self, queues: Sequence[str]) -> dict[str, QueueStats]:
@@ -250,8 +254,7 @@ class MemoryBackend(Backend):
         return sorted(self._workers.values(), key=lambda w: w.id)
 
     async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._pushed.wait(), timeout)
+        await self._wakeups.wait_for_work(queues, timeout)
 
     async def get(self, task_id: str) -> Task | None:
         return self._tasks.get(task_id)
@@ -279,7 +282,7 @@ class MemoryBackend(Backend):
         self._update(
             task, status=TaskStatus.QUEUED, attempts=0, run_at=run_at or utcnow(), finished_at=None
         )
-        self._wake()
+        self._wakeups.work([task.queue])
         return True
 
     async def cancel(self, task_id: str) -> bool:
@@ -300,10 +303,6 @@ class MemoryBackend(Backend):
         for task_id in doomed:
             del self._tasks[task_id]
         return len(doomed)
-
-    def _wake(self) -> None:
-        self._pushed.set()
-        self._pushed = asyncio.Event()
 
     def _update(self, task: Task, **changes: object) -> Task:
         updated = dataclasses.replace(task, updated_at=utcnow(), **changes)  # type: ignore[arg-type]

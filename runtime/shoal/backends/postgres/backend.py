@@ -47,18 +47,13 @@ import asyncpg
 from shoal.backends.base import PURGEABLE, Backend, OnConflict, TransactionalPush
 from shoal.backends.postgres.connect import Connections, PostgresSettings
 from shoal.backends.postgres.enqueue import enqueue
-from shoal.backends.postgres.listener import (
-    Listener,
-    ListenerHealth,
-    ListenerState,
-    Wakeups,
-    wait_for_work,
-)
+from shoal.backends.postgres.listener import Listener, ListenerHealth, ListenerState
 from shoal.backends.postgres.rows import affected, lease_columns, task_of
 from shoal.backends.postgres.sessions import AsyncpgSession, CallerConnection, caller_session
 from shoal.backends.shared.fencing import lost_leases, refuse_lost
 from shoal.backends.shared.reaping import Expired, judge, report_verdicts
 from shoal.backends.shared.storable import check_storable
+from shoal.backends.shared.wakeups import Wakeups
 from shoal.backends.sqlfiles import migrations, queries
 from shoal.core.errors import (
     BackendUnavailable,
@@ -333,9 +328,8 @@ class PostgresBackend(Backend, TransactionalPush):
     async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
         """Wait for a NOTIFY about ``queues``, a push through this backend, or the timeout;
         poll every ``poll_interval`` seconds while LISTEN is off or not yet trusted."""
-        await wait_for_work(
-            self._wakeups,
-            self._start_listener(),
+        self._start_listener()
+        await self._wakeups.wait_for_work(
             queues,
             timeout,
             poll_interval=self.settings.poll_interval,
@@ -350,9 +344,9 @@ class PostgresBackend(Backend, TransactionalPush):
         except BackendUnavailable:
             return False  # the next claim reports the outage; here, just keep waiting
 
-    def _start_listener(self) -> Listener | None:
+    def _start_listener(self) -> None:
         if not self.settings.listen or not self._db.is_open:
-            return None  # closed: polling reports that the backend is not open
+            return  # poll only; closed: polling reports that the backend is not open
         if self._listener is None:
             self._listener = Listener(
                 self._db.connect,
@@ -362,7 +356,6 @@ class PostgresBackend(Backend, TransactionalPush):
                 scrub=self._db.scrub,
             )
         self._listener.start()
-        return self._listener
 
     # -- admin -------------------------------------------------------------------------------
 

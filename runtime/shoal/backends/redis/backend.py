@@ -14,9 +14,10 @@ Atomicity: a script is atomic on one server. ``push`` of a batch that spans queu
 queues used together must share a slot; every other script touches one queue.
 
 Wake-ups: scripts that make work ready ``PUBLISH`` the queue name on ``prefix:wake``; one
-listener per backend, on its own connection so it never holds one of the pool's, wakes
-the local waiters. Messages sent while the listener is disconnected are lost, so waiters
-also wake when it reconnects, and their timeout is the polling fallback.
+listener per backend, on its own connection so it never holds one of the pool's, turns
+them into hints for the shared wait (:mod:`shoal.backends.shared.wakeups`). Messages sent
+while the listener is disconnected are lost, so waiters also wake when it reconnects, and
+their timeout is the polling fallback (the caller's next claim is the look).
 
 Reconnecting: an operation that fails on a connection error is retried with backoff for
 ``?reconnect_timeout=`` seconds (default 10), then raises :class:`BackendUnavailable`.
@@ -69,6 +70,7 @@ from shoal.backends.shared.reaping import (
     report,
 )
 from shoal.backends.shared.storable import check_storable
+from shoal.backends.shared.wakeups import Wakeups
 from shoal.core.errors import ConfigurationError, TaskNotFound
 from shoal.core.models import (
     BackendHealth,
@@ -150,7 +152,8 @@ class RedisBackend(Backend):
         self._queues_key = f"{{{prefix}}}:queues"
         self._workers_keys = [f"{{{prefix}}}:workers", f"{{{prefix}}}:seen"]
         self._channel = f"{prefix}:wake"
-        self._listener = Listener(client, self._channel)
+        self._wakeups = Wakeups()
+        self._listener = Listener(client, self._channel, self._wakeups)
         self._marker = durability.Marker(prefix, self.url)
 
     @property
@@ -256,7 +259,7 @@ class RedisBackend(Backend):
             pairs = zip(reply[1::2], reply[2::2], strict=True)
             held = {(queues[int(n) - 1], rs.text(key)) for n, key in pairs}
             raise conflict(tasks, {*batch.conflicts, *held})
-        self._listener.wake(queues)
+        self._wakeups.work(queues)
         stored = dict(zip((t.id for t in batch.fresh), map(rs.text, reply[1:]), strict=True))
         return [stored[task_id] for task_id in batch.ids]
 
@@ -273,6 +276,7 @@ class RedisBackend(Backend):
         self, queues: Sequence[str], worker_id: str, limit: int, lease: float, request: str
     ) -> list[Claim]:
         """One claim; replaying the same ``request`` returns the same claims (see claim.lua)."""
+        self._wakeups.claiming(queues)
         names = list(dict.fromkeys(queues))
         args: list[Arg] = [worker_id, limit, rs.span(lease), request, _BATCH, *names]
         [reply] = await self._link.scripts(Script("claim", [self._base(q) for q in names], args))
@@ -325,7 +329,7 @@ class RedisBackend(Backend):
         ]
         if scripts:
             await self._link.scripts(*scripts)
-            self._listener.wake(groups)
+            self._wakeups.work(groups)
 
     async def heartbeat(
         self, worker: WorkerInfo, leases: Sequence[Lease], lease_seconds: float
@@ -361,7 +365,9 @@ class RedisBackend(Backend):
         replies = await self._link.scripts(prune, *reaps)
         requeued = [rs.text(i) for requeued, _ in replies[1:] for i in requeued]
         dead = [rs.text(i) for _, dead in replies[1:] for i in dead]
-        self._listener.wake(q for q, (r, _) in zip(names, replies[1:], strict=True) if r)
+        requeued_in = [q for q, (r, _) in zip(names, replies[1:], strict=True) if r]
+        if requeued_in:
+            self._wakeups.work(requeued_in)
         return report(requeued, dead)
 
     # -- observers ---------------------------------------------------------------------------
@@ -393,7 +399,8 @@ class RedisBackend(Backend):
 
     async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
         """Pub/sub wake-ups; pushes from this instance wake its waiters at once."""
-        await self._listener.wait(queues, timeout)
+        self._listener.start()
+        await self._wakeups.wait_for_work(queues, timeout)
 
     # -- admin -------------------------------------------------------------------------------
 
@@ -432,7 +439,7 @@ class RedisBackend(Backend):
         when = "" if run_at is None else rs.micros(run_at)
         queued, queue = await self._admin("retry", task_id, when, self._channel)
         if queued:
-            self._listener.wake([queue])
+            self._wakeups.work([queue])
         return queued
 
     async def cancel(self, task_id: str) -> bool:

@@ -1,9 +1,14 @@
-"""Wake-ups for the Redis backend: ``PUBLISH`` on a connection of its own."""
+"""The Redis backend's source of wake-ups: ``SUBSCRIBE`` on a connection of its own.
+
+Scripts that make work ready ``PUBLISH`` the queue's name on the backend's channel; the
+:class:`Listener` turns each message into a hint for the backend's
+:class:`~shoal.backends.shared.wakeups.Wakeups`, which keeps the waiters and the wait.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+import logging
 
 import redis.asyncio as aioredis
 from redis import exceptions as rex
@@ -12,42 +17,36 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from shoal.backends.redis.codec import text
+from shoal.backends.shared.wakeups import Wakeups
+from shoal.core.backoff import Backoff
+
+logger = logging.getLogger("shoal.backends.redis")
+
+_RESUBSCRIBE = Backoff(base=0.05, cap=2.0)
+"""Between attempts to subscribe again: Redis restarts in about a second."""
 
 
 class Listener:
-    """Wakes local waiters when a queue's name is published on ``channel``.
+    """Hints for ``wakeups`` from what is published on ``channel``.
 
     It runs on a pool of its own so that it never holds one of the main pool's
-    connections. Messages published while it is disconnected are lost, so it wakes every
-    waiter when the connection breaks; their timeouts are the polling fallback.
+    connections. Messages published while it is disconnected are lost, so it tells the
+    wake-ups it is deaf when the connection breaks and hearing again once it has
+    subscribed; both make every waiter look for itself.
     """
 
-    def __init__(self, client: aioredis.Redis, channel: str) -> None:
+    def __init__(self, client: aioredis.Redis, channel: str, wakeups: Wakeups) -> None:
         pool = client.connection_pool
         kwargs = {**pool.connection_kwargs, "retry": Retry(NoBackoff(), 0)}
         self._pool = ConnectionPool(connection_class=pool.connection_class, **kwargs)
         self._channel = channel
-        self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._wakeups = wakeups
         self._task: asyncio.Task[None] | None = None
 
-    async def wait(self, queues: Sequence[str], timeout: float) -> None:
+    def start(self) -> None:
+        """Listen in the background (again, should the last listening have ended)."""
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._listen(), name=f"shoal {self._channel}")
-        event = asyncio.Event()
-        for queue in queues:
-            self._waiters.setdefault(queue, set()).add(event)
-        try:
-            await asyncio.wait_for(event.wait(), timeout)
-        except TimeoutError:
-            pass
-        finally:
-            for queue in queues:
-                self._waiters[queue].discard(event)
-
-    def wake(self, queues: Iterable[str]) -> None:
-        for queue in queues:
-            for event in self._waiters.get(queue, ()):
-                event.set()
 
     async def close(self) -> None:
         task, self._task = self._task, None
@@ -57,28 +56,30 @@ class Listener:
         while task is not None and not task.done():
             task.cancel()
             await asyncio.wait({task}, timeout=0.1)
-        if task is not None and not task.cancelled():
-            task.exception()  # retrieved: the loop ended with it, nothing else to do
+        if task is not None:
+            self._wakeups.deaf()
+            if not task.cancelled():
+                task.exception()  # retrieved: the loop ended with it, nothing else to do
         await self._pool.disconnect()
 
     async def _listen(self) -> None:
         client = aioredis.Redis(connection_pool=self._pool)
-        delay, deaf = 0.05, False
+        failures = 0
         while True:  # until close() cancels the task; every pass blocks or sleeps
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self._channel)
-                if deaf:  # what was published meanwhile is lost: let everyone look
-                    self.wake(list(self._waiters))
-                delay, deaf = 0.05, False
+                self._wakeups.hearing()
+                failures = 0
                 while True:
                     message = await pubsub.get_message(timeout=1.0)
                     if message is not None and message["type"] == "message":
-                        self.wake([text(message["data"])])
-            except (rex.ConnectionError, rex.TimeoutError, OSError):
-                self.wake(list(self._waiters))  # so that nobody sleeps through an outage
-                deaf = True
+                        self._wakeups.work([text(message["data"])])
+            except (rex.ConnectionError, rex.TimeoutError, OSError) as exc:
+                self._wakeups.deaf()  # so that nobody sleeps through an outage
+                failures += 1
+                delay = _RESUBSCRIBE.delay(failures)
+                logger.debug("wake-up subscription lost (%s); again in %.2fs", exc, delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
             finally:
                 await pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py

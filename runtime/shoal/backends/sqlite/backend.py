@@ -6,9 +6,10 @@ crash; a power cut may lose the last commits). Every state change is one stateme
 ``BEGIN IMMEDIATE`` transaction, so claims are atomic across processes. Each backend
 instance owns one connection, driven from one thread so the event loop never blocks on disk.
 
-Wake-ups: a push in this process wakes waiters at once; pushes from other processes are
-seen through ``PRAGMA data_version``, which changes whenever another connection commits and
-costs no disk read, checked every 50 ms.
+Wake-ups: a push through this instance wakes its waiters at once; other processes' commits
+are seen by one watcher per instance that reads ``PRAGMA data_version`` when inotify reports
+a write to the file (Linux), or every 5 ms while a wait is on elsewhere (``watcher.py`` says
+why); the wait itself is the shared one (:mod:`shoal.backends.shared.wakeups`).
 """
 
 from __future__ import annotations
@@ -30,8 +31,11 @@ from shoal.backends.shared.fencing import lost_leases, refuse_lost
 from shoal.backends.shared.idempotency import resolve
 from shoal.backends.shared.reaping import Expired, judge, report_verdicts
 from shoal.backends.shared.storable import check_storable
+from shoal.backends.shared.wakeups import Wakeups
 from shoal.backends.sqlfiles import migrations, queries
 from shoal.backends.sqlite.support import (
+    BUSY_TIMEOUT,
+    data_version,
     held_keys,
     immediate,
     lease_item,
@@ -39,10 +43,12 @@ from shoal.backends.sqlite.support import (
     statements,
     task_of,
 )
+from shoal.backends.sqlite.watcher import CommitWatcher
 from shoal.core.errors import (
     BackendUnavailable,
     ConfigurationError,
     SchemaMissing,
+    ShoalError,
     TaskNotFound,
 )
 from shoal.core.models import (
@@ -63,7 +69,6 @@ T = TypeVar("T")
 _PACKAGE = "shoal.backends.sqlite"
 """Where this backend's queries.sql and migrations live."""
 _SQL = queries(_PACKAGE)
-_CHANGE_CHECK_INTERVAL = 0.05
 _MINIMUM_SQLITE = (3, 35, 0)  # UPDATE ... FROM and RETURNING
 
 
@@ -84,7 +89,9 @@ class SQLiteBackend(Backend):
         self.url = f"sqlite:///{path}"
         self._connection: sqlite3.Connection | None = None
         self._thread: concurrent.futures.ThreadPoolExecutor | None = None
-        self._pushed = asyncio.Event()
+        self._wakeups = Wakeups()
+        self._watcher = CommitWatcher(path, self._wakeups, self._foreign_commits)
+        self._foreign_version: int | None = None  # PRAGMA data_version on our connection
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -108,7 +115,7 @@ class SQLiteBackend(Backend):
             if create:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=30
+                self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT
             )
             connection.row_factory = sqlite3.Row
             connection.execute("PRAGMA journal_mode = WAL")
@@ -130,6 +137,7 @@ class SQLiteBackend(Backend):
         return connection
 
     async def close(self) -> None:
+        await self._watcher.stop()
         if self._connection is not None:
             connection, self._connection = self._connection, None
             await self._call(connection.close)
@@ -155,10 +163,6 @@ class SQLiteBackend(Backend):
                 raise BackendUnavailable(str(exc), url=self.url) from exc
 
         return await self._call(guarded)
-
-    def _wake(self) -> None:
-        self._pushed.set()
-        self._pushed = asyncio.Event()
 
     # -- schema ------------------------------------------------------------------------------
 
@@ -217,7 +221,7 @@ class SQLiteBackend(Backend):
                 return ids
 
         ids = await self._run(insert)
-        self._wake()
+        self._wakeups.work({task.queue for task in tasks})
         return ids
 
     # -- workers -----------------------------------------------------------------------------
@@ -225,13 +229,14 @@ class SQLiteBackend(Backend):
     async def claim(
         self, queues: Sequence[str], worker_id: str, limit: int, lease_seconds: float
     ) -> list[Claim]:
+        self._wakeups.claiming(queues)
         now = time.time()
         token = uuid.uuid4().hex
 
         def claim(db: sqlite3.Connection) -> list[sqlite3.Row]:
             # Per queue, the best `limit` tasks come straight off the index; the best of those
             # across queues are the batch. One write transaction: atomic across processes.
-            with immediate(db):
+            with immediate(db, eager=True):
                 candidates = [
                     row
                     for queue in queues
@@ -274,7 +279,7 @@ class SQLiteBackend(Backend):
     async def release(self, leases: Sequence[Lease]) -> None:
         arguments = {"now": time.time(), "items": json.dumps([lease_item(x) for x in leases])}
         await self._run(lambda db: db.execute(_SQL["release"], arguments))
-        self._wake()
+        self._wakeups.work(None)
 
     async def heartbeat(
         self, worker: WorkerInfo, leases: Sequence[Lease], lease_seconds: float
@@ -319,7 +324,7 @@ class SQLiteBackend(Backend):
 
         report = await self._run(reap)
         if report.requeued:
-            self._wake()
+            self._wakeups.work(None)
         return report
 
     # -- observers ---------------------------------------------------------------------------
@@ -362,26 +367,25 @@ class SQLiteBackend(Backend):
         ]
 
     async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
-        pushed = asyncio.ensure_future(self._pushed.wait())
-        changed = asyncio.ensure_future(self._database_changes())
+        """Wait for a push through this instance, a commit by another connection, or the
+        timeout; the caller's next claim is the look when the watcher was not trusted."""
+        if self._connection is None:
+            raise BackendUnavailable("the backend is not open; call open() first", url=self.url)
+        if self._foreign_version is None:
+            await self._foreign_commits()  # what this connection has seen, before watching
+        self._watcher.start()
+        with self._watcher.attending():
+            await self._wakeups.wait_for_work(queues, timeout)
+
+    async def _foreign_commits(self) -> bool:
+        """Whether another connection committed since the last call: this connection's
+        ``data_version`` changes with every commit but its own."""
         try:
-            await asyncio.wait(
-                {pushed, changed}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            for waiter in (pushed, changed):
-                waiter.cancel()
-            await asyncio.gather(pushed, changed, return_exceptions=True)
-
-    async def _database_changes(self) -> None:
-        """Return once another connection has committed to the file."""
-
-        def version(db: sqlite3.Connection) -> int:
-            return int(db.execute("PRAGMA data_version").fetchone()[0])
-
-        first = await self._run(version)
-        while await self._run(version) == first:  # noqa: ASYNC110 (another process commits)
-            await asyncio.sleep(_CHANGE_CHECK_INTERVAL)
+            seen = await self._run(data_version)
+        except ShoalError:  # cannot tell: a hint, and the claim finds out
+            return True
+        changed, self._foreign_version = seen != self._foreign_version, seen
+        return changed
 
     # -- admin -------------------------------------------------------------------------------
 
@@ -415,7 +419,7 @@ class SQLiteBackend(Backend):
         due = run_at.timestamp() if run_at else time.time()
         retried = await self._change(_SQL["retry"], task_id, run_at=due)
         if retried:
-            self._wake()
+            self._wakeups.work(None)
         return retried
 
     async def cancel(self, task_id: str) -> bool:

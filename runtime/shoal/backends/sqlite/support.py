@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,18 +14,54 @@ from shoal.core.models import Lease, NewTask, Task, TaskStatus, from_epoch
 _SQL = queries("shoal.backends.sqlite")
 
 
+BUSY_TIMEOUT = 30.0
+"""Seconds a statement waits for another process's write lock before failing."""
+
+_EAGER_PAUSES = (0.0001, 0.0002, 0.0003, 0.0005, 0.001, 0.001, 0.002, 0.002, 0.003)
+"""Pauses between quick tries for the write lock, 10 ms in all, before SQLite's own busy
+handler (which sleeps 1, 2, 5, 10, 15, 20 ms ...) takes over."""
+
+
 class immediate:
     """``BEGIN IMMEDIATE`` … ``COMMIT``: take the write lock up front, so a transaction
-    that reads before it writes never fails halfway on another process's lock."""
+    that reads before it writes never fails halfway on another process's lock.
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    ``eager`` tries for a held lock every fraction of a millisecond at first: a claim woken
+    by another process's commit usually meets that commit's writer about to let go, and
+    SQLite's own handler would sleep whole milliseconds (measured: 14 ms at p95 under load).
+    """
+
+    def __init__(self, db: sqlite3.Connection, *, eager: bool = False) -> None:
         self.db = db
+        self.eager = eager
 
     def __enter__(self) -> None:
+        if self.eager and self._begin_quickly():
+            return
         self.db.execute("BEGIN IMMEDIATE")
+
+    def _begin_quickly(self) -> bool:
+        self.db.execute("PRAGMA busy_timeout = 0")
+        try:
+            for pause in _EAGER_PAUSES:
+                try:
+                    self.db.execute("BEGIN IMMEDIATE")
+                    return True
+                except sqlite3.OperationalError as exc:
+                    if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+                        raise
+                time.sleep(pause)
+            return False
+        finally:
+            self.db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
 
     def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
         self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+
+
+def data_version(db: sqlite3.Connection) -> int:
+    """``PRAGMA data_version``: changes whenever a connection other than ``db`` commits."""
+    return int(db.execute("PRAGMA data_version").fetchone()[0])
 
 
 def statements(script: str) -> list[str]:
