@@ -176,9 +176,19 @@ class Backend(abc.ABC):
         *,
         queue: str | None = None,
         statuses: Sequence[TaskStatus] = (),
+        name: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        before: str | None = None,
         limit: int = 100,
     ) -> list[Task]:
-        """Tasks filtered by queue and statuses, newest first."""
+        """Up to ``limit`` tasks, newest (highest id) first, filtered by queue, statuses
+        (none: all), task name and ``created_at`` (``since`` inclusive, ``until`` exclusive).
+
+        Keyset pages: ``before`` is the last id of the previous page, and the next page holds
+        only ids below it, so every page costs about the same however deep it is
+        (:mod:`shoal.backends.shared.listing` holds the filters and the order).
+        """
 
     @abc.abstractmethod
     async def retry(self, task_id: str, *, run_at: datetime | None = None) -> bool:

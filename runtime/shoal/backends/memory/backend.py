@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from shoal.backends.base import PURGEABLE, Backend, OnConflict
 from shoal.backends.shared.fencing import lost_leases, refuse_lost
 from shoal.backends.shared.idempotency import Key, resolve
+from shoal.backends.shared.listing import TaskQuery
 from shoal.backends.shared.reaping import Expired, judge, report_verdicts
 from shoal.backends.shared.storable import check_storable
 from shoal.core.errors import TaskNotFound
@@ -252,14 +253,21 @@ class MemoryBackend(Backend):
         return self._tasks.get(task_id)
 
     async def list_tasks(
-        self, *, queue: str | None = None, statuses: Sequence[TaskStatus] = (), limit: int = 100
+        self,
+        *,
+        queue: str | None = None,
+        statuses: Sequence[TaskStatus] = (),
+        name: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        before: str | None = None,
+        limit: int = 100,
     ) -> list[Task]:
-        chosen = [
-            t
-            for t in self._tasks.values()
-            if (queue is None or t.queue == queue) and (not statuses or t.status in statuses)
-        ]
-        return sorted(chosen, key=lambda t: t.id, reverse=True)[:limit]
+        query = TaskQuery.of(
+            queue=queue, statuses=statuses, name=name, since=since, until=until,
+            before=before, limit=limit,
+        )  # fmt: skip
+        return query.page(list(self._tasks.values()))
 
     def _existing(self, task_id: str) -> Task:
         task = self._tasks.get(task_id)

@@ -57,6 +57,7 @@ from shoal.backends.postgres.listener import (
 from shoal.backends.postgres.rows import affected, lease_columns, task_of
 from shoal.backends.postgres.sessions import AsyncpgSession, CallerConnection, caller_session
 from shoal.backends.shared.fencing import lost_leases, refuse_lost
+from shoal.backends.shared.listing import TaskQuery, sql_page
 from shoal.backends.shared.reaping import Expired, judge, report_verdicts
 from shoal.backends.shared.storable import check_storable
 from shoal.backends.sqlfiles import migrations, queries
@@ -357,12 +358,29 @@ class PostgresBackend(Backend, TransactionalPush):
         return None if row is None else task_of(row)
 
     async def list_tasks(
-        self, *, queue: str | None = None, statuses: Sequence[TaskStatus] = (), limit: int = 100
+        self,
+        *,
+        queue: str | None = None,
+        statuses: Sequence[TaskStatus] = (),
+        name: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        before: str | None = None,
+        limit: int = 100,
     ) -> list[Task]:
+        query = TaskQuery.of(
+            queue=queue, statuses=statuses, name=name, since=since, until=until,
+            before=before, limit=limit,
+        )  # fmt: skip
+        arguments: list[object] = []
+
+        def mark(value: object) -> str:
+            arguments.append(value)
+            return f"${len(arguments)}"
+
+        sql = sql_page(query, f"{self._render('{schema}')}.tasks", mark, lambda at: at)
         async with self._db.acquire("listing tasks") as conn:
-            rows = await conn.fetch(
-                self._sql["list_tasks"], queue, [str(s) for s in statuses], limit
-            )
+            rows = await conn.fetch(sql, *arguments)
         return [task_of(row) for row in rows]
 
     async def retry(self, task_id: str, *, run_at: datetime | None = None) -> bool:

@@ -58,6 +58,7 @@ from shoal.backends.redis.link import Link, Script, scrub
 from shoal.backends.redis.listener import Listener
 from shoal.backends.shared.fencing import lost_leases, refuse_lost
 from shoal.backends.shared.idempotency import conflict, resolve
+from shoal.backends.shared.listing import TaskQuery
 from shoal.backends.shared.reaping import (
     REQUEUE_MIN_ATTEMPTS_LEFT,
     lease_expired_message_parts,
@@ -86,6 +87,7 @@ MIN_SERVER_VERSION = (6, 2)
 
 _TOKEN_LENGTH = 32  # a lease token is a uuid4 hex followed by the queue name
 _BATCH = 1000  # promotions per claim, expirations per reap, deletions per purge call
+_LIST_BUDGET = 5000  # ids a listing examines per queue and round trip (list.lua)
 
 
 def from_url(url: str, *, client: aioredis.Redis | None = None) -> RedisBackend:
@@ -386,13 +388,49 @@ class RedisBackend(Backend):
         return None if found is None else rs.stored(found[1])
 
     async def list_tasks(
-        self, *, queue: str | None = None, statuses: Sequence[TaskStatus] = (), limit: int = 100
+        self,
+        *,
+        queue: str | None = None,
+        statuses: Sequence[TaskStatus] = (),
+        name: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        before: str | None = None,
+        limit: int = 100,
     ) -> list[Task]:
+        """Each queue's status indexes walked newest first by list.lua; a walk that a task
+        name or time range makes long goes on in further round trips, each holding the
+        server for at most ``_LIST_BUDGET`` ids per queue."""
+        query = TaskQuery.of(
+            queue=queue, statuses=statuses, name=name, since=since, until=until,
+            before=before, limit=limit,
+        )  # fmt: skip
         names = [queue] if queue is not None else await self._queue_names()
-        wanted = [s.value for s in (statuses or list(TaskStatus))]
-        replies = await self._link.scripts(*self._per_queue("list", names, limit, *wanted))
-        tasks = [task for reply in replies for task, _ in rs.exported(reply)]
-        return sorted(tasks, key=lambda t: t.id, reverse=True)[:limit]
+        wanted = [s.value for s in (query.statuses or tuple(TaskStatus))]
+        window: list[Arg] = [
+            query.name or "",
+            "" if since is None else rs.micros(since),
+            "" if until is None else rs.micros(until),
+            _LIST_BUDGET,
+            *wanted,
+        ]
+        page: list[Task] = []
+        cursor = before
+        while names and len(page) < query.limit:
+            need = query.limit - len(page)
+            replies = await self._link.scripts(
+                *self._per_queue("list", names, need, cursor or "", *window)
+            )
+            floors = [rs.text(reply[0]) for reply in replies if reply[0]]
+            floor = max(floors, default=None)  # exact at and above the highest floor
+            found = [task for reply in replies for task, _ in rs.exported(reply[1:])]
+            exact = [t for t in found if floor is None or t.id >= floor]
+            exact.sort(key=lambda t: t.id, reverse=True)
+            page += exact[:need]
+            if floor is None:
+                break
+            cursor = floor
+        return page
 
     async def _admin(self, name: str, task_id: str, *args: Arg) -> tuple[bool, str]:
         found = await self._find(task_id)

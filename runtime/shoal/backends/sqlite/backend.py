@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 from shoal.backends.base import PURGEABLE, Backend, OnConflict
 from shoal.backends.shared.fencing import lost_leases, refuse_lost
 from shoal.backends.shared.idempotency import resolve
+from shoal.backends.shared.listing import TaskQuery, sql_page
 from shoal.backends.shared.reaping import Expired, judge, report_verdicts
 from shoal.backends.shared.storable import check_storable
 from shoal.backends.sqlfiles import migrations, queries
@@ -372,15 +373,28 @@ class SQLiteBackend(Backend):
         return None if row is None else task_of(row)
 
     async def list_tasks(
-        self, *, queue: str | None = None, statuses: Sequence[TaskStatus] = (), limit: int = 100
+        self,
+        *,
+        queue: str | None = None,
+        statuses: Sequence[TaskStatus] = (),
+        name: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        before: str | None = None,
+        limit: int = 100,
     ) -> list[Task]:
-        arguments = {
-            "queue": queue,
-            "any_status": not statuses,
-            "limit": limit,
-            "statuses": json.dumps([str(s) for s in statuses]),
-        }
-        rows = await self._run(lambda db: db.execute(_SQL["list_tasks"], arguments).fetchall())
+        query = TaskQuery.of(
+            queue=queue, statuses=statuses, name=name, since=since, until=until,
+            before=before, limit=limit,
+        )  # fmt: skip
+        arguments: list[object] = []
+
+        def mark(value: object) -> str:
+            arguments.append(value)
+            return f"?{len(arguments)}"  # numbered: a branch of the page reuses them
+
+        sql = sql_page(query, "shoal_tasks", mark, lambda at: at.timestamp())
+        rows = await self._run(lambda db: db.execute(sql, arguments).fetchall())
         return [task_of(row) for row in rows]
 
     async def _change(self, query: str, task_id: str, **arguments: object) -> bool:

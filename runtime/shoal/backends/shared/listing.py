@@ -1,0 +1,114 @@
+"""Which tasks a listing asks for, and the one order every backend lists them in.
+
+A listing is newest first: by id, descending (ids are UUIDv7, so that is the order they were
+made in). Pages are keyset pages: the next page is the tasks whose id is below the last id
+of this one (``before``), so a page costs the same at the millionth task as at the first,
+and tasks pushed meanwhile never shift a page. Filters: queue, statuses, task name, and a
+time range on ``created_at`` (``since`` inclusive, ``until`` exclusive).
+
+:class:`TaskQuery` holds the filters and judges one task (the memory and plugin backends
+filter with it); :func:`sql_page` writes the one query both SQL backends run: one branch per
+status asked, each an index range read newest first, merged and cut to the page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from shoal.core.models import Task, TaskStatus
+
+
+@dataclass(frozen=True, slots=True)
+class TaskQuery:
+    """The filters of one page of :meth:`~shoal.backends.base.Backend.list_tasks`."""
+
+    queue: str | None = None
+    statuses: tuple[TaskStatus, ...] = ()
+    """Empty for every status."""
+    name: str | None = None
+    since: datetime | None = None
+    """Created at or after."""
+    until: datetime | None = None
+    """Created before."""
+    before: str | None = None
+    """The cursor: only ids below this one (the last id of the previous page)."""
+    limit: int = 100
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        queue: str | None = None,
+        statuses: Sequence[TaskStatus] = (),
+        name: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        before: str | None = None,
+        limit: int = 100,
+    ) -> TaskQuery:
+        chosen = tuple(sorted({TaskStatus(s) for s in statuses}))
+        return cls(queue, chosen, name, since, until, before, max(0, limit))
+
+    @property
+    def filters_beyond_index(self) -> bool:
+        """Whether a task must be read to judge it (task name or time range asked)."""
+        return self.name is not None or self.since is not None or self.until is not None
+
+    def matches(self, task: Task) -> bool:
+        return (
+            (self.queue is None or task.queue == self.queue)
+            and (not self.statuses or task.status in self.statuses)
+            and (self.name is None or task.name == self.name)
+            and (self.since is None or task.created_at >= self.since)
+            and (self.until is None or task.created_at < self.until)
+            and (self.before is None or task.id < self.before)
+        )
+
+    def page(self, tasks: Sequence[Task]) -> list[Task]:
+        """The page of ``tasks`` this query selects, in listing order."""
+        chosen = [t for t in tasks if self.matches(t)]
+        return sorted(chosen, key=lambda t: t.id, reverse=True)[: self.limit]
+
+
+def sql_page(
+    query: TaskQuery,
+    table: str,
+    mark: Callable[[object], str],
+    time: Callable[[datetime], object],
+) -> str:
+    """The SQL of one page: ``mark(value)`` adds a parameter and returns its placeholder,
+    ``time`` turns a datetime into what the table stores.
+
+    With no status and no queue asked the primary key is read backwards; otherwise one branch
+    per status (all six when none is asked) reads the ``(status, id)`` or
+    ``(queue, status, id)`` index backwards, so no branch sorts more than a page. Task name
+    and time range filter the rows those reads meet.
+    """
+    common = []
+    if query.queue is not None:
+        common.append(f"queue = {mark(query.queue)}")
+    if query.name is not None:
+        common.append(f"name = {mark(query.name)}")
+    if query.since is not None:
+        common.append(f"created_at >= {mark(time(query.since))}")
+    if query.until is not None:
+        common.append(f"created_at < {mark(time(query.until))}")
+    if query.before is not None:
+        common.append(f"id < {mark(query.before)}")
+    limit = mark(query.limit)
+    if query.queue is None and not query.statuses:
+        where = " AND ".join(common) or "TRUE"
+        return f"SELECT * FROM {table} WHERE {where} ORDER BY id DESC LIMIT {limit}"
+    branches = [
+        f"SELECT * FROM (SELECT * FROM {table} WHERE "
+        + " AND ".join([f"status = {mark(str(status))}", *common])
+        + f" ORDER BY id DESC LIMIT {limit}) AS s{n}"
+        for n, status in enumerate(query.statuses or tuple(TaskStatus))
+    ]
+    return (
+        "SELECT * FROM ("
+        + " UNION ALL ".join(branches)
+        + f") AS page ORDER BY id DESC LIMIT {limit}"
+    )
