@@ -421,14 +421,18 @@ async def test_a_filtered_listing_walks_on_in_bounded_round_trips(
 
     tasks = [
         NewTask(
-            id=new_id(), queue=f"q{n % 3}", name="rare" if n % 10 == 0 else "common",
-            payload=b"{}", run_at=utcnow(), max_attempts=1,
-        )  # fmt: skip
+            id=new_id(),
+            queue=f"q{n % 3}",
+            name="rare" if n % 10 == 0 else "common",
+            payload=b"{}",
+            run_at=utcnow(),
+            max_attempts=1,
+        )
         for n in range(60)
     ]
     await backend.push(tasks)
     rare = [t.id for t in reversed(tasks) if t.name == "rare"]
-    monkeypatch.setattr(redis_backend, "_LIST_BUDGET", 1)  # ids a status walks: the limit
+    monkeypatch.setattr(redis_backend, "_LIST_BUDGET", 1)  # one id per queue and round trip
     sent: list[int] = []
     real = backend._link.scripts
 

@@ -183,7 +183,8 @@ class Backend(abc.ABC):
         limit: int = 100,
     ) -> list[Task]:
         """Up to ``limit`` tasks, newest (highest id) first, filtered by queue, statuses
-        (none: all), task name and ``created_at`` (``since`` inclusive, ``until`` exclusive).
+        (none: all), task name, and when their id was made (``since`` inclusive, ``until``
+        exclusive: shoal's ids are UUIDv7, so a time range is a range of ids).
 
         Keyset pages: ``before`` is the last id of the previous page, and the next page holds
         only ids below it, so every page costs about the same however deep it is

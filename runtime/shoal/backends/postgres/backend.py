@@ -378,7 +378,7 @@ class PostgresBackend(Backend, TransactionalPush):
             arguments.append(value)
             return f"${len(arguments)}"
 
-        sql = sql_page(query, f"{self._render('{schema}')}.tasks", mark, lambda at: at)
+        sql = sql_page(query, f"{self._render('{schema}')}.tasks", mark)
         async with self._db.acquire("listing tasks") as conn:
             rows = await conn.fetch(sql, *arguments)
         return [task_of(row) for row in rows]

@@ -398,8 +398,8 @@ class RedisBackend(Backend):
         before: str | None = None,
         limit: int = 100,
     ) -> list[Task]:
-        """Each queue's status indexes walked newest first by list.lua; a walk that a task
-        name or time range makes long goes on in further round trips, each holding the
+        """Each queue's status indexes walked together, newest first, by list.lua; a walk
+        that a rare task name makes long goes on in further round trips, each holding the
         server for at most ``_LIST_BUDGET`` ids per queue."""
         query = TaskQuery.of(
             queue=queue, statuses=statuses, name=name, since=since, until=until,
@@ -407,30 +407,34 @@ class RedisBackend(Backend):
         )  # fmt: skip
         names = [queue] if queue is not None else await self._queue_names()
         wanted = [s.value for s in (query.statuses or tuple(TaskStatus))]
-        window: list[Arg] = [
-            query.name or "",
-            "" if since is None else rs.micros(since),
-            "" if until is None else rs.micros(until),
-            _LIST_BUDGET,
-            *wanted,
-        ]
-        page: list[Task] = []
-        cursor = before
-        while names and len(page) < query.limit:
-            need = query.limit - len(page)
+        window: list[Arg] = [query.lowest or "", query.name or "", _LIST_BUDGET, *wanted]
+        chosen: list[tuple[str, str]] = []  # (id, queue), newest first
+        above = query.above
+        while names and len(chosen) < query.limit:
+            need = query.limit - len(chosen)
             replies = await self._link.scripts(
-                *self._per_queue("list", names, need, cursor or "", *window)
+                *self._per_queue("list", names, need, above or "", *window)
             )
             floors = [rs.text(reply[0]) for reply in replies if reply[0]]
             floor = max(floors, default=None)  # exact at and above the highest floor
-            found = [task for reply in replies for task, _ in rs.exported(reply[1:])]
-            exact = [t for t in found if floor is None or t.id >= floor]
-            exact.sort(key=lambda t: t.id, reverse=True)
-            page += exact[:need]
+            found = [
+                (rs.text(task_id), q)
+                for q, reply in zip(names, replies, strict=True)
+                for task_id in reply[1:]
+            ]
+            exact = sorted((f for f in found if floor is None or f[0] >= floor), reverse=True)
+            chosen += exact[:need]
             if floor is None:
                 break
-            cursor = floor
-        return page
+            above = floor
+        # The page's tasks only, read from the queues that hold them: one more round trip.
+        by_queue: dict[str, list[Arg]] = {}
+        for task_id, q in chosen:
+            by_queue.setdefault(q, []).append(task_id)
+        reads = [Script("read", [self._base(q)], ids) for q, ids in by_queue.items()]
+        replies = await self._link.scripts(*reads) if reads else []
+        tasks = [task for reply in replies for task, _ in rs.exported(reply)]
+        return sorted(tasks, key=lambda t: t.id, reverse=True)
 
     async def _admin(self, name: str, task_id: str, *args: Arg) -> tuple[bool, str]:
         found = await self._find(task_id)

@@ -4,7 +4,11 @@ A listing is newest first: by id, descending (ids are UUIDv7, so that is the ord
 made in). Pages are keyset pages: the next page is the tasks whose id is below the last id
 of this one (``before``), so a page costs the same at the millionth task as at the first,
 and tasks pushed meanwhile never shift a page. Filters: queue, statuses, task name, and a
-time range on ``created_at`` (``since`` inclusive, ``until`` exclusive).
+time range (``since`` inclusive, ``until`` exclusive) on when the id was made: a UUIDv7 starts
+with the milliseconds of its making, so a time range is a range of ids (``id_floor``), read
+off the same index as the page. The id is made by the producer as it pushes, so this is the
+time the task was created by the producer's clock. A task pushed with an id of its own
+(``task_id=``) is ordered, and falls in a time range, by that id's text.
 
 :class:`TaskQuery` holds the filters and judges one task (the memory and plugin backends
 filter with it); :func:`sql_page` writes the one query both SQL backends run: one branch per
@@ -17,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from shoal.core.ids import id_floor
 from shoal.core.models import Task, TaskStatus
 
 
@@ -29,9 +34,9 @@ class TaskQuery:
     """Empty for every status."""
     name: str | None = None
     since: datetime | None = None
-    """Created at or after."""
+    """Ids made at or after (see the module's docstring)."""
     until: datetime | None = None
-    """Created before."""
+    """Ids made before."""
     before: str | None = None
     """The cursor: only ids below this one (the last id of the previous page)."""
     limit: int = 100
@@ -52,18 +57,24 @@ class TaskQuery:
         return cls(queue, chosen, name, since, until, before, max(0, limit))
 
     @property
-    def filters_beyond_index(self) -> bool:
-        """Whether a task must be read to judge it (task name or time range asked)."""
-        return self.name is not None or self.since is not None or self.until is not None
+    def lowest(self) -> str | None:
+        """The lowest id listed, from ``since``; None for no bound."""
+        return None if self.since is None else id_floor(self.since)
+
+    @property
+    def above(self) -> str | None:
+        """Ids listed are below this one, from ``before`` and ``until``; None for no bound."""
+        until = None if self.until is None else id_floor(self.until)
+        return min((b for b in (self.before, until) if b is not None), default=None)
 
     def matches(self, task: Task) -> bool:
+        lowest, above = self.lowest, self.above
         return (
             (self.queue is None or task.queue == self.queue)
             and (not self.statuses or task.status in self.statuses)
             and (self.name is None or task.name == self.name)
-            and (self.since is None or task.created_at >= self.since)
-            and (self.until is None or task.created_at < self.until)
-            and (self.before is None or task.id < self.before)
+            and (lowest is None or task.id >= lowest)
+            and (above is None or task.id < above)
         )
 
     def page(self, tasks: Sequence[Task]) -> list[Task]:
@@ -72,14 +83,8 @@ class TaskQuery:
         return sorted(chosen, key=lambda t: t.id, reverse=True)[: self.limit]
 
 
-def sql_page(
-    query: TaskQuery,
-    table: str,
-    mark: Callable[[object], str],
-    time: Callable[[datetime], object],
-) -> str:
-    """The SQL of one page: ``mark(value)`` adds a parameter and returns its placeholder,
-    ``time`` turns a datetime into what the table stores.
+def sql_page(query: TaskQuery, table: str, mark: Callable[[object], str]) -> str:
+    """The SQL of one page; ``mark(value)`` adds a parameter and returns its placeholder.
 
     With no status and no queue asked the primary key is read backwards; otherwise one branch
     per status (all six when none is asked) reads the ``(status, id)`` or
@@ -91,12 +96,10 @@ def sql_page(
         common.append(f"queue = {mark(query.queue)}")
     if query.name is not None:
         common.append(f"name = {mark(query.name)}")
-    if query.since is not None:
-        common.append(f"created_at >= {mark(time(query.since))}")
-    if query.until is not None:
-        common.append(f"created_at < {mark(time(query.until))}")
-    if query.before is not None:
-        common.append(f"id < {mark(query.before)}")
+    if query.lowest is not None:
+        common.append(f"id >= {mark(query.lowest)}")
+    if query.above is not None:
+        common.append(f"id < {mark(query.above)}")
     limit = mark(query.limit)
     if query.queue is None and not query.statuses:
         where = " AND ".join(common) or "TRUE"

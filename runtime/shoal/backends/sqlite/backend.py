@@ -393,7 +393,7 @@ class SQLiteBackend(Backend):
             arguments.append(value)
             return f"?{len(arguments)}"  # numbered: a branch of the page reuses them
 
-        sql = sql_page(query, "shoal_tasks", mark, lambda at: at.timestamp())
+        sql = sql_page(query, "shoal_tasks", mark)
         rows = await self._run(lambda db: db.execute(sql, arguments).fetchall())
         return [task_of(row) for row in rows]
 
