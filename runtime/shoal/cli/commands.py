@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -73,6 +74,24 @@ async def enqueue(arguments: argparse.Namespace) -> int:
     async with app:
         task_id = await app.push(arguments.task, arguments.args, options)
     print(task_id)
+    return 0
+
+
+async def board(arguments: argparse.Namespace) -> int:
+    from shoal.board import BoardSettings, credentials_from, serve  # the optional extra
+
+    backend = resolve_backend(arguments)
+    secret = os.environ.get("SHOAL_BOARD_CSRF_SECRET", "")
+    try:
+        port, refresh = int(arguments.board_port), float(arguments.board_refresh)
+    except ValueError as exc:
+        raise ConfigurationError(f"--board-port and --board-refresh are numbers: {exc}") from exc
+    settings = BoardSettings(
+        backend_url=backend.url, credentials=credentials_from(), host=arguments.board_host,
+        port=port, refresh_seconds=refresh,
+        **({"csrf_secret": secret.encode()} if secret else {}),
+    )  # fmt: skip
+    await serve(settings, backend)
     return 0
 
 

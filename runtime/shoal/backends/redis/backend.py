@@ -87,7 +87,7 @@ MIN_SERVER_VERSION = (6, 2)
 
 _TOKEN_LENGTH = 32  # a lease token is a uuid4 hex followed by the queue name
 _BATCH = 1000  # promotions per claim, expirations per reap, deletions per purge call
-_LIST_BUDGET = 5000  # ids a listing examines per queue and round trip (list.lua)
+_LIST_BUDGET = 8192  # ids a listing examines per queue and round trip at most (list.lua)
 
 
 def from_url(url: str, *, client: aioredis.Redis | None = None) -> RedisBackend:
@@ -407,14 +407,16 @@ class RedisBackend(Backend):
         )  # fmt: skip
         names = [queue] if queue is not None else await self._queue_names()
         wanted = [s.value for s in (query.statuses or tuple(TaskStatus))]
-        window: list[Arg] = [query.lowest or "", query.name or "", _LIST_BUDGET, *wanted]
         chosen: list[tuple[str, str]] = []  # (id, queue), newest first
-        above = query.above
+        above, budget = query.above, 256
         while names and len(chosen) < query.limit:
+            # Every queue walks the same budget, and the page is exact only down to the walk
+            # that went least deep: a small budget that doubles each round keeps a rare name
+            # from making every queue find a whole page of its own.
+            budget = min(budget, _LIST_BUDGET)
             need = query.limit - len(chosen)
-            replies = await self._link.scripts(
-                *self._per_queue("list", names, need, above or "", *window)
-            )
+            args: list[Arg] = [need, above or "", query.lowest or "", query.name or "", budget]
+            replies = await self._link.scripts(*self._per_queue("list", names, *args, *wanted))
             floors = [rs.text(reply[0]) for reply in replies if reply[0]]
             floor = max(floors, default=None)  # exact at and above the highest floor
             found = [
@@ -426,7 +428,7 @@ class RedisBackend(Backend):
             chosen += exact[:need]
             if floor is None:
                 break
-            above = floor
+            above, budget = floor, budget * 2
         # The page's tasks only, read from the queues that hold them: one more round trip.
         by_queue: dict[str, list[Arg]] = {}
         for task_id, q in chosen:
