@@ -248,11 +248,11 @@ async def purge(request: Request) -> JSONResponse:
     return answer(request, {"deleted": deleted})
 
 
-routes = [
-    Route("/api/queues", queues),
-    Route("/api/tasks", tasks),
-    Route("/api/tasks/{task_id}", task),
-    Route("/api/workers", workers),
-    Route("/api/tasks/{task_id}/{action}", task_action, methods=["POST"]),
-    Route("/api/purge", purge, methods=["POST"]),
+routes = [  # named apart from the views' routes, which url_for() finds by name
+    Route("/api/queues", queues, name="api_queues"),
+    Route("/api/tasks", tasks, name="api_tasks"),
+    Route("/api/tasks/{task_id}", task, name="api_task"),
+    Route("/api/workers", workers, name="api_workers"),
+    Route("/api/tasks/{task_id}/{action}", task_action, methods=["POST"], name="api_action"),
+    Route("/api/purge", purge, methods=["POST"], name="api_purge"),
 ]
