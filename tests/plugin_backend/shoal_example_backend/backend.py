@@ -315,23 +315,8 @@ class JsonFileBackend(Backend):
 
         return await self._transact(find, write=False)
 
-    async def list_tasks(
-        self,
-        *,
-        queue: str | None = None,
-        statuses: Sequence[TaskStatus] = (),
-        name: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        before: str | None = None,
-        limit: int = 100,
-    ) -> list[Task]:
-        # The shared filters and order; a real store would read an index instead.
-        query = TaskQuery.of(
-            queue=queue, statuses=statuses, name=name, since=since, until=until,
-            before=before, limit=limit,
-        )  # fmt: skip
-
+    async def list_page(self, query: TaskQuery) -> list[Task]:
+        # The shared filters and order over every task; a real store would read an index.
         def chosen(state: State) -> list[Task]:
             return query.page([task_of(r) for r in state["tasks"].values()])
 

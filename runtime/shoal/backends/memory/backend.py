@@ -252,21 +252,7 @@ class MemoryBackend(Backend):
     async def get(self, task_id: str) -> Task | None:
         return self._tasks.get(task_id)
 
-    async def list_tasks(
-        self,
-        *,
-        queue: str | None = None,
-        statuses: Sequence[TaskStatus] = (),
-        name: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        before: str | None = None,
-        limit: int = 100,
-    ) -> list[Task]:
-        query = TaskQuery.of(
-            queue=queue, statuses=statuses, name=name, since=since, until=until,
-            before=before, limit=limit,
-        )  # fmt: skip
+    async def list_page(self, query: TaskQuery) -> list[Task]:
         return query.page(list(self._tasks.values()))
 
     def _existing(self, task_id: str) -> Task:

@@ -357,28 +357,8 @@ class PostgresBackend(Backend, TransactionalPush):
             row = await conn.fetchrow(self._sql["get"], task_id)
         return None if row is None else task_of(row)
 
-    async def list_tasks(
-        self,
-        *,
-        queue: str | None = None,
-        statuses: Sequence[TaskStatus] = (),
-        name: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        before: str | None = None,
-        limit: int = 100,
-    ) -> list[Task]:
-        query = TaskQuery.of(
-            queue=queue, statuses=statuses, name=name, since=since, until=until,
-            before=before, limit=limit,
-        )  # fmt: skip
-        arguments: list[object] = []
-
-        def mark(value: object) -> str:
-            arguments.append(value)
-            return f"${len(arguments)}"
-
-        sql = sql_page(query, f"{self._render('{schema}')}.tasks", mark)
+    async def list_page(self, query: TaskQuery) -> list[Task]:
+        sql, arguments = sql_page(query, f"{self._render('{schema}')}.tasks", lambda n: f"${n}")
         async with self._db.acquire("listing tasks") as conn:
             rows = await conn.fetch(sql, *arguments)
         return [task_of(row) for row in rows]

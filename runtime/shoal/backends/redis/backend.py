@@ -387,25 +387,11 @@ class RedisBackend(Backend):
         found = await self._find(task_id)
         return None if found is None else rs.stored(found[1])
 
-    async def list_tasks(
-        self,
-        *,
-        queue: str | None = None,
-        statuses: Sequence[TaskStatus] = (),
-        name: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        before: str | None = None,
-        limit: int = 100,
-    ) -> list[Task]:
+    async def list_page(self, query: TaskQuery) -> list[Task]:
         """Each queue's status indexes walked together, newest first, by list.lua; a walk
         that a rare task name makes long goes on in further round trips, each holding the
-        server for at most ``_LIST_BUDGET`` ids per queue."""
-        query = TaskQuery.of(
-            queue=queue, statuses=statuses, name=name, since=since, until=until,
-            before=before, limit=limit,
-        )  # fmt: skip
-        names = [queue] if queue is not None else await self._queue_names()
+        server for at most ``_LIST_BUDGET`` ids per queue; then read.lua reads the page."""
+        names = [query.queue] if query.queue is not None else await self._queue_names()
         wanted = [s.value for s in (query.statuses or tuple(TaskStatus))]
         chosen: list[tuple[str, str]] = []  # (id, queue), newest first
         above, budget = query.above, 256

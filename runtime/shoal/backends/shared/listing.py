@@ -41,21 +41,6 @@ class TaskQuery:
     """The cursor: only ids below this one (the last id of the previous page)."""
     limit: int = 100
 
-    @classmethod
-    def of(
-        cls,
-        *,
-        queue: str | None = None,
-        statuses: Sequence[TaskStatus] = (),
-        name: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        before: str | None = None,
-        limit: int = 100,
-    ) -> TaskQuery:
-        chosen = tuple(sorted({TaskStatus(s) for s in statuses}))
-        return cls(queue, chosen, name, since, until, before, max(0, limit))
-
     @property
     def lowest(self) -> str | None:
         """The lowest id listed, from ``since``; None for no bound."""
@@ -83,14 +68,23 @@ class TaskQuery:
         return sorted(chosen, key=lambda t: t.id, reverse=True)[: self.limit]
 
 
-def sql_page(query: TaskQuery, table: str, mark: Callable[[object], str]) -> str:
-    """The SQL of one page; ``mark(value)`` adds a parameter and returns its placeholder.
+def sql_page(
+    query: TaskQuery, table: str, placeholder: Callable[[int], str]
+) -> tuple[str, list[object]]:
+    """The SQL of one page and its parameters; ``placeholder(n)`` writes the n-th (from 1)
+    in the driver's style, e.g. ``$1`` or ``?1`` (numbered: the branches share them).
 
     With no status and no queue asked the primary key is read backwards; otherwise one branch
     per status (all six when none is asked) reads the ``(status, id)`` or
     ``(queue, status, id)`` index backwards, so no branch sorts more than a page. Task name
     and time range filter the rows those reads meet.
     """
+    arguments: list[object] = []
+
+    def mark(value: object) -> str:
+        arguments.append(value)
+        return placeholder(len(arguments))
+
     common = []
     if query.queue is not None:
         common.append(f"queue = {mark(query.queue)}")
@@ -103,15 +97,12 @@ def sql_page(query: TaskQuery, table: str, mark: Callable[[object], str]) -> str
     limit = mark(query.limit)
     if query.queue is None and not query.statuses:
         where = " AND ".join(common) or "TRUE"
-        return f"SELECT * FROM {table} WHERE {where} ORDER BY id DESC LIMIT {limit}"
+        return f"SELECT * FROM {table} WHERE {where} ORDER BY id DESC LIMIT {limit}", arguments
     branches = [
         f"SELECT * FROM (SELECT * FROM {table} WHERE "
         + " AND ".join([f"status = {mark(str(status))}", *common])
         + f" ORDER BY id DESC LIMIT {limit}) AS s{n}"
         for n, status in enumerate(query.statuses or tuple(TaskStatus))
     ]
-    return (
-        "SELECT * FROM ("
-        + " UNION ALL ".join(branches)
-        + f") AS page ORDER BY id DESC LIMIT {limit}"
-    )
+    union = " UNION ALL ".join(branches)
+    return f"SELECT * FROM ({union}) AS page ORDER BY id DESC LIMIT {limit}", arguments

@@ -372,28 +372,8 @@ class SQLiteBackend(Backend):
         row = await self._run(lambda db: db.execute(_SQL["get"], {"id": task_id}).fetchone())
         return None if row is None else task_of(row)
 
-    async def list_tasks(
-        self,
-        *,
-        queue: str | None = None,
-        statuses: Sequence[TaskStatus] = (),
-        name: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        before: str | None = None,
-        limit: int = 100,
-    ) -> list[Task]:
-        query = TaskQuery.of(
-            queue=queue, statuses=statuses, name=name, since=since, until=until,
-            before=before, limit=limit,
-        )  # fmt: skip
-        arguments: list[object] = []
-
-        def mark(value: object) -> str:
-            arguments.append(value)
-            return f"?{len(arguments)}"  # numbered: a branch of the page reuses them
-
-        sql = sql_page(query, "shoal_tasks", mark)
+    async def list_page(self, query: TaskQuery) -> list[Task]:
+        sql, arguments = sql_page(query, "shoal_tasks", lambda n: f"?{n}")
         rows = await self._run(lambda db: db.execute(sql, arguments).fetchall())
         return [task_of(row) for row in rows]
 
