@@ -11,11 +11,24 @@ import re
 import httpx
 import pytest
 
-from shoal.backends import Backend
+from shoal.backends import Backend, open_backend
+from shoal.board import BoardSettings, create_app
 from shoal.board.auth import CSRF_FIELD
 from shoal.core.ids import new_id
 from shoal.core.models import Failure, NewTask, WorkerInfo, utcnow
-from tests.board.conftest import ADMIN, ADMIN_TOKEN, BOARD_URL, VIEWER, VIEWER_TOKEN, basic, bearer
+from tests.board.conftest import (
+    ADMIN,
+    ADMIN_TOKEN,
+    BOARD_URL,
+    CREDENTIALS,
+    VIEWER,
+    VIEWER_TOKEN,
+    basic,
+    bearer,
+)
+from tests.servers.ports import free_port
+
+SECRET = "pa55-in-the-url"
 
 HOSTILE = '<script>window.pwned=1</script><img src=x onerror="window.pwned=1">'
 """Text that would run if shown unescaped."""
@@ -237,3 +250,15 @@ async def test_a_page_fragment_is_its_main_only(admin: httpx.AsyncClient) -> Non
     fragment = (await admin.get("/", headers={"x-shoal-fragment": "main"})).text
     assert full.startswith("<!doctype html>") and "<h1>Queues</h1>" in fragment
     assert "<html" not in fragment and BOARD_URL not in fragment
+
+
+async def test_an_unreachable_backend_is_a_503_that_names_it_redacted() -> None:
+    url = f"redis://:{SECRET}@127.0.0.1:{free_port()}/0?reconnect_timeout=0.2"
+    backend = open_backend(url)
+    app = create_app(BoardSettings(backend_url=backend.url, credentials=CREDENTIALS), backend)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=BOARD_URL) as client:
+        for path in ("/api/queues", "/"):
+            answer = await client.get(path, headers=basic(*ADMIN))
+            assert answer.status_code == 503
+            assert "127.0.0.1" in answer.text and SECRET not in answer.text

@@ -25,7 +25,7 @@ from shoal.backends import Backend, open_backend
 from shoal.board import api, views
 from shoal.board.auth import CSRF_FIELD, authenticate, csrf_valid, same_origin
 from shoal.board.settings import BoardSettings
-from shoal.core.errors import ShoalError
+from shoal.core.errors import BackendError, ShoalError
 from shoal.core.urls import redact
 
 SECURITY_HEADERS = {
@@ -108,11 +108,14 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-async def _bad_request(request: Request, exc: Exception) -> Response:
+async def _refused(request: Request, exc: Exception) -> Response:
+    """A ShoalError as one line: 503 when the backend failed (errors name its URL redacted
+    already; redact() again, should any driver text carry one), else 400: the request."""
+    status = 503 if isinstance(exc, BackendError) else 400
     message = redact(str(exc))
     if request.url.path.startswith("/api/"):
-        return JSONResponse({"error": message}, 400)
-    return PlainTextResponse(message, 400)
+        return JSONResponse({"error": message}, status)
+    return PlainTextResponse(message, status)
 
 
 def create_app(settings: BoardSettings, backend: Backend | None = None) -> Starlette:
@@ -132,7 +135,7 @@ def create_app(settings: BoardSettings, backend: Backend | None = None) -> Starl
     app = Starlette(
         routes=[*api.routes, *views.routes, Mount("/static", static, name="static")],
         middleware=[Middleware(Gate, settings=settings)],
-        exception_handlers={api.BadRequest: _bad_request, ShoalError: _bad_request},
+        exception_handlers={ShoalError: _refused},
         lifespan=lifespan,
     )
     app.state.settings = settings
