@@ -32,11 +32,12 @@ COPY operator/ operator/
 # Every dependency (pydantic-core, asyncpg, hiredis...) ships manylinux wheels for amd64 and
 # arm64, so no compiler is installed even here; on a platform without them, install
 # build-essential in this stage only: the final stages never see it.
-RUN python -m pip wheel --wheel-dir /wheels ".[postgres,redis,operator]"
+RUN python -m pip wheel --wheel-dir /wheels ".[postgres,redis,board,operator]"
 
 # One venv per image, each with only its extras; --no-index: exactly the wheels built above.
+# The runtime image also serves `shoal board` (the chart's board Deployment runs it).
 RUN python -m venv /opt/shoal \
- && /opt/shoal/bin/pip install --no-index --find-links /wheels "shoal[postgres,redis]" \
+ && /opt/shoal/bin/pip install --no-index --find-links /wheels "shoal[postgres,redis,board]" \
  && python -m venv /opt/shoal-operator \
  && /opt/shoal-operator/bin/pip install --no-index --find-links /wheels "shoal[operator]"
 

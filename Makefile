@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint unit integration e2e bench services k8s-binaries clean
+.PHONY: demo test lint unit integration e2e bench services browser k8s-binaries clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,12 +22,16 @@ demo: $(STAMP)
 services:
 	scripts/install-services.sh
 
+## browser: install Debian's Chromium, which the board's browser tests drive
+browser:
+	scripts/install-browser.sh
+
 ## k8s-binaries: build etcd, kube-apiserver, kube-controller-manager, kubectl, helm once (cached)
 k8s-binaries:
 	scripts/k8s-binaries.sh
 
 ## test: lint, type-check, and run every test tier against real servers
-test: $(STAMP) services k8s-binaries lint
+test: $(STAMP) services browser k8s-binaries lint
 	$(BIN)/pytest tests
 
 lint: $(STAMP)
@@ -50,6 +54,7 @@ bench: $(STAMP) services k8s-binaries
 	$(BIN)/python bench/operator_scaling.py
 	$(BIN)/python bench/burst.py
 	$(BIN)/python bench/probe_cost.py
+	$(BIN)/python bench/board_pages.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -411,3 +411,39 @@ async def test_scheduled_work_and_admin_on_redis(backend: RedisBackend) -> None:
     assert await backend.retry(later.id, run_at=utcnow() + timedelta(hours=1))
     assert (await backend.stats(["default"]))["default"].scheduled == 1
     await backend.verify_schema()
+
+
+async def test_a_filtered_listing_walks_on_in_bounded_round_trips(
+    backend: RedisBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A task name the newest tasks do not have: each round trip examines a few ids per
+    queue, leaves a floor, and the next one goes on below it until the page is full."""
+    import shoal.backends.redis.backend as redis_backend
+
+    tasks = [
+        NewTask(
+            id=new_id(),
+            queue=f"q{n % 3}",
+            name="rare" if n % 10 == 0 else "common",
+            payload=b"{}",
+            run_at=utcnow(),
+            max_attempts=1,
+        )
+        for n in range(60)
+    ]
+    await backend.push(tasks)
+    rare = [t.id for t in reversed(tasks) if t.name == "rare"]
+    monkeypatch.setattr(redis_backend, "_LIST_BUDGET", 1)  # one id per queue and round trip
+    sent: list[int] = []
+    real = backend._link.scripts
+
+    async def counted(*scripts: Any) -> list[Any]:
+        sent.append(len(scripts))
+        return await real(*scripts)
+
+    monkeypatch.setattr(backend._link, "scripts", counted)
+    first = await backend.list_tasks(name="rare", limit=4)
+    assert [t.id for t in first] == rare[:4]
+    assert len(sent) > 3  # many bounded walks, not one long script
+    rest = await backend.list_tasks(name="rare", before=first[-1].id, limit=4)
+    assert [t.id for t in rest] == rare[4:]

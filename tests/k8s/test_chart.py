@@ -89,6 +89,19 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "tolerations": [{"key": "jobs", "operator": "Exists", "effect": "NoSchedule"}],
         "priorityClassName": "system-cluster-critical",
     },
+    "board": {
+        "board": {
+            "enabled": True,
+            "backendUrlSecret": {"name": "jobs-db", "key": "url"},
+            "credentialsSecret": "board-login",
+            "ingress": {
+                "enabled": True,
+                "className": "nginx",
+                "host": "board.jobs.example",
+                "tlsSecretName": "board-tls",
+            },
+        },
+    },
 }
 
 
@@ -250,6 +263,11 @@ def test_helm_lint(
             "needs metrics.service.enabled",
         ),
         ({"serviceAccount": {"create": False}}, "serviceAccount.name is required"),
+        ({"board": {"enabled": True}}, "board.backendUrlSecret.name names the Secret"),
+        (
+            {"board": {"enabled": True, "backendUrlSecret": {"name": "db", "key": "url"}}},
+            "board.credentialsSecret names the Secret",
+        ),
     ],
 )
 def test_helm_refuses_values_that_are_wrong(
@@ -345,6 +363,42 @@ def test_everything_switched_on(kube_cluster: KubernetesCluster, tmp_path: Path)
     assert {"name": "SHOAL_OPERATOR_METRICS_PORT", "value": "9100"} in container["env"]
     assert pod["priorityClassName"] == "system-cluster-critical"
     assert pod["imagePullSecrets"] == [{"name": "regcred"}]
+
+
+def test_the_board_render(kube_cluster: KubernetesCluster, tmp_path: Path) -> None:
+    """Off by default (the default render above has no board); on, a Deployment of the runtime
+    image, a Service and an Ingress, with the URL and the credentials from Secrets."""
+    docs = documents(render(kube_cluster, values_file(tmp_path, "board", {}), "jobs"))
+    board = [d for d in docs if d["metadata"]["name"] == "shoal-board"]
+    assert sorted(d["kind"] for d in board) == ["Deployment", "Ingress", "Service"]
+    [deployment] = by_kind(board, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["image"] == "shoal:0.1.0"
+    assert container["args"] == ["board", "--board-host", "0.0.0.0", "--board-port", "8080"]
+    assert container["env"] == [
+        {
+            "name": "SHOAL_BACKEND_URL",
+            "valueFrom": {"secretKeyRef": {"name": "jobs-db", "key": "url"}},
+        }
+    ]
+    assert container["envFrom"] == [{"secretRef": {"name": "board-login"}}]
+    assert container["readinessProbe"]["tcpSocket"] == {"port": "http"}
+    assert pod["automountServiceAccountToken"] is False
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    labels = deployment["spec"]["selector"]["matchLabels"]
+    assert labels["app.kubernetes.io/component"] == "board"
+    [service] = by_kind(board, "Service")
+    assert service["spec"]["selector"] == labels
+    [operator] = [d for d in by_kind(docs, "Deployment") if d is not deployment]
+    assert operator["spec"]["selector"]["matchLabels"] != labels  # no pod serves both
+    [ingress] = by_kind(board, "Ingress")
+    assert ingress["spec"]["tls"] == [{"hosts": ["board.jobs.example"], "secretName": "board-tls"}]
+    [rule] = ingress["spec"]["rules"]
+    assert rule["http"]["paths"][0]["backend"]["service"] == {
+        "name": "shoal-board",
+        "port": {"name": "http"},
+    }
 
 
 def test_no_admission_policies_before_kubernetes_1_30(

@@ -113,3 +113,22 @@ nothing more and checks with `kubectl auth can-i` that nothing else is granted.
   resources: [customresourcedefinitions]
   verbs: [list, watch]
 {{- end }}
+
+{{/* The board's name, selector labels and labels (component "board"). */}}
+{{- define "shoal.boardName" -}}
+{{- printf "%s-board" (include "shoal.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "shoal.boardSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "shoal.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: board
+{{- end }}
+
+{{- define "shoal.boardLabels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "shoal.boardSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: shoal
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from shoal.backends.shared.listing import TaskQuery
 from shoal.core.models import (
     BackendHealth,
     Claim,
@@ -186,15 +187,33 @@ class Backend(abc.ABC):
     async def get(self, task_id: str) -> Task | None:
         """One task by id, or None."""
 
-    @abc.abstractmethod
     async def list_tasks(
         self,
         *,
         queue: str | None = None,
         statuses: Sequence[TaskStatus] = (),
+        name: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        before: str | None = None,
         limit: int = 100,
     ) -> list[Task]:
-        """Tasks filtered by queue and statuses, newest first."""
+        """Up to ``limit`` tasks, newest (highest id) first, filtered by queue, statuses
+        (none: all), task name, and when their id was made (``since`` inclusive, ``until``
+        exclusive: shoal's ids are UUIDv7, so a time range is a range of ids).
+
+        Keyset pages: ``before`` is the last id of the previous page, and the next page holds
+        only ids below it, so every page costs about the same however deep it is. A backend
+        implements :meth:`list_page`.
+        """
+        chosen = tuple(sorted({TaskStatus(s) for s in statuses}))
+        query = TaskQuery(queue, chosen, name, since, until, before, max(0, limit))
+        return await self.list_page(query)
+
+    @abc.abstractmethod
+    async def list_page(self, query: TaskQuery) -> list[Task]:
+        """One page of :meth:`list_tasks`: the tasks ``query`` selects, in its order
+        (:mod:`shoal.backends.shared.listing` holds the filters and the order)."""
 
     @abc.abstractmethod
     async def retry(self, task_id: str, *, run_at: datetime | None = None) -> bool:

@@ -128,6 +128,18 @@ def build_parser() -> argparse.ArgumentParser:
         "fail when the database does)",
     )
 
+    board = command(
+        "board",
+        "serve the web board and its JSON API over a backend (needs shoal[board]); "
+        "credentials come from SHOAL_BOARD_ADMIN / SHOAL_BOARD_VIEWER (user:password) or "
+        "SHOAL_BOARD_ADMIN_TOKEN / SHOAL_BOARD_VIEWER_TOKEN, never from flags",
+        commands.board,
+    )
+    options.add_connection(board)
+    options.add(board, "board_host", "address to listen on", "127.0.0.1")
+    options.add(board, "board_port", "port to listen on", 8080)
+    options.add(board, "board_refresh", "seconds between a page's live updates (at most 2)", 2)
+
     sample = command(
         "demo", "run sample tasks on the embedded backend, with live progress", demo.run
     )

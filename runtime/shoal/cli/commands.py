@@ -127,6 +127,22 @@ def number(name: str, raw: str, kind: type[_N]) -> _N:
         ) from None
 
 
+async def board(arguments: argparse.Namespace) -> int:
+    from shoal.board import BoardSettings, credentials_from, serve  # the optional extra
+
+    backend = resolve_backend(arguments)
+    secret = os.environ.get("SHOAL_BOARD_CSRF_SECRET", "")
+    port = number("board_port", arguments.board_port, int)
+    refresh = number("board_refresh", arguments.board_refresh, float)
+    settings = BoardSettings(
+        backend_url=backend.url, credentials=credentials_from(), host=arguments.board_host,
+        port=port, refresh_seconds=refresh,
+        **({"csrf_secret": secret.encode()} if secret else {}),
+    )  # fmt: skip
+    await serve(settings, backend)
+    return 0
+
+
 async def migrate(arguments: argparse.Namespace) -> int:
     async with resolve_backend(arguments) as backend:
         await backend.setup()

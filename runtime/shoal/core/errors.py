@@ -6,6 +6,7 @@
     ├── ConfigurationError         bad settings, bad URL, unknown app path
     │   ├── UnsupportedBackend     a URL scheme no backend serves
     │   ├── MissingDriver          the backend's optional dependency is not installed
+    │   ├── MissingExtra           another optional part of shoal is not installed (the board)
     │   └── BackendPluginError     an installed backend plugin failed to load or to build one
     ├── BackendError               the backend failed; names the URL without its password
     │   ├── BackendUnavailable     cannot connect, or the connection was lost
@@ -61,6 +62,14 @@ class MissingDriver(ConfigurationError):
         super().__init__(
             f"the {backend} backend needs an optional dependency: pip install 'shoal[{extra}]'"
         )
+
+
+class MissingExtra(ConfigurationError):
+    """An optional part of shoal is not installed."""
+
+    def __init__(self, part: str, extra: str) -> None:
+        self.extra = extra
+        super().__init__(f"{part} needs an optional dependency: pip install 'shoal[{extra}]'")
 
 
 class BackendPluginError(ConfigurationError):

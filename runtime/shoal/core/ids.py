@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
 import uuid
+from datetime import datetime
 
 _lock = threading.Lock()
 _last_millis = 0
@@ -30,3 +32,10 @@ def new_id() -> str:
     tail = int.from_bytes(os.urandom(8)) & ((1 << 62) - 1)
     value = (millis << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62) | tail
     return str(uuid.UUID(int=value))
+
+
+def id_floor(at: datetime) -> str:
+    """The lowest id :func:`new_id` makes at ``at`` or later (to the millisecond): every
+    UUIDv7 made from then on sorts at or above it, every one made before sorts below."""
+    millis = max(0, math.floor(at.timestamp() * 1000))
+    return str(uuid.UUID(int=min(millis, (1 << 48) - 1) << 80))

@@ -462,6 +462,60 @@ async def test_admin_list_retry_cancel_purge(backend: Backend) -> None:
         await backend.cancel(new_id())
 
 
+async def test_listing_pages_newest_first_below_a_cursor(backend: Backend) -> None:
+    tasks = [new_task("a" if n % 2 else "b") for n in range(7)]
+    await backend.push(tasks)
+    newest_first = [t.id for t in reversed(tasks)]
+    pages, cursor = [], None
+    while True:
+        page = await backend.list_tasks(before=cursor, limit=3)
+        if not page:
+            break
+        pages.append([t.id for t in page])
+        cursor = page[-1].id
+    assert pages == [newest_first[:3], newest_first[3:6], newest_first[6:]]
+    assert [t.id for t in await backend.list_tasks(before=newest_first[2], limit=2)] == (
+        newest_first[3:5]
+    )
+    in_a = [t.id for t in reversed(tasks) if t.queue == "a"]
+    first = await backend.list_tasks(queue="a", limit=2)
+    rest = await backend.list_tasks(queue="a", before=first[-1].id)
+    assert [t.id for t in first + rest] == in_a
+    assert await backend.list_tasks(limit=0) == []
+
+
+async def test_listing_filters_by_status_name_and_creation_time(backend: Backend) -> None:
+    early = [dataclasses.replace(new_task(), name=n) for n in ("mail.send", "pdf.render")]
+    await backend.push(early)
+    await asyncio.sleep(0.05)
+    middle = utcnow()
+    await asyncio.sleep(0.05)
+    late = [dataclasses.replace(new_task(q), name="mail.send") for q in ("default", "other")]
+    await backend.push(late)
+    [claim] = await backend.claim(["default"], "w1", 1, 30)  # the oldest: early[0]
+    await backend.fail([Failure(claim.lease, "bounced", None)])
+
+    def ids(tasks: list[Any]) -> list[str]:
+        return [t.id for t in tasks]
+
+    assert ids(await backend.list_tasks(name="mail.send")) == [late[1].id, late[0].id, early[0].id]
+    assert ids(await backend.list_tasks(name="mail.send", statuses=[TaskStatus.DEAD])) == [
+        early[0].id
+    ]
+    assert ids(await backend.list_tasks(name="mail.send", queue="other")) == [late[1].id]
+    assert ids(await backend.list_tasks(since=middle)) == [late[1].id, late[0].id]
+    assert ids(await backend.list_tasks(until=middle)) == [early[1].id, early[0].id]
+    assert ids(
+        await backend.list_tasks(
+            until=middle, statuses=[TaskStatus.QUEUED, TaskStatus.DEAD], name="pdf.render"
+        )
+    ) == [early[1].id]
+    assert ids(await backend.list_tasks(since=middle, queue="default", before=late[1].id)) == [
+        late[0].id
+    ]
+    assert await backend.list_tasks(name="nothing.named.so") == []
+
+
 async def test_schema_verifies_after_setup(backend: Backend) -> None:
     await backend.verify_schema()
     await backend.setup()  # idempotent

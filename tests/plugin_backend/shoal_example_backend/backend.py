@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from shoal.backends import Backend, OnConflict
 from shoal.backends.base import PURGEABLE
 from shoal.backends.shared.idempotency import resolve
+from shoal.backends.shared.listing import TaskQuery
 from shoal.backends.shared.reaping import Expired, judge, report_verdicts
 from shoal.backends.shared.storable import check_storable
 from shoal.core.errors import (
@@ -314,16 +315,10 @@ class JsonFileBackend(Backend):
 
         return await self._transact(find, write=False)
 
-    async def list_tasks(
-        self, *, queue: str | None = None, statuses: Sequence[TaskStatus] = (), limit: int = 100
-    ) -> list[Task]:
+    async def list_page(self, query: TaskQuery) -> list[Task]:
+        # The shared filters and order over every task; a real store would read an index.
         def chosen(state: State) -> list[Task]:
-            return [
-                task_of(r)
-                for r in sorted(state["tasks"].values(), key=lambda r: r["id"], reverse=True)
-                if (queue is None or r["queue"] == queue)
-                and (not statuses or r["status"] in statuses)
-            ][:limit]
+            return query.page([task_of(r) for r in state["tasks"].values()])
 
         return await self._transact(chosen, write=False)
 

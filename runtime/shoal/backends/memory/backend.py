@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from shoal.backends.base import PURGEABLE, Backend, OnConflict
 from shoal.backends.shared.fencing import lost_leases, refuse_lost
 from shoal.backends.shared.idempotency import Key, resolve
+from shoal.backends.shared.listing import TaskQuery
 from shoal.backends.shared.reaping import Expired, judge, report_verdicts
 from shoal.backends.shared.storable import check_storable
 from shoal.backends.shared.wakeups import Wakeups
@@ -259,15 +260,8 @@ class MemoryBackend(Backend):
     async def get(self, task_id: str) -> Task | None:
         return self._tasks.get(task_id)
 
-    async def list_tasks(
-        self, *, queue: str | None = None, statuses: Sequence[TaskStatus] = (), limit: int = 100
-    ) -> list[Task]:
-        chosen = [
-            t
-            for t in self._tasks.values()
-            if (queue is None or t.queue == queue) and (not statuses or t.status in statuses)
-        ]
-        return sorted(chosen, key=lambda t: t.id, reverse=True)[:limit]
+    async def list_page(self, query: TaskQuery) -> list[Task]:
+        return query.page(list(self._tasks.values()))
 
     def _existing(self, task_id: str) -> Task:
         task = self._tasks.get(task_id)

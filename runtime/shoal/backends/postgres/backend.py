@@ -51,6 +51,7 @@ from shoal.backends.postgres.listener import Listener, ListenerHealth, ListenerS
 from shoal.backends.postgres.rows import affected, lease_columns, task_of
 from shoal.backends.postgres.sessions import AsyncpgSession, CallerConnection, caller_session
 from shoal.backends.shared.fencing import lost_leases, refuse_lost
+from shoal.backends.shared.listing import TaskQuery, sql_page
 from shoal.backends.shared.reaping import Expired, judge, report_verdicts
 from shoal.backends.shared.storable import check_storable
 from shoal.backends.shared.wakeups import Wakeups
@@ -364,13 +365,10 @@ class PostgresBackend(Backend, TransactionalPush):
             row = await conn.fetchrow(self._sql["get"], task_id)
         return None if row is None else task_of(row)
 
-    async def list_tasks(
-        self, *, queue: str | None = None, statuses: Sequence[TaskStatus] = (), limit: int = 100
-    ) -> list[Task]:
+    async def list_page(self, query: TaskQuery) -> list[Task]:
+        sql, arguments = sql_page(query, f"{self._render('{schema}')}.tasks", lambda n: f"${n}")
         async with self._db.acquire("listing tasks") as conn:
-            rows = await conn.fetch(
-                self._sql["list_tasks"], queue, [str(s) for s in statuses], limit
-            )
+            rows = await conn.fetch(sql, *arguments)
         return [task_of(row) for row in rows]
 
     async def retry(self, task_id: str, *, run_at: datetime | None = None) -> bool:

@@ -340,13 +340,6 @@ SELECT * FROM {schema}.workers ORDER BY id;
 -- name: get
 SELECT * FROM {schema}.tasks WHERE id = $1;
 
--- name: list_tasks
-SELECT * FROM {schema}.tasks
-WHERE ($1::text IS NULL OR queue = $1)
-  AND (cardinality($2::text[]) = 0 OR status = ANY ($2::text[]))
-ORDER BY id DESC
-LIMIT $3;
-
 -- name: retry
 WITH revived AS (
     UPDATE {schema}.tasks

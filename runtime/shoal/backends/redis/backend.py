@@ -64,6 +64,7 @@ from shoal.backends.redis.listener import Listener
 from shoal.backends.redis.options import RedisOptions
 from shoal.backends.shared.fencing import lost_leases, refuse_lost
 from shoal.backends.shared.idempotency import conflict, resolve
+from shoal.backends.shared.listing import TaskQuery
 from shoal.backends.shared.reaping import (
     REQUEUE_MIN_ATTEMPTS_LEFT,
     lease_expired_message_parts,
@@ -94,6 +95,7 @@ MIN_SERVER_VERSION = (6, 2)
 
 _TOKEN_LENGTH = 32  # a lease token is a uuid4 hex followed by the queue name
 _BATCH = 1000  # promotions per claim, expirations per reap, deletions per purge call
+_LIST_BUDGET = 8192  # ids a listing examines per queue and round trip at most (list.lua)
 
 
 def from_url(url: str, *, client: aioredis.Redis | None = None) -> RedisBackend:
@@ -416,14 +418,42 @@ class RedisBackend(Backend):
         found = await self._find(task_id)
         return None if found is None else rs.stored(found[1])
 
-    async def list_tasks(
-        self, *, queue: str | None = None, statuses: Sequence[TaskStatus] = (), limit: int = 100
-    ) -> list[Task]:
-        names = [queue] if queue is not None else await self._queue_names()
-        wanted = [s.value for s in (statuses or list(TaskStatus))]
-        replies = await self._link.scripts(*self._per_queue("list", names, limit, *wanted))
+    async def list_page(self, query: TaskQuery) -> list[Task]:
+        """Each queue's status indexes walked together, newest first, by list.lua; a walk
+        that a rare task name makes long goes on in further round trips, each holding the
+        server for at most ``_LIST_BUDGET`` ids per queue; then read.lua reads the page."""
+        names = [query.queue] if query.queue is not None else await self._queue_names()
+        wanted = [s.value for s in (query.statuses or tuple(TaskStatus))]
+        chosen: list[tuple[str, str]] = []  # (id, queue), newest first
+        above, budget = query.above, 256
+        while names and len(chosen) < query.limit:
+            # Every queue walks the same budget, and the page is exact only down to the walk
+            # that went least deep: a small budget that doubles each round keeps a rare name
+            # from making every queue find a whole page of its own.
+            budget = min(budget, _LIST_BUDGET)
+            need = query.limit - len(chosen)
+            args: list[Arg] = [need, above or "", query.lowest or "", query.name or "", budget]
+            replies = await self._link.scripts(*self._per_queue("list", names, *args, *wanted))
+            floors = [rs.text(reply[0]) for reply in replies if reply[0]]
+            floor = max(floors, default=None)  # exact at and above the highest floor
+            found = [
+                (rs.text(task_id), q)
+                for q, reply in zip(names, replies, strict=True)
+                for task_id in reply[1:]
+            ]
+            exact = sorted((f for f in found if floor is None or f[0] >= floor), reverse=True)
+            chosen += exact[:need]
+            if floor is None:
+                break
+            above, budget = floor, budget * 2
+        # The page's tasks only, read from the queues that hold them: one more round trip.
+        by_queue: dict[str, list[Arg]] = {}
+        for task_id, q in chosen:
+            by_queue.setdefault(q, []).append(task_id)
+        reads = [Script("read", [self._base(q)], ids) for q, ids in by_queue.items()]
+        replies = await self._link.scripts(*reads) if reads else []
         tasks = [task for reply in replies for task, _ in rs.exported(reply)]
-        return sorted(tasks, key=lambda t: t.id, reverse=True)[:limit]
+        return sorted(tasks, key=lambda t: t.id, reverse=True)
 
     async def _admin(self, name: str, task_id: str, *args: Arg) -> tuple[bool, str]:
         found = await self._find(task_id)

@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 from shoal.backends.base import PURGEABLE, Backend, OnConflict
 from shoal.backends.shared.fencing import lost_leases, refuse_lost
 from shoal.backends.shared.idempotency import resolve
+from shoal.backends.shared.listing import TaskQuery, sql_page
 from shoal.backends.shared.reaping import Expired, judge, report_verdicts
 from shoal.backends.shared.storable import check_storable
 from shoal.backends.shared.wakeups import Wakeups
@@ -393,16 +394,9 @@ class SQLiteBackend(Backend):
         row = await self._run(lambda db: db.execute(_SQL["get"], {"id": task_id}).fetchone())
         return None if row is None else task_of(row)
 
-    async def list_tasks(
-        self, *, queue: str | None = None, statuses: Sequence[TaskStatus] = (), limit: int = 100
-    ) -> list[Task]:
-        arguments = {
-            "queue": queue,
-            "any_status": not statuses,
-            "limit": limit,
-            "statuses": json.dumps([str(s) for s in statuses]),
-        }
-        rows = await self._run(lambda db: db.execute(_SQL["list_tasks"], arguments).fetchall())
+    async def list_page(self, query: TaskQuery) -> list[Task]:
+        sql, arguments = sql_page(query, "shoal_tasks", lambda n: f"?{n}")
+        rows = await self._run(lambda db: db.execute(sql, arguments).fetchall())
         return [task_of(row) for row in rows]
 
     async def _change(self, query: str, task_id: str, **arguments: object) -> bool:

@@ -114,13 +114,6 @@ SELECT * FROM shoal_workers ORDER BY id;
 -- name: get
 SELECT * FROM shoal_tasks WHERE id = :id;
 
--- name: list_tasks
-SELECT * FROM shoal_tasks
-WHERE (:queue IS NULL OR queue = :queue)
-  AND (:any_status OR status IN (SELECT value FROM json_each(:statuses)))
-ORDER BY id DESC
-LIMIT :limit;
-
 -- name: held_keys
 SELECT idempotency_key, id FROM shoal_tasks
 WHERE queue = :queue AND status IN ('queued', 'retrying', 'running')
