@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint unit integration e2e bench services k8s-binaries clean
+.PHONY: demo test lint unit integration e2e bench services node k8s-binaries clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,12 +22,18 @@ demo: $(STAMP)
 services:
 	scripts/install-services.sh
 
-## k8s-binaries: build etcd, kube-apiserver, kube-controller-manager, kubectl, helm once (cached)
+## node: install docker.io, containerd, runc, CNI plugins; debootstrap the images' base (cached)
+node:
+	scripts/install-node.sh
+	scripts/base-image.sh >/dev/null
+
+## k8s-binaries: build the control plane (etcd, kube-apiserver, kube-controller-manager), the
+## node (kubelet, kube-scheduler, kube-proxy, crictl, pause), kubectl and helm once (cached)
 k8s-binaries:
-	scripts/k8s-binaries.sh
+	scripts/k8s-binaries.sh --node >/dev/null
 
 ## test: lint, type-check, and run every test tier against real servers
-test: $(STAMP) services k8s-binaries lint
+test: $(STAMP) services node k8s-binaries lint
 	$(BIN)/pytest tests
 
 lint: $(STAMP)
