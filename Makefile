@@ -46,13 +46,14 @@ unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
 ## bench: every benchmark, as JSON lines (bench/RESULTS.md quotes them, with date and machine)
-bench: $(STAMP) services k8s-binaries
+bench: $(STAMP) services node k8s-binaries
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/sqlite_throughput.py --profile
 	$(BIN)/python bench/postgres_throughput.py --profile
 	$(BIN)/python bench/redis_throughput.py --profile
 	$(BIN)/python bench/operator_scaling.py
 	$(BIN)/python bench/burst.py
+	$(BIN)/python bench/images.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

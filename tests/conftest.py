@@ -12,6 +12,7 @@ pytest_plugins = [
     "tests.servers.redis",
     "tests.servers.postgres",
     "tests.servers.kubernetes",
+    "tests.servers.docker",
 ]
 
 
