@@ -11,8 +11,9 @@ pytest_plugins = [
     "tests.servers.sqlite",
     "tests.servers.redis",
     "tests.servers.postgres",
-    "tests.servers.kubernetes",
     "tests.servers.docker",
+    "tests.servers.kubernetes_binaries",
+    "tests.servers.kubernetes",
 ]
 
 

@@ -218,20 +218,19 @@ def _prepare(stack: contextlib.ExitStack) -> tuple[DockerDaemon, Images]:
 
 
 def _wants_images(item: pytest.Item) -> bool:
-    return "shoal_images" in getattr(item, "fixturenames", ())
+    fixtures = getattr(item, "fixturenames", ())
+    # With SHOAL_TEST_REAL_NODE=1, kube_cluster is the real-node cluster, which needs them.
+    real_node = os.environ.get("SHOAL_TEST_REAL_NODE") == "1" and "kube_cluster" in fixtures
+    return "shoal_images" in fixtures or real_node
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtestloop(session: pytest.Session) -> None:
-    """Start dockerd and build the images before the first test, when one needs them: the
-    first build takes minutes (debootstrap, pip), outside every test's timeout."""
-    if session.config.option.collectonly or _prepared:
-        return
-    if not any(_wants_images(item) for item in session.items):
+def _prepare_once(config: pytest.Config) -> None:
+    """Start dockerd and build the images, once per session; stopped at the session's end."""
+    if _prepared:
         return
     stack = contextlib.ExitStack()
-    session.config.add_cleanup(stack.close)
-    capture = session.config.pluginmanager.getplugin("capturemanager")
+    config.add_cleanup(stack.close)
+    capture = config.pluginmanager.getplugin("capturemanager")
     quiet = capture.global_and_fixture_disabled() if capture else contextlib.nullcontext()
     with quiet:
         try:
@@ -240,24 +239,31 @@ def pytest_runtestloop(session: pytest.Session) -> None:
             _prepared["error"] = exc
 
 
-def _session_value(key: str) -> Any:
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """Start dockerd and build the images before the first test, when one needs them: the
+    first build takes minutes (debootstrap, pip), outside every test's timeout."""
+    if not session.config.option.collectonly and any(map(_wants_images, session.items)):
+        _prepare_once(session.config)
+
+
+def _session_value(config: pytest.Config, key: str) -> Any:
+    _prepare_once(config)  # already done, unless no selected test seemed to need them
     if "error" in _prepared:
         error = _prepared["error"]
         raise RuntimeError(f"no images: {error}") from error
-    if key not in _prepared:  # a test run without the hook (e.g. another plugin's loop)
-        raise RuntimeError("the images were not built before the tests: see pytest_runtestloop")
     return _prepared[key]
 
 
 @pytest.fixture(scope="session")
-def docker_daemon(shoal_images: Images) -> DockerDaemon:
+def docker_daemon(request: pytest.FixtureRequest, shoal_images: Images) -> DockerDaemon:
     """The session's dockerd, with :data:`shoal_images` built in it."""
-    daemon: DockerDaemon = _session_value("daemon")
+    daemon: DockerDaemon = _session_value(request.config, "daemon")
     return daemon
 
 
 @pytest.fixture(scope="session")
-def shoal_images() -> Images:
+def shoal_images(request: pytest.FixtureRequest) -> Images:
     """The runtime, operator and example images, built from the repository's Dockerfiles."""
-    images: Images = _session_value("images")
+    images: Images = _session_value(request.config, "images")
     return images
