@@ -54,6 +54,7 @@ bench: $(STAMP) services node k8s-binaries
 	$(BIN)/python bench/operator_scaling.py
 	$(BIN)/python bench/burst.py
 	$(BIN)/python bench/images.py
+	$(BIN)/python bench/real_node.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
