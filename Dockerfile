@@ -4,6 +4,9 @@
 #   docker build --target operator -t shoal-operator:dev .        # the Kubernetes operator
 #
 # Your worker image is FROM the runtime image plus your tasks: see examples/Dockerfile.
+# It needs BuildKit (`RUN --mount`): docker build's builder since Docker 23, DOCKER_BUILDKIT=1
+# before. There is no `# syntax=` line on purpose: it would fetch the Dockerfile frontend from
+# a registry, and the builder's own frontend reads everything here.
 #
 # Stages: `builder` builds every wheel (shoal's own and its dependencies') and installs them
 # into venvs under /opt/shoal; the final stages copy only a venv onto the same slim Python, so
