@@ -12,6 +12,7 @@ does; its password travels in the pool's Secret, as a user's would.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import secrets
 import subprocess
@@ -27,7 +28,7 @@ from shoal.backends import open_backend
 from shoal.core.models import TaskStatus
 from tests.k8s.conftest import ROOT, Operator, apply, backend_objects, eventually, replicas
 from tests.servers.kubernetes import KubernetesCluster
-from tests.servers.node import GATEWAY
+from tests.servers.node import GATEWAY, POD_SUBNET
 from tests.servers.redis import RedisServer
 
 THUMBNAILS = 4
@@ -88,6 +89,9 @@ def test_a_worker_pod_runs_the_tasks_on_a_real_node_and_drains_on_scale_down(
     )
     operator = Operator(cluster, tmp_path)
     try:
+        # At most two pods: each runs a worker and an exec probe's Python every 5 s, on a
+        # machine of two shared cores. With up to five, one run saw a draining worker time
+        # out connecting to Redis until its grace period ended in SIGKILL.
         autoscaling = {"minReplicas": 0, "maxReplicas": 2, "idleCooldownSeconds": 3}
         pool = {"autoscaling": {**autoscaling, "scaleDownStabilizationSeconds": 2}}
         apply(cluster, namespace, *backend_objects("thumbnails", url, pool=pool))
@@ -97,10 +101,9 @@ def test_a_worker_pod_runs_the_tasks_on_a_real_node_and_drains_on_scale_down(
             120,
             "a Ready worker pod (the kubelet's readiness probe passed)",
         )
-        assert pod["spec"]["nodeName"] == (
-            cluster.node.name if cluster.node else pod["spec"]["nodeName"]
-        )
-        assert pod["status"]["podIP"].startswith("10.244.") or cluster.node is None
+        if cluster.node is not None:  # ours, not SHOAL_TEST_KUBECONFIG's cluster
+            assert pod["spec"]["nodeName"] == cluster.node.name
+            assert ipaddress.ip_address(pod["status"]["podIP"]) in ipaddress.ip_network(POD_SUBNET)
         [status] = pod["status"]["containerStatuses"]
         assert status["image"].endswith("shoal-example:dev") and status["restartCount"] == 0
         eventually(lambda: done(url) == THUMBNAILS + 1, 120, "every task done by the pod")

@@ -180,20 +180,15 @@ class KubernetesCluster:
     def start_node(self, *, timeout: float = 120.0) -> None:
         """The real node's kubelet, kube-proxy and kube-scheduler (after :meth:`start` and
         the images' import); returns once the Node is Ready and can admit pods."""
-        assert self.node is not None, "a cluster made with real_node=True"
-        self.node.start_node()
+        node = self.node
+        assert node is not None, "a cluster made with real_node=True"
+        node.start_node()
         deadline = time.monotonic() + timeout
-
-        def ready() -> bool:
-            found = self.kubectl("get", "node", self.node.name if self.node else "", "-o",
-                                 "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
-                                 check=False)  # fmt: skip
-            return found.stdout == "True"
-
-        while not ready():
-            kubelet = self.node.processes.get("kubelet")
+        condition = "jsonpath={.status.conditions[?(@.type=='Ready')].status}"
+        while self.kubectl("get", "node", node.name, "-o", condition, check=False).stdout != "True":
+            kubelet = node.processes.get("kubelet")
             if time.monotonic() > deadline or (kubelet is not None and kubelet.poll() is not None):
-                raise RuntimeError(f"the node is not Ready:\n{self.node.log_tail('kubelet')}")
+                raise RuntimeError(f"the node is not Ready:\n{node.log_tail('kubelet')}")
             time.sleep(0.5)
         # Pods are refused until the controllers made the namespace's default ServiceAccount.
         eventually(
