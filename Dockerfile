@@ -1,11 +1,12 @@
-# syntax=docker/dockerfile:1
-#
 # The shoal images, from one file:
 #
 #   docker build -t shoal:dev .                                   # runtime (workers), default
 #   docker build --target operator -t shoal-operator:dev .        # the Kubernetes operator
 #
 # Your worker image is FROM the runtime image plus your tasks: see examples/Dockerfile.
+# It needs BuildKit (`RUN --mount`): docker build's builder since Docker 23, DOCKER_BUILDKIT=1
+# before. There is no `# syntax=` line on purpose: it would fetch the Dockerfile frontend from
+# a registry, and the builder's own frontend reads everything here.
 #
 # Stages: `builder` builds every wheel (shoal's own and its dependencies') and installs them
 # into venvs under /opt/shoal; the final stages copy only a venv onto the same slim Python, so
@@ -13,8 +14,14 @@
 #
 # The base is pinned to an exact tag (Python and Debian release). To pin it by digest as well,
 # pass the digest of the day: `--build-arg PYTHON_IMAGE=python:3.11.14-slim-bookworm@sha256:…`
-# (`docker buildx imagetools inspect python:3.11.14-slim-bookworm` prints it). Both stages use
-# the same image, so the venv's interpreter path (/usr/local/bin/python3.11) exists in both.
+# (`docker buildx imagetools inspect python:3.11.14-slim-bookworm` prints it). Any base with
+# `python3` (with venv and pip) on PATH works: the official image has it in /usr/local/bin,
+# Debian's own python3 packages in /usr/bin. Both stages use the same image, so the venvs'
+# interpreter exists in both, wherever the base keeps it.
+#
+# Behind a TLS-intercepting proxy, give pip its CA bundle as a build secret (BuildKit):
+#   docker build --secret id=ca-certificates,src=/etc/ssl/certs/ca-certificates.crt ...
+# It is mounted for the one RUN that downloads and never written into a layer.
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
 # -- builder ---------------------------------------------------------------------------------
@@ -32,13 +39,15 @@ COPY operator/ operator/
 # Every dependency (pydantic-core, asyncpg, hiredis...) ships manylinux wheels for amd64 and
 # arm64, so no compiler is installed even here; on a platform without them, install
 # build-essential in this stage only: the final stages never see it.
-RUN python -m pip wheel --wheel-dir /wheels ".[postgres,redis,board,operator]"
+RUN --mount=type=secret,id=ca-certificates \
+    if [ -f /run/secrets/ca-certificates ]; then export PIP_CERT=/run/secrets/ca-certificates; fi \
+ && python3 -m pip wheel --wheel-dir /wheels ".[postgres,redis,board,operator]"
 
 # One venv per image, each with only its extras; --no-index: exactly the wheels built above.
 # The runtime image also serves `shoal board` (the chart's board Deployment runs it).
-RUN python -m venv /opt/shoal \
+RUN python3 -m venv /opt/shoal \
  && /opt/shoal/bin/pip install --no-index --find-links /wheels "shoal[postgres,redis,board]" \
- && python -m venv /opt/shoal-operator \
+ && python3 -m venv /opt/shoal-operator \
  && /opt/shoal-operator/bin/pip install --no-index --find-links /wheels "shoal[operator]"
 
 # -- base: what both images share ------------------------------------------------------------

@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint unit integration e2e bench services browser k8s-binaries clean
+.PHONY: demo test lint unit integration e2e bench services browser node k8s-binaries clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,12 +26,18 @@ services:
 browser:
 	scripts/install-browser.sh
 
-## k8s-binaries: build etcd, kube-apiserver, kube-controller-manager, kubectl, helm once (cached)
+## node: install docker.io, containerd, runc, CNI plugins; debootstrap the images' base (cached)
+node:
+	scripts/install-node.sh
+	scripts/base-image.sh >/dev/null
+
+## k8s-binaries: build the control plane (etcd, kube-apiserver, kube-controller-manager), the
+## node (kubelet, kube-scheduler, kube-proxy, crictl, pause), kubectl and helm once (cached)
 k8s-binaries:
-	scripts/k8s-binaries.sh
+	scripts/k8s-binaries.sh --node >/dev/null
 
 ## test: lint, type-check, and run every test tier against real servers
-test: $(STAMP) services browser k8s-binaries lint
+test: $(STAMP) services browser node k8s-binaries lint
 	$(BIN)/pytest tests
 
 lint: $(STAMP)
@@ -45,7 +51,7 @@ unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
 ## bench: every benchmark, as JSON lines (bench/RESULTS.md quotes them, with date and machine)
-bench: $(STAMP) services k8s-binaries
+bench: $(STAMP) services node k8s-binaries
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/sqlite_throughput.py --profile
 	$(BIN)/python bench/postgres_throughput.py --profile
@@ -55,6 +61,8 @@ bench: $(STAMP) services k8s-binaries
 	$(BIN)/python bench/burst.py
 	$(BIN)/python bench/probe_cost.py
 	$(BIN)/python bench/board_pages.py
+	$(BIN)/python bench/images.py
+	$(BIN)/python bench/real_node.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

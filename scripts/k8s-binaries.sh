@@ -4,8 +4,13 @@
 # below, into a cache outside git. Progress goes to stderr; the last line on stdout is the
 # bin dir. Already-built binaries are skipped, so a second run takes well under a second.
 #
-#   KUBEBUILDER_ASSETS   a dir that already holds all five binaries (envtest's convention):
-#                        it is printed and nothing is built
+#   scripts/k8s-binaries.sh --node   also the node's: kubelet, kube-scheduler, kube-proxy,
+#                        crictl, and pause (the sandbox's process, compiled with gcc from the
+#                        k8s.io/kubernetes module's build/pause/linux/pause.c) for the real
+#                        single-node cluster of tests/servers/kubernetes.py
+#
+#   KUBEBUILDER_ASSETS   a dir that already holds all the binaries asked for (envtest's
+#                        convention): it is printed and nothing is built
 #   SHOAL_K8S_CACHE      where to build (default ${XDG_CACHE_HOME:-$HOME/.cache}/shoal/k8s)
 #
 # The first build takes 10-30 minutes on two cores; the Go module and build caches (GOMODCACHE,
@@ -15,8 +20,16 @@ set -euo pipefail
 KUBERNETES_VERSION=v1.37.2 # kube-apiserver, kube-controller-manager, kubectl
 ETCD_VERSION=v3.7.3        # kubernetes v1.37's go.mod uses the etcd v3.7 client (v3.7.0)
 HELM_VERSION=v3.22.0       # helm.sh/helm/v3/cmd/helm
+CRI_TOOLS_VERSION=v1.37.0  # sigs.k8s.io/cri-tools/cmd/crictl, released with kubernetes v1.37
+PAUSE_VERSION=3.10.2       # the TAG of kubernetes v1.37's build/pause/Makefile
 
 BINARIES=(etcd kube-apiserver kube-controller-manager kubectl helm)
+NODE_BINARIES=(kubelet kube-scheduler kube-proxy crictl pause)
+case "${1:-}" in
+  --node) BINARIES+=("${NODE_BINARIES[@]}") ;;
+  "") ;;
+  *) printf 'usage: %s [--node]\n' "$0" >&2; exit 2 ;;
+esac
 
 log() { printf 'k8s-binaries: %s\n' "$*" >&2; }
 
@@ -47,6 +60,11 @@ declare -A WANT=(
   [kube-controller-manager]=$KUBERNETES_VERSION
   [kubectl]=$KUBERNETES_VERSION
   [helm]=$HELM_VERSION
+  [kubelet]=$KUBERNETES_VERSION
+  [kube-scheduler]=$KUBERNETES_VERSION
+  [kube-proxy]=$KUBERNETES_VERSION
+  [crictl]=$CRI_TOOLS_VERSION
+  [pause]=$PAUSE_VERSION
 )
 
 built() { [ -x "$bin/$1" ] && [ "$(cat "$stamps/$1" 2>/dev/null)" = "${WANT[$1]}" ]; }
@@ -99,7 +117,16 @@ if wanted etcd; then
   build etcd "$dir" go.etcd.io/etcd/server/v3 ""
 fi
 
-if wanted kube-apiserver || wanted kube-controller-manager || wanted kubectl; then
+KUBERNETES_COMMANDS=(kube-apiserver kube-controller-manager kubectl kubelet kube-scheduler kube-proxy)
+wanted_kubernetes() {
+  local name
+  for name in "${KUBERNETES_COMMANDS[@]}" pause; do
+    wanted "$name" && return 0
+  done
+  return 1
+}
+
+if wanted_kubernetes; then
   log "  kubernetes: downloading k8s.io/kubernetes@$KUBERNETES_VERSION..."
   (cd "$root/src" && go mod download k8s.io/kubernetes@"$KUBERNETES_VERSION")
   gomod=$(cd "$root/src" && go mod download -json k8s.io/kubernetes@"$KUBERNETES_VERSION" |
@@ -124,11 +151,33 @@ if wanted kube-apiserver || wanted kube-controller-manager || wanted kubectl; th
     version_flags+=" -X $package.gitMinor=$minor -X $package.gitTreeState=clean"
     version_flags+=" -X $package.gitCommit=unknown -X $package.buildDate=$date"
   done
-  for name in kube-apiserver kube-controller-manager kubectl; do
+  for name in "${KUBERNETES_COMMANDS[@]}"; do
     if wanted "$name"; then
       build "$name" "$dir" "k8s.io/kubernetes/cmd/$name" "$version_flags"
     fi
   done
+  if wanted pause; then
+    # A static C program, not Go: the pod sandbox's PID 1, which reaps and waits. No registry
+    # serves its image here, so the tests make the image from this binary.
+    command -v gcc >/dev/null || { log "needs gcc to compile pause"; exit 1; }
+    source_dir=$(cd "$root/src" && go mod download -json k8s.io/kubernetes@"$KUBERNETES_VERSION" |
+      sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')
+    start=$SECONDS
+    log "  pause: gcc -Os -static build/pause/linux/pause.c ($PAUSE_VERSION)..."
+    gcc -Os -Wall -Werror -static -DVERSION="v$PAUSE_VERSION" -o "$bin/.pause.tmp" \
+      "$source_dir/build/pause/linux/pause.c"
+    strip "$bin/.pause.tmp"
+    mv "$bin/.pause.tmp" "$bin/pause"
+    echo "$PAUSE_VERSION" >"$stamps/pause"
+    log "  pause: built in $((SECONDS - start)) s"
+  fi
+fi
+
+if wanted crictl; then
+  dir=$(module cri-tools "require sigs.k8s.io/cri-tools $CRI_TOOLS_VERSION")
+  (cd "$dir" && go mod download sigs.k8s.io/cri-tools)
+  build crictl "$dir" sigs.k8s.io/cri-tools/cmd/crictl \
+    "-X sigs.k8s.io/cri-tools/pkg/version.Version=$CRI_TOOLS_VERSION"
 fi
 
 if wanted helm; then

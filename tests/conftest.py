@@ -11,6 +11,8 @@ pytest_plugins = [
     "tests.servers.sqlite",
     "tests.servers.redis",
     "tests.servers.postgres",
+    "tests.servers.docker",
+    "tests.servers.kubernetes_binaries",
     "tests.servers.kubernetes",
 ]
 

@@ -7,30 +7,25 @@ tests can check least privilege with ``--as``), and writes a kubeconfig. There i
 and no kubelet: pods are created but never run. kube-controller-manager is there for garbage
 collection of owned objects and for Deployment -> ReplicaSet -> Pod.
 
-Where the binaries come from, first match wins:
+With ``real_node=True`` a real node joins it (:mod:`tests.servers.node`: containerd and runc,
+the kubelet, kube-proxy, kube-scheduler, a bridge network), and pods run for real from images
+imported into containerd. The ``real_cluster`` fixture is that cluster, with shoal's images.
 
-- ``KUBEBUILDER_ASSETS`` (envtest's convention), when it holds etcd, kube-apiserver,
-  kube-controller-manager, kubectl and helm;
-- ``scripts/k8s-binaries.sh``, which builds them once from the Go module proxy into a cache
-  outside git and prints the bin dir (fast when cached; the first build takes 10-30 minutes,
-  done before the first test starts so the per-test timeout does not cut it short).
+The binaries come from ``KUBEBUILDER_ASSETS`` or ``scripts/k8s-binaries.sh``'s cache
+(:mod:`tests.servers.kubernetes_binaries`).
 
 With ``SHOAL_TEST_KUBECONFIG`` set, nothing is started: the tests use that cluster (kind, for
 people with a container engine), with kubectl and helm from the same bin dir.
 
-Fixtures: ``kube_cluster`` (one per session) and ``kube_namespace`` (a fresh namespace per
+Fixtures: ``kube_cluster`` (one per session; with ``SHOAL_TEST_REAL_NODE=1`` the real-node
+cluster), ``real_cluster`` (one per session) and ``kube_namespace`` (a fresh namespace per
 test, deleted afterwards).
 """
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import datetime
-import ipaddress
 import json
 import os
-import signal
 import ssl
 import subprocess
 import tempfile
@@ -44,16 +39,15 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from tests.servers.docker import DockerDaemon, Images
+from tests.servers.host import stop_process_group
+from tests.servers.kubernetes_binaries import REAL_NODE_DEFAULT, bin_dir
+from tests.servers.kubernetes_binaries import find_bin_dir as find_bin_dir  # for bench/
+from tests.servers.kubernetes_pki import make_pki, write_kubeconfig
+from tests.servers.node import KubernetesNode, missing_for_a_node
 from tests.servers.ports import free_port
 
-REPO = Path(__file__).resolve().parents[2]
-BUILD_SCRIPT = REPO / "scripts" / "k8s-binaries.sh"
-BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl", "helm")
 SERVICE_CIDR = "10.0.0.0/24"
 """Addresses handed to Services; nothing routes to them here (no kube-proxy, no kubelet)."""
 
@@ -66,30 +60,6 @@ class CommandFailed(RuntimeError):
     def __init__(self, argv: list[str], result: subprocess.CompletedProcess[str]) -> None:
         super().__init__(f"{' '.join(argv)} exited {result.returncode}:\n{result.stderr}")
         self.result = result
-
-
-def holds_binaries(directory: Path) -> bool:
-    return all(os.access(directory / name, os.X_OK) for name in BINARIES)
-
-
-def find_bin_dir() -> Path:
-    """The directory holding the binaries: ``KUBEBUILDER_ASSETS`` or the build script's cache.
-
-    The script's progress goes to this process's stderr; its last stdout line is the bin dir.
-    """
-    assets = os.environ.get("KUBEBUILDER_ASSETS")
-    if assets and holds_binaries(Path(assets)):
-        return Path(assets)
-    result = subprocess.run(
-        [str(BUILD_SCRIPT)], stdout=subprocess.PIPE, text=True, timeout=3600, check=False
-    )
-    lines = result.stdout.strip().splitlines()
-    if result.returncode != 0 or not lines or not holds_binaries(Path(lines[-1])):
-        raise RuntimeError(
-            f"{BUILD_SCRIPT.relative_to(REPO)} failed (exit {result.returncode}); "
-            "its output is above"
-        )
-    return Path(lines[-1])
 
 
 def eventually(check: Callable[[], T | None], *, timeout: float, what: str) -> T:
@@ -111,13 +81,29 @@ class KubernetesCluster:
     that it answers, and ``stop`` leaves it alone.
     """
 
-    def __init__(self, directory: Path, bin_dir: Path, *, kubeconfig: Path | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        bin_dir: Path,
+        *,
+        kubeconfig: Path | None = None,
+        real_node: bool = False,
+    ) -> None:
         self.directory = directory
         self.bin_dir = bin_dir
         self.external = kubeconfig is not None
         self.kubeconfig = kubeconfig or directory / "admin.kubeconfig"
         self.api_port = free_port()
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.node: KubernetesNode | None = None
+        if real_node and not self.external:
+            self.node = KubernetesNode(
+                directory / "node",
+                bin_dir,
+                kubeconfig=directory / "node.kubeconfig",
+                admin_kubeconfig=self.kubeconfig,
+                ca=directory / "pki" / "ca.crt",
+            )
 
     @property
     def server(self) -> str:
@@ -154,7 +140,7 @@ class KubernetesCluster:
                 f"--cert-dir={self.directory / 'apiserver-certs'}",
                 f"--tls-cert-file={pki / 'apiserver.crt'}",
                 f"--tls-private-key-file={pki / 'apiserver.key'}",
-                f"--client-ca-file={pki / 'ca.crt'}", "--authorization-mode=RBAC",
+                f"--client-ca-file={pki / 'ca.crt'}", *self._node_apiserver_flags(pki),
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
                 f"--service-account-key-file={pki / 'sa.pub'}",
                 f"--service-account-signing-key-file={pki / 'sa.key'}",
@@ -174,6 +160,9 @@ class KubernetesCluster:
                 f"--cluster-signing-cert-file={pki / 'ca.crt'}",
                 f"--cluster-signing-key-file={pki / 'ca.key'}",
                 "--leader-elect=false", "--profiling=false",
+                # A real node's pods need their namespace's `default` ServiceAccount, made by
+                # the controllers that this flag gives credentials of their own.
+                *(["--use-service-account-credentials"] if self.node else []),
             )  # fmt: skip
             self._wait(
                 "kube-controller-manager",
@@ -181,22 +170,40 @@ class KubernetesCluster:
                 deadline,
                 lambda body: body == "ok",
             )
+            if self.node is not None:
+                self.node.directory.mkdir(exist_ok=True)
+                self.node.start_runtime()
         except BaseException:
             self.stop()
             raise
 
+    def start_node(self, *, timeout: float = 120.0) -> None:
+        """The real node's kubelet, kube-proxy and kube-scheduler (after :meth:`start` and
+        the images' import); returns once the Node is Ready and can admit pods."""
+        node = self.node
+        assert node is not None, "a cluster made with real_node=True"
+        node.start_node()
+        deadline = time.monotonic() + timeout
+        condition = "jsonpath={.status.conditions[?(@.type=='Ready')].status}"
+        while self.kubectl("get", "node", node.name, "-o", condition, check=False).stdout != "True":
+            kubelet = node.processes.get("kubelet")
+            if time.monotonic() > deadline or (kubelet is not None and kubelet.poll() is not None):
+                raise RuntimeError(f"the node is not Ready:\n{node.log_tail('kubelet')}")
+            time.sleep(0.5)
+        # Pods are refused until the controllers made the namespace's default ServiceAccount.
+        eventually(
+            lambda: self.kubectl("get", "serviceaccount", "default", check=False).returncode == 0,
+            timeout=max(1.0, deadline - time.monotonic()),
+            what="default ServiceAccount",
+        )
+
     def stop(self, *, timeout: float = 10.0) -> None:
-        """Stop every process this object started (its whole process group), newest first."""
+        """Stop every process this object started (its whole process group), newest first;
+        a real node first, in the order its :meth:`~KubernetesNode.stop` keeps."""
+        if self.node is not None:
+            self.node.stop()
         for name in reversed(list(self.processes)):
-            process = self.processes.pop(name)
-            for sig in (signal.SIGTERM, signal.SIGKILL):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, sig)
-                try:
-                    process.wait(timeout)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
+            stop_process_group(self.processes.pop(name), timeout)
 
     def kubectl(
         self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60.0
@@ -284,172 +291,77 @@ class KubernetesCluster:
         state = "exited" if process.poll() is not None else "is not ready"
         raise RuntimeError(f"{name} {state} ({url}):\n{self.log_tail(name)}")
 
-    def _make_certificates(self) -> Path:
-        """A CA, the apiserver's and the admin's certificates, a service-account key pair."""
-        pki = self.directory / "pki"
-        pki.mkdir(exist_ok=True)
-        ca_key = ec.generate_private_key(ec.SECP256R1())
-        ca = _certificate("shoal-test-ca", ca_key, ca_key, ca=True)
-        _write(pki / "ca.crt", ca, pki / "ca.key", ca_key)
-        server_key = ec.generate_private_key(ec.SECP256R1())
-        server_names: list[x509.GeneralName] = [
-            x509.DNSName(name)
-            for name in (
-                "localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-                "kubernetes.default.svc.cluster.local",
-            )
-        ]  # fmt: skip
-        server_names += [
-            x509.IPAddress(ipaddress.IPv4Address("127.0.0.1")),
-            x509.IPAddress(next(ipaddress.IPv4Network(SERVICE_CIDR).hosts())),
+    def _node_apiserver_flags(self, pki: Path) -> list[str]:
+        if self.node is None:
+            return ["--authorization-mode=RBAC"]
+        # The kubelet's credentials are a node's (Node authorizer, NodeRestriction), and the
+        # apiserver reaches the kubelet (logs, exec) with the admin's client certificate.
+        return [
+            "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NodeRestriction",
+            f"--kubelet-client-certificate={pki / 'admin.crt'}",
+            f"--kubelet-client-key={pki / 'admin.key'}",
+            # The node's name (the hostname) may resolve to loopback; the kubelet listens on
+            # the node's address.
+            "--kubelet-preferred-address-types=InternalIP",
         ]
-        server = _certificate("kube-apiserver", server_key, ca_key, issuer=ca, names=server_names)
-        _write(pki / "apiserver.crt", server, pki / "apiserver.key", server_key)
-        admin_key = ec.generate_private_key(ec.SECP256R1())
-        admin = _certificate("shoal-admin", admin_key, ca_key, issuer=ca, group="system:masters")
-        _write(pki / "admin.crt", admin, pki / "admin.key", admin_key)
-        sa_key = ec.generate_private_key(ec.SECP256R1())
-        _write(None, None, pki / "sa.key", sa_key)
-        (pki / "sa.pub").write_bytes(
-            sa_key.public_key().public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-        )
 
-        def data(path: str) -> str:
-            return base64.b64encode((pki / path).read_bytes()).decode()
-
-        # kubeconfig is YAML, and JSON is YAML: no YAML library needed.
-        config = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {
-                    "name": "shoal-test",
-                    "cluster": {
-                        "server": self.server,
-                        "certificate-authority-data": data("ca.crt"),
-                    },
-                }
-            ],
-            "users": [
-                {
-                    "name": "shoal-admin",
-                    "user": {
-                        "client-certificate-data": data("admin.crt"),
-                        "client-key-data": data("admin.key"),
-                    },
-                }
-            ],
-            "contexts": [
-                {"name": "shoal-test", "context": {"cluster": "shoal-test", "user": "shoal-admin"}}
-            ],
-            "current-context": "shoal-test",
-        }
-        self.kubeconfig.write_text(json.dumps(config, indent=2))
-        self.kubeconfig.chmod(0o600)
+    def _make_certificates(self) -> Path:
+        """A CA, the apiserver's, the admin's (and a real node's) certificates, a
+        service-account key pair, and the kubeconfigs that use them."""
+        pki = self.directory / "pki"
+        node = self.node.name if self.node else None
+        make_pki(pki, service_cidr=SERVICE_CIDR, node_name=node)
+        write_kubeconfig(self.kubeconfig, pki, "admin", self.server)
+        if self.node is not None:
+            write_kubeconfig(self.node.kubeconfig, pki, "node", self.server)
         return pki
 
 
-def _certificate(
-    common_name: str,
-    key: ec.EllipticCurvePrivateKey,
-    signer: ec.EllipticCurvePrivateKey,
-    *,
-    issuer: x509.Certificate | None = None,
-    ca: bool = False,
-    group: str | None = None,
-    names: list[x509.GeneralName] | None = None,
-) -> x509.Certificate:
-    """A one-day certificate: the CA itself, a server's (``names``) or a client's."""
-    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
-    if group:  # Kubernetes reads a client certificate's O as its group
-        attributes.insert(0, x509.NameAttribute(NameOID.ORGANIZATION_NAME, group))
-    subject = x509.Name(attributes)
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer.subject if issuer else subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if ca:
-        usage = x509.KeyUsage(
-            digital_signature=True, content_commitment=False, key_encipherment=False,
-            data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-            encipher_only=False, decipher_only=False,
-        )  # fmt: skip
-        builder = builder.add_extension(usage, critical=True)
-    elif names:
-        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-        )
-    else:
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
-        )
-    return builder.sign(signer, hashes.SHA256())
-
-
-def _write(
-    cert_path: Path | None,
-    cert: x509.Certificate | None,
-    key_path: Path,
-    key: ec.EllipticCurvePrivateKey,
-) -> None:
-    if cert_path is not None and cert is not None:
-        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    key_path.chmod(0o600)
-
-
-_built: list[Path | BaseException] = []
-"""The bin dir (or the failure) found before the first test, so the build is not timed."""
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtestloop(session: pytest.Session) -> None:
-    """Build the binaries before any test starts, when a selected test needs the cluster.
-
-    A first build takes minutes: done here it is outside every test's timeout, and its
-    progress lines reach the terminal.
-    """
-    if session.config.option.collectonly or _built:
-        return
-    if not any("kube_cluster" in getattr(item, "fixturenames", ()) for item in session.items):
-        return
-    capture = session.config.pluginmanager.getplugin("capturemanager")
-    quiet = capture.global_and_fixture_disabled() if capture else contextlib.nullcontext()
-    with quiet:
-        try:
-            _built.append(find_bin_dir())
-        except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
-            _built.append(exc)
-
-
 @pytest.fixture(scope="session")
-def kube_cluster() -> Iterator[KubernetesCluster]:
-    """The session's cluster: started here, or the one ``SHOAL_TEST_KUBECONFIG`` names."""
-    found = _built[0] if _built else find_bin_dir()
-    if isinstance(found, BaseException):
-        raise RuntimeError(f"no Kubernetes binaries: {found}") from found
+def kube_cluster(request: pytest.FixtureRequest) -> Iterator[KubernetesCluster]:
+    """The session's cluster: started here (a control plane whose pods never run; the
+    real-node cluster with ``SHOAL_TEST_REAL_NODE=1``), or ``SHOAL_TEST_KUBECONFIG``'s."""
+    if REAL_NODE_DEFAULT:
+        yield request.getfixturevalue("real_cluster")
+        return
     existing = os.environ.get("SHOAL_TEST_KUBECONFIG")
     with tempfile.TemporaryDirectory(prefix="shoal-k8s-") as directory:
         cluster = KubernetesCluster(
-            Path(directory), found, kubeconfig=Path(existing) if existing else None
+            Path(directory), bin_dir(node=False), kubeconfig=Path(existing) if existing else None
         )
         with cluster:
+            yield cluster
+
+
+@pytest.fixture(scope="session")
+def real_cluster(shoal_images: Images, docker_daemon: DockerDaemon) -> Iterator[KubernetesCluster]:
+    """A single-node cluster whose pods run for real: the control plane, and a node
+    (:mod:`tests.servers.node`) with shoal's images imported into its containerd, where pods
+    find them present (nothing can be pulled here). Brought up once per session, torn down
+    in the order that leaves nothing behind. With ``SHOAL_TEST_KUBECONFIG`` set, that cluster is
+    used instead, and its nodes must have the images already (``kind load docker-image``).
+    """
+    existing = os.environ.get("SHOAL_TEST_KUBECONFIG")
+    binaries = bin_dir(node=True)
+    if not existing and (missing := missing_for_a_node(binaries)):
+        pytest.skip(f"this machine cannot run a real node: no {', '.join(missing)}")
+    with tempfile.TemporaryDirectory(prefix="shoal-node-") as directory:
+        cluster = KubernetesCluster(
+            Path(directory),
+            binaries,
+            kubeconfig=Path(existing) if existing else None,
+            real_node=True,
+        )
+        with cluster:
+            if cluster.node is not None:
+                archive = Path(directory) / "images.tar"
+                docker_daemon.docker(
+                    "save", "--output", str(archive), *shoal_images.names(), timeout=600
+                )
+                cluster.node.import_image(archive)
+                archive.unlink()
+                cluster.start_node()
             yield cluster
 
 

@@ -34,6 +34,7 @@ class RedisServer:
         appendonly: bool = True,
         password: str | None = None,
         binary: str = "redis-server",
+        host: str = "127.0.0.1",
     ) -> None:
         found = shutil.which(binary)
         if found is None:
@@ -41,6 +42,8 @@ class RedisServer:
         self.binary = found
         self.directory = directory
         self.port = port or free_port()
+        self.host = host
+        """The address it listens on: loopback, or one that pods on a real node reach."""
         self.appendonly = appendonly
         self.password = password
         self.process: subprocess.Popen[bytes] | None = None
@@ -50,7 +53,7 @@ class RedisServer:
         secret = password if password is not None else self.password
         auth = f":{secret}@" if secret else ""
         query = f"?prefix={prefix}" if prefix else ""
-        return f"redis://{auth}127.0.0.1:{self.port}/0{query}"
+        return f"redis://{auth}{self.host}:{self.port}/0{query}"
 
     def start(self, *, timeout: float = 10.0) -> None:
         """Start the server and return once it answers PING (AOF loaded)."""
@@ -58,7 +61,7 @@ class RedisServer:
             raise RuntimeError("redis-server is already running")
         self.directory.mkdir(parents=True, exist_ok=True)
         command = [
-            self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+            self.binary, "--port", str(self.port), "--bind", self.host,
             "--dir", str(self.directory), "--save", "", "--daemonize", "no",
             "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "everysec",
             "--logfile", "redis.log",
@@ -81,7 +84,7 @@ class RedisServer:
 
     def ping(self) -> bool:
         client = redis.Redis(
-            host="127.0.0.1", port=self.port, password=self.password, socket_timeout=1
+            host=self.host, port=self.port, password=self.password, socket_timeout=1
         )
         try:
             return bool(client.ping())
@@ -109,7 +112,7 @@ class RedisServer:
 
     def client(self) -> redis.Redis:
         """A synchronous client, for inspecting the server from a test."""
-        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password)
+        return redis.Redis(host=self.host, port=self.port, password=self.password)
 
     def delete_prefix(self, prefix: str) -> None:
         """Delete the keys of one shoal prefix (``{prefix}...`` and ``{prefix:queue}...``)."""

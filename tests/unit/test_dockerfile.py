@@ -166,3 +166,17 @@ def test_the_wheel_the_builder_installs_carries_every_data_file() -> None:
         assert data, f"no data files under {base}"
         missing = sorted(str(p.relative_to(ROOT)) for p in data - packaged)
         assert not missing, f"not in [tool.setuptools.package-data]: {missing}"
+
+
+def test_a_proxys_ca_reaches_the_build_only_as_a_secret() -> None:
+    """pip behind a TLS-intercepting proxy gets the CA bundle as a BuildKit secret, mounted
+    for the one RUN that downloads: no certificate is copied, added or installed in a layer."""
+    for path in (DOCKERFILE, EXAMPLE):
+        for stage in parse(path).stages:
+            for instruction in stage.instructions:
+                text = instruction.argument.lower()
+                assert "update-ca-certificates" not in text, f"{path.name}: {text}"
+                if instruction.keyword in ("COPY", "ADD"):
+                    assert not re.search(r"\.(crt|pem)\b|ca-certificates", text), text
+    [download] = [r for r in ROOT_FILE.stage("builder").all("RUN") if "pip wheel" in r.argument]
+    assert "--mount=type=secret,id=ca-certificates" in download.argument
