@@ -142,20 +142,27 @@ class Worker:
 
     async def _step(self) -> None:
         self._wakeup.clear()
+        self._collect_claim()
+        self._start_claimed()
+        # The claim starts before the upkeep: work that woke the worker must not wait for a
+        # heartbeat's or a reap's round trip first (it runs in the background meanwhile).
+        idle = self._claim_if_wanted()
         await self._upkeep()
         if self.stop_reason is not None:
             return  # a stop arrived while the upkeep awaited the backend: start nothing
-        self._collect_claim()
-        self._start_claimed()
+        await self._wait(work_welcome=idle)
+
+    def _claim_if_wanted(self) -> bool:
+        """Start a claim in the background if slots want one; True when the last claim came
+        back empty, so the loop waits for a wake-up or the next poll instead."""
         wanted = self._wanted()
-        if wanted > 0 and self._claiming is None and self._claims.is_due(time.monotonic()):
-            if self._found_nothing:
-                # The last claim came back empty: wait for a wake-up or the next poll.
-                self._found_nothing = False
-                await self._wait(work_welcome=True)
-                return
-            self._claiming = asyncio.create_task(self._claim(wanted))
-        await self._wait(work_welcome=False)
+        if wanted <= 0 or self._claiming is not None or not self._claims.is_due(time.monotonic()):
+            return False
+        if self._found_nothing:
+            self._found_nothing = False
+            return True
+        self._claiming = asyncio.create_task(self._claim(wanted))
+        return False
 
     def _wanted(self) -> int:
         """How many tasks the next claim asks for: free slots, plus what to claim ahead,
