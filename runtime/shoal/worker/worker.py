@@ -162,7 +162,19 @@ class Worker:
             self._found_nothing = False
             return True
         self._claiming = asyncio.create_task(self._claim(wanted))
+        self._claiming.add_done_callback(self._claim_came_back)
         return False
+
+    def _claim_came_back(self, claiming: asyncio.Task[list[Claim]]) -> None:
+        """Start what a claim brought as soon as it is back, not at the loop's next turn: an
+        idle worker's tasks start a loop turn earlier (the loop still wakes to claim more)."""
+        if claiming is not self._claiming or claiming.cancelled():
+            return  # the drain took it over
+        error = claiming.exception()
+        if error is not None and not isinstance(error, ShoalError):
+            return  # not a backend error: the loop's next step raises it
+        self._collect_claim()
+        self._start_claimed()
 
     def _wanted(self) -> int:
         """How many tasks the next claim asks for: free slots, plus what to claim ahead,
