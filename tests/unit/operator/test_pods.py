@@ -44,3 +44,28 @@ def test_ready_or_cleanly_stopped_workers_are_not_crashing() -> None:
     assert worker_crash(ready) is None
     assert worker_crash(drained) is None
     assert worker_crash({"status": {}}) is None
+
+
+def test_a_pod_deleted_before_its_container_started_is_not_crashing() -> None:
+    """What a real kubelet reported for a pod a scale-down deleted while it was starting."""
+    never_located = {
+        "ready": False,
+        "restartCount": 0,
+        "state": {
+            "terminated": {
+                "exitCode": 137,
+                "reason": "ContainerStatusUnknown",
+                "message": "The container could not be located when the pod was terminated",
+            }
+        },
+    }
+    assert worker_crash({"status": {"containerStatuses": [never_located]}}) is None
+    deleting = {
+        "metadata": {"deletionTimestamp": "2026-12-02T01:45:00Z"},
+        "status": {
+            "containerStatuses": [
+                {"ready": False, "state": {"terminated": {"exitCode": 137, "reason": "Error"}}}
+            ]
+        },
+    }
+    assert worker_crash(deleting) is None
