@@ -43,6 +43,7 @@ from shoal.backends.sqlite.support import (
     row_of,
     statements,
     task_of,
+    use_wal,
 )
 from shoal.backends.sqlite.watcher import CommitWatcher
 from shoal.core.errors import (
@@ -119,7 +120,7 @@ class SQLiteBackend(Backend):
                 self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT
             )
             connection.row_factory = sqlite3.Row
-            connection.execute("PRAGMA journal_mode = WAL")
+            use_wal(connection)
             connection.execute("PRAGMA synchronous = NORMAL")
         except (OSError, sqlite3.Error) as exc:
             raise BackendUnavailable(f"cannot open the database: {exc}", url=self.url) from exc

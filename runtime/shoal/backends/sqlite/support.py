@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from shoal.backends.sqlfiles import queries
+from shoal.core.backoff import Backoff
 from shoal.core.models import Lease, NewTask, Task, TaskStatus, from_epoch
 
 _SQL = queries("shoal.backends.sqlite")
@@ -121,3 +122,24 @@ def task_of(row: sqlite3.Row) -> Task:
         worker_id=row["worker_id"],
         finished_at=None if finished is None else from_epoch(finished),
     )
+
+
+_WAL_BACKOFF = Backoff(base=0.005, cap=0.1)
+
+
+def use_wal(db: sqlite3.Connection) -> None:
+    """Switch the file to WAL. On a new file the switch needs an exclusive lock that SQLite
+    does not wait for with its busy handler, so two processes creating the file at once
+    would see "database is locked": the switch is tried again, with back-off, for at most
+    ``BUSY_TIMEOUT`` seconds (it runs on the backend's thread, never on the event loop)."""
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    failures = 0
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            failures += 1
+            time.sleep(_WAL_BACKOFF.delay(failures))
