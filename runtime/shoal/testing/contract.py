@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import importlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -43,6 +44,9 @@ from shoal.core.models import (
     utcnow,
 )
 
+CASE_MODULES: tuple[str, ...] = ("shoal.testing.contract",)
+"""The modules whose ``test_*`` functions make up the contract, core primitives first."""
+
 
 class BackendContract:
     """Every case of the contract, for the store a subclass names by a ``backend_url`` fixture.
@@ -51,8 +55,10 @@ class BackendContract:
     one backend on it where they need another process's view. ``backend``, the one they
     mostly use, is opened from it and set up; a subclass may override it.
 
-    The cases are the module's ``test_*`` functions, copied onto each subclass when it is
-    defined, so a case is a plain function wherever it sits in this module.
+    The cases are the ``test_*`` functions of the modules in :data:`CASE_MODULES`, copied
+    onto each subclass when it is defined, so a case is a plain function wherever it sits:
+    this module holds the core primitives, and each capability's cases sit in a module of
+    their own beside it.
     """
 
     @pytest.fixture
@@ -63,9 +69,10 @@ class BackendContract:
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
-        for name, case in globals().items():
-            if name.startswith("test_") and callable(case):
-                setattr(cls, name, staticmethod(case))
+        for module_name in CASE_MODULES:
+            for name, case in vars(importlib.import_module(module_name)).items():
+                if name.startswith("test_") and callable(case):
+                    setattr(cls, name, staticmethod(case))
 
 
 def new_task(
