@@ -2,7 +2,8 @@
 
 Matrix: memory, SQLite and Redis, each with a fresh store. PostgreSQL's side (commit
 enqueues, rollback enqueues nothing, through the app and through
-``PostgresBackend.push_in_transaction``) is in ``test_postgres.py``.
+``PostgresBackend.push_in_transaction``) is in ``test_postgres.py`` for asyncpg and in
+``test_transaction_kinds.py`` for every kind of connection.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
 
 from shoal.app.hooks import EventName, Hook, Hooks
 from shoal.app.tasks import PushOptions, TaskDefinition, TaskOptions
+from shoal.app.transactional import transactional
 from shoal.backends import Backend, OnConflict, open_backend
-from shoal.backends.base import TransactionalPush
 from shoal.core.context import Context
 from shoal.core.errors import ConfigurationError, UnknownTask
 from shoal.core.models import NewTask
@@ -194,18 +194,15 @@ class App:
     ) -> list[str]:
         """Enqueue prepared tasks (``task.configure(...).prepare(...)``) in one round trip.
 
-        With ``connection`` (an asyncpg connection in an open transaction, on PostgreSQL)
-        the tasks are enqueued inside that transaction; a backend that cannot join one
-        raises :class:`ConfigurationError`.
+        With ``connection`` (an async connection in an open transaction, on PostgreSQL:
+        asyncpg, psycopg or SQLAlchemy; see :mod:`shoal.app.transactional`) the tasks are
+        enqueued inside that transaction; a backend that cannot join one raises
+        :class:`ConfigurationError`.
         """
         backend = self.backend
         if connection is not None:
-            if not isinstance(backend, TransactionalPush):
-                raise ConfigurationError(
-                    f"{backend.url} cannot enqueue inside a caller's transaction "
-                    "(connection=...): transactional enqueue needs a postgresql:// backend"
-                )
-            return await backend.push_in_transaction(connection, tasks, on_conflict=on_conflict)
+            joined = transactional(backend)
+            return await joined.push_in_transaction(connection, tasks, on_conflict=on_conflict)
         if not tasks:
             return []
         return await backend.push(tasks, on_conflict=on_conflict)

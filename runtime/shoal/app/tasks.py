@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypedDict, TypeVar, Unpack
 
+from shoal.app import transactional
 from shoal.app.payloads import PayloadCodec
 from shoal.backends.base import OnConflict
 from shoal.core.errors import ConfigurationError
@@ -42,9 +43,11 @@ class PushOptions(TypedDict, total=False):
     metadata: Mapping[str, str]
     """Free-form labels stored with the task."""
     connection: object
-    """An asyncpg connection inside an open transaction: the push joins it, so commit
-    enqueues and rollback enqueues nothing (PostgreSQL only; other backends raise
-    ``ConfigurationError``)."""
+    """A connection inside an open transaction: the push joins it, so commit enqueues and
+    rollback enqueues nothing (PostgreSQL only; other backends raise ``ConfigurationError``).
+    asyncpg, psycopg ``AsyncConnection``, SQLAlchemy ``AsyncConnection``/``AsyncSession``
+    with ``push``; psycopg ``Connection``, SQLAlchemy ``Connection``/``Session`` and Django's
+    connection with ``push_sync``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,16 +137,35 @@ class ConfiguredTask(Generic[P]):
         return task_id
 
     async def push_many(self, calls: Iterable[Mapping[str, Any]]) -> list[str]:
+        return await self._push(self._prepare_many(calls))
+
+    def push_sync(self, *args: P.args, **kwargs: P.kwargs) -> str:
+        """Enqueue one call on the sync ``connection`` this task is configured with, inside
+        its open transaction, in this thread (see :mod:`shoal.app.transactional`)."""
+        [task_id] = self._push_sync([self.prepare(*args, **kwargs)])
+        return task_id
+
+    def push_many_sync(self, calls: Iterable[Mapping[str, Any]]) -> list[str]:
+        """:meth:`push_many` on the configured sync ``connection``, as :meth:`push_sync`."""
+        return self._push_sync(self._prepare_many(calls))
+
+    def _prepare_many(self, calls: Iterable[Mapping[str, Any]]) -> list[NewTask]:
         if "idempotency_key" in self.options:
             raise ConfigurationError("one idempotency_key cannot cover a batch; prepare each call")
         encode = self.definition.codec.encode
-        return await self._push(
-            [self.definition.prepare(encode((), call), self.options) for call in calls]
-        )
+        return [self.definition.prepare(encode((), call), self.options) for call in calls]
 
     async def _push(self, tasks: list[NewTask]) -> list[str]:
         return await self.definition.app.push_many(
             tasks,
             on_conflict=self.options.get("on_conflict", OnConflict.RAISE),
             connection=self.options.get("connection"),
+        )
+
+    def _push_sync(self, tasks: list[NewTask]) -> list[str]:
+        return transactional.push_many_sync(
+            self.definition.app,
+            tasks,
+            connection=self.options.get("connection"),
+            on_conflict=self.options.get("on_conflict", OnConflict.RAISE),
         )

@@ -246,8 +246,8 @@ class TransactionalPush(abc.ABC):
     pattern: commit enqueues, rollback enqueues nothing and wakes nobody).
 
     Only PostgreSQL does today. ``App.push_many(..., connection=conn)`` and
-    ``task.configure(connection=conn)`` come here; on a backend without this capability they
-    raise :class:`ConfigurationError`.
+    ``task.configure(connection=conn)`` (``push``, or ``push_sync`` for a sync connection)
+    come here; on a backend without this capability they raise :class:`ConfigurationError`.
     """
 
     @abc.abstractmethod
@@ -260,3 +260,14 @@ class TransactionalPush(abc.ABC):
     ) -> list[str]:
         """:meth:`Backend.push`, on ``connection`` (a driver connection with an open
         transaction, of a kind the backend names) and inside that transaction."""
+
+    @abc.abstractmethod
+    def push_in_transaction_sync(
+        self,
+        connection: Any,
+        tasks: Sequence[NewTask],
+        *,
+        on_conflict: OnConflict = OnConflict.RAISE,
+    ) -> list[str]:
+        """:meth:`push_in_transaction` on a sync connection: in the caller's thread, on the
+        caller's connection, blocking as the caller's own statements do, with no event loop."""

@@ -15,11 +15,12 @@ waits ``acquire_timeout`` seconds for a connection fails with :class:`BackendUna
 naming the pool, never hangs.
 
 **Transactional enqueue.** :meth:`~PostgresBackend.push_in_transaction` runs on the
-caller's asyncpg connection inside a savepoint of its open transaction: commit enqueues,
+caller's connection inside a savepoint of its open transaction: commit enqueues,
 rollback enqueues nothing and wakes nobody (NOTIFY is delivered on commit only), and an
 idempotency conflict rolls back the savepoint alone, leaving the caller's transaction usable.
-Apps reach it with ``task.configure(connection=conn)``; other kinds of connection (psycopg,
-SQLAlchemy, Django) would each be one adapter in :mod:`.sessions`.
+The same holds on psycopg 3, SQLAlchemy 2 and Django connections, one adapter each in
+:mod:`.callers`; sync ones through :meth:`~PostgresBackend.push_in_transaction_sync`, in the
+caller's thread. Apps reach both with ``task.configure(connection=conn)``.
 
 **Bloat.** A queue table is rewritten constantly, so the schema is built to keep its hot
 part small. Every task sits in exactly one partial index (claimable, running, dead,
@@ -45,11 +46,12 @@ from datetime import datetime
 import asyncpg
 
 from shoal.backends.base import PURGEABLE, Backend, OnConflict, TransactionalPush
+from shoal.backends.postgres.callers import caller_session
 from shoal.backends.postgres.connect import Connections, PostgresSettings
 from shoal.backends.postgres.enqueue import enqueue
 from shoal.backends.postgres.listener import Listener, ListenerHealth, ListenerState
 from shoal.backends.postgres.rows import affected, lease_columns, task_of
-from shoal.backends.postgres.sessions import AsyncpgSession, CallerConnection, caller_session
+from shoal.backends.postgres.sessions import AsyncpgSession, run_to_end
 from shoal.backends.shared.fencing import lost_leases, refuse_lost
 from shoal.backends.shared.listing import TaskQuery, sql_page
 from shoal.backends.shared.reaping import Expired, judge, report_verdicts
@@ -189,7 +191,7 @@ class PostgresBackend(Backend, TransactionalPush):
 
     async def push_in_transaction(
         self,
-        connection: CallerConnection,
+        connection: object,
         tasks: Sequence[NewTask],
         *,
         on_conflict: OnConflict = OnConflict.RAISE,
@@ -197,16 +199,35 @@ class PostgresBackend(Backend, TransactionalPush):
         """Store ``tasks`` as :meth:`push` does, in a savepoint of ``connection``'s open
         transaction: they become visible, and wake workers, when the caller commits.
 
-        ``connection`` is an asyncpg connection, or one acquired from an asyncpg pool, inside
-        ``async with connection.transaction():``; any other raises
-        :class:`ConfigurationError`.
+        ``connection`` is an asyncpg connection (or one acquired from an asyncpg pool) inside
+        ``async with connection.transaction():``, a psycopg ``AsyncConnection``, or a
+        SQLAlchemy ``AsyncConnection`` or ``AsyncSession``, each in its transaction; any
+        other raises :class:`ConfigurationError`, naming the kinds taken.
         """
-        session = caller_session(connection)
+        session = caller_session(connection, sync=False)
         check_storable(tasks)
         if not tasks:
             return []
         with self._db.translated("push"):
             return await enqueue(session, self._sql, tasks, on_conflict)
+
+    def push_in_transaction_sync(
+        self,
+        connection: object,
+        tasks: Sequence[NewTask],
+        *,
+        on_conflict: OnConflict = OnConflict.RAISE,
+    ) -> list[str]:
+        """:meth:`push_in_transaction` on a sync connection, in the calling thread: a
+        psycopg ``Connection``, a SQLAlchemy ``Connection`` or ``Session``, or Django's
+        connection (inside ``transaction.atomic()``). Needs neither :meth:`open` nor a loop.
+        """
+        session = caller_session(connection, sync=True)
+        check_storable(tasks)
+        if not tasks:
+            return []
+        with self._db.translated("push"):
+            return run_to_end(enqueue(session, self._sql, tasks, on_conflict))
 
     # -- workers -----------------------------------------------------------------------------
 

@@ -5,32 +5,34 @@ over one connection: run a statement, fetch rows, and make a scope atomic (a sav
 the caller's open transaction, or nothing on the backend's own connection, where the one
 statement is atomic by itself).
 
-Each kind of connection a caller may hold has one adapter that makes a Session of it, and
-:func:`caller_session` picks it. asyncpg is the one kind today. Another kind (psycopg's
-``AsyncConnection``, SQLAlchemy's ``AsyncConnection``, a Django connection) adds its adapter
-here and its type to :data:`CallerConnection`: it passes the statements of ``queries.sql``
-in its driver's placeholder style, returns rows as mappings, opens a savepoint for
-:meth:`Session.atomic`, and raises :class:`KeyTaken` where its driver reports a unique
-violation of ``tasks_idempotency``.
+Each kind of connection a caller may hold has one adapter that makes a Session of it: the
+asyncpg one is here (the backend's own pool is asyncpg's too), the others are in
+:mod:`.callers`, which picks the adapter for a caller's connection.
+
+A Session of a *sync* connection (psycopg's ``Connection``, SQLAlchemy's ``Connection`` or
+``Session``, Django's) has the same coroutine methods, which block instead of awaiting:
+:func:`run_to_end` runs ``enqueue`` over it in the caller's thread, with no event loop, so
+that the enqueue logic is written once for both kinds.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol, TypeAlias
+from typing import Any, Protocol, TypeAlias, TypeVar
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from shoal.core.errors import ConfigurationError
+T = TypeVar("T")
 
 # A string: asyncpg's classes are generic in its type stubs only.
-CallerConnection: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
-"""The kinds of connection :meth:`PostgresBackend.push_in_transaction` joins."""
+AsyncpgConnection: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
+"""An asyncpg connection: the backend's own, or a caller's."""
 
-_IDEMPOTENCY_INDEX = "tasks_idempotency"
+IDEMPOTENCY_INDEX = "tasks_idempotency"
+"""The unique index of idempotency keys (0001_initial.sql): its violation is :class:`KeyTaken`."""
 
 
 class KeyTaken(Exception):
@@ -52,7 +54,7 @@ class Session(Protocol):
 class AsyncpgSession:
     """A :class:`Session` on an asyncpg connection."""
 
-    def __init__(self, connection: CallerConnection, *, savepoint: bool) -> None:
+    def __init__(self, connection: AsyncpgConnection, *, savepoint: bool) -> None:
         self._connection = connection
         self._savepoint = savepoint
 
@@ -67,7 +69,7 @@ class AsyncpgSession:
         try:
             await self._connection.execute(query, *args)
         except asyncpg.UniqueViolationError as exc:
-            if exc.constraint_name == _IDEMPOTENCY_INDEX:
+            if exc.constraint_name == IDEMPOTENCY_INDEX:
                 raise KeyTaken from exc
             raise  # a task id already taken: reported as a plain backend error
 
@@ -75,17 +77,16 @@ class AsyncpgSession:
         return await self._connection.fetch(query, *args)
 
 
-def caller_session(connection: object) -> Session:
-    """The session for a caller's ``connection``, which must be in an open transaction."""
-    if isinstance(connection, asyncpg.Connection | PoolConnectionProxy):
-        if not connection.is_in_transaction():
-            raise ConfigurationError(
-                "push_in_transaction needs the connection's transaction open "
-                "(inside `async with connection.transaction():`); outside one it would "
-                "commit the tasks at once"
-            )
-        return AsyncpgSession(connection, savepoint=True)
-    raise ConfigurationError(
-        "push_in_transaction takes an asyncpg connection (asyncpg.Connection or one from "
-        f"an asyncpg pool), not {type(connection).__module__}.{type(connection).__qualname__}"
-    )
+def run_to_end(step: Coroutine[Any, Any, T]) -> T:
+    """Run ``step``, a coroutine over a sync connection's Session, to its end in this thread.
+
+    Such a Session's methods never suspend (they block on the connection), so the coroutine
+    finishes at its first step, with no event loop involved.
+    """
+    try:
+        step.send(None)
+    except StopIteration as finished:
+        result: T = finished.value
+        return result
+    step.close()
+    raise RuntimeError("a sync connection's push suspended: its Session awaited a loop")
