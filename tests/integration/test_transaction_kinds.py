@@ -14,6 +14,7 @@ transaction usable, the refusal of a connection outside any transaction, and the
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -30,7 +31,12 @@ from django.db import connections
 from shoal import App
 from shoal.backends import OnConflict, open_backend
 from shoal.backends.postgres import PostgresBackend
-from shoal.core.errors import ConfigurationError, IdempotencyConflict
+from shoal.core.errors import (
+    BackendError,
+    ConfigurationError,
+    IdempotencyConflict,
+    SchemaMissing,
+)
 from shoal.core.ids import new_id
 from shoal.core.models import NewTask, utcnow
 from tests.integration.callers import KINDS, Caller, DjangoCaller
@@ -268,3 +274,22 @@ async def test_unknown_connections_are_refused_naming_the_kinds_taken(
         with pytest.raises(ConfigurationError, match="is to sqlite"):
             backend.push_in_transaction_sync(connections["lite"], [task()])
         assert (await backend.stats(["default"]))["default"].ready == 0
+
+
+async def test_driver_errors_come_out_as_shoal_errors(postgres_url: str) -> None:
+    unmigrated = postgres_url
+    backend = open_backend(unmigrated)
+    assert isinstance(backend, PostgresBackend)
+    with psycopg.connect(unmigrated) as conn:  # no schema: `shoal migrate` never ran here
+        with pytest.raises(SchemaMissing, match="shoal migrate"):
+            backend.push_in_transaction_sync(conn, [task()])
+        conn.rollback()
+    async with backend_at(unmigrated) as backend:
+        [taken] = await backend.push([task()])
+        again = dataclasses.replace(task(), id=taken, payload=b'{"card": "4111-secret"}')
+        with psycopg.connect(unmigrated) as conn:
+            with pytest.raises(BackendError, match="UniqueViolation") as failed:
+                backend.push_in_transaction_sync(conn, [again])
+            assert "4111-secret" not in str(failed.value)
+            assert not isinstance(failed.value, IdempotencyConflict)
+            conn.rollback()

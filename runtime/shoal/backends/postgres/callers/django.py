@@ -1,7 +1,7 @@
 """Django: its database connection (``django.db.connection``, or ``connections[alias]``),
 inside ``transaction.atomic()``.
 
-Django's PostgreSQL backend on psycopg 3 (or psycopg2) runs the statements through its own
+Django's PostgreSQL backend on psycopg 3 runs the statements through its own
 cursor, so they share the atomic block's transaction, and a rollback of the block (an
 exception, ``set_rollback(True)``) drops the tasks. Django's connections are per thread and
 sync only: push from the thread of the request, with ``push_sync``. Outside ``atomic()``
