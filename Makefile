@@ -63,6 +63,7 @@ bench: $(STAMP) services node k8s-binaries
 	$(BIN)/python bench/board_pages.py
 	$(BIN)/python bench/images.py
 	$(BIN)/python bench/real_node.py
+	$(BIN)/python bench/transactional_push.py --pushes 1000
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

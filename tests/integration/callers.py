@@ -22,7 +22,6 @@ from django.db import transaction as django_transaction
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.orm import Session
-from sqlalchemy.pool import NullPool
 
 from shoal.app.tasks import ConfiguredTask
 from shoal.backends import OnConflict
@@ -48,9 +47,18 @@ class Caller(abc.ABC):
     def connection(self) -> object:
         """What the user passes as ``connection=``."""
 
-    @abc.abstractmethod
     async def open(self) -> None:
         """Connect and, with ``transaction``, begin."""
+        await self.connect()
+        if self.transaction:
+            await self.begin()
+
+    @abc.abstractmethod
+    async def connect(self) -> None: ...
+
+    @abc.abstractmethod
+    async def begin(self) -> None:
+        """Begin a transaction (again, after :meth:`end`) as the library's users do."""
 
     @abc.abstractmethod
     async def sql(self, statement: str) -> None:
@@ -131,11 +139,12 @@ class AsyncpgCaller(Caller):
     name = "asyncpg"
     sync = False
 
-    async def open(self) -> None:
+    async def connect(self) -> None:
         self._conn = await asyncpg.connect(self.url)
+
+    async def begin(self) -> None:
         self._tx = self._conn.transaction()
-        if self.transaction:
-            await self._tx.start()
+        await self._tx.start()
 
     @property
     def connection(self) -> object:
@@ -157,11 +166,12 @@ class PsycopgAsyncCaller(Caller):
     name = "psycopg-async"
     sync = False
 
-    async def open(self) -> None:
+    async def connect(self) -> None:
         self._conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
+
+    async def begin(self) -> None:
         self._tx = self._conn.transaction()
-        if self.transaction:
-            await self._tx.__aenter__()
+        await self._tx.__aenter__()
 
     @property
     def connection(self) -> object:
@@ -185,10 +195,13 @@ class PsycopgCaller(SyncCaller):
 
     name = "psycopg"
 
-    async def open(self) -> None:
+    async def connect(self) -> None:
         self._conn = await self._in_thread(
             lambda: psycopg.connect(self.url, autocommit=not self.transaction)
         )
+
+    async def begin(self) -> None:
+        """Nothing to do: psycopg begins at the push's first statement."""
 
     @property
     def connection(self) -> object:
@@ -218,15 +231,16 @@ class SqlalchemyCaller(SyncCaller):
 
     orm: ClassVar[bool]
 
-    async def open(self) -> None:
+    async def connect(self) -> None:
         self._engine: Engine = create_engine(
-            sqlalchemy_url(self.url, "psycopg"), poolclass=NullPool, **autocommit(self.transaction)
+            sqlalchemy_url(self.url, "psycopg"), **autocommit(self.transaction)
         )
         self._target: Connection | Session = (
             Session(self._engine) if self.orm else await self._in_thread(self._engine.connect)
         )
-        if self.transaction:
-            await self._in_thread(self._target.begin)
+
+    async def begin(self) -> None:
+        await self._in_thread(self._target.begin)
 
     @property
     def connection(self) -> object:
@@ -260,17 +274,17 @@ class SqlalchemyAsyncCaller(Caller):
     orm: ClassVar[bool]
     driver: ClassVar[str]
 
-    async def open(self) -> None:
+    async def connect(self) -> None:
         self._engine: AsyncEngine = create_async_engine(
             sqlalchemy_url(self.url, self.driver),
-            poolclass=NullPool,
             **autocommit(self.transaction),
         )
         self._target: AsyncConnection | AsyncSession = (
             AsyncSession(self._engine) if self.orm else await self._engine.connect()
         )
-        if self.transaction:
-            await self._target.begin()
+
+    async def begin(self) -> None:
+        await self._target.begin()
 
     @property
     def connection(self) -> object:
@@ -310,10 +324,12 @@ class DjangoCaller(SyncCaller):
 
     name = "django"
 
-    async def open(self) -> None:
+    async def connect(self) -> None:
+        """Nothing to do: Django connects at the first statement."""
+
+    async def begin(self) -> None:
         self._atomic = django_transaction.atomic()
-        if self.transaction:
-            await self._in_thread(self._atomic.__enter__)
+        await self._in_thread(self._atomic.__enter__)
 
     @property
     def connection(self) -> object:
