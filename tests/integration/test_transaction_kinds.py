@@ -8,7 +8,8 @@ are configured once per process, one database with a fresh shoal schema per test
 kind shows commit (the tasks are stored and a blocked ``wait_for_work`` returns promptly),
 rollback (nothing stored, no NOTIFY), an idempotency conflict that leaves the caller's
 transaction usable, the refusal of a connection outside any transaction, and the app's
-``task.configure(connection=...)``.
+``task.configure(connection=...)``. Then, once: unknown connections, driver errors, and sync
+pushes from several threads at once.
 """
 
 from __future__ import annotations
@@ -293,3 +294,23 @@ async def test_driver_errors_come_out_as_shoal_errors(postgres_url: str) -> None
             assert "4111-secret" not in str(failed.value)
             assert not isinstance(failed.value, IdempotencyConflict)
             conn.rollback()
+
+
+async def test_threads_push_on_their_own_connections_through_one_backend(
+    postgres_url: str,
+) -> None:
+    app = App(postgres_url)
+
+    @app.task
+    def send(to: str) -> None: ...
+
+    def producer(n: int) -> list[str]:
+        with psycopg.connect(postgres_url) as conn:  # commits at the end of the block
+            configured = send.configure(connection=conn)
+            return [configured.push_sync(to=f"{n}-{i}@example.com") for i in range(25)]
+
+    async with backend_at(postgres_url) as backend:
+        pushed = await asyncio.gather(*(asyncio.to_thread(producer, n) for n in range(4)))
+        stored = {t.id for t in await backend.list_tasks(limit=200)}
+        assert stored == {task_id for ids in pushed for task_id in ids}
+        assert len(stored) == 100
