@@ -104,8 +104,9 @@ def diagnose(exc: BaseException) -> tuple[str | None, str | None, BaseException]
         if error is None or id(error) in seen:
             continue
         seen.add(id(error))
-        if sqlstate is None and isinstance(getattr(error, "sqlstate", None), str):
-            sqlstate, source = error.sqlstate, error  # type: ignore[attr-defined]
+        state = getattr(error, "sqlstate", None)  # psycopg's and asyncpg's errors have it
+        if sqlstate is None and isinstance(state, str):
+            sqlstate, source = state, error
         diag = getattr(error, "diag", None)  # psycopg
         named = getattr(diag, "constraint_name", None) or getattr(error, "constraint_name", None)
         if constraint is None and isinstance(named, str):
