@@ -271,6 +271,7 @@ class PostgresBackend(Backend, TransactionalPush):
                 worker.started_at,
                 *lease_columns(leases),
                 float(lease_seconds),
+                worker.version,
             )
         return lost_leases(leases, {row["id"] for row in rows})
 
@@ -403,6 +404,10 @@ class PostgresBackend(Backend, TransactionalPush):
                 total += deleted
                 if deleted < _PRUNE_BATCH:
                     return total
+
+    async def purge_tasks(self, task_ids: Sequence[str]) -> int:
+        async with self._db.acquire("purge") as conn:
+            return affected(await conn.execute(self._sql["purge_ids"], list(task_ids)))
 
     # -- plumbing ----------------------------------------------------------------------------
 

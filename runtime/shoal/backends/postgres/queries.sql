@@ -207,12 +207,12 @@ SELECT {schema}.wake(array_agg(queue)) FROM released;
 -- touches only unindexed columns: a HOT update.
 WITH seen AS (
     INSERT INTO {schema}.workers AS w
-        (id, host, pid, queues, concurrency, in_flight, started_at, last_seen)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, now())
+        (id, host, pid, queues, concurrency, in_flight, started_at, last_seen, version)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, now(), $12)
     ON CONFLICT (id) DO UPDATE
     SET host = excluded.host, pid = excluded.pid, queues = excluded.queues,
         concurrency = excluded.concurrency, in_flight = excluded.in_flight,
-        last_seen = excluded.last_seen
+        last_seen = excluded.last_seen, version = excluded.version
 )
 UPDATE {schema}.tasks AS t
 SET lease_expires_at = now() + make_interval(secs => $11)
@@ -374,3 +374,8 @@ WITH doomed AS (
 DELETE FROM {schema}.tasks AS t
 USING doomed
 WHERE t.id = doomed.id AND t.status = ANY ($1::text[]);
+
+-- name: purge_ids
+-- A page of ids bulk repair listed: one statement, bounded by the page.
+DELETE FROM {schema}.tasks
+WHERE id = ANY ($1::text[]) AND status IN ('done', 'dead', 'cancelled');

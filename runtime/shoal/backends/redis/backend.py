@@ -341,7 +341,7 @@ class RedisBackend(Backend):
             {
                 "host": worker.host, "pid": worker.pid, "queues": list(worker.queues),
                 "concurrency": worker.concurrency, "in_flight": worker.in_flight,
-                "started_at": rs.micros(worker.started_at),
+                "started_at": rs.micros(worker.started_at), "version": worker.version,
             }
         )  # fmt: skip
         beat = Script("workers", self._workers_keys, ["beat", worker.id, report])
@@ -394,7 +394,7 @@ class RedisBackend(Backend):
                     id=worker_id, host=report["host"], pid=report["pid"],
                     queues=tuple(report["queues"]), concurrency=report["concurrency"],
                     in_flight=report["in_flight"], started_at=rs.at(report["started_at"]),
-                    last_seen=rs.at(seen),
+                    last_seen=rs.at(seen), version=report.get("version", ""),
                 )
             )  # fmt: skip
         return sorted(found, key=lambda w: w.id)
@@ -486,3 +486,12 @@ class RedisBackend(Backend):
             total += sum(replies)
             names = [q for q, deleted in zip(names, replies, strict=True) if deleted >= _BATCH]
         return total
+
+    async def purge_tasks(self, task_ids: Sequence[str]) -> int:
+        # Ids do not name their queue: every queue's script deletes those it holds.
+        ids = list(dict.fromkeys(task_ids))
+        if not ids:
+            return 0
+        return sum(
+            await self._link.scripts(*self._per_queue("purge_ids", await self._queue_names(), *ids))
+        )

@@ -296,6 +296,7 @@ class SQLiteBackend(Backend):
             "in_flight": worker.in_flight,
             "started_at": worker.started_at.timestamp(),
             "now": now,
+            "version": worker.version,
         }
         extension = {
             "expires_at": now + lease_seconds,
@@ -364,6 +365,7 @@ class SQLiteBackend(Backend):
                 in_flight=row["in_flight"],
                 started_at=from_epoch(row["started_at"]),
                 last_seen=from_epoch(row["last_seen"]),
+                version=row["version"],
             )
             for row in rows
         ]
@@ -424,3 +426,7 @@ class SQLiteBackend(Backend):
         chosen = json.dumps([str(s) for s in statuses if s in PURGEABLE])
         arguments = {"queue": queue, "statuses": chosen}
         return await self._run(lambda db: db.execute(_SQL["purge"], arguments).rowcount)
+
+    async def purge_tasks(self, task_ids: Sequence[str]) -> int:
+        arguments = {"ids": json.dumps(list(task_ids))}
+        return await self._run(lambda db: db.execute(_SQL["purge_ids"], arguments).rowcount)

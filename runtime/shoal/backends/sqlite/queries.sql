@@ -62,11 +62,13 @@ WHERE shoal_tasks.id = lease.id AND shoal_tasks.lease_token = lease.token
 RETURNING shoal_tasks.id;
 
 -- name: upsert_worker
-INSERT INTO shoal_workers (id, host, pid, queues, concurrency, in_flight, started_at, last_seen)
-VALUES (:id, :host, :pid, :queues, :concurrency, :in_flight, :started_at, :now)
+INSERT INTO shoal_workers
+    (id, host, pid, queues, concurrency, in_flight, started_at, last_seen, version)
+VALUES (:id, :host, :pid, :queues, :concurrency, :in_flight, :started_at, :now, :version)
 ON CONFLICT (id) DO UPDATE
 SET in_flight = excluded.in_flight, queues = excluded.queues,
-    concurrency = excluded.concurrency, last_seen = excluded.last_seen;
+    concurrency = excluded.concurrency, last_seen = excluded.last_seen,
+    version = excluded.version;
 
 -- name: deregister
 DELETE FROM shoal_workers WHERE id = :id;
@@ -140,6 +142,11 @@ DELETE FROM shoal_tasks
 WHERE (:queue IS NULL OR queue = :queue)
   AND status IN ('done', 'dead', 'cancelled')
   AND status IN (SELECT value FROM json_each(:statuses));
+
+-- name: purge_ids
+DELETE FROM shoal_tasks
+WHERE id IN (SELECT value FROM json_each(:ids))
+  AND status IN ('done', 'dead', 'cancelled');
 
 -- name: exists
 SELECT 1 FROM shoal_tasks WHERE id = :id;
