@@ -62,3 +62,27 @@ async def test_a_worker_reports_its_version(backend: Backend) -> None:
     await backend.heartbeat(info, [], 30)
     [registered] = await backend.workers()
     assert registered.version == "1.2.3"
+
+
+async def test_retry_many_with_idempotency_keys_never_raises_and_counts_true(
+    backend: Backend,
+) -> None:
+    """Reviving tasks whose key a newer task took: a one-by-one retry may refuse (SQL stores
+    keep one unfinished holder per key), a page never fails for it; what it counts is what
+    it queued."""
+    [first] = await backend.push([new_task(key="k", max_attempts=1)])
+    [claim] = await backend.claim(["default"], "w1", 1, 30)
+    await backend.fail([Failure(claim.lease, "boom", None)])
+    [second] = await backend.push([new_task(key="k", max_attempts=1)])  # the key was free
+    [claim] = await backend.claim(["default"], "w1", 1, 30)
+    await backend.fail([Failure(claim.lease, "boom", None)])
+    [holder] = await backend.push([new_task(key="k")])
+    [other] = await backend.push([new_task("other", key="k", max_attempts=1)])
+    [claim] = await backend.claim(["other"], "w1", 1, 30)
+    await backend.fail([Failure(claim.lease, "boom", None)])  # keys are per queue: free
+    queued = await backend.retry_many([first, second, other])
+    statuses = [getattr(await backend.get(i), "status", None) for i in (first, second, other)]
+    assert queued == statuses.count(TaskStatus.QUEUED)
+    assert statuses[2] is TaskStatus.QUEUED
+    holder_task = await backend.get(holder)
+    assert holder_task is not None and holder_task.status is TaskStatus.QUEUED

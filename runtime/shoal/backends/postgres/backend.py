@@ -384,6 +384,11 @@ class PostgresBackend(Backend, TransactionalPush):
             raise TaskNotFound(task_id)
         return bool(row["revived"])
 
+    async def retry_many(self, task_ids: Sequence[str]) -> int:
+        async with self._db.acquire("retry") as conn:
+            row = await conn.fetchrow(self._sql["retry_many"], list(task_ids))
+        return int(row["revived"])
+
     async def cancel(self, task_id: str) -> bool:
         async with self._db.acquire("cancel") as conn:
             row = await conn.fetchrow(self._sql["cancel"], task_id)

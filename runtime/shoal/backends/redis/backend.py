@@ -466,11 +466,31 @@ class RedisBackend(Backend):
         return bool(done), queue
 
     async def retry(self, task_id: str, *, run_at: datetime | None = None) -> bool:
+        found = await self._find(task_id)
+        if found is None:
+            raise TaskNotFound(task_id)
+        [reply] = await self._retry([found[0]], [task_id], run_at)
+        if reply < 0:  # purged between the two round trips
+            raise TaskNotFound(task_id)
+        return reply == 1
+
+    async def retry_many(self, task_ids: Sequence[str]) -> int:
+        # Ids do not name their queue: every queue's script queues those it holds.
+        ids = list(dict.fromkeys(task_ids))
+        return 0 if not ids else (await self._retry(await self._queue_names(), ids)).count(1)
+
+    async def _retry(
+        self, names: Sequence[str], ids: Sequence[str], run_at: datetime | None = None
+    ) -> list[int]:
+        """retry.lua over ``ids`` in each queue of ``names``: per id, 1 queued, 0 in another
+        state, -1 in none of them."""
         when = "" if run_at is None else rs.micros(run_at)
-        queued, queue = await self._admin("retry", task_id, when, self._channel)
-        if queued:
-            self._wakeups.work([queue])
-        return queued
+        scripts = [Script("retry", [self._base(q)], [when, self._channel, q, *ids]) for q in names]
+        replies = await self._link.scripts(*scripts)
+        queued_in = [q for q, reply in zip(names, replies, strict=True) if 1 in reply]
+        if queued_in:
+            self._wakeups.work(queued_in)
+        return [max(codes) for codes in zip(*replies, strict=True)] if replies else [-1] * len(ids)
 
     async def cancel(self, task_id: str) -> bool:
         return (await self._admin("cancel", task_id))[0]

@@ -419,6 +419,18 @@ class SQLiteBackend(Backend):
             self._wakeups.work(None)
         return retried
 
+    async def retry_many(self, task_ids: Sequence[str]) -> int:
+        arguments = {"ids": json.dumps(list(task_ids)), "now": time.time()}
+
+        def change(db: sqlite3.Connection) -> int:
+            with immediate(db):
+                return db.execute(_SQL["retry_many"], arguments).rowcount
+
+        retried = await self._run(change)
+        if retried:
+            self._wakeups.work(None)
+        return retried
+
     async def cancel(self, task_id: str) -> bool:
         return await self._change(_SQL["cancel"], task_id)
 

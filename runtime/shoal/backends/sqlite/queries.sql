@@ -132,6 +132,29 @@ UPDATE shoal_tasks
 SET status = 'queued', attempts = 0, run_at = :run_at, finished_at = NULL, updated_at = :now
 WHERE id = :id AND status IN ('dead', 'cancelled', 'retrying');
 
+-- name: retry_many
+-- A page of ids bulk repair listed, in one statement. A task whose idempotency key another
+-- unfinished task holds stays as it is (one retry would conflict), and of tasks sharing a
+-- key only the newest is queued: the unique index allows one unfinished holder.
+UPDATE shoal_tasks
+SET status = 'queued', attempts = 0, run_at = :now, finished_at = NULL, updated_at = :now
+FROM (
+    SELECT id FROM (
+        SELECT t.id, t.idempotency_key,
+               row_number() OVER (PARTITION BY t.queue, t.idempotency_key ORDER BY t.id DESC)
+                   AS n
+        FROM shoal_tasks AS t
+        WHERE t.id IN (SELECT value FROM json_each(:ids))
+          AND t.status IN ('dead', 'cancelled', 'retrying')
+          AND NOT EXISTS (
+              SELECT 1 FROM shoal_tasks AS holder
+              WHERE holder.queue = t.queue AND holder.idempotency_key = t.idempotency_key
+                AND holder.status IN ('queued', 'retrying', 'running') AND holder.id <> t.id)
+    )
+    WHERE idempotency_key IS NULL OR n = 1
+) AS chosen
+WHERE shoal_tasks.id = chosen.id;
+
 -- name: cancel
 UPDATE shoal_tasks
 SET status = 'cancelled', finished_at = :now, updated_at = :now
