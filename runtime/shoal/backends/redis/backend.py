@@ -19,6 +19,12 @@ them into hints for the shared wait (:mod:`shoal.backends.shared.wakeups`). Mess
 while the listener is disconnected are lost, so waiters also wake when it reconnects, and
 their timeout is the polling fallback (the caller's next claim is the look).
 
+TLS: ``rediss://`` connects with TLS and checks the server's certificate and host name;
+``?ssl_ca_certs=`` names the CA file that signed it, ``ssl_certfile`` / ``ssl_keyfile`` a
+client certificate and its key, ``ssl_cert_reqs=none`` turns the check off (:data:`TLS_OPTIONS`,
+passed to redis-py as they are). A refused certificate raises :class:`BackendUnavailable` at
+once, saying which option to check: retrying cannot fix it.
+
 Reconnecting: an operation that fails on a connection error is retried with backoff for
 ``?reconnect_timeout=`` seconds (default 10), then raises :class:`BackendUnavailable`.
 Retrying is safe because every script is idempotent on replay: a push skips ids already
@@ -98,6 +104,11 @@ _BATCH = 1000  # promotions per claim, expirations per reap, deletions per purge
 _LIST_BUDGET = 8192  # ids a listing examines per queue and round trip at most (list.lua)
 
 
+TLS_OPTIONS = frozenset({"ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs"})
+"""redis-py's TLS options that its URL parser passes on as text (``ssl_check_hostname`` and
+the others it parses are in ``URL_QUERY_ARGUMENT_PARSERS``)."""
+
+
 def from_url(url: str, *, client: aioredis.Redis | None = None) -> RedisBackend:
     """Build a backend for ``url``; pass ``client`` to share its connection pool.
 
@@ -109,9 +120,14 @@ def from_url(url: str, *, client: aioredis.Redis | None = None) -> RedisBackend:
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query))
     ours = {key: query.pop(key) for key in RedisOptions.model_fields if key in query}
-    unknown = sorted(set(query) - set(URL_QUERY_ARGUMENT_PARSERS))
+    unknown = sorted(set(query) - set(URL_QUERY_ARGUMENT_PARSERS) - TLS_OPTIONS)
     if unknown:
         raise ConfigurationError(f"unknown option(s) {', '.join(unknown)} in {redact(url)}")
+    tls = sorted((set(query) & TLS_OPTIONS) | {k for k in query if k.startswith("ssl_")})
+    if tls and parts.scheme != "rediss":
+        raise ConfigurationError(
+            f"{', '.join(tls)} configure TLS, which needs a rediss:// URL: {redact(url)}"
+        )
     try:
         options = RedisOptions.model_validate(ours)
     except ConfigurationError as exc:
