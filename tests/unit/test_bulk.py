@@ -71,8 +71,9 @@ async def test_a_selection_is_every_page_and_the_change_goes_page_by_page(
         await backend.fail([Failure(c.lease, "boom", None) for c in claims])
         await backend.push([new_task()])  # queued: not selected
         selection = bulk.Selection(statuses=(TaskStatus.DEAD,))
-        ids = await bulk.matching(backend, selection, page=3)
+        ids = await bulk.matching(backend, selection, page=3, every=0)
         assert ids == sorted(pushed, reverse=True)
+        assert capsys.readouterr().err.splitlines() == ["counting: 3 so far", "counting: 6 so far"]
         pages: list[int] = []
 
         async def retry(page: Sequence[str]) -> int:

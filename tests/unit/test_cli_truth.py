@@ -12,6 +12,7 @@ import pytest
 import shoal
 from shoal.backends import OnConflict
 from shoal.cli import build_parser, reference
+from shoal.core.settings import WorkerSettings
 from shoal.core.version import VERSION
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
@@ -103,3 +104,17 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 def test_on_conflict_is_public() -> None:
     assert shoal.OnConflict is OnConflict
     assert "OnConflict" in shoal.__all__
+
+
+def test_shoal_config_says_what_the_environment_makes_of_each_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SHOAL_CONCURRENCY", "4")
+    monkeypatch.setenv("POD_NAME", "Mailers-7d9")
+    rows = {flag: (value, source) for flag, value, source in reference.resolved()}
+    assert rows["--concurrency"] == ("4", "SHOAL_CONCURRENCY")
+    assert rows["--host"] == ("Mailers-7d9", "POD_NAME")
+    assert rows["--prefetch"] == ("automatic", "default")
+    assert rows["--queues"] == ("every queue of the app's tasks", "default")
+    assert rows["--require-persistence"] == ("false", "default")
+    assert set(rows) == {f"--{name.replace('_', '-')}" for name in WorkerSettings.model_fields}

@@ -7,6 +7,8 @@ per round trip (``retry_many``, ``purge_tasks``); a task that left the state it 
 selected in meanwhile is skipped by the backend and counted apart. A run longer than a
 page reports its progress on stderr, at most once a second.
 
+Counting reports its progress the same way.
+
 Confirmation (:func:`decide`): ``--dry-run`` only counts; ``--yes`` goes ahead; otherwise
 a terminal is asked, and without one the command refuses (exit 2) and says to add --yes.
 """
@@ -41,10 +43,13 @@ class Selection:
     until: datetime | None = None
 
 
-async def matching(backend: Backend, selection: Selection, page: int = PAGE) -> list[str]:
-    """The ids of every task ``selection`` picks, newest first."""
+async def matching(
+    backend: Backend, selection: Selection, page: int = PAGE, every: float = 1.0
+) -> list[str]:
+    """The ids of every task ``selection`` picks, newest first; how many so far is said on
+    stderr at most once per ``every`` seconds."""
     ids: list[str] = []
-    before = None
+    before, shown = None, time.monotonic()
     while True:
         tasks = await backend.list_tasks(
             queue=selection.queue, statuses=selection.statuses, name=selection.name,
@@ -54,6 +59,9 @@ async def matching(backend: Backend, selection: Selection, page: int = PAGE) -> 
         if len(tasks) < page:
             return ids
         before = tasks[-1].id
+        if time.monotonic() - shown >= every:
+            print(f"counting: {len(ids)} so far", file=sys.stderr)
+            shown = time.monotonic()
 
 
 class Decision(enum.Enum):

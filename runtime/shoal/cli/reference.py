@@ -13,7 +13,7 @@ import argparse
 import os
 from collections.abc import Iterator
 
-from shoal.core.settings import WorkerSettings
+from shoal.core.settings import Shown, WorkerSettings
 
 from . import options
 
@@ -58,10 +58,15 @@ def resolved() -> list[tuple[str, str, str]]:
     """Each worker setting as (flag, value, where it came from) in this environment."""
     values = WorkerSettings.from_env()
     rows = []
-    for name in WorkerSettings.model_fields:
+    for name, spec in WorkerSettings.model_fields.items():
         source = next((v for v in WorkerSettings.variables(name) if os.environ.get(v)), "default")
         value = getattr(values, name)
-        shown = ",".join(value) if isinstance(value, tuple) else str(value)
+        if value in (None, ()):  # unset: as the reference states it ("automatic", "none")
+            shown = next((m.text for m in spec.metadata if isinstance(m, Shown)), "none")
+        elif isinstance(value, bool):
+            shown = str(value).lower()
+        else:
+            shown = ",".join(value) if isinstance(value, tuple) else str(value)
         rows.append((WorkerSettings.flag_name(name), shown, source))
     return rows
 
