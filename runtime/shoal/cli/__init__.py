@@ -25,7 +25,7 @@ EXIT_CODES = {
     2: "wrong input: arguments, settings, the app, a task name or id; a bulk change "
     "without a terminal to confirm it and without --yes",
     3: "the backend cannot be used: unreachable (a worker tries for --startup-timeout "
-    "first), schema missing (`shoal migrate`), data lost, or not durable with "
+    "first), a refused TLS certificate, schema missing (`shoal migrate`), data lost, or not durable with "
     "--require-persistence",
     130: "interrupted (SIGINT) outside a worker",
 }

@@ -77,8 +77,9 @@ def add_connection(parser: argparse.ArgumentParser) -> None:
     add(
         parser,
         "backend_url",
-        "where tasks live: sqlite:///file.db (default sqlite:///shoal.db), postgresql://..., "
-        "redis://..., memory://",
+        "where tasks live: sqlite:///file.db (default sqlite:///shoal.db), postgresql://... "
+        "(TLS: ?sslmode=verify-full&sslrootcert=ca.crt), redis://... or rediss://... (TLS: "
+        "?ssl_ca_certs=ca.crt), memory://",
     )
     add(
         parser,
