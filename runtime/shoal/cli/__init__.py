@@ -25,8 +25,8 @@ EXIT_CODES = {
     2: "wrong input: arguments, settings, the app, a task name or id; a bulk change "
     "without a terminal to confirm it and without --yes",
     3: "the backend cannot be used: unreachable (a worker tries for --startup-timeout "
-    "first), a refused TLS certificate, schema missing (`shoal migrate`), data lost, or not durable with "
-    "--require-persistence",
+    "first), a refused TLS certificate, schema missing (`shoal migrate`), data lost, or "
+    "not durable with --require-persistence",
     130: "interrupted (SIGINT) outside a worker",
 }
 """What ``shoal`` exits with; ``shoal --help`` prints this table."""
