@@ -123,7 +123,7 @@ def from_url(url: str, *, client: aioredis.Redis | None = None) -> RedisBackend:
     unknown = sorted(set(query) - set(URL_QUERY_ARGUMENT_PARSERS) - TLS_OPTIONS)
     if unknown:
         raise ConfigurationError(f"unknown option(s) {', '.join(unknown)} in {redact(url)}")
-    tls = sorted((set(query) & TLS_OPTIONS) | {k for k in query if k.startswith("ssl_")})
+    tls = sorted(key for key in query if key.startswith("ssl_"))  # every TLS option
     if tls and parts.scheme != "rediss":
         raise ConfigurationError(
             f"{', '.join(tls)} configure TLS, which needs a rediss:// URL: {redact(url)}"
