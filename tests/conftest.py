@@ -9,6 +9,7 @@ import pytest
 # Each backend's server fixtures live in tests/servers/<backend>.py.
 pytest_plugins = [
     "tests.servers.sqlite",
+    "tests.servers.tls",
     "tests.servers.redis",
     "tests.servers.postgres",
     "tests.servers.docker",

@@ -1,7 +1,9 @@
 """The Deployment a WorkerPool owns, rendered from its spec. Pure: no API calls.
 
 The pod runs ``shoal worker <app>``; the backend URL reaches it through ``env.valueFrom`` a
-Secret, never copied into the Deployment. SIGTERM starts the worker's drain (no preStop
+Secret, never copied into the Deployment; certificates for TLS to the backend, from the
+Secret the pool's ``tls.secretName`` names, are mounted read-only at ``/etc/shoal/tls``.
+SIGTERM starts the worker's drain (no preStop
 hook), and ``terminationGracePeriodSeconds`` is the shutdown timeout plus a margin, so the
 kubelet's SIGKILL never lands on a worker still finishing a task.
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shoal_operator.spec import API_VERSION, SecretKey, WorkerPoolSpec
+from shoal_operator.spec import API_VERSION, TLS_MOUNT_PATH, SecretKey, WorkerPoolSpec
 
 METRICS_PORT = 9090
 HEALTH_PORT = 8080
@@ -118,10 +120,17 @@ def render_deployment(
     }
     if pool.pod.resources:
         container["resources"] = dict(pool.pod.resources)
+    volumes: list[dict[str, Any]] = [{"name": "scratch", "emptyDir": {}}]
+    if pool.tls is not None:
+        # Readable by the worker's (non-root, unknown) user: the pod is its only reader.
+        secret = {"secretName": pool.tls.secret_name, "defaultMode": 0o444}
+        volumes.append({"name": "tls", "secret": secret})
+        mount = {"name": "tls", "mountPath": TLS_MOUNT_PATH, "readOnly": True}
+        container["volumeMounts"].append(mount)
     pod_spec: dict[str, Any] = {
         "terminationGracePeriodSeconds": pool.grace_period,
         "containers": [container],
-        "volumes": [{"name": "scratch", "emptyDir": {}}],
+        "volumes": volumes,
         "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
     }
     optional = {

@@ -137,6 +137,18 @@ class PodOverrides(CrdModel):
     annotations: dict[str, str] = {}
 
 
+class Tls(CrdModel):
+    """Certificates for TLS to the backend, from a Secret mounted read-only in every worker
+    at :data:`TLS_MOUNT_PATH`; the URL in the Queue's Secret names the files there."""
+
+    secret_name: str = Field(min_length=1, max_length=253, alias="secretName")
+
+
+TLS_MOUNT_PATH = "/etc/shoal/tls"
+"""Where a WorkerPool's ``tls.secretName`` is mounted: each key of the Secret is a file,
+e.g. ``sslrootcert=/etc/shoal/tls/ca.crt`` or ``ssl_ca_certs=/etc/shoal/tls/ca.crt``."""
+
+
 class WorkerPoolSpec(CrdModel):
     """A ``WorkerPool``: workers of one app for some queues, and how to scale them."""
 
@@ -157,6 +169,7 @@ class WorkerPoolSpec(CrdModel):
     replicas: int | None = Field(default=None, ge=0)
     autoscaling: Autoscaling = Autoscaling()
     pod: PodOverrides = Field(default=PodOverrides(), alias="template")
+    tls: Tls | None = None
 
     @model_validator(mode="after")
     def _resolve(self) -> Self:

@@ -5,6 +5,7 @@ make them idempotent. See the README for a tour.
 """
 
 from shoal.app import App, Event
+from shoal.backends import OnConflict
 from shoal.core.context import Context
 from shoal.core.errors import IdempotencyConflict, PermanentFailure, Retry, ShoalError
 from shoal.core.models import Task, TaskStatus
@@ -17,6 +18,7 @@ __all__ = [
     "Context",
     "Event",
     "IdempotencyConflict",
+    "OnConflict",
     "PermanentFailure",
     "Retry",
     "RetryPolicy",

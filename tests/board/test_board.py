@@ -235,13 +235,15 @@ async def test_workers_show_host_queues_in_flight_and_heartbeat(
     admin: httpx.AsyncClient, backend: Backend
 ) -> None:
     me = WorkerInfo(
-        id="w-7", host=f"node{HOSTILE}", pid=42, queues=("mail", "pdf"), concurrency=8, in_flight=3
-    )
+        id="w-7", host=f"node{HOSTILE}", pid=42, queues=("mail", "pdf"), concurrency=8, in_flight=3,
+        version="0.9.1",
+    )  # fmt: skip
     await backend.heartbeat(me, [], 30)
     html = (await admin.get("/workers")).text
-    assert "node&lt;script&gt;" in html and "mail, pdf" in html
+    assert "node&lt;script&gt;" in html and "mail, pdf" in html and ">0.9.1</td>" in html
     [shown] = (await admin.get("/api/workers")).json()["workers"]
     assert (shown["in_flight"], shown["queues"], shown["pid"]) == (3, ["mail", "pdf"], 42)
+    assert shown["version"] == "0.9.1"
     assert 0 <= shown["seconds_since_heartbeat"] < 30
 
 

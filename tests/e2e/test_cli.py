@@ -65,7 +65,9 @@ def test_migrate_enqueue_inspect_and_manage(
     assert task_id in capsys.readouterr().out
     assert main(["jobs", "retry", task_id, "--backend-url", sqlite_url]) == 0
     assert main(["jobs", "cancel", task_id, "--backend-url", sqlite_url]) == 0
-    assert main(["jobs", "purge", "--status", "cancelled", "--backend-url", sqlite_url]) == 0
+    assert (
+        main(["jobs", "purge", "--status", "cancelled", "--yes", "--backend-url", sqlite_url]) == 0
+    )
     assert "purged 1 tasks" in capsys.readouterr().out
 
 

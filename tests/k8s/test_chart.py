@@ -88,6 +88,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "nodeSelector": {"kubernetes.io/os": "linux"},
         "tolerations": [{"key": "jobs", "operator": "Exists", "effect": "NoSchedule"}],
         "priorityClassName": "system-cluster-critical",
+        "tls": {"secretName": "backend-certs"},
     },
     "board": {
         "board": {
@@ -363,6 +364,13 @@ def test_everything_switched_on(kube_cluster: KubernetesCluster, tmp_path: Path)
     assert {"name": "SHOAL_OPERATOR_METRICS_PORT", "value": "9100"} in container["env"]
     assert pod["priorityClassName"] == "system-cluster-critical"
     assert pod["imagePullSecrets"] == [{"name": "regcred"}]
+    # The stats connections' certificates, read-only where the backend URLs name them.
+    assert {"name": "tls", "mountPath": "/etc/shoal/tls", "readOnly": True} in (
+        container["volumeMounts"]
+    )
+    assert {"name": "tls", "secret": {"secretName": "backend-certs", "defaultMode": 0o444}} in (
+        pod["volumes"]
+    )
 
 
 def test_the_board_render(kube_cluster: KubernetesCluster, tmp_path: Path) -> None:
@@ -386,6 +394,7 @@ def test_the_board_render(kube_cluster: KubernetesCluster, tmp_path: Path) -> No
     assert container["readinessProbe"]["tcpSocket"] == {"port": "http"}
     assert pod["automountServiceAccountToken"] is False
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert [m["name"] for m in container["volumeMounts"]] == ["tmp"]  # no values.tls: none
     labels = deployment["spec"]["selector"]["matchLabels"]
     assert labels["app.kubernetes.io/component"] == "board"
     [service] = by_kind(board, "Service")

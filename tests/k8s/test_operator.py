@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -23,6 +24,8 @@ from tests.k8s.conftest import (
     replicas,
 )
 from tests.servers.kubernetes import CommandFailed, KubernetesCluster
+from tests.servers.postgres import PostgresServer
+from tests.servers.tls import Certificates
 
 
 def pool_status(cluster: KubernetesCluster, namespace: str, name: str) -> dict[str, Any]:
@@ -305,3 +308,38 @@ def test_the_operator_logs_json_lines_naming_their_objects(operator: Operator) -
     lines = [json.loads(line) for line in operator.log.read_text().splitlines() if line]
     assert lines and all({"time", "level", "logger", "message"} <= set(line) for line in lines)
     assert any(line.get("k8s_ref", {}).get("kind") == "WorkerPool" for line in lines)
+
+
+def test_a_pool_on_a_tls_backend_scales_and_mounts_the_certificates(
+    operator: Operator,
+    kube_namespace: str,
+    tls_postgres: PostgresServer,
+    tls_certificates: Certificates,
+) -> None:
+    """The operator's stats connection takes the URL's TLS options as they are (a CA,
+    client certificate and key, verify-full); the workers get the pool's Secret at
+    /etc/shoal/tls, where such a URL names its files in a cluster."""
+    files = {
+        "sslmode": "verify-full",
+        "sslrootcert": str(tls_certificates.ca),
+        "sslcert": str(tls_certificates.client_cert),
+        "sslkey": str(tls_certificates.client_key),
+    }
+    url = f"{tls_postgres.url(tls_postgres.create_database())}?{urlencode(files)}"
+    migrate(url)
+    cluster = operator.cluster
+    pool = {"tls": {"secretName": "db-certs"}}
+    apply(cluster, kube_namespace, *backend_objects("secure", url, pool=pool))
+    push(url, "secure", 3)
+    eventually(lambda: replicas(cluster, kube_namespace, "secure") == 2, 15, "2 replicas")
+    status = pool_status(cluster, kube_namespace, "secure")
+    assert status["depth"] == 3
+    deployment = cluster.kubectl_json("get", "deployment", "secure-workers", "-n", kube_namespace)
+    pod = deployment["spec"]["template"]["spec"]
+    assert {"name": "tls", "secret": {"secretName": "db-certs", "defaultMode": 0o444}} in (
+        pod["volumes"]
+    )
+    [container] = pod["containers"]
+    assert {"name": "tls", "mountPath": "/etc/shoal/tls", "readOnly": True} in (
+        container["volumeMounts"]
+    )

@@ -32,6 +32,7 @@ from types import TracebackType
 import pytest
 
 from tests.servers.ports import free_port
+from tests.servers.tls import Certificates
 
 SUPERUSER = "shoal"
 """The cluster's superuser; tests connect as it over TCP with a password."""
@@ -67,9 +68,13 @@ class PostgresServer:
         port: int | None = None,
         durable: bool = False,
         settings: Mapping[str, str] | None = None,
+        tls: Certificates | None = None,
     ) -> None:
         self.port = port or free_port()
         self.durable = durable
+        self.tls = tls
+        """Serve TLS with these certificates, and refuse TCP connections without it or
+        without a client certificate the CA signed (``clientcert=verify-ca``)."""
         self.settings = dict(settings or {})  # postgresql.conf lines, over the defaults here
         self.password = secrets.token_hex(12)
         self.bindir = find_bindir()
@@ -123,10 +128,34 @@ class PostgresServer:
         }
         if not self.durable:
             settings.update(fsync="off", synchronous_commit="off", full_page_writes="off")
+        if self.tls is not None:
+            settings.update(self._serve_tls(self.tls))
         settings.update(self.settings)
         with (self.datadir / "postgresql.conf").open("a") as conf:
             conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
         self._pg_ctl("start")
+
+    def _serve_tls(self, tls: Certificates) -> dict[str, str]:
+        """Copies of the server's files it may read, and pg_hba lines, matched first, that
+        refuse TCP without TLS and a client certificate (the Unix socket stays trusted)."""
+        copies = {}
+        for name, source in (("ca", tls.ca), ("cert", tls.server_cert), ("key", tls.server_key)):
+            copy = self._root / f"tls-{name}.pem"
+            copy.write_bytes(source.read_bytes())
+            copy.chmod(0o600)
+            self._hand_over(copy)
+            copies[name] = f"'{copy}'"
+        hba = self.datadir / "pg_hba.conf"
+        rules = (
+            "hostnossl all all all reject\nhostssl all all all scram-sha-256 clientcert=verify-ca\n"
+        )
+        hba.write_text(rules + hba.read_text())
+        return {
+            "ssl": "on",
+            "ssl_ca_file": copies["ca"],
+            "ssl_cert_file": copies["cert"],
+            "ssl_key_file": copies["key"],
+        }
 
     def stop(self) -> None:
         """Stop the server (fast shutdown) and delete its directory."""
@@ -254,3 +283,10 @@ def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
         yield postgres_server.url(name)
     finally:
         postgres_server.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def tls_postgres(tls_certificates: Certificates) -> Iterator[PostgresServer]:
+    """A PostgreSQL that takes TCP connections only over TLS, with a client certificate."""
+    with PostgresServer(tls=tls_certificates) as server:
+        yield server

@@ -16,11 +16,14 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 import redis
 
 from tests.servers.ports import free_port
+from tests.servers.tls import Certificates
 
 
 class RedisServer:
@@ -35,6 +38,7 @@ class RedisServer:
         password: str | None = None,
         binary: str = "redis-server",
         host: str = "127.0.0.1",
+        tls: Certificates | None = None,
     ) -> None:
         found = shutil.which(binary)
         if found is None:
@@ -46,14 +50,24 @@ class RedisServer:
         """The address it listens on: loopback, or one that pods on a real node reach."""
         self.appendonly = appendonly
         self.password = password
+        self.tls = tls
+        """Serve TLS only, with these certificates, and require a client certificate."""
         self.process: subprocess.Popen[bytes] | None = None
 
     def url(self, *, prefix: str | None = None, password: str | None = None) -> str:
         """The server's URL, with this instance's password unless another is given."""
         secret = password if password is not None else self.password
         auth = f":{secret}@" if secret else ""
-        query = f"?prefix={prefix}" if prefix else ""
-        return f"redis://{auth}{self.host}:{self.port}/0{query}"
+        options = {"prefix": prefix} if prefix else {}
+        if self.tls is not None:
+            options |= {
+                "ssl_ca_certs": str(self.tls.ca),
+                "ssl_certfile": str(self.tls.client_cert),
+                "ssl_keyfile": str(self.tls.client_key),
+            }
+        query = f"?{urlencode(options)}" if options else ""
+        scheme = "redis" if self.tls is None else "rediss"
+        return f"{scheme}://{auth}{self.host}:{self.port}/0{query}"
 
     def start(self, *, timeout: float = 10.0) -> None:
         """Start the server and return once it answers PING (AOF loaded)."""
@@ -68,6 +82,13 @@ class RedisServer:
         ]  # fmt: skip
         if self.password:
             command += ["--requirepass", self.password]
+        if self.tls is not None:  # TLS only: the plain port is closed
+            command[1:3] = ["--port", "0", "--tls-port", str(self.port)]
+            command += [
+                "--tls-cert-file", str(self.tls.server_cert),
+                "--tls-key-file", str(self.tls.server_key),
+                "--tls-ca-cert-file", str(self.tls.ca), "--tls-auth-clients", "yes",
+            ]  # fmt: skip
         # Its log goes to redis.log in the directory (see log_tail), never to a pipe that fills.
         self.process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -83,9 +104,7 @@ class RedisServer:
         raise RuntimeError(f"redis-server did not start on port {self.port}:\n{self.log_tail()}")
 
     def ping(self) -> bool:
-        client = redis.Redis(
-            host=self.host, port=self.port, password=self.password, socket_timeout=1
-        )
+        client = self.client(socket_timeout=1)
         try:
             return bool(client.ping())
         except redis.RedisError:
@@ -110,9 +129,16 @@ class RedisServer:
         self.stop(kill=kill)
         self.start()
 
-    def client(self) -> redis.Redis:
+    def client(self, **options: Any) -> redis.Redis:
         """A synchronous client, for inspecting the server from a test."""
-        return redis.Redis(host=self.host, port=self.port, password=self.password)
+        if self.tls is not None:
+            options |= {
+                "ssl": True,
+                "ssl_ca_certs": str(self.tls.ca),
+                "ssl_certfile": str(self.tls.client_cert),
+                "ssl_keyfile": str(self.tls.client_key),
+            }
+        return redis.Redis(host=self.host, port=self.port, password=self.password, **options)
 
     def delete_prefix(self, prefix: str) -> None:
         """Delete the keys of one shoal prefix (``{prefix}...`` and ``{prefix:queue}...``)."""
@@ -149,3 +175,12 @@ def redis_url(redis_server: RedisServer) -> Iterator[str]:
     prefix = f"test-{uuid.uuid4().hex[:12]}"
     yield redis_server.url(prefix=prefix)
     redis_server.delete_prefix(prefix)
+
+
+@pytest.fixture(scope="session")
+def tls_redis(
+    tmp_path_factory: pytest.TempPathFactory, tls_certificates: Certificates
+) -> Iterator[RedisServer]:
+    """A redis-server on a TLS port only, asking every client for a certificate."""
+    with RedisServer(tmp_path_factory.mktemp("redis-tls"), tls=tls_certificates) as server:
+        yield server

@@ -132,3 +132,22 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/part-of: shoal
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
+
+{{/* The backend certificates of values.tls (operator and board pods): a volume and its
+mount, read-only at /etc/shoal/tls, the path the backend URLs name the files by. */}}
+{{- define "shoal.tlsMount" -}}
+{{- if .Values.tls.secretName }}
+- name: tls
+  mountPath: /etc/shoal/tls
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "shoal.tlsVolume" -}}
+{{- if .Values.tls.secretName }}
+- name: tls
+  secret:
+    secretName: {{ .Values.tls.secretName }}
+    defaultMode: 0444
+{{- end }}
+{{- end }}

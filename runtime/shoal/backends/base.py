@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from shoal.backends.shared.listing import TaskQuery
+from shoal.core.errors import IdempotencyConflict, TaskNotFound
 from shoal.core.models import (
     BackendHealth,
     Claim,
@@ -228,6 +229,29 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     async def purge(self, *, queue: str | None, statuses: Sequence[TaskStatus]) -> int:
         """Delete finished tasks (done, dead, cancelled) and return how many."""
+
+    async def retry_many(self, task_ids: Sequence[str]) -> int:
+        """:meth:`retry` for a page of tasks (bulk repair): those of ``task_ids`` that are
+        dead, cancelled or retrying are queued again, due now, with fresh attempts; tasks in
+        another state and ids no task has are skipped. Returns how many were queued.
+
+        This default retries one task per round trip, which is correct everywhere; a backend
+        that can do a page in one round trip overrides it.
+        """
+        queued = 0
+        for task_id in task_ids:
+            try:
+                queued += await self.retry(task_id)
+            except (TaskNotFound, IdempotencyConflict):
+                continue  # purged since it was selected, or a newer task holds its key
+        return queued
+
+    @abc.abstractmethod
+    async def purge_tasks(self, task_ids: Sequence[str]) -> int:
+        """Delete those of ``task_ids`` that are finished (done, dead, cancelled), in one
+        round trip, and return how many; unfinished tasks and unknown ids are skipped.
+        Bulk repair selects the ids with :meth:`list_tasks` and deletes them a page at a
+        time."""
 
     async def __aenter__(self) -> Backend:
         await self.open()

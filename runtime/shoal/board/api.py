@@ -195,6 +195,7 @@ def worker_json(worker: WorkerInfo) -> dict[str, Any]:
         "concurrency": worker.concurrency, "in_flight": worker.in_flight,
         "started_at": worker.started_at.isoformat(), "last_seen": worker.last_seen.isoformat(),
         "seconds_since_heartbeat": round((utcnow() - worker.last_seen).total_seconds(), 1),
+        "version": worker.version,
     }  # fmt: skip
 
 

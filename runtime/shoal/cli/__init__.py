@@ -13,18 +13,20 @@ import threading
 from collections.abc import Awaitable, Callable, Sequence
 
 from shoal.core.errors import BackendError, ShoalError
+from shoal.core.version import VERSION
 
-from . import commands, demo, logs, options
+from . import commands, demo, jobs, logs, options, reference
 
 Command = Callable[[argparse.Namespace], Awaitable[int]]
 
 EXIT_CODES = {
     0: "done; a worker also after SIGTERM/SIGINT, even one that arrives while it starts",
     1: "`shoal check`: unhealthy; `jobs retry`/`cancel`: the task was in another state",
-    2: "wrong input: arguments, settings, the app, a task name or id",
+    2: "wrong input: arguments, settings, the app, a task name or id; a bulk change "
+    "without a terminal to confirm it and without --yes",
     3: "the backend cannot be used: unreachable (a worker tries for --startup-timeout "
-    "first), schema missing (`shoal migrate`), data lost, or not durable with "
-    "--require-persistence",
+    "first), a refused TLS certificate, schema missing (`shoal migrate`), data lost, or "
+    "not durable with --require-persistence",
     130: "interrupted (SIGINT) outside a worker",
 }
 """What ``shoal`` exits with; ``shoal --help`` prints this table."""
@@ -44,14 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    options.add(parser, "log_format", "log lines as text or json", "text", choices=["text", "json"])
-    options.add(
-        parser,
-        "log_level",
-        "least severe log level shown",
-        "info",
-        choices=["debug", "info", "warning", "error"],
-    )
+    parser.add_argument("--version", action="version", version=f"shoal {VERSION}")
+    _global_options(parser, given_only=False)
     commands_parser = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help: str, run: Command) -> argparse.ArgumentParser:
@@ -63,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         "worker", "run a worker for an app's tasks until SIGTERM/SIGINT", commands.worker
     )
     worker.add_argument("app", metavar="MODULE:ATTR", help="the App, e.g. myproject.tasks:app")
-    options.add(worker, "backend_url", "override the app's backend URL")
+    options.add(worker, "backend_url", "override the app's backend URL", shown="the app's URL")
     options.add(worker, "workers", "workers in this process, sharing one backend", 1)
     options.add(worker, "metrics_port", "serve Prometheus metrics on this port")
     options.add(worker, "metrics_address", "address for the metrics server", "0.0.0.0")
@@ -89,26 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
     options.add_connection(queues)
     queues.add_argument("--queue", action="append", help="only this queue (repeatable)")
 
-    jobs = command("jobs", "list, show, retry, cancel or purge tasks", commands.jobs)
-    actions = jobs.add_subparsers(dest="jobs_action", required=True, metavar="ACTION")
-    listing = actions.add_parser("list", help="tasks, newest first")
-    listing.add_argument("--queue")
-    listing.add_argument("--status", action="append", choices=[s for s in _STATUSES])
-    listing.add_argument("--limit", default="50")
-    for action, text in (
-        ("show", "every field of one task"),
-        ("retry", "queue a dead, cancelled or retrying task again"),
-        ("cancel", "cancel a task that has not started"),
-    ):
-        actions.add_parser(action, help=text).add_argument("task_id")
-    purge = actions.add_parser("purge", help="delete finished tasks")
-    purge.add_argument("--queue")
-    purge.add_argument(
-        "--status", action="append", required=True, choices=["done", "dead", "cancelled"]
+    tasks = command("jobs", "list, show, retry, cancel or purge tasks", jobs.run)
+    jobs.add_actions(tasks.add_subparsers(dest="jobs_action", required=True, metavar="ACTION"))
+
+    workers = command(
+        "workers",
+        "a table of registered workers: host, queues, in flight, last heartbeat, version",
+        commands.workers,
     )
-    for sub in (listing, purge, *actions.choices.values()):
-        if not any(a.dest == "backend_url" for a in sub._actions):
-            options.add_connection(sub)
+    options.add_connection(workers)
 
     migrate = command("migrate", "create or upgrade the backend's schema", commands.migrate)
     options.add_connection(migrate)
@@ -140,20 +125,56 @@ def build_parser() -> argparse.ArgumentParser:
     options.add(board, "board_port", "port to listen on", 8080)
     options.add(board, "board_refresh", "seconds between a page's live updates (at most 2)", 2)
 
+    config = command(
+        "config",
+        "the worker's settings as this environment resolves them, or (--markdown) the "
+        "reference table of every worker flag and variable that the README holds",
+        reference.config,
+    )
+    config.add_argument(
+        "--markdown", action="store_true", help="print the reference table, not the values"
+    )
+
     sample = command(
         "demo", "run sample tasks on the embedded backend, with live progress", demo.run
     )
     sample.add_argument("--tasks", type=int, default=1000, help="how many tasks to push")
-    sample.add_argument("--concurrency", type=int, default=16)
+    sample.add_argument(
+        "--concurrency", type=int, default=16, help="tasks run at once (default: %(default)s)"
+    )
     sample.add_argument(
         "--backend-url",
         default="sqlite:///shoal-demo.db",
         help="a fresh database is made at this URL (default: %(default)s)",
     )
+    for sub in reference.subparsers(parser):
+        _global_options(sub, given_only=True)
     return parser
 
 
-_STATUSES = ("queued", "running", "done", "retrying", "dead", "cancelled")
+def _global_options(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, *, given_only: bool
+) -> None:
+    """Options of every command, accepted before or after it: after it (``given_only``)
+    they override the top-level parser's value only when given."""
+    if given_only:
+        parser = parser.add_argument_group("global options (also before the command)")
+    options.add(
+        parser,
+        "log_format",
+        "log lines as text or json",
+        "text",
+        choices=["text", "json"],
+        given_only=given_only,
+    )
+    options.add(
+        parser,
+        "log_level",
+        "least severe log level shown",
+        "info",
+        choices=["debug", "info", "warning", "error"],
+        given_only=given_only,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,13 +15,12 @@ from typing import TypeVar
 
 from shoal.app import App, PushOptions, load_app
 from shoal.backends import Backend, open_backend
-from shoal.core.errors import ConfigurationError, PayloadError, ShoalError, TaskNotFound
-from shoal.core.models import Task, TaskStatus
+from shoal.core.errors import ConfigurationError, PayloadError, ShoalError
+from shoal.core.models import utcnow
 from shoal.worker import Worker, health, run_workers, startup
 
 from .options import worker_settings
 
-_PURGEABLE = ("done", "dead", "cancelled")
 _N = TypeVar("_N", int, float)
 
 
@@ -201,82 +200,33 @@ async def queues(arguments: argparse.Namespace) -> int:
         [s.queue, s.ready, s.scheduled, s.running, s.dead, _age(s.oldest_ready_age)]
         for s in stats.values()
     ]
-    _print_table(["queue", "ready", "scheduled", "running", "dead", "oldest ready"], rows)
+    print_table(["queue", "ready", "scheduled", "running", "dead", "oldest ready"], rows)
     return 0
 
 
-async def jobs(arguments: argparse.Namespace) -> int:
+async def workers(arguments: argparse.Namespace) -> int:
     async with verified_backend(arguments) as backend:
-        action = arguments.jobs_action
-        if action == "list":
-            statuses = [TaskStatus(s) for s in arguments.status or ()]
-            tasks = await backend.list_tasks(
-                queue=arguments.queue,
-                statuses=statuses,
-                limit=number("limit", arguments.limit, int),
-            )
-            _print_table(
-                ["id", "queue", "task", "status", "attempts", "run at", "last error"],
-                [
-                    [
-                        t.id,
-                        t.queue,
-                        t.name,
-                        t.status,
-                        f"{t.attempts}/{t.max_attempts}",
-                        t.run_at.strftime("%Y-%m-%d %H:%M:%S"),
-                        _short(t.last_error),
-                    ]
-                    for t in tasks
-                ],
-            )
-        elif action == "show":
-            task = await backend.get(arguments.task_id)
-            if task is None:
-                raise TaskNotFound(arguments.task_id)
-            _show(task)
-        elif action in ("retry", "cancel"):
-            change = backend.retry if action == "retry" else backend.cancel
-            changed = await change(arguments.task_id)
-            verb = "queued again" if action == "retry" else "cancelled"
-            if not changed:
-                task = await backend.get(arguments.task_id)
-                status = task.status if task else "gone"
-                print(f"{arguments.task_id} is {status}: not {verb}")
-                return 1
-            print(f"{arguments.task_id} {verb}")
-        else:
-            count = await backend.purge(
-                queue=arguments.queue, statuses=[TaskStatus(s) for s in arguments.status]
-            )
-            print(f"purged {count} tasks")
+        found = await backend.workers()
+    now = utcnow()
+    print_table(
+        ["host", "pid", "queues", "in flight", "last heartbeat", "version", "id"],
+        [
+            [
+                w.host,
+                w.pid,
+                ",".join(w.queues),
+                f"{w.in_flight}/{w.concurrency}",
+                f"{_age((now - w.last_seen).total_seconds())} ago",
+                w.version or "-",
+                w.id,
+            ]
+            for w in sorted(found, key=lambda w: (w.host, w.id))
+        ],
+    )
     return 0
 
 
-def _show(task: Task) -> None:
-    fields = {
-        "id": task.id,
-        "queue": task.queue,
-        "task": task.name,
-        "status": task.status,
-        "priority": task.priority,
-        "attempts": f"{task.attempts}/{task.max_attempts}",
-        "run at": task.run_at.isoformat(),
-        "created at": task.created_at.isoformat(),
-        "finished at": task.finished_at.isoformat() if task.finished_at else "",
-        "idempotency key": task.idempotency_key or "",
-        "worker": task.worker_id or "",
-        "lease expirations": task.lease_expirations,
-        "last error": task.last_error or "",
-        "metadata": json.dumps(dict(task.metadata)),
-        "payload": task.payload.decode("utf-8", "backslashreplace"),
-    }
-    width = max(map(len, fields))
-    for name, value in fields.items():
-        print(f"{name:>{width}}  {value}")
-
-
-def _print_table(header: list[str], rows: list[list[object]]) -> None:
+def print_table(header: list[str], rows: list[list[object]]) -> None:
     if not rows:
         print("(nothing)")
         return
@@ -296,7 +246,7 @@ def _age(seconds: float | None) -> str:
     return f"{seconds / 60:.0f}m" if seconds < 7200 else f"{seconds / 3600:.1f}h"
 
 
-def _short(text: str | None, limit: int = 60) -> str:
+def short(text: str | None, limit: int = 60) -> str:
     if not text:
         return ""
     line = text.splitlines()[0]

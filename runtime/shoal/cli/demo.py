@@ -137,5 +137,6 @@ async def _summary(total: int, elapsed: float, url: str) -> None:
         print(f"dead: {task.name} {task.id}\n      {task.last_error}")
     print(
         f"\nLook around:\n  shoal queues --backend-url {url}\n"
-        f"  shoal jobs list --status dead --backend-url {url}"
+        f"  shoal jobs list --status dead --backend-url {url}\n"
+        f"  shoal jobs retry --status dead --dry-run --backend-url {url}"
     )

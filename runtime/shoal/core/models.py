@@ -135,6 +135,9 @@ class WorkerInfo:
     in_flight: int = 0
     started_at: datetime = field(default_factory=utcnow)
     last_seen: datetime = field(default_factory=utcnow)
+    version: str = ""
+    """The shoal version the worker runs (empty from one too old to say): a fleet half-way
+    through an upgrade shows itself in ``shoal workers``."""
 
 
 @dataclass(frozen=True, slots=True)

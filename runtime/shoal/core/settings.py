@@ -154,8 +154,8 @@ class WorkerSettings(EnvSettings):
 
     env_prefix: ClassVar[str] = "SHOAL_"
 
-    queues: Names = ()
-    """queues to serve, comma separated; default: every queue the app's tasks use"""
+    queues: Annotated[Names, Shown("every queue of the app's tasks")] = ()
+    """queues to serve, comma separated"""
     concurrency: int = Field(default=10, ge=1)
     """tasks run at once; the worker claims for its free slots (plus --prefetch)"""
     prefetch: Annotated[int | None, Shown("automatic")] = Field(default=None, ge=0)

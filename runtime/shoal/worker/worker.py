@@ -33,6 +33,7 @@ from shoal.core.errors import ConfigurationError, ShoalError
 from shoal.core.ids import new_id
 from shoal.core.models import Claim, WorkerInfo, utcnow
 from shoal.core.settings import WorkerSettings
+from shoal.core.version import VERSION
 from shoal.core.waiting import first_of
 from shoal.worker import metrics
 from shoal.worker.announcer import Announcer
@@ -345,6 +346,7 @@ class Worker:
             concurrency=self.settings.concurrency,
             in_flight=self.in_flight,
             started_at=self._started_at,
+            version=VERSION,
         )
         lost = set(await self.backend.heartbeat(info, leases, self.settings.lease_seconds))
         self.progress.succeeding()

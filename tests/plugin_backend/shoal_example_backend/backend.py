@@ -207,6 +207,7 @@ class JsonFileBackend(Backend):
                 "in_flight": worker.in_flight,
                 "started_at": worker.started_at.timestamp(),
                 "last_seen": now,
+                "version": worker.version,
             }
             lost = []
             for lease in leases:
@@ -366,6 +367,16 @@ class JsonFileBackend(Backend):
             ]
             for task_id in doomed:
                 del state["tasks"][task_id]
+            return len(doomed)
+
+        return await self._transact(delete)
+
+    async def purge_tasks(self, task_ids: Sequence[str]) -> int:
+        def delete(state: State) -> int:
+            tasks = state["tasks"]
+            doomed = {i for i in task_ids if i in tasks and tasks[i]["status"] in PURGEABLE}
+            for task_id in doomed:
+                del tasks[task_id]
             return len(doomed)
 
         return await self._transact(delete)

@@ -74,4 +74,5 @@ def worker_of(info: dict[str, Any]) -> WorkerInfo:
         in_flight=info["in_flight"],
         started_at=from_epoch(info["started_at"]),
         last_seen=from_epoch(info["last_seen"]),
+        version=info.get("version", ""),
     )

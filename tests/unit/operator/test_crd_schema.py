@@ -48,11 +48,11 @@ def from_crd(node: dict[str, Any]) -> dict[str, Any]:
 def from_model(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     """The same parts of a pydantic JSON schema node: ``None`` is how an optional field is
     left unset, and an empty list or map is how the API server leaves one out."""
+    options = [o for o in node.get("anyOf", []) if o != {"type": "null"}]
+    if len(options) == 1:  # an optional field: its one type, an object's by reference too
+        node = {**options[0], **node}
     if "$ref" in node:
         node = {**defs[node["$ref"].rsplit("/", 1)[1]], **node}
-    options = [o for o in node.get("anyOf", []) if o != {"type": "null"}]
-    if len(options) == 1:
-        node = {**options[0], **node}
     shape = {key: node[key] for key in COMPARED if key in node}
     if isinstance(shape.get("default"), dict):
         shape["default"] = {k: v for k, v in shape["default"].items() if v not in (None, [], {})}

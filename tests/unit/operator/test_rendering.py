@@ -8,7 +8,7 @@ import pytest
 
 from shoal_operator.errors import InvalidSpec
 from shoal_operator.rendering import HEALTH_PORT, render_deployment
-from shoal_operator.spec import SecretKey, parse_queue, parse_worker_pool
+from shoal_operator.spec import TLS_MOUNT_PATH, SecretKey, parse_queue, parse_worker_pool
 
 
 def pool_body(**spec: Any) -> dict[str, Any]:
@@ -119,9 +119,8 @@ def test_malformed_pools_say_what_to_fix(change: dict[str, Any], message: str) -
         parse_worker_pool(pool_body(**change))
 
 
-@pytest.mark.parametrize("prefetch", [None, 0, 40])
-def test_prefetch_is_passed_only_when_set(prefetch: int | None) -> None:
-    change = {} if prefetch is None else {"prefetch": prefetch}
+def pod_of(**change: Any) -> dict[str, Any]:
+    """The pod template of the Deployment rendered for a pool with ``change``."""
     deployment = render_deployment(
         parse_worker_pool(pool_body(**change)),
         owner_uid="uid-1",
@@ -129,7 +128,14 @@ def test_prefetch_is_passed_only_when_set(prefetch: int | None) -> None:
         url_secret=SecretKey("db", "url"),
         replicas=1,
     )
-    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    pod: dict[str, Any] = deployment["spec"]["template"]["spec"]
+    return pod
+
+
+@pytest.mark.parametrize("prefetch", [None, 0, 40])
+def test_prefetch_is_passed_only_when_set(prefetch: int | None) -> None:
+    change = {} if prefetch is None else {"prefetch": prefetch}
+    [container] = pod_of(**change)["containers"]
     args = container["args"]
     if prefetch is None:
         assert "--prefetch" not in args  # the worker decides: automatic
@@ -150,3 +156,18 @@ def test_queue_names_default_to_the_object_name() -> None:
     assert (queue.queue_name, queue.url_secret) == ("emails", SecretKey("db", "url"))
     with pytest.raises(InvalidSpec, match=r"spec\.backend\.urlSecretRef: field required"):
         parse_queue({"metadata": {"name": "x"}, "spec": {"backend": {}}})
+
+
+def test_tls_certificates_are_mounted_read_only_from_the_secret() -> None:
+    assert [v["name"] for v in pod_of()["volumes"]] == ["scratch"]
+    pod = pod_of(tls={"secretName": "db-certs"})
+    assert {"name": "tls", "secret": {"secretName": "db-certs", "defaultMode": 0o444}} in (
+        pod["volumes"]
+    )
+    [container] = pod["containers"]
+    assert {"name": "tls", "mountPath": TLS_MOUNT_PATH, "readOnly": True} in (
+        container["volumeMounts"]
+    )
+    assert TLS_MOUNT_PATH == "/etc/shoal/tls"  # documented in the CRD and the chart README
+    with pytest.raises(InvalidSpec, match=r"spec\.tls\.secretName"):
+        parse_worker_pool(pool_body(tls={"secretName": ""}))

@@ -298,6 +298,12 @@ class MemoryBackend(Backend):
             del self._tasks[task_id]
         return len(doomed)
 
+    async def purge_tasks(self, task_ids: Sequence[str]) -> int:
+        doomed = {i for i in task_ids if i in self._tasks and self._tasks[i].status in PURGEABLE}
+        for task_id in doomed:
+            del self._tasks[task_id]
+        return len(doomed)
+
     def _update(self, task: Task, **changes: object) -> Task:
         updated = dataclasses.replace(task, updated_at=utcnow(), **changes)  # type: ignore[arg-type]
         self._tasks[task.id] = updated

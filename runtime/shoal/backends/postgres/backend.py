@@ -292,6 +292,7 @@ class PostgresBackend(Backend, TransactionalPush):
                 worker.started_at,
                 *lease_columns(leases),
                 float(lease_seconds),
+                worker.version,
             )
         return lost_leases(leases, {row["id"] for row in rows})
 
@@ -404,6 +405,11 @@ class PostgresBackend(Backend, TransactionalPush):
             raise TaskNotFound(task_id)
         return bool(row["revived"])
 
+    async def retry_many(self, task_ids: Sequence[str]) -> int:
+        async with self._db.acquire("retry") as conn:
+            row = await conn.fetchrow(self._sql["retry_many"], list(task_ids))
+        return int(row["revived"])
+
     async def cancel(self, task_id: str) -> bool:
         async with self._db.acquire("cancel") as conn:
             row = await conn.fetchrow(self._sql["cancel"], task_id)
@@ -424,6 +430,10 @@ class PostgresBackend(Backend, TransactionalPush):
                 total += deleted
                 if deleted < _PRUNE_BATCH:
                     return total
+
+    async def purge_tasks(self, task_ids: Sequence[str]) -> int:
+        async with self._db.acquire("purge") as conn:
+            return affected(await conn.execute(self._sql["purge_ids"], list(task_ids)))
 
     # -- plumbing ----------------------------------------------------------------------------
 

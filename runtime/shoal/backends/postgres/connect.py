@@ -2,7 +2,11 @@
 
 ``postgresql://app:secret@db:5432/jobs?schema=jobs&listen=false&pool_max_size=20``: the
 options named by :class:`PostgresSettings` are taken out of the query; every other query
-parameter (``sslmode``, ``application_name``, ...) is left for asyncpg.
+parameter (``sslmode``, ``application_name``, ...) is left for asyncpg. TLS is libpq's:
+``sslmode=require`` encrypts, ``verify-ca`` / ``verify-full`` also check the server's
+certificate against ``sslrootcert`` (a CA file; ``verify-full`` the host name too), and
+``sslcert`` / ``sslkey`` name a client certificate and its key; a refused certificate is a
+:class:`~shoal.core.errors.BackendUnavailable` that says which of them to check.
 
 :class:`Connections` owns the asyncpg pool and opens the listener's own connection; every
 driver error passes through :meth:`Connections.translated` and comes out as a
@@ -22,6 +26,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 from pydantic import AfterValidator, BeforeValidator, Field
 
+from shoal.backends.shared.tls import POSTGRES, tls_failure
 from shoal.core.errors import (
     BackendError,
     BackendUnavailable,
@@ -262,6 +267,11 @@ class Connections:
                 f"bad PostgreSQL URL {self.url}: {self.scrub(str(exc))}"
             ) from exc
         except Exception as exc:
+            tls = tls_failure(exc, POSTGRES)
+            if tls is not None:
+                raise BackendUnavailable(
+                    f"{doing}: cannot use PostgreSQL: {tls}", url=self.url
+                ) from exc
             detail = f"{type(exc).__name__}: {self.scrub(str(exc))}"
             if _connection_lost(exc):
                 raise BackendUnavailable(

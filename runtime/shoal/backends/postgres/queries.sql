@@ -207,12 +207,12 @@ SELECT {schema}.wake(array_agg(queue)) FROM released;
 -- touches only unindexed columns: a HOT update.
 WITH seen AS (
     INSERT INTO {schema}.workers AS w
-        (id, host, pid, queues, concurrency, in_flight, started_at, last_seen)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, now())
+        (id, host, pid, queues, concurrency, in_flight, started_at, last_seen, version)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, now(), $12)
     ON CONFLICT (id) DO UPDATE
     SET host = excluded.host, pid = excluded.pid, queues = excluded.queues,
         concurrency = excluded.concurrency, in_flight = excluded.in_flight,
-        last_seen = excluded.last_seen
+        last_seen = excluded.last_seen, version = excluded.version
 )
 UPDATE {schema}.tasks AS t
 SET lease_expires_at = now() + make_interval(secs => $11)
@@ -354,6 +354,35 @@ SELECT EXISTS (SELECT 1 FROM {schema}.tasks WHERE id = $1) AS found,
        EXISTS (SELECT 1 FROM revived) AS revived,
        (SELECT count(*) FROM woken) AS woken;
 
+-- name: retry_many
+-- A page of ids bulk repair listed, in one statement. A task whose idempotency key another
+-- unfinished task holds stays as it is (one retry would conflict), and of tasks sharing a
+-- key only the newest is queued: the unique index allows one unfinished holder. The
+-- status is checked again as each row is updated: a worker may claim a retrying task.
+WITH chosen AS (
+    SELECT id FROM (
+        SELECT t.id, t.idempotency_key,
+               row_number() OVER (PARTITION BY t.queue, t.idempotency_key ORDER BY t.id DESC)
+                   AS n
+        FROM {schema}.tasks AS t
+        WHERE t.id = ANY ($1::text[]) AND t.status IN ('dead', 'cancelled', 'retrying')
+          AND NOT EXISTS (
+              SELECT 1 FROM {schema}.tasks AS holder
+              WHERE holder.queue = t.queue AND holder.idempotency_key = t.idempotency_key
+                AND holder.status IN ('queued', 'running', 'retrying') AND holder.id <> t.id)
+    ) AS keyed
+    WHERE idempotency_key IS NULL OR n = 1
+), revived AS (
+    UPDATE {schema}.tasks AS t
+    SET status = 'queued', attempts = 0, run_at = now(), finished_at = NULL, updated_at = now()
+    FROM chosen
+    WHERE t.id = chosen.id AND t.status IN ('dead', 'cancelled', 'retrying')
+    RETURNING t.queue
+), woken AS (
+    SELECT {schema}.wake(array_agg(DISTINCT queue)) FROM revived
+)
+SELECT (SELECT count(*) FROM revived) AS revived, (SELECT count(*) FROM woken) AS woken;
+
 -- name: cancel
 WITH cancelled AS (
     UPDATE {schema}.tasks
@@ -374,3 +403,8 @@ WITH doomed AS (
 DELETE FROM {schema}.tasks AS t
 USING doomed
 WHERE t.id = doomed.id AND t.status = ANY ($1::text[]);
+
+-- name: purge_ids
+-- A page of ids bulk repair listed: one statement, bounded by the page.
+DELETE FROM {schema}.tasks
+WHERE id = ANY ($1::text[]) AND status IN ('done', 'dead', 'cancelled');

@@ -19,6 +19,12 @@ them into hints for the shared wait (:mod:`shoal.backends.shared.wakeups`). Mess
 while the listener is disconnected are lost, so waiters also wake when it reconnects, and
 their timeout is the polling fallback (the caller's next claim is the look).
 
+TLS: ``rediss://`` connects with TLS and checks the server's certificate and host name;
+``?ssl_ca_certs=`` names the CA file that signed it, ``ssl_certfile`` / ``ssl_keyfile`` a
+client certificate and its key, ``ssl_cert_reqs=none`` turns the check off (:data:`TLS_OPTIONS`,
+passed to redis-py as they are). A refused certificate raises :class:`BackendUnavailable` at
+once, saying which option to check: retrying cannot fix it.
+
 Reconnecting: an operation that fails on a connection error is retried with backoff for
 ``?reconnect_timeout=`` seconds (default 10), then raises :class:`BackendUnavailable`.
 Retrying is safe because every script is idempotent on replay: a push skips ids already
@@ -98,6 +104,11 @@ _BATCH = 1000  # promotions per claim, expirations per reap, deletions per purge
 _LIST_BUDGET = 8192  # ids a listing examines per queue and round trip at most (list.lua)
 
 
+TLS_OPTIONS = frozenset({"ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs"})
+"""redis-py's TLS options that its URL parser passes on as text (``ssl_check_hostname`` and
+the others it parses are in ``URL_QUERY_ARGUMENT_PARSERS``)."""
+
+
 def from_url(url: str, *, client: aioredis.Redis | None = None) -> RedisBackend:
     """Build a backend for ``url``; pass ``client`` to share its connection pool.
 
@@ -109,9 +120,14 @@ def from_url(url: str, *, client: aioredis.Redis | None = None) -> RedisBackend:
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query))
     ours = {key: query.pop(key) for key in RedisOptions.model_fields if key in query}
-    unknown = sorted(set(query) - set(URL_QUERY_ARGUMENT_PARSERS))
+    unknown = sorted(set(query) - set(URL_QUERY_ARGUMENT_PARSERS) - TLS_OPTIONS)
     if unknown:
         raise ConfigurationError(f"unknown option(s) {', '.join(unknown)} in {redact(url)}")
+    tls = sorted(key for key in query if key.startswith("ssl_"))  # every TLS option
+    if tls and parts.scheme != "rediss":
+        raise ConfigurationError(
+            f"{', '.join(tls)} configure TLS, which needs a rediss:// URL: {redact(url)}"
+        )
     try:
         options = RedisOptions.model_validate(ours)
     except ConfigurationError as exc:
@@ -341,7 +357,7 @@ class RedisBackend(Backend):
             {
                 "host": worker.host, "pid": worker.pid, "queues": list(worker.queues),
                 "concurrency": worker.concurrency, "in_flight": worker.in_flight,
-                "started_at": rs.micros(worker.started_at),
+                "started_at": rs.micros(worker.started_at), "version": worker.version,
             }
         )  # fmt: skip
         beat = Script("workers", self._workers_keys, ["beat", worker.id, report])
@@ -394,7 +410,7 @@ class RedisBackend(Backend):
                     id=worker_id, host=report["host"], pid=report["pid"],
                     queues=tuple(report["queues"]), concurrency=report["concurrency"],
                     in_flight=report["in_flight"], started_at=rs.at(report["started_at"]),
-                    last_seen=rs.at(seen),
+                    last_seen=rs.at(seen), version=report.get("version", ""),
                 )
             )  # fmt: skip
         return sorted(found, key=lambda w: w.id)
@@ -466,11 +482,31 @@ class RedisBackend(Backend):
         return bool(done), queue
 
     async def retry(self, task_id: str, *, run_at: datetime | None = None) -> bool:
+        found = await self._find(task_id)
+        if found is None:
+            raise TaskNotFound(task_id)
+        [reply] = await self._retry([found[0]], [task_id], run_at)
+        if reply < 0:  # purged between the two round trips
+            raise TaskNotFound(task_id)
+        return reply == 1
+
+    async def retry_many(self, task_ids: Sequence[str]) -> int:
+        # Ids do not name their queue: every queue's script queues those it holds.
+        ids = list(dict.fromkeys(task_ids))
+        return 0 if not ids else (await self._retry(await self._queue_names(), ids)).count(1)
+
+    async def _retry(
+        self, names: Sequence[str], ids: Sequence[str], run_at: datetime | None = None
+    ) -> list[int]:
+        """retry.lua over ``ids`` in each queue of ``names``: per id, 1 queued, 0 in another
+        state, -1 in none of them."""
         when = "" if run_at is None else rs.micros(run_at)
-        queued, queue = await self._admin("retry", task_id, when, self._channel)
-        if queued:
-            self._wakeups.work([queue])
-        return queued
+        scripts = [Script("retry", [self._base(q)], [when, self._channel, q, *ids]) for q in names]
+        replies = await self._link.scripts(*scripts)
+        queued_in = [q for q, reply in zip(names, replies, strict=True) if 1 in reply]
+        if queued_in:
+            self._wakeups.work(queued_in)
+        return [max(codes) for codes in zip(*replies, strict=True)] if replies else [-1] * len(ids)
 
     async def cancel(self, task_id: str) -> bool:
         return (await self._admin("cancel", task_id))[0]
@@ -486,3 +522,12 @@ class RedisBackend(Backend):
             total += sum(replies)
             names = [q for q, deleted in zip(names, replies, strict=True) if deleted >= _BATCH]
         return total
+
+    async def purge_tasks(self, task_ids: Sequence[str]) -> int:
+        # Ids do not name their queue: every queue's script deletes those it holds.
+        ids = list(dict.fromkeys(task_ids))
+        if not ids:
+            return 0
+        return sum(
+            await self._link.scripts(*self._per_queue("purge_ids", await self._queue_names(), *ids))
+        )

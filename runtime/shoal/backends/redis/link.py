@@ -19,11 +19,12 @@ import redis.asyncio as aioredis
 from redis import exceptions as rex
 
 from shoal.backends.redis.codec import Arg
+from shoal.backends.shared.tls import REDIS, tls_failure
 from shoal.core.errors import BackendError, BackendUnavailable
 
 SCRIPTS = (
     "push", "claim", "ack", "fail", "release", "extend", "reap",
-    "stats", "list", "read", "retry", "cancel", "purge", "workers",
+    "stats", "list", "read", "retry", "cancel", "purge", "purge_ids", "workers",
 )  # fmt: skip
 
 _T = TypeVar("_T")
@@ -77,6 +78,9 @@ class Link:
             except rex.AuthenticationError as exc:  # retrying cannot fix a wrong password
                 raise self.error(BackendUnavailable, "Redis refused the credentials", exc) from exc
             except (rex.ConnectionError, rex.TimeoutError) as exc:  # BusyLoadingError too
+                tls = tls_failure(exc, REDIS)
+                if tls is not None:  # nor a certificate that is not trusted
+                    raise BackendUnavailable(f"cannot use Redis: {tls}", url=self.url) from exc
                 if loop.time() + delay > deadline:
                     raise self.error(BackendUnavailable, "cannot reach Redis", exc) from exc
             except rex.RedisError as exc:

@@ -296,6 +296,7 @@ class SQLiteBackend(Backend):
             "in_flight": worker.in_flight,
             "started_at": worker.started_at.timestamp(),
             "now": now,
+            "version": worker.version,
         }
         extension = {
             "expires_at": now + lease_seconds,
@@ -364,6 +365,7 @@ class SQLiteBackend(Backend):
                 in_flight=row["in_flight"],
                 started_at=from_epoch(row["started_at"]),
                 last_seen=from_epoch(row["last_seen"]),
+                version=row["version"],
             )
             for row in rows
         ]
@@ -417,6 +419,18 @@ class SQLiteBackend(Backend):
             self._wakeups.work(None)
         return retried
 
+    async def retry_many(self, task_ids: Sequence[str]) -> int:
+        arguments = {"ids": json.dumps(list(task_ids)), "now": time.time()}
+
+        def change(db: sqlite3.Connection) -> int:
+            with immediate(db):
+                return db.execute(_SQL["retry_many"], arguments).rowcount
+
+        retried = await self._run(change)
+        if retried:
+            self._wakeups.work(None)
+        return retried
+
     async def cancel(self, task_id: str) -> bool:
         return await self._change(_SQL["cancel"], task_id)
 
@@ -424,3 +438,7 @@ class SQLiteBackend(Backend):
         chosen = json.dumps([str(s) for s in statuses if s in PURGEABLE])
         arguments = {"queue": queue, "statuses": chosen}
         return await self._run(lambda db: db.execute(_SQL["purge"], arguments).rowcount)
+
+    async def purge_tasks(self, task_ids: Sequence[str]) -> int:
+        arguments = {"ids": json.dumps(list(task_ids))}
+        return await self._run(lambda db: db.execute(_SQL["purge_ids"], arguments).rowcount)

@@ -62,11 +62,13 @@ WHERE shoal_tasks.id = lease.id AND shoal_tasks.lease_token = lease.token
 RETURNING shoal_tasks.id;
 
 -- name: upsert_worker
-INSERT INTO shoal_workers (id, host, pid, queues, concurrency, in_flight, started_at, last_seen)
-VALUES (:id, :host, :pid, :queues, :concurrency, :in_flight, :started_at, :now)
+INSERT INTO shoal_workers
+    (id, host, pid, queues, concurrency, in_flight, started_at, last_seen, version)
+VALUES (:id, :host, :pid, :queues, :concurrency, :in_flight, :started_at, :now, :version)
 ON CONFLICT (id) DO UPDATE
 SET in_flight = excluded.in_flight, queues = excluded.queues,
-    concurrency = excluded.concurrency, last_seen = excluded.last_seen;
+    concurrency = excluded.concurrency, last_seen = excluded.last_seen,
+    version = excluded.version;
 
 -- name: deregister
 DELETE FROM shoal_workers WHERE id = :id;
@@ -130,6 +132,29 @@ UPDATE shoal_tasks
 SET status = 'queued', attempts = 0, run_at = :run_at, finished_at = NULL, updated_at = :now
 WHERE id = :id AND status IN ('dead', 'cancelled', 'retrying');
 
+-- name: retry_many
+-- A page of ids bulk repair listed, in one statement. A task whose idempotency key another
+-- unfinished task holds stays as it is (one retry would conflict), and of tasks sharing a
+-- key only the newest is queued: the unique index allows one unfinished holder.
+UPDATE shoal_tasks
+SET status = 'queued', attempts = 0, run_at = :now, finished_at = NULL, updated_at = :now
+FROM (
+    SELECT id FROM (
+        SELECT t.id, t.idempotency_key,
+               row_number() OVER (PARTITION BY t.queue, t.idempotency_key ORDER BY t.id DESC)
+                   AS n
+        FROM shoal_tasks AS t
+        WHERE t.id IN (SELECT value FROM json_each(:ids))
+          AND t.status IN ('dead', 'cancelled', 'retrying')
+          AND NOT EXISTS (
+              SELECT 1 FROM shoal_tasks AS holder
+              WHERE holder.queue = t.queue AND holder.idempotency_key = t.idempotency_key
+                AND holder.status IN ('queued', 'retrying', 'running') AND holder.id <> t.id)
+    )
+    WHERE idempotency_key IS NULL OR n = 1
+) AS chosen
+WHERE shoal_tasks.id = chosen.id;
+
 -- name: cancel
 UPDATE shoal_tasks
 SET status = 'cancelled', finished_at = :now, updated_at = :now
@@ -140,6 +165,11 @@ DELETE FROM shoal_tasks
 WHERE (:queue IS NULL OR queue = :queue)
   AND status IN ('done', 'dead', 'cancelled')
   AND status IN (SELECT value FROM json_each(:statuses));
+
+-- name: purge_ids
+DELETE FROM shoal_tasks
+WHERE id IN (SELECT value FROM json_each(:ids))
+  AND status IN ('done', 'dead', 'cancelled');
 
 -- name: exists
 SELECT 1 FROM shoal_tasks WHERE id = :id;
