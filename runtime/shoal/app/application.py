@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import os
 import sys
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
 
 from shoal.app.hooks import EventName, Hook, Hooks
+from shoal.app.opening import Home, forsake
+from shoal.app.portal import PORTAL, call_on
+from shoal.app.syncpush import push_in_transaction_sync
 from shoal.app.tasks import PushOptions, TaskDefinition, TaskOptions
 from shoal.backends import Backend, OnConflict, open_backend
 from shoal.backends.base import TransactionalPush
@@ -60,6 +64,8 @@ class App:
         self.tasks: dict[str, TaskDefinition[Any, Any]] = {}
         self.hooks = Hooks()
         self._backend: Backend | None = None
+        self._owns_backend = False
+        self._home = Home(self.open, self._drop_backend)
 
     # -- registry ----------------------------------------------------------------------------
 
@@ -142,19 +148,60 @@ class App:
         """The backend, built on first use (connected by :meth:`open`)."""
         if self._backend is None:
             self._backend = open_backend(self.backend_url)
+            self._owns_backend = True
         return self._backend
 
     def use_backend(self, backend: Backend | None) -> None:
         """Share an already built backend (and its pool) with another app; ``None`` forgets
         it, so that the next use builds one from ``backend_url``."""
         self._backend = backend
+        self._owns_backend = False
 
     async def open(self) -> None:
+        """Connect, on the running loop, which the app's connections then belong to. A push
+        opens an app that is not open by itself (closed when its loop ends); ``async with
+        app`` is the explicit form."""
         await self.backend.open()
+        self._home.opened()
 
     async def close(self) -> None:
         if self._backend is not None:
             await self._backend.close()
+        await self._home.closed()
+
+    def call_sync(
+        self,
+        function: Callable[P, Coroutine[Any, Any, R]],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> R:
+        """Run one of this app's coroutine functions (``push``, a handle's ``result``, ...)
+        from code without an event loop, and return its result: the sync API is this.
+
+        It runs on the app's home loop if the app is open on a loop running in another
+        thread, else on the process's portal loop (:mod:`shoal.app.portal`), where a push
+        then opens the app; the app is closed there at exit. Thread-safe; refused in a
+        thread that runs an event loop (await the async form there).
+        """
+        loop = self._home.running_elsewhere()
+        if loop is None:
+            loop = PORTAL.loop()
+            PORTAL.close_at_exit(self._close_on_portal)
+        return call_on(loop, function, *args, **kwargs)
+
+    async def _close_on_portal(self) -> None:
+        # Run on the portal's loop at exit: close the app if it is open there (not if it
+        # has since been closed, or opened on another loop).
+        if self._home.loop is asyncio.get_running_loop():
+            await self.close()
+
+    def _drop_backend(self) -> None:
+        """Forget a backend whose connections are not this process's or loop's any more;
+        one the app built is built anew from ``backend_url`` on next use."""
+        if self._owns_backend and self._backend is not None:
+            forsake(self._backend)
+            self._backend = None
 
     async def __aenter__(self) -> App:
         await self.open()
@@ -198,6 +245,7 @@ class App:
         the tasks are enqueued inside that transaction; a backend that cannot join one
         raises :class:`ConfigurationError`.
         """
+        await self._home.ensure_open(self.close)
         backend = self.backend
         if connection is not None:
             if not isinstance(backend, TransactionalPush):
@@ -209,6 +257,23 @@ class App:
         if not tasks:
             return []
         return await backend.push(tasks, on_conflict=on_conflict)
+
+    def push_many_sync(
+        self,
+        tasks: Sequence[NewTask],
+        *,
+        on_conflict: OnConflict = OnConflict.RAISE,
+        connection: object | None = None,
+    ) -> list[str]:
+        """:meth:`push_many` for code without an event loop (see :meth:`call_sync`).
+
+        With ``connection`` (a sync driver connection in an open transaction) the push runs
+        in this thread on that connection, if the backend can (``push_in_transaction_sync``);
+        otherwise :class:`ConfigurationError`.
+        """
+        if connection is not None:
+            return push_in_transaction_sync(self.backend, connection, tasks, on_conflict)
+        return self.call_sync(self.push_many, tasks, on_conflict=on_conflict)
 
 
 def load_app(path: str) -> App:

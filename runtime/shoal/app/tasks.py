@@ -44,7 +44,8 @@ class PushOptions(TypedDict, total=False):
     connection: object
     """An asyncpg connection inside an open transaction: the push joins it, so commit
     enqueues and rollback enqueues nothing (PostgreSQL only; other backends raise
-    ``ConfigurationError``)."""
+    ``ConfigurationError``). With ``push_sync``, a sync connection, joined in the caller's
+    thread by a backend that has ``push_in_transaction_sync``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +117,17 @@ class TaskDefinition(Generic[P, R]):
         """Enqueue many calls (keyword arguments each) in one round trip, all or nothing."""
         return await ConfiguredTask(self, options).push_many(calls)
 
+    def push_sync(self, *args: P.args, **kwargs: P.kwargs) -> str:
+        """:meth:`push` for code without an event loop (a script, a sync web view, a
+        thread): thread-safe, on one background loop and pool per process (``App.call_sync``)."""
+        return ConfiguredTask(self, {}).push_sync(*args, **kwargs)
+
+    def push_many_sync(
+        self, calls: Iterable[Mapping[str, Any]], **options: Unpack[PushOptions]
+    ) -> list[str]:
+        """:meth:`push_many` for code without an event loop."""
+        return ConfiguredTask(self, options).push_many_sync(calls)
+
 
 class ConfiguredTask(Generic[P]):
     """A task with push options bound; see :meth:`TaskDefinition.configure`."""
@@ -134,11 +146,32 @@ class ConfiguredTask(Generic[P]):
         return task_id
 
     async def push_many(self, calls: Iterable[Mapping[str, Any]]) -> list[str]:
+        return await self._push(self._prepare_many(calls))
+
+    def push_sync(self, *args: P.args, **kwargs: P.kwargs) -> str:
+        """:meth:`push` for code without an event loop; with ``connection`` (a sync
+        connection in an open transaction) it joins that transaction, in this thread."""
+        if "connection" in self.options:
+            [task_id] = self._push_in_transaction_sync([self.prepare(*args, **kwargs)])
+            return task_id
+        return self.definition.app.call_sync(self.push, *args, **kwargs)
+
+    def push_many_sync(self, calls: Iterable[Mapping[str, Any]]) -> list[str]:
+        if "connection" in self.options:
+            return self._push_in_transaction_sync(self._prepare_many(calls))
+        return self.definition.app.call_sync(self.push_many, calls)
+
+    def _prepare_many(self, calls: Iterable[Mapping[str, Any]]) -> list[NewTask]:
         if "idempotency_key" in self.options:
             raise ConfigurationError("one idempotency_key cannot cover a batch; prepare each call")
         encode = self.definition.codec.encode
-        return await self._push(
-            [self.definition.prepare(encode((), call), self.options) for call in calls]
+        return [self.definition.prepare(encode((), call), self.options) for call in calls]
+
+    def _push_in_transaction_sync(self, tasks: list[NewTask]) -> list[str]:
+        return self.definition.app.push_many_sync(
+            tasks,
+            on_conflict=self.options.get("on_conflict", OnConflict.RAISE),
+            connection=self.options["connection"],
         )
 
     async def _push(self, tasks: list[NewTask]) -> list[str]:

@@ -1,0 +1,147 @@
+"""Where an app's backend is open: on which event loop, opened by whom, closed when.
+
+A backend's connections belong to the event loop that opened them (an asyncpg pool, a redis
+client, the SQLite thread's futures). So an app remembers its *home* loop, and every use
+from elsewhere is either sent there (the sync API, :mod:`shoal.app.portal`) or refused with a
+reason.
+
+A push on an app that is not open opens it on the running loop, once however many pushes
+race for it, and closes it when that loop ends: :func:`asyncio.run` (and every runner that
+finalises async generators, as uvicorn and pytest-asyncio do) closes a parked generator
+before closing its loop, and that generator's ``finally`` closes the app. ``async with app``
+stays the explicit form, and what it opened it closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import weakref
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
+from typing import Any
+
+from shoal.core.errors import ConfigurationError
+
+# Backends dropped by a child after fork: their connections are the parent's, so they must
+# never be closed (or finalised) here; kept referenced, they never are.
+_FORSAKEN: list[object] = []
+
+
+class Home:
+    """The loop an app's backend is open on, and the first push that opens it there."""
+
+    def __init__(
+        self,
+        open_backend: Callable[[], Coroutine[Any, Any, None]],
+        drop_backend: Callable[[], None],
+    ) -> None:
+        self._open_backend = open_backend
+        self._drop_backend = drop_backend
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._opening: asyncio.Task[None] | None = None
+        self._closer: AsyncGenerator[None, None] | None = None
+        self._closer_token: object | None = None
+
+    def opened(self) -> None:
+        """The backend was just opened on the running loop."""
+        self.loop = asyncio.get_running_loop()
+        _HOMED.add(self)
+
+    async def closed(self) -> None:
+        """The backend was just closed (or dropped)."""
+        home, closer = self.loop, self._closer
+        self.loop = self._opening = None
+        # Disarmed first: the parked generator's ``finally`` must not close the app again.
+        self._closer = self._closer_token = None
+        _HOMED.discard(self)
+        if closer is None:
+            return
+        if _running_loop() is home:
+            await closer.aclose()
+        else:  # finalising it would need its loop, which is not this one
+            _FORSAKEN.append(closer)
+
+    def running_elsewhere(self) -> asyncio.AbstractEventLoop | None:
+        """The home loop if it runs and is not the caller's: where sync calls must go."""
+        loop = self.loop
+        if loop is None or loop.is_closed() or not loop.is_running():
+            return None
+        return None if _running_loop() is loop else loop
+
+    async def ensure_open(self, close: Callable[[], Awaitable[None]]) -> bool:
+        """Open on the running loop unless open there already; True if it opened now.
+
+        Concurrent first pushes share one opening task; a failed opening is forgotten, so
+        the next push tries again.
+        """
+        loop = asyncio.get_running_loop()
+        if self.loop is loop:
+            return False
+        if self.loop is not None and self.loop.is_closed():
+            # Opened explicitly on a loop that ended without close(): its connections died
+            # with it, so the backend is built anew.
+            self.forget()
+        if self.loop is not None:
+            raise ConfigurationError(
+                "this app is open on another event loop, and its connections belong there: "
+                "push from that loop (or with push_sync from any thread without a loop), or "
+                "close the app there first"
+            )
+        if self._opening is None or self._opening.get_loop() is not loop:
+            self._opening = loop.create_task(self._open_backend())
+        opening = self._opening
+        try:
+            await asyncio.shield(opening)
+        except BaseException:
+            if opening.done() and self._opening is opening:
+                self._opening = None
+            raise
+        if self._closer is None:
+            # Parked until the loop finalises its async generators, then closes the app.
+            self._closer_token = token = object()
+            self._closer = _close_at_loop_end(self, token, close)
+            await anext(self._closer)
+        return True
+
+    def forget(self) -> None:
+        """The loop and its connections are gone (a child after fork, a loop that ended
+        without close()), so the backend is dropped (rebuilt on next use), never closed."""
+        _FORSAKEN.append(self._closer)
+        self._drop_backend()
+        self.loop = self._opening = None
+        self._closer = self._closer_token = None
+        _HOMED.discard(self)
+
+
+async def _close_at_loop_end(
+    home: Home, token: object, close: Callable[[], Awaitable[None]]
+) -> AsyncGenerator[None, None]:
+    try:
+        yield
+    finally:
+        if home._closer_token is token:
+            home._closer = home._closer_token = None
+            await close()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def forsake(backend: object) -> None:
+    """Keep a backend inherited across fork alive and untouched (see :data:`_FORSAKEN`)."""
+    _FORSAKEN.append(backend)
+
+
+_HOMED: weakref.WeakSet[Home] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for home in list(_HOMED):
+        home.forget()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
