@@ -22,6 +22,7 @@ import pytest
 from shoal import App
 from shoal.backends import open_backend
 from shoal.core.models import TaskStatus
+from shoal.testing import drain
 
 STORES = ["sqlite_url", "postgres_url", "redis_url"]
 
@@ -186,3 +187,26 @@ def test_at_exit_the_app_is_closed_and_nothing_hangs(url: str) -> None:
     assert "Traceback" not in done.stderr
     assert asyncio.run(_stored(url, [task_id])) == [TaskStatus.QUEUED]
     assert time.monotonic() - began < 60
+
+
+def test_a_plain_handler_in_a_worker_pushes_on_the_workers_own_loop_and_pool(
+    url: str, apps: list[App]
+) -> None:
+    app = App(url)
+    apps.append(app)
+    ran: list[int] = []
+
+    @app.task(queue="sync")
+    async def child(n: int) -> None:
+        ran.append(n)
+
+    @app.task(queue="sync")
+    def parent(n: int) -> None:  # runs in the worker's thread pool: no loop in its thread
+        child.push_sync(n=n + 1)
+
+    async def run() -> int:
+        await parent.push(n=1)
+        return await drain(app)
+
+    assert asyncio.run(run()) == 2
+    assert ran == [2]

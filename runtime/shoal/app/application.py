@@ -9,8 +9,9 @@ import sys
 import traceback
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, Unpack, overload
 
+from shoal.app.byname import prepare_by_name
 from shoal.app.hooks import EventName, Hook, Hooks
 from shoal.app.opening import Home, forsake
 from shoal.app.portal import PORTAL, call_on
@@ -218,15 +219,48 @@ class App:
         payload: Mapping[str, Any] | bytes | str = b"{}",
         options: PushOptions | None = None,
     ) -> str:
-        """Enqueue a task by name with JSON-able arguments (validated like a typed push)."""
-        definition = self.get_task(name)
-        options = options or {}
-        if isinstance(payload, Mapping):
-            encoded = definition.codec.encode((), payload)
-        else:
-            encoded = definition.codec.encode_json(payload)
+        """Enqueue a task registered here by name with JSON-able arguments (validated like a
+        typed push); :class:`UnknownTask` otherwise (see :meth:`push_by_name`)."""
+        self.get_task(name)
+        return await self.push_by_name(name, payload, **(options or {}))
+
+    async def push_by_name(
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | bytes | str | None = None,
+        *,
+        queue: str | None = None,
+        **options: Unpack[PushOptions],
+    ) -> str:
+        """Enqueue the task ``name`` without its handler's code, as a producer in another
+        service does: ``await app.push_by_name("billing.charge", {"invoice_id": 42},
+        queue="billing")``.
+
+        ``arguments`` are the handler's keyword arguments (a mapping, or a JSON object
+        already encoded). A task registered here is checked against its type hints now and
+        defaults to its queue; any other needs ``queue`` and is checked by the worker before
+        it runs (an unknown name or arguments that do not fit end it dead, with the reason).
+        """
+        task = prepare_by_name(self, name, arguments, queue, options)
         [task_id] = await self.push_many(
-            [definition.prepare(encoded, options)],
+            [task],
+            on_conflict=options.get("on_conflict", OnConflict.RAISE),
+            connection=options.get("connection"),
+        )
+        return task_id
+
+    def push_by_name_sync(
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | bytes | str | None = None,
+        *,
+        queue: str | None = None,
+        **options: Unpack[PushOptions],
+    ) -> str:
+        """:meth:`push_by_name` for code without an event loop (see :meth:`call_sync`)."""
+        task = prepare_by_name(self, name, arguments, queue, options)
+        [task_id] = self.push_many_sync(
+            [task],
             on_conflict=options.get("on_conflict", OnConflict.RAISE),
             connection=options.get("connection"),
         )

@@ -80,27 +80,13 @@ class TaskDefinition(Generic[P, R]):
 
     def prepare(self, payload: bytes, options: PushOptions | None = None) -> NewTask:
         """Build the stored form of one call from an encoded payload and push options."""
-        options = options or {}
-        if "run_at" in options and "delay" in options:
-            raise ConfigurationError("give run_at or delay, not both")
-        run_at = options.get("run_at") or utcnow()
-        if run_at.tzinfo is None:
-            raise ConfigurationError("run_at must be timezone-aware (use datetime.now(UTC))")
-        delay = options.get("delay", 0)
-        run_at += delay if isinstance(delay, timedelta) else timedelta(seconds=delay)
-        max_attempts = options.get("max_attempts", self.options.retry.max_attempts)
-        if max_attempts < 1:
-            raise ConfigurationError("max_attempts must be at least 1")
-        return NewTask(
-            id=options.get("task_id") or new_id(),
-            queue=self.options.queue,
-            name=self.name,
-            payload=payload,
-            run_at=run_at,
-            max_attempts=max_attempts,
-            priority=options.get("priority", self.options.priority),
-            idempotency_key=options.get("idempotency_key"),
-            metadata=dict(options.get("metadata", {})),
+        return new_task(
+            self.name,
+            self.options.queue,
+            payload,
+            options or {},
+            max_attempts=self.options.retry.max_attempts,
+            priority=self.options.priority,
         )
 
     def configure(self, **options: Unpack[PushOptions]) -> ConfiguredTask[P]:
@@ -127,6 +113,40 @@ class TaskDefinition(Generic[P, R]):
     ) -> list[str]:
         """:meth:`push_many` for code without an event loop."""
         return ConfiguredTask(self, options).push_many_sync(calls)
+
+
+def new_task(
+    name: str,
+    queue: str,
+    payload: bytes,
+    options: PushOptions,
+    *,
+    max_attempts: int,
+    priority: int,
+) -> NewTask:
+    """The stored form of one call: an encoded payload, push options over the defaults
+    given (the task's own, or the app's for a task pushed by name)."""
+    if "run_at" in options and "delay" in options:
+        raise ConfigurationError("give run_at or delay, not both")
+    run_at = options.get("run_at") or utcnow()
+    if run_at.tzinfo is None:
+        raise ConfigurationError("run_at must be timezone-aware (use datetime.now(UTC))")
+    delay = options.get("delay", 0)
+    run_at += delay if isinstance(delay, timedelta) else timedelta(seconds=delay)
+    max_attempts = options.get("max_attempts", max_attempts)
+    if max_attempts < 1:
+        raise ConfigurationError("max_attempts must be at least 1")
+    return NewTask(
+        id=options.get("task_id") or new_id(),
+        queue=queue,
+        name=name,
+        payload=payload,
+        run_at=run_at,
+        max_attempts=max_attempts,
+        priority=options.get("priority", priority),
+        idempotency_key=options.get("idempotency_key"),
+        metadata=dict(options.get("metadata", {})),
+    )
 
 
 class ConfiguredTask(Generic[P]):
