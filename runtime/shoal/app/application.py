@@ -17,6 +17,7 @@ from shoal.app.opening import Home, forsake
 from shoal.app.portal import PORTAL, call_on
 from shoal.app.syncpush import push_in_transaction_sync
 from shoal.app.tasks import PushOptions, TaskDefinition, TaskOptions
+from shoal.app.wrappers import Wrappers
 from shoal.backends import Backend, OnConflict, open_backend
 from shoal.backends.base import TransactionalPush
 from shoal.core.context import Context
@@ -64,6 +65,7 @@ class App:
         self.default_retry = retry or RetryPolicy()
         self.tasks: dict[str, TaskDefinition[Any, Any]] = {}
         self.hooks = Hooks()
+        self.wrappers = Wrappers()
         self._backend: Backend | None = None
         self._owns_backend = False
         self._home = Home(self.open, self._drop_backend)
@@ -287,10 +289,12 @@ class App:
                     f"{backend.url} cannot enqueue inside a caller's transaction "
                     "(connection=...): transactional enqueue needs a postgresql:// backend"
                 )
-            return await backend.push_in_transaction(connection, tasks, on_conflict=on_conflict)
+            with self.wrappers.around_push(tasks) as tasks:
+                return await backend.push_in_transaction(connection, tasks, on_conflict=on_conflict)
         if not tasks:
             return []
-        return await backend.push(tasks, on_conflict=on_conflict)
+        with self.wrappers.around_push(tasks) as tasks:
+            return await backend.push(tasks, on_conflict=on_conflict)
 
     def push_many_sync(
         self,
