@@ -210,3 +210,19 @@ def test_a_plain_handler_in_a_worker_pushes_on_the_workers_own_loop_and_pool(
 
     assert asyncio.run(run()) == 2
     assert ran == [2]
+
+
+def test_each_loop_opens_the_app_anew_and_an_async_push_joins_a_sync_one(
+    url: str, make_app: Callable[[str], App]
+) -> None:
+    app = make_app(url)
+    greet = app.get_task("greet")
+    # Two scripts' worth of asyncio.run: each opens the app on its loop and closes it there.
+    first = asyncio.run(greet.push(name="one"))
+    second = asyncio.run(greet.push(name="two"))
+    # A sync push homes the app on the portal; an async view on another loop then pushes
+    # through it (as Django's sync and async views share one app).
+    third = greet.push_sync(name="three")
+    fourth = asyncio.run(greet.push(name="four"))
+    statuses = asyncio.run(_stored(url, [first, second, third, fourth]))
+    assert statuses == [TaskStatus.QUEUED] * 4

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import Any
 
 import pytest
 
@@ -87,7 +88,7 @@ def test_a_failed_opening_is_tried_again_by_the_next_push() -> None:
     assert asyncio.run(main())
 
 
-def test_a_push_from_another_loop_than_the_apps_is_refused_with_the_way_out() -> None:
+def test_a_push_from_another_loop_runs_on_the_apps_loop_in_its_thread() -> None:
     app = App("memory://")
 
     @app.task
@@ -109,13 +110,21 @@ def test_a_push_from_another_loop_than_the_apps_is_refused_with_the_way_out() ->
     try:
         assert opened.wait(30)
 
-        async def elsewhere() -> None:
-            with pytest.raises(ConfigurationError, match="open on another event loop"):
-                await hello.push(n=1)
+        home = app._home.loop
+        ran_on: list[asyncio.AbstractEventLoop] = []
+        push_many = app.push_many
 
-        asyncio.run(elsewhere())
-        # The sync form goes to the app's own loop instead.
+        async def noting(*args: Any, **kwargs: Any) -> list[str]:
+            ran_on.append(asyncio.get_running_loop())
+            return await push_many(*args, **kwargs)
+
+        app.push_many = noting  # type: ignore[method-assign]
+        task_id = asyncio.run(hello.push(n=1))  # from a loop of its own, in this thread
+        assert ran_on[-1] is home  # handed over to the app's loop
+        assert app.call_sync(app.backend.get, task_id) is not None
+        # The sync form goes to the app's own loop too.
         task_id = hello.push_sync(n=2)
+        assert ran_on[-1] is home
         assert app.call_sync(app.backend.get, task_id) is not None
     finally:
         release.set()
@@ -130,3 +139,23 @@ async def test_a_sync_push_inside_a_running_loop_is_refused() -> None:
 
     with pytest.raises(ConfigurationError, match="await the async form"):
         hello.push_sync(n=1)
+
+
+def test_a_push_while_the_apps_loop_is_not_running_is_refused_with_the_way_out() -> None:
+    app = App("memory://")
+
+    @app.task
+    async def hello(n: int) -> None: ...
+
+    paused = asyncio.new_event_loop()
+    try:
+        paused.run_until_complete(app.open())
+
+        async def elsewhere() -> None:
+            with pytest.raises(ConfigurationError, match="which is not running"):
+                await hello.push(n=1)
+
+        asyncio.run(elsewhere())
+        paused.run_until_complete(app.close())
+    finally:
+        paused.close()

@@ -14,7 +14,7 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, Unpack, overl
 from shoal.app.byname import prepare_by_name
 from shoal.app.hooks import EventName, Hook, Hooks
 from shoal.app.opening import Home, forsake
-from shoal.app.portal import PORTAL, call_on
+from shoal.app.portal import PORTAL, await_on, call_on
 from shoal.app.syncpush import push_in_transaction_sync
 from shoal.app.tasks import PushOptions, TaskDefinition, TaskOptions
 from shoal.app.wrappers import Wrappers
@@ -277,13 +277,15 @@ class App:
     ) -> list[str]:
         """Enqueue prepared tasks (``task.configure(...).prepare(...)``) in one round trip.
 
+        An app that is not open opens on the running loop (and closes when that loop ends);
+        one open on a loop running in another thread pushes there.
+
         With ``connection`` (an asyncpg connection in an open transaction, on PostgreSQL)
         the tasks are enqueued inside that transaction; a backend that cannot join one
         raises :class:`ConfigurationError`.
         """
-        await self._home.ensure_open(self.close)
         backend = self.backend
-        if connection is not None:
+        if connection is not None:  # the caller's connection does the work: nothing to open
             if not isinstance(backend, TransactionalPush):
                 raise ConfigurationError(
                     f"{backend.url} cannot enqueue inside a caller's transaction "
@@ -293,8 +295,14 @@ class App:
                 return await backend.push_in_transaction(connection, tasks, on_conflict=on_conflict)
         if not tasks:
             return []
+        elsewhere = self._home.running_elsewhere()
+        if elsewhere is not None:
+            # The app's connections belong to a loop running in another thread (the portal's,
+            # after a sync push): the push runs there, awaited from here.
+            return await await_on(elsewhere, self.push_many, tasks, on_conflict=on_conflict)
+        await self._home.ensure_open(self.close)
         with self.wrappers.around_push(tasks) as tasks:
-            return await backend.push(tasks, on_conflict=on_conflict)
+            return await self.backend.push(tasks, on_conflict=on_conflict)
 
     def push_many_sync(
         self,

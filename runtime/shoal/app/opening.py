@@ -1,9 +1,9 @@
 """Where an app's backend is open: on which event loop, opened by whom, closed when.
 
 A backend's connections belong to the event loop that opened them (an asyncpg pool, a redis
-client, the SQLite thread's futures). So an app remembers its *home* loop, and every use
-from elsewhere is either sent there (the sync API, :mod:`shoal.app.portal`) or refused with a
-reason.
+client, the SQLite thread's futures). So an app remembers its *home* loop, and a push from
+elsewhere is sent there while it runs in another thread (a sync push, or an async one from
+another loop: :mod:`shoal.app.portal`), or refused with a reason when it does not run.
 
 A push on an app that is not open opens it on the running loop, once however many pushes
 race for it, and closes it when that loop ends: :func:`asyncio.run` (and every runner that
@@ -83,9 +83,9 @@ class Home:
             self.forget()
         if self.loop is not None:
             raise ConfigurationError(
-                "this app is open on another event loop, and its connections belong there: "
-                "push from that loop (or with push_sync from any thread without a loop), or "
-                "close the app there first"
+                "this app is open on another event loop, which is not running, and its "
+                "connections belong there: push while that loop runs, or close the app "
+                "there first (await app.close())"
             )
         if self._opening is None or self._opening.get_loop() is not loop:
             self._opening = loop.create_task(self._open_backend())

@@ -133,3 +133,17 @@ def call_on(
     except BaseException:
         future.cancel()
         raise
+
+
+async def await_on(
+    loop: asyncio.AbstractEventLoop,
+    function: Callable[P, Coroutine[Any, Any, T]],
+    /,
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> T:
+    """Run ``function(*args, **kwargs)`` on ``loop`` (running in another thread) and await
+    its result from the running loop; cancelling the wait cancels the call there."""
+    return await asyncio.wrap_future(
+        asyncio.run_coroutine_threadsafe(function(*args, **kwargs), loop)
+    )
