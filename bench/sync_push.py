@@ -8,7 +8,7 @@ first push). The two alternate in rounds so that drift in the machine's load hit
 It prints one JSON line, ``sync_push``: p50 and p99 in milliseconds of each, and the ratio
 of sync to async at each (the floor: within 2x).
 
-Usage: python bench/sync_push.py [--pushes 2000] [--rounds 4]
+Usage: python bench/sync_push.py [--pushes 2000] [--rounds 10]
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def sync_round(app: App, count: int) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pushes", type=int, default=2000, help="pushes of each kind")
-    parser.add_argument("--rounds", type=int, default=4, help="alternations of the two")
+    parser.add_argument("--rounds", type=int, default=10, help="alternations of the two")
     arguments = parser.parse_args()
     per_round = max(1, arguments.pushes // arguments.rounds)
     with PostgresServer() as server:

@@ -226,3 +226,14 @@ def test_each_loop_opens_the_app_anew_and_an_async_push_joins_a_sync_one(
     fourth = asyncio.run(greet.push(name="four"))
     statuses = asyncio.run(_stored(url, [first, second, third, fourth]))
     assert statuses == [TaskStatus.QUEUED] * 4
+
+
+def test_a_worker_started_after_sync_pushes_moves_the_app_to_its_own_loop(
+    url: str, make_app: Callable[[str], App]
+) -> None:
+    app = make_app(url)
+    greet = app.get_task("greet")
+    ids = [greet.push_sync(name="early"), greet.push_sync(name="bird")]  # homed on the portal
+    assert asyncio.run(drain(app)) == 2  # the worker opens it on its loop, with its own pool
+    assert asyncio.run(_stored(url, ids)) == [TaskStatus.DONE] * 2
+    assert greet.push_sync(name="late")  # and a sync push afterwards opens it on the portal

@@ -163,7 +163,9 @@ class App:
     async def open(self) -> None:
         """Connect, on the running loop, which the app's connections then belong to. A push
         opens an app that is not open by itself (closed when its loop ends); ``async with
-        app`` is the explicit form."""
+        app`` is the explicit form. An app open on another loop running in another thread
+        (the portal's, after a sync push) is closed there first."""
+        await self._home.come_here(self.close)
         await self.backend.open()
         self._home.opened()
 

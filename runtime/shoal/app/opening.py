@@ -17,9 +17,10 @@ from __future__ import annotations
 import asyncio
 import os
 import weakref
-from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine
 from typing import Any
 
+from shoal.app.portal import await_on
 from shoal.core.errors import ConfigurationError
 
 # Backends dropped by a child after fork: their connections are the parent's, so they must
@@ -68,7 +69,21 @@ class Home:
             return None
         return None if _running_loop() is loop else loop
 
-    async def ensure_open(self, close: Callable[[], Awaitable[None]]) -> bool:
+    async def come_here(self, close: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Before an explicit open on the running loop: an app open on another loop that runs
+        (the portal's, after a sync push) is closed there first, so that it opens here with
+        connections of this loop's own; one whose loop has ended is built anew."""
+        home = self.loop
+        if home is None or home is _running_loop():
+            return
+        if home.is_closed():
+            self.forget()
+        elif home.is_running():
+            await await_on(home, close)
+        else:
+            raise self._elsewhere()
+
+    async def ensure_open(self, close: Callable[[], Coroutine[Any, Any, None]]) -> bool:
         """Open on the running loop unless open there already; True if it opened now.
 
         Concurrent first pushes share one opening task; a failed opening is forgotten, so
@@ -82,11 +97,7 @@ class Home:
             # with it, so the backend is built anew.
             self.forget()
         if self.loop is not None:
-            raise ConfigurationError(
-                "this app is open on another event loop, which is not running, and its "
-                "connections belong there: push while that loop runs, or close the app "
-                "there first (await app.close())"
-            )
+            raise self._elsewhere()
         if self._opening is None or self._opening.get_loop() is not loop:
             self._opening = loop.create_task(self._open_backend())
         opening = self._opening
@@ -103,6 +114,14 @@ class Home:
             await anext(self._closer)
         return True
 
+    @staticmethod
+    def _elsewhere() -> ConfigurationError:
+        return ConfigurationError(
+            "this app is open on another event loop, which is not running, and its "
+            "connections belong there: use it while that loop runs, or close the app there "
+            "first (await app.close())"
+        )
+
     def forget(self) -> None:
         """The loop and its connections are gone (a child after fork, a loop that ended
         without close()), so the backend is dropped (rebuilt on next use), never closed."""
@@ -114,7 +133,7 @@ class Home:
 
 
 async def _close_at_loop_end(
-    home: Home, token: object, close: Callable[[], Awaitable[None]]
+    home: Home, token: object, close: Callable[[], Coroutine[Any, Any, None]]
 ) -> AsyncGenerator[None, None]:
     try:
         yield
