@@ -31,22 +31,27 @@ class Wrappers:
         self.push: list[PushWrapper] = []
         self.run: list[RunWrapper] = []
 
+    def around_push(self, tasks: Sequence[NewTask]) -> AbstractContextManager[Sequence[NewTask]]:
+        if not self.push:  # the common case, kept to a nullcontext (a tenth of a generator's)
+            return contextlib.nullcontext(tasks)
+        return self._around_push(tasks)
+
+    def around_run(self, task: Task) -> AbstractContextManager[object]:
+        return self._around_run(task) if self.run else _NOTHING
+
     @contextlib.contextmanager
-    def around_push(self, tasks: Sequence[NewTask]) -> Iterator[Sequence[NewTask]]:
-        if not self.push:  # the common case: no stack to build
-            yield tasks
-            return
+    def _around_push(self, tasks: Sequence[NewTask]) -> Iterator[Sequence[NewTask]]:
         with contextlib.ExitStack() as stack:
             for wrapper in self.push:
                 tasks = stack.enter_context(wrapper(tasks))
             yield tasks
 
     @contextlib.contextmanager
-    def around_run(self, task: Task) -> Iterator[None]:
-        if not self.run:
-            yield
-            return
+    def _around_run(self, task: Task) -> Iterator[None]:
         with contextlib.ExitStack() as stack:
             for wrapper in self.run:
                 stack.enter_context(wrapper(task))
             yield
+
+
+_NOTHING: AbstractContextManager[object] = contextlib.nullcontext()
