@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
+import signal
 import subprocess
 import sys
 import textwrap
@@ -129,6 +131,7 @@ def test_after_fork_the_child_pushes_on_its_own_loop_and_pool(
     if pid == 0:  # the child: report and leave without running the parent's clean-up
         code = 1
         try:
+            signal.alarm(60)  # a child stuck on its parent's loop must not outlive the test
             os.close(reader)
             task_id = greet.push_sync(name="child")
             fresh = app.backend is not parent_backend
@@ -138,8 +141,13 @@ def test_after_fork_the_child_pushes_on_its_own_loop_and_pool(
             os._exit(code)
     os.close(writer)
     with os.fdopen(reader) as pipe:
-        child_id, fresh = pipe.read().split()
+        ready, _, _ = select.select([pipe], [], [], 60)
+        report = pipe.read() if ready else ""
+    if not report:
+        os.kill(pid, signal.SIGKILL)
     _, status = os.waitpid(pid, 0)
+    assert report, "the child's push did not return"
+    child_id, fresh = report.split()
     assert os.waitstatus_to_exitcode(status) == 0
     assert fresh == "True"
     # The child neither used nor closed the parent's connections: the parent pushes on.
