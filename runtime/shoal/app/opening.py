@@ -23,8 +23,9 @@ from typing import Any
 from shoal.app.portal import await_on
 from shoal.core.errors import ConfigurationError
 
-# Backends dropped by a child after fork: their connections are the parent's, so they must
-# never be closed (or finalised) here; kept referenced, they never are.
+# Backends (and parked closers) dropped by a child after fork, or left by a loop that ended:
+# their connections are the parent's or that loop's, so they must never be closed (or
+# finalised) here; kept referenced, they never are.
 _FORSAKEN: list[object] = []
 
 
@@ -125,7 +126,8 @@ class Home:
     def forget(self) -> None:
         """The loop and its connections are gone (a child after fork, a loop that ended
         without close()), so the backend is dropped (rebuilt on next use), never closed."""
-        _FORSAKEN.append(self._closer)
+        if self._closer is not None:
+            _FORSAKEN.append(self._closer)
         self._drop_backend()
         self.loop = self._opening = None
         self._closer = self._closer_token = None
@@ -151,7 +153,7 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 
 
 def forsake(backend: object) -> None:
-    """Keep a backend inherited across fork alive and untouched (see :data:`_FORSAKEN`)."""
+    """Keep a backend whose connections are not ours alive and untouched (``_FORSAKEN``)."""
     _FORSAKEN.append(backend)
 
 

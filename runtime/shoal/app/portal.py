@@ -43,6 +43,9 @@ class Portal:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._closers: list[Callable[[], Awaitable[None]]] = []
+        # Loops inherited across fork: kept referenced, so that collecting one never touches
+        # the selector and sockets it shares with the parent.
+        self._inherited: list[asyncio.AbstractEventLoop] = []
 
     def loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
@@ -85,6 +88,8 @@ class Portal:
         """In a child: the thread did not survive the fork, and the loop's resources (its
         selector, the apps' connections) are the parent's. Start afresh on next use."""
         self._lock = threading.Lock()
+        if self._loop is not None:
+            self._inherited.append(self._loop)
         self._loop = self._thread = None
         self._closers = []
 
