@@ -320,7 +320,8 @@ class App:
         otherwise :class:`ConfigurationError`.
         """
         if connection is not None:
-            return push_in_transaction_sync(self.backend, connection, tasks, on_conflict)
+            with self.wrappers.around_push(tasks) as tasks:
+                return push_in_transaction_sync(self.backend, connection, tasks, on_conflict)
         return self.call_sync(self.push_many, tasks, on_conflict=on_conflict)
 
 
