@@ -35,3 +35,20 @@ async def test_a_connection_is_refused_where_no_transaction_can_be_joined(url: s
         with pytest.raises(ConfigurationError, match="inside a caller's transaction"):
             await send.configure(connection=object()).push_many([])
         assert await app.backend.queues() == []
+
+
+def test_a_sync_connection_is_refused_where_no_sync_transaction_can_be_joined(
+    url: str,
+) -> None:
+    app = App(url)
+
+    @app.task
+    async def send(to: str) -> None: ...
+
+    connection = object()  # what a psycopg or Django connection would be
+    with pytest.raises(ConfigurationError, match="inside a caller's transaction"):
+        send.configure(connection=connection).push_sync(to="a@example.com")
+    with pytest.raises(ConfigurationError, match="needs a postgresql:// backend"):
+        send.configure(connection=connection).push_many_sync([{"to": "b@example.com"}])
+    with pytest.raises(ConfigurationError, match="inside a caller's transaction"):
+        app.push_by_name_sync(send.name, {"to": "c@example.com"}, connection=connection)

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import os
 import sys
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, Unpack, overload
 
+from shoal.app.byname import prepare_by_name
 from shoal.app.hooks import EventName, Hook, Hooks
+from shoal.app.opening import Home, forsake
+from shoal.app.portal import PORTAL, await_on, call_on
 from shoal.app.tasks import PushOptions, TaskDefinition, TaskOptions
 from shoal.app.transactional import transactional
+from shoal.app.wrappers import Wrappers
 from shoal.backends import Backend, OnConflict, open_backend
 from shoal.core.context import Context
 from shoal.core.errors import ConfigurationError, UnknownTask
@@ -59,7 +64,10 @@ class App:
         self.default_retry = retry or RetryPolicy()
         self.tasks: dict[str, TaskDefinition[Any, Any]] = {}
         self.hooks = Hooks()
+        self.wrappers = Wrappers()
         self._backend: Backend | None = None
+        self._owns_backend = False
+        self._home = Home(self.open, self._drop_backend)
 
     # -- registry ----------------------------------------------------------------------------
 
@@ -142,19 +150,62 @@ class App:
         """The backend, built on first use (connected by :meth:`open`)."""
         if self._backend is None:
             self._backend = open_backend(self.backend_url)
+            self._owns_backend = True
         return self._backend
 
     def use_backend(self, backend: Backend | None) -> None:
         """Share an already built backend (and its pool) with another app; ``None`` forgets
         it, so that the next use builds one from ``backend_url``."""
         self._backend = backend
+        self._owns_backend = False
 
     async def open(self) -> None:
+        """Connect, on the running loop, which the app's connections then belong to. A push
+        opens an app that is not open by itself (closed when its loop ends); ``async with
+        app`` is the explicit form. An app open on another loop running in another thread
+        (the portal's, after a sync push) is closed there first."""
+        await self._home.come_here(self.close)
         await self.backend.open()
+        self._home.opened()
 
     async def close(self) -> None:
         if self._backend is not None:
             await self._backend.close()
+        await self._home.closed()
+
+    def call_sync(
+        self,
+        function: Callable[P, Coroutine[Any, Any, R]],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> R:
+        """Run one of this app's coroutine functions (``push``, a handle's ``result``, ...)
+        from code without an event loop, and return its result: the sync API is this.
+
+        It runs on the app's home loop if the app is open on a loop running in another
+        thread, else on the process's portal loop (:mod:`shoal.app.portal`), where a push
+        then opens the app; the app is closed there at exit. Thread-safe; refused in a
+        thread that runs an event loop (await the async form there).
+        """
+        loop = self._home.running_elsewhere()
+        if loop is None:
+            loop = PORTAL.loop()
+            PORTAL.close_at_exit(self._close_on_portal)
+        return call_on(loop, function, *args, **kwargs)
+
+    async def _close_on_portal(self) -> None:
+        # Run on the portal's loop at exit: close the app if it is open there (not if it
+        # has since been closed, or opened on another loop).
+        if self._home.loop is asyncio.get_running_loop():
+            await self.close()
+
+    def _drop_backend(self) -> None:
+        """Forget a backend whose connections are not this process's or loop's any more;
+        one the app built is built anew from ``backend_url`` on next use."""
+        if self._owns_backend and self._backend is not None:
+            forsake(self._backend)
+            self._backend = None
 
     async def __aenter__(self) -> App:
         await self.open()
@@ -171,15 +222,48 @@ class App:
         payload: Mapping[str, Any] | bytes | str = b"{}",
         options: PushOptions | None = None,
     ) -> str:
-        """Enqueue a task by name with JSON-able arguments (validated like a typed push)."""
-        definition = self.get_task(name)
-        options = options or {}
-        if isinstance(payload, Mapping):
-            encoded = definition.codec.encode((), payload)
-        else:
-            encoded = definition.codec.encode_json(payload)
+        """Enqueue a task registered here by name with JSON-able arguments (validated like a
+        typed push); :class:`UnknownTask` otherwise (see :meth:`push_by_name`)."""
+        self.get_task(name)
+        return await self.push_by_name(name, payload, **(options or {}))
+
+    async def push_by_name(
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | bytes | str | None = None,
+        *,
+        queue: str | None = None,
+        **options: Unpack[PushOptions],
+    ) -> str:
+        """Enqueue the task ``name`` without its handler's code, as a producer in another
+        service does: ``await app.push_by_name("billing.charge", {"invoice_id": 42},
+        queue="billing")``.
+
+        ``arguments`` are the handler's keyword arguments (a mapping, or a JSON object
+        already encoded). A task registered here is checked against its type hints now and
+        defaults to its queue; any other needs ``queue`` and is checked by the worker before
+        it runs (an unknown name or arguments that do not fit end it dead, with the reason).
+        """
+        task = prepare_by_name(self, name, arguments, queue, options)
         [task_id] = await self.push_many(
-            [definition.prepare(encoded, options)],
+            [task],
+            on_conflict=options.get("on_conflict", OnConflict.RAISE),
+            connection=options.get("connection"),
+        )
+        return task_id
+
+    def push_by_name_sync(
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | bytes | str | None = None,
+        *,
+        queue: str | None = None,
+        **options: Unpack[PushOptions],
+    ) -> str:
+        """:meth:`push_by_name` for code without an event loop (see :meth:`call_sync`)."""
+        task = prepare_by_name(self, name, arguments, queue, options)
+        [task_id] = self.push_many_sync(
+            [task],
             on_conflict=options.get("on_conflict", OnConflict.RAISE),
             connection=options.get("connection"),
         )
@@ -194,18 +278,47 @@ class App:
     ) -> list[str]:
         """Enqueue prepared tasks (``task.configure(...).prepare(...)``) in one round trip.
 
+        An app that is not open opens on the running loop (and closes when that loop ends);
+        one open on a loop running in another thread pushes there.
+
         With ``connection`` (an async connection in an open transaction, on PostgreSQL:
         asyncpg, psycopg or SQLAlchemy; see :mod:`shoal.app.transactional`) the tasks are
         enqueued inside that transaction; a backend that cannot join one raises
         :class:`ConfigurationError`.
         """
-        backend = self.backend
-        if connection is not None:
-            joined = transactional(backend)
-            return await joined.push_in_transaction(connection, tasks, on_conflict=on_conflict)
+        if connection is not None:  # the caller's connection does the work: nothing to open
+            joined = transactional(self.backend)
+            with self.wrappers.around_push(tasks) as tasks:
+                return await joined.push_in_transaction(connection, tasks, on_conflict=on_conflict)
         if not tasks:
             return []
-        return await backend.push(tasks, on_conflict=on_conflict)
+        elsewhere = self._home.running_elsewhere()
+        if elsewhere is not None:
+            # The app's connections belong to a loop running in another thread (the portal's,
+            # after a sync push): the push runs there, awaited from here.
+            return await await_on(elsewhere, self.push_many, tasks, on_conflict=on_conflict)
+        await self._home.ensure_open(self.close)
+        with self.wrappers.around_push(tasks) as tasks:
+            return await self.backend.push(tasks, on_conflict=on_conflict)
+
+    def push_many_sync(
+        self,
+        tasks: Sequence[NewTask],
+        *,
+        on_conflict: OnConflict = OnConflict.RAISE,
+        connection: object | None = None,
+    ) -> list[str]:
+        """:meth:`push_many` for code without an event loop (see :meth:`call_sync`).
+
+        With ``connection`` (a sync driver connection in an open transaction) the push runs
+        in this thread on that connection, if the backend can (``push_in_transaction_sync``);
+        otherwise :class:`ConfigurationError`.
+        """
+        if connection is not None:
+            with self.wrappers.around_push(tasks) as tasks:
+                joined = transactional(self.backend)
+                return joined.push_in_transaction_sync(connection, tasks, on_conflict=on_conflict)
+        return self.call_sync(self.push_many, tasks, on_conflict=on_conflict)
 
 
 def load_app(path: str) -> App:

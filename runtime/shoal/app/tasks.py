@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypedDict, TypeVar, Unpack
 
-from shoal.app import transactional
 from shoal.app.payloads import PayloadCodec
 from shoal.backends.base import OnConflict
 from shoal.core.errors import ConfigurationError
@@ -47,7 +46,7 @@ class PushOptions(TypedDict, total=False):
     rollback enqueues nothing (PostgreSQL only; other backends raise ``ConfigurationError``).
     asyncpg, psycopg ``AsyncConnection``, SQLAlchemy ``AsyncConnection``/``AsyncSession``
     with ``push``; psycopg ``Connection``, SQLAlchemy ``Connection``/``Session`` and Django's
-    connection with ``push_sync``."""
+    connection with ``push_sync``, in the caller's thread."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,27 +81,13 @@ class TaskDefinition(Generic[P, R]):
 
     def prepare(self, payload: bytes, options: PushOptions | None = None) -> NewTask:
         """Build the stored form of one call from an encoded payload and push options."""
-        options = options or {}
-        if "run_at" in options and "delay" in options:
-            raise ConfigurationError("give run_at or delay, not both")
-        run_at = options.get("run_at") or utcnow()
-        if run_at.tzinfo is None:
-            raise ConfigurationError("run_at must be timezone-aware (use datetime.now(UTC))")
-        delay = options.get("delay", 0)
-        run_at += delay if isinstance(delay, timedelta) else timedelta(seconds=delay)
-        max_attempts = options.get("max_attempts", self.options.retry.max_attempts)
-        if max_attempts < 1:
-            raise ConfigurationError("max_attempts must be at least 1")
-        return NewTask(
-            id=options.get("task_id") or new_id(),
-            queue=self.options.queue,
-            name=self.name,
-            payload=payload,
-            run_at=run_at,
-            max_attempts=max_attempts,
-            priority=options.get("priority", self.options.priority),
-            idempotency_key=options.get("idempotency_key"),
-            metadata=dict(options.get("metadata", {})),
+        return new_task(
+            self.name,
+            self.options.queue,
+            payload,
+            options or {},
+            max_attempts=self.options.retry.max_attempts,
+            priority=self.options.priority,
         )
 
     def configure(self, **options: Unpack[PushOptions]) -> ConfiguredTask[P]:
@@ -118,6 +103,51 @@ class TaskDefinition(Generic[P, R]):
     ) -> list[str]:
         """Enqueue many calls (keyword arguments each) in one round trip, all or nothing."""
         return await ConfiguredTask(self, options).push_many(calls)
+
+    def push_sync(self, *args: P.args, **kwargs: P.kwargs) -> str:
+        """:meth:`push` for code without an event loop (a script, a sync web view, a
+        thread): thread-safe, on one background loop and pool per process (``App.call_sync``)."""
+        return ConfiguredTask(self, {}).push_sync(*args, **kwargs)
+
+    def push_many_sync(
+        self, calls: Iterable[Mapping[str, Any]], **options: Unpack[PushOptions]
+    ) -> list[str]:
+        """:meth:`push_many` for code without an event loop."""
+        return ConfiguredTask(self, options).push_many_sync(calls)
+
+
+def new_task(
+    name: str,
+    queue: str,
+    payload: bytes,
+    options: PushOptions,
+    *,
+    max_attempts: int,
+    priority: int,
+) -> NewTask:
+    """The stored form of one call: an encoded payload, push options over the defaults
+    given (the task's own, or the app's for a task pushed by name)."""
+    if "run_at" in options and "delay" in options:
+        raise ConfigurationError("give run_at or delay, not both")
+    run_at = options.get("run_at") or utcnow()
+    if run_at.tzinfo is None:
+        raise ConfigurationError("run_at must be timezone-aware (use datetime.now(UTC))")
+    delay = options.get("delay", 0)
+    run_at += delay if isinstance(delay, timedelta) else timedelta(seconds=delay)
+    max_attempts = options.get("max_attempts", max_attempts)
+    if max_attempts < 1:
+        raise ConfigurationError("max_attempts must be at least 1")
+    return NewTask(
+        id=options.get("task_id") or new_id(),
+        queue=queue,
+        name=name,
+        payload=payload,
+        run_at=run_at,
+        max_attempts=max_attempts,
+        priority=options.get("priority", priority),
+        idempotency_key=options.get("idempotency_key"),
+        metadata=dict(options.get("metadata", {})),
+    )
 
 
 class ConfiguredTask(Generic[P]):
@@ -140,14 +170,17 @@ class ConfiguredTask(Generic[P]):
         return await self._push(self._prepare_many(calls))
 
     def push_sync(self, *args: P.args, **kwargs: P.kwargs) -> str:
-        """Enqueue one call on the sync ``connection`` this task is configured with, inside
-        its open transaction, in this thread (see :mod:`shoal.app.transactional`)."""
-        [task_id] = self._push_sync([self.prepare(*args, **kwargs)])
-        return task_id
+        """:meth:`push` for code without an event loop; with ``connection`` (a sync
+        connection in an open transaction) it joins that transaction, in this thread."""
+        if "connection" in self.options:
+            [task_id] = self._push_in_transaction_sync([self.prepare(*args, **kwargs)])
+            return task_id
+        return self.definition.app.call_sync(self.push, *args, **kwargs)
 
     def push_many_sync(self, calls: Iterable[Mapping[str, Any]]) -> list[str]:
-        """:meth:`push_many` on the configured sync ``connection``, as :meth:`push_sync`."""
-        return self._push_sync(self._prepare_many(calls))
+        if "connection" in self.options:
+            return self._push_in_transaction_sync(self._prepare_many(calls))
+        return self.definition.app.call_sync(self.push_many, calls)
 
     def _prepare_many(self, calls: Iterable[Mapping[str, Any]]) -> list[NewTask]:
         if "idempotency_key" in self.options:
@@ -155,17 +188,16 @@ class ConfiguredTask(Generic[P]):
         encode = self.definition.codec.encode
         return [self.definition.prepare(encode((), call), self.options) for call in calls]
 
+    def _push_in_transaction_sync(self, tasks: list[NewTask]) -> list[str]:
+        return self.definition.app.push_many_sync(
+            tasks,
+            on_conflict=self.options.get("on_conflict", OnConflict.RAISE),
+            connection=self.options["connection"],
+        )
+
     async def _push(self, tasks: list[NewTask]) -> list[str]:
         return await self.definition.app.push_many(
             tasks,
             on_conflict=self.options.get("on_conflict", OnConflict.RAISE),
             connection=self.options.get("connection"),
-        )
-
-    def _push_sync(self, tasks: list[NewTask]) -> list[str]:
-        return transactional.push_many_sync(
-            self.definition.app,
-            tasks,
-            connection=self.options.get("connection"),
-            on_conflict=self.options.get("on_conflict", OnConflict.RAISE),
         )

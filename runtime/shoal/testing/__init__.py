@@ -33,6 +33,7 @@ async def drain(
     ``TimeoutError`` if work is still due after ``timeout`` seconds.
     """
     settings = WorkerSettings(queues=queues, concurrency=concurrency, poll_interval=0.05)
+    await app.open()  # here, before stats are read: the app may be open on another loop
     worker = Worker(app, settings)
     run = asyncio.create_task(worker.run())
     try:

@@ -44,7 +44,11 @@ from shoal.core.models import (
     utcnow,
 )
 
-CASE_MODULES: tuple[str, ...] = ("shoal.testing.contract", "shoal.testing.contract_bulk")
+CASE_MODULES: tuple[str, ...] = (
+    "shoal.testing.contract",
+    "shoal.testing.contract_bulk",
+    "shoal.testing.contract_lifecycle",
+)
 """The modules whose ``test_*`` functions make up the contract, core primitives first."""
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import dataclasses
 import enum
 import functools
@@ -112,21 +113,22 @@ async def execute(
     task = claim.task
     started = time.perf_counter()
     try:
-        definition = app.get_task(task.name)
-        arguments = definition.codec.decode(task.payload)
-        if definition.codec.context_parameter:
-            arguments[definition.codec.context_parameter] = Context(
-                task_id=task.id,
-                queue=task.queue,
-                name=task.name,
-                attempt=task.attempts,
-                max_attempts=task.max_attempts,
-                worker_id=worker_id,
-                state=app.state,
-                metadata=task.metadata,
-                stop_worker=stop_worker,
-            )
-        await _call(definition, arguments, threads, thread_outlived)
+        with app.wrappers.around_run(task):  # tracing's consumer span, for one
+            definition = app.get_task(task.name)
+            arguments = definition.codec.decode(task.payload)
+            if definition.codec.context_parameter:
+                arguments[definition.codec.context_parameter] = Context(
+                    task_id=task.id,
+                    queue=task.queue,
+                    name=task.name,
+                    attempt=task.attempts,
+                    max_attempts=task.max_attempts,
+                    worker_id=worker_id,
+                    state=app.state,
+                    metadata=task.metadata,
+                    stop_worker=stop_worker,
+                )
+            await _call(definition, arguments, threads, thread_outlived)
     except asyncio.CancelledError:
         raise
     except (UnknownTask, PayloadError) as error:
@@ -154,7 +156,11 @@ async def _call(
         return
     loop = asyncio.get_running_loop()
     began: asyncio.Future[object] | None = None
-    call: Callable[[], object] = functools.partial(definition.function, **arguments)
+    # In the attempt's context (contextvars), as an async handler is: what a wrapper set,
+    # such as the current span, is seen by a plain function too.
+    call: Callable[[], object] = functools.partial(
+        contextvars.copy_context().run, functools.partial(definition.function, **arguments)
+    )
     if timeout is not None:
         began = loop.create_future()
         call = functools.partial(_signal_then_call, loop, began, call)
