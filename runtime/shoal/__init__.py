@@ -8,6 +8,7 @@ from shoal.app import App, Event
 from shoal.core.context import Context
 from shoal.core.errors import IdempotencyConflict, PermanentFailure, Retry, ShoalError
 from shoal.core.models import Task, TaskStatus
+from shoal.core.retention import Retention
 from shoal.core.retry import RetryPolicy
 from shoal.core.settings import WorkerSettings
 from shoal.worker import Worker, run_workers
@@ -18,6 +19,7 @@ __all__ = [
     "Event",
     "IdempotencyConflict",
     "PermanentFailure",
+    "Retention",
     "Retry",
     "RetryPolicy",
     "ShoalError",

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -40,6 +40,7 @@ from shoal.core.models import (
     TaskStatus,
     WorkerInfo,
 )
+from shoal.core.retention import Retention
 
 
 class OnConflict(enum.StrEnum):
@@ -147,14 +148,30 @@ class Backend(abc.ABC):
         """Forget a worker that stopped cleanly."""
 
     @abc.abstractmethod
-    async def reap(self, *, worker_timeout: float) -> ReapReport:
+    async def reap(
+        self, *, worker_timeout: float, retention: Mapping[str, Retention] | None = None
+    ) -> ReapReport:
         """Put back running tasks whose lease expired, counting a lease expiration.
 
         A task whose attempts are spent ends dead with "lease expired N times: ...", so a
         task that kills its worker cannot loop forever (the rule and its words:
         :mod:`shoal.backends.shared.reaping`). Workers not seen for ``worker_timeout``
         seconds are forgotten.
+
+        ``retention`` names queues and how long their finished tasks are kept: tasks of
+        those queues that finished longer ago than their status is kept for are deleted,
+        oldest first, at most :data:`~shoal.backends.shared.retention.PRUNE_PER_REAP` per
+        call (the next reap goes on), in statements of at most
+        :data:`~shoal.backends.shared.retention.PRUNE_BATCH`. Queues it does not name are
+        left alone: a worker prunes the queues it serves, by its app's rules.
         """
+
+    @property
+    def default_retention(self) -> Retention:
+        """The retention of a queue whose app declares none: 7 days for done and cancelled
+        tasks, 30 for dead ones. A backend with its own configured default (PostgreSQL's
+        ``retention`` URL option) overrides it."""
+        return Retention()
 
     # -- observers ---------------------------------------------------------------------------
 

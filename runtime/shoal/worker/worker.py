@@ -222,7 +222,12 @@ class Worker:
             )
 
     async def _reap(self) -> None:
-        report = await self.backend.reap(worker_timeout=self.settings.lease_seconds * 3)
+        # Finished tasks of the queues this worker serves go by its app's retention.
+        fallback = self.backend.default_retention
+        retention = {q: self.app.retention_for(q) or fallback for q in self.queues}
+        report = await self.backend.reap(
+            worker_timeout=self.settings.lease_seconds * 3, retention=retention
+        )
         for task_id in report.requeued:
             logger.warning("lease expired: re-queued", extra={"task_id": task_id})
         for task_id in report.dead:

@@ -8,7 +8,7 @@ import fcntl
 import json
 import os
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,6 +18,7 @@ from shoal.backends.base import PURGEABLE
 from shoal.backends.shared.idempotency import resolve
 from shoal.backends.shared.listing import TaskQuery
 from shoal.backends.shared.reaping import Expired, judge, report_verdicts
+from shoal.backends.shared.retention import PRUNE_PER_REAP
 from shoal.backends.shared.storable import check_storable
 from shoal.core.errors import (
     BackendUnavailable,
@@ -39,6 +40,7 @@ from shoal.core.models import (
     WorkerInfo,
     utcnow,
 )
+from shoal.core.retention import Retention, expiries
 from shoal.core.urls import redact
 from shoal_example_backend.records import holds, record_of, task_of, worker_of
 
@@ -222,7 +224,11 @@ class JsonFileBackend(Backend):
     async def deregister(self, worker_id: str) -> None:
         await self._transact(lambda state: state["workers"].pop(worker_id, None))
 
-    async def reap(self, *, worker_timeout: float) -> ReapReport:
+    async def reap(
+        self, *, worker_timeout: float, retention: Mapping[str, Retention] | None = None
+    ) -> ReapReport:
+        rules = {(e.queue, e.status): e.seconds for e in expiries(retention or {})}
+
         def sweep(state: State) -> ReapReport:
             now = utcnow().timestamp()
             expired = [
@@ -243,6 +249,14 @@ class JsonFileBackend(Backend):
             for worker_id, info in list(state["workers"].items()):
                 if info["last_seen"] < now - worker_timeout:
                     del state["workers"][worker_id]
+            doomed = sorted(
+                (r["finished_at"], task_id)
+                for task_id, r in state["tasks"].items()
+                if (r["queue"], r["status"]) in rules
+                and r["finished_at"] <= now - rules[r["queue"], r["status"]]
+            )
+            for _, task_id in doomed[:PRUNE_PER_REAP]:
+                del state["tasks"][task_id]
             return report_verdicts(verdicts)
 
         return await self._transact(sweep)

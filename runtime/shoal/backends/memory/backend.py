@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from shoal.backends.base import PURGEABLE, Backend, OnConflict
@@ -16,6 +16,7 @@ from shoal.backends.shared.fencing import lost_leases, refuse_lost
 from shoal.backends.shared.idempotency import Key, resolve
 from shoal.backends.shared.listing import TaskQuery
 from shoal.backends.shared.reaping import Expired, judge, report_verdicts
+from shoal.backends.shared.retention import PRUNE_PER_REAP
 from shoal.backends.shared.storable import check_storable
 from shoal.backends.shared.wakeups import Wakeups
 from shoal.core.errors import TaskNotFound
@@ -34,6 +35,7 @@ from shoal.core.models import (
     WorkerInfo,
     utcnow,
 )
+from shoal.core.retention import Retention, expiries
 
 
 def from_url(url: str) -> MemoryBackend:
@@ -196,7 +198,9 @@ class MemoryBackend(Backend):
     async def deregister(self, worker_id: str) -> None:
         self._workers.pop(worker_id, None)
 
-    async def reap(self, *, worker_timeout: float) -> ReapReport:
+    async def reap(
+        self, *, worker_timeout: float, retention: Mapping[str, Retention] | None = None
+    ) -> ReapReport:
         now = utcnow()
         expired = [task_id for task_id, r in self._leases.items() if r.expires_at < now]
         verdicts = judge(
@@ -221,7 +225,21 @@ class MemoryBackend(Backend):
         requeued = {self._tasks[v.task_id].queue for v in verdicts if v.status is TaskStatus.QUEUED}
         if requeued:
             self._wakeups.work(requeued)
+        self._prune(retention or {})
         return report_verdicts(verdicts)
+
+    def _prune(self, retention: Mapping[str, Retention]) -> None:
+        now = utcnow()
+        rules = {(e.queue, e.status): timedelta(seconds=e.seconds) for e in expiries(retention)}
+        doomed = sorted(
+            (t.finished_at, t.id)
+            for t in self._tasks.values()
+            if t.finished_at is not None
+            and (t.queue, t.status) in rules
+            and t.finished_at <= now - rules[t.queue, t.status]
+        )
+        for _, task_id in doomed[:PRUNE_PER_REAP]:
+            del self._tasks[task_id]
 
     async def stats(self, queues: Sequence[str]) -> dict[str, QueueStats]:
         now = utcnow()

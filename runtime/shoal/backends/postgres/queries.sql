@@ -253,31 +253,35 @@ SELECT {schema}.wake(array_agg(queue) FILTER (WHERE status = 'queued')) FROM rea
 DELETE FROM {schema}.workers WHERE last_seen < now() - make_interval(secs => $1);
 
 -- name: prune_finished
--- Retention: delete up to $2 done or cancelled tasks finished more than $1 seconds ago,
--- oldest first, walking tasks_finished queue by queue (a loose index scan) so that the
--- cost follows the rows deleted, not the rows kept.
-WITH RECURSIVE finished_queue(queue) AS (
-    SELECT min(queue) FROM {schema}.tasks WHERE status IN ('done', 'cancelled')
-    UNION ALL
-    SELECT (SELECT min(t.queue) FROM {schema}.tasks AS t
-            WHERE t.status IN ('done', 'cancelled') AND t.queue > f.queue)
-    FROM finished_queue AS f WHERE f.queue IS NOT NULL
+-- Retention: delete up to $4 finished tasks past their time, oldest first, by the rules
+-- ($1 queue, $2 status, $3 seconds kept: shoal.core.retention.expiries). Each rule walks
+-- the partial index of its status (tasks_finished for done and cancelled, tasks_dead), so
+-- the cost follows the rows deleted, not the rows kept; the statuses are spelt out for the
+-- planner to see that those indexes apply.
+WITH rule AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::float8[]) AS r(queue, status, secs)
 ), doomed AS (
-    SELECT old.id
-    FROM finished_queue AS f
-    CROSS JOIN LATERAL (
+    (SELECT old.id FROM rule CROSS JOIN LATERAL (
         SELECT t.id FROM {schema}.tasks AS t
-        WHERE t.queue = f.queue AND t.status IN ('done', 'cancelled')
-          AND t.finished_at < now() - make_interval(secs => $1)
+        WHERE t.queue = rule.queue AND t.status IN ('done', 'cancelled')
+          AND t.status = rule.status
+          AND t.finished_at <= now() - make_interval(secs => rule.secs)
         ORDER BY t.finished_at
-        LIMIT $2
-    ) AS old
-    WHERE f.queue IS NOT NULL
-    LIMIT $2
+        LIMIT $4
+    ) AS old WHERE rule.status IN ('done', 'cancelled'))
+    UNION ALL
+    (SELECT old.id FROM rule CROSS JOIN LATERAL (
+        SELECT t.id FROM {schema}.tasks AS t
+        WHERE t.queue = rule.queue AND t.status = 'dead'
+          AND t.finished_at <= now() - make_interval(secs => rule.secs)
+        ORDER BY t.finished_at
+        LIMIT $4
+    ) AS old WHERE rule.status = 'dead')
+    LIMIT $4
 )
 DELETE FROM {schema}.tasks AS t
 USING doomed
-WHERE t.id = doomed.id AND t.status IN ('done', 'cancelled');
+WHERE t.id = doomed.id AND t.status IN ('done', 'cancelled', 'dead');
 
 -- name: stats
 -- One statement for any number of queues; every count is an index-only walk over one

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -62,6 +62,7 @@ from shoal.backends.redis.codec import Arg
 from shoal.backends.redis.link import Link, Script, scrub
 from shoal.backends.redis.listener import Listener
 from shoal.backends.redis.options import RedisOptions
+from shoal.backends.redis.retention import expire
 from shoal.backends.shared.fencing import lost_leases, refuse_lost
 from shoal.backends.shared.idempotency import conflict, resolve
 from shoal.backends.shared.listing import TaskQuery
@@ -85,6 +86,7 @@ from shoal.core.models import (
     TaskStatus,
     WorkerInfo,
 )
+from shoal.core.retention import Retention
 from shoal.core.urls import redact
 
 PRIORITY_RANGE = range(-1024, 1024)
@@ -358,7 +360,9 @@ class RedisBackend(Backend):
         hash_key, seen_key = self._workers_keys
         await self._link.send([("HDEL", hash_key, worker_id), ("ZREM", seen_key, worker_id)])
 
-    async def reap(self, *, worker_timeout: float) -> ReapReport:
+    async def reap(
+        self, *, worker_timeout: float, retention: Mapping[str, Retention] | None = None
+    ) -> ReapReport:
         # The script decides as shoal.backends.shared.reaping.judge does, with its parameters.
         rule: list[Arg] = [REQUEUE_MIN_ATTEMPTS_LEFT, *lease_expired_message_parts()]
         prune = Script("workers", self._workers_keys, ["prune", rs.span(worker_timeout)])
@@ -370,6 +374,7 @@ class RedisBackend(Backend):
         requeued_in = [q for q, (r, _) in zip(names, replies[1:], strict=True) if r]
         if requeued_in:
             self._wakeups.work(requeued_in)
+        await expire(self._link, self._base, retention or {})
         return report(requeued, dead)
 
     # -- observers ---------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from shoal.core.errors import BackendError, BackendUnavailable
 
 SCRIPTS = (
     "push", "claim", "ack", "fail", "release", "extend", "reap",
-    "stats", "list", "read", "retry", "cancel", "purge", "workers",
+    "stats", "list", "read", "retry", "cancel", "purge", "workers", "expire",
 )  # fmt: skip
 
 _T = TypeVar("_T")

@@ -21,7 +21,7 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,6 +34,7 @@ from shoal.backends.shared.reaping import Expired, judge, report_verdicts
 from shoal.backends.shared.storable import check_storable
 from shoal.backends.shared.wakeups import Wakeups
 from shoal.backends.sqlfiles import migrations, queries
+from shoal.backends.sqlite.retention import prune
 from shoal.backends.sqlite.support import (
     BUSY_TIMEOUT,
     data_version,
@@ -65,6 +66,7 @@ from shoal.core.models import (
     WorkerInfo,
     from_epoch,
 )
+from shoal.core.retention import Retention, expiries
 
 T = TypeVar("T")
 
@@ -312,7 +314,9 @@ class SQLiteBackend(Backend):
     async def deregister(self, worker_id: str) -> None:
         await self._run(lambda db: db.execute(_SQL["deregister"], {"id": worker_id}))
 
-    async def reap(self, *, worker_timeout: float) -> ReapReport:
+    async def reap(
+        self, *, worker_timeout: float, retention: Mapping[str, Retention] | None = None
+    ) -> ReapReport:
         now = time.time()
 
         def reap(db: sqlite3.Connection) -> ReapReport:
@@ -327,6 +331,9 @@ class SQLiteBackend(Backend):
         report = await self._run(reap)
         if report.requeued:
             self._wakeups.work(None)
+        rules = list(expiries(retention or {}))
+        if rules:
+            await self._run(functools.partial(prune, rules=rules, now=time.time()))
         return report
 
     # -- observers ---------------------------------------------------------------------------

@@ -143,3 +143,13 @@ WHERE (:queue IS NULL OR queue = :queue)
 
 -- name: exists
 SELECT 1 FROM shoal_tasks WHERE id = :id;
+
+-- name: prune_finished
+-- Retention: delete up to :limit tasks of :queue finished with :status at or before
+-- :cutoff, oldest first, off shoal_tasks_finished (migration 0004; the planner uses a
+-- partial index only when the query repeats its condition, hence the IN).
+DELETE FROM shoal_tasks
+WHERE id IN (SELECT id FROM shoal_tasks
+             WHERE queue = :queue AND status = :status AND finished_at <= :cutoff
+               AND status IN ('done', 'cancelled', 'dead')
+             ORDER BY finished_at LIMIT :limit);

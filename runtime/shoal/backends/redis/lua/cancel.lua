@@ -9,7 +9,7 @@ if status ~= 'queued' and status ~= 'retrying' then return 0 end
 local now = int(now_us())
 redis.call('ZREM', base .. ':scheduled', id)
 redis.call('ZREM', base .. ':ready', id)
-index_move(base, id, status, 'cancelled')
+index_move(base, id, status, 'cancelled', now)
 redis.call('HSET', key, 'status', 'cancelled', 'finished_at', now, 'updated_at', now)
 free_key(base, key, id)
 return 1

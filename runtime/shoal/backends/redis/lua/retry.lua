@@ -9,7 +9,7 @@ if not status then return -1 end
 if status ~= 'dead' and status ~= 'cancelled' and status ~= 'retrying' then return 0 end
 redis.call('ZREM', base .. ':scheduled', id)
 redis.call('ZREM', base .. ':ready', id)
-index_move(base, id, status, 'queued')
+index_move(base, id, status, 'queued', now)
 local run_at = ARGV[2] == '' and int(now) or ARGV[2]
 redis.call('HSET', key, 'status', 'queued', 'attempts', '0', 'run_at', run_at, 'updated_at', int(now))
 redis.call('HDEL', key, 'finished_at', 'worker_id', 'token')
