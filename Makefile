@@ -60,6 +60,7 @@ bench: $(STAMP) services node k8s-binaries
 	$(BIN)/python bench/operator_scaling.py
 	$(BIN)/python bench/burst.py
 	$(BIN)/python bench/probe_cost.py
+	$(BIN)/python bench/retention.py
 	$(BIN)/python bench/board_pages.py
 	$(BIN)/python bench/images.py
 	$(BIN)/python bench/real_node.py

@@ -32,6 +32,7 @@ from shoal.core.models import (
     BackendHealth,
     Claim,
     Failure,
+    HeartbeatReply,
     Lease,
     NewTask,
     QueueStats,
@@ -41,6 +42,9 @@ from shoal.core.models import (
     WorkerInfo,
 )
 from shoal.core.retention import Retention
+
+UNKNOWN_ASKER = "unknown"
+"""``cancelled_by`` of a cancel whose caller did not say who asked."""
 
 
 class OnConflict(enum.StrEnum):
@@ -136,12 +140,19 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     async def heartbeat(
         self, worker: WorkerInfo, leases: Sequence[Lease], lease_seconds: float
-    ) -> list[str]:
+    ) -> HeartbeatReply:
         """Record the worker as alive and extend its leases by ``lease_seconds`` from now.
 
-        Returns the ids of tasks whose lease was already lost, which the worker should stop
-        reporting on.
+        Replies with the ids of tasks whose lease was already lost, which the worker should
+        stop reporting on, and, among the tasks whose lease it still holds, those whose
+        cancel was asked for (:meth:`cancel`), each with who asked: the worker stops them.
         """
+
+    @abc.abstractmethod
+    async def cancel_running(self, leases: Sequence[Lease]) -> None:
+        """Mark running tasks ``cancelled`` (finished now), the outcome of an attempt that
+        stopped on a cancel request; who asked stays recorded. Stale leases are reported
+        with :class:`LeaseLost` as in :meth:`ack`."""
 
     @abc.abstractmethod
     async def deregister(self, worker_id: str) -> None:
@@ -238,9 +249,16 @@ class Backend(abc.ABC):
         Returns False when the task is in another state. Raises :class:`TaskNotFound`."""
 
     @abc.abstractmethod
-    async def cancel(self, task_id: str) -> bool:
-        """Cancel a task that has not started. Returns False when it is running or finished.
-        Raises :class:`TaskNotFound`."""
+    async def cancel(self, task_id: str, *, by: str = UNKNOWN_ASKER) -> bool:
+        """Cancel a task, recording ``by`` (who asked: ``user@host`` from the CLI, the
+        signed-in user from the board) as its ``cancelled_by``.
+
+        A queued, scheduled or retrying task ends ``cancelled`` at once. A running one is
+        only marked: its worker learns of it from its next heartbeat and stops it (an async
+        handler is cancelled, a plain function sees ``Context.cancel_requested``), and a
+        worker that claims a task so marked (released or re-queued by a reap after the
+        request) ends it without running it. Returns False, changing nothing, when the task
+        has finished already. Raises :class:`TaskNotFound`."""
 
     @abc.abstractmethod
     async def purge(self, *, queue: str | None, statuses: Sequence[TaskStatus]) -> int:

@@ -20,7 +20,8 @@ Command = Callable[[argparse.Namespace], Awaitable[int]]
 
 EXIT_CODES = {
     0: "done; a worker also after SIGTERM/SIGINT, even one that arrives while it starts",
-    1: "`shoal check`: unhealthy; `jobs retry`/`cancel`: the task was in another state",
+    1: "`shoal check`: unhealthy; `jobs retry`: the task was in another state; "
+    "`jobs cancel`: it had finished",
     2: "wrong input: arguments, settings, the app, a task name or id",
     3: "the backend cannot be used: unreachable (a worker tries for --startup-timeout "
     "first), schema missing (`shoal migrate`), data lost, or not durable with "
@@ -98,9 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     for action, text in (
         ("show", "every field of one task"),
         ("retry", "queue a dead, cancelled or retrying task again"),
-        ("cancel", "cancel a task that has not started"),
+        ("cancel", "cancel a task; a running one is stopped by its worker within a heartbeat"),
     ):
         actions.add_parser(action, help=text).add_argument("task_id")
+    actions.choices["cancel"].add_argument(
+        "--by", help="who asks, recorded on the task (default: user@host)"
+    )
     purge = actions.add_parser("purge", help="delete finished tasks")
     purge.add_argument("--queue")
     purge.add_argument(

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import getpass
 import json
 import os
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -235,10 +237,11 @@ async def jobs(arguments: argparse.Namespace) -> int:
             if task is None:
                 raise TaskNotFound(arguments.task_id)
             _show(task)
-        elif action in ("retry", "cancel"):
-            change = backend.retry if action == "retry" else backend.cancel
-            changed = await change(arguments.task_id)
-            verb = "queued again" if action == "retry" else "cancelled"
+        elif action == "cancel":
+            return await _cancel(backend, arguments.task_id, arguments.by or _asker())
+        elif action == "retry":
+            changed = await backend.retry(arguments.task_id)
+            verb = "queued again"
             if not changed:
                 task = await backend.get(arguments.task_id)
                 status = task.status if task else "gone"
@@ -251,6 +254,29 @@ async def jobs(arguments: argparse.Namespace) -> int:
             )
             print(f"purged {count} tasks")
     return 0
+
+
+async def _cancel(backend: Backend, task_id: str, by: str) -> int:
+    """Cancel, and say what became of the task: 1 when it had finished already."""
+    cancelled = await backend.cancel(task_id, by=by)
+    task = await backend.get(task_id)
+    status = task.status if task else "gone"
+    if not cancelled:
+        print(f"{task_id} is {status}: finished already, nothing to cancel")
+        return 1
+    if status == TaskStatus.RUNNING:
+        print(f"{task_id} is running: cancel requested, its worker stops it at its next heartbeat")
+    else:
+        print(f"{task_id} cancelled")
+    return 0
+
+
+def _asker() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container's)
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}"
 
 
 def _show(task: Task) -> None:
@@ -268,6 +294,7 @@ def _show(task: Task) -> None:
         "worker": task.worker_id or "",
         "lease expirations": task.lease_expirations,
         "last error": task.last_error or "",
+        "cancelled by": task.cancelled_by or "",
         "metadata": json.dumps(dict(task.metadata)),
         "payload": task.payload.decode("utf-8", "backslashreplace"),
     }

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from shoal.backends import Backend, OnConflict
-from shoal.backends.base import PURGEABLE
+from shoal.backends.base import PURGEABLE, UNKNOWN_ASKER
+from shoal.backends.shared.fencing import heartbeat_reply
 from shoal.backends.shared.idempotency import resolve
 from shoal.backends.shared.listing import TaskQuery
 from shoal.backends.shared.reaping import Expired, judge, report_verdicts
@@ -31,6 +32,7 @@ from shoal.core.models import (
     UNFINISHED,
     Claim,
     Failure,
+    HeartbeatReply,
     Lease,
     NewTask,
     QueueStats,
@@ -197,8 +199,8 @@ class JsonFileBackend(Backend):
 
     async def heartbeat(
         self, worker: WorkerInfo, leases: Sequence[Lease], lease_seconds: float
-    ) -> list[str]:
-        def beat(state: State) -> list[str]:
+    ) -> HeartbeatReply:
+        def beat(state: State) -> HeartbeatReply:
             now = utcnow().timestamp()
             state["workers"][worker.id] = {
                 "id": worker.id,
@@ -210,16 +212,19 @@ class JsonFileBackend(Backend):
                 "started_at": worker.started_at.timestamp(),
                 "last_seen": now,
             }
-            lost = []
+            renewed = {}
             for lease in leases:
                 record = state["tasks"].get(lease.task_id)
                 if record is not None and holds(record, lease):
                     record["expires_at"] = now + lease_seconds
-                else:
-                    lost.append(lease.task_id)
-            return lost
+                    renewed[lease.task_id] = record.get("cancelled_by")
+            return heartbeat_reply(leases, renewed)
 
         return await self._transact(beat)
+
+    async def cancel_running(self, leases: Sequence[Lease]) -> None:
+        cancelled = {"status": TaskStatus.CANCELLED, "finished_at": utcnow().timestamp()}
+        await self._finish([(lease, cancelled) for lease in leases], report_lost=True)
 
     async def deregister(self, worker_id: str) -> None:
         await self._transact(lambda state: state["workers"].pop(worker_id, None))
@@ -343,6 +348,7 @@ class JsonFileBackend(Backend):
             if record["status"] not in (TaskStatus.DEAD, TaskStatus.CANCELLED, TaskStatus.RETRYING):
                 return False
             record.update(status=TaskStatus.QUEUED, attempts=0, run_at=again, finished_at=None)
+            record.update(cancelled_by=None)
             return True
 
         revived = await self._change_one(task_id, revive)
@@ -350,11 +356,15 @@ class JsonFileBackend(Backend):
             self._wake()
         return revived
 
-    async def cancel(self, task_id: str) -> bool:
+    async def cancel(self, task_id: str, *, by: str = UNKNOWN_ASKER) -> bool:
         def stop(record: dict[str, Any]) -> bool:
+            if record["status"] == TaskStatus.RUNNING:
+                record.update(cancelled_by=by)  # its worker's heartbeat reads it
+                return True
             if record["status"] not in CLAIMABLE:
                 return False
             record.update(status=TaskStatus.CANCELLED, finished_at=utcnow().timestamp())
+            record.update(cancelled_by=by)
             return True
 
         return await self._change_one(task_id, stop)

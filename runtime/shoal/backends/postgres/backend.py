@@ -44,14 +44,14 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from shoal.backends.base import PURGEABLE, Backend, OnConflict, TransactionalPush
+from shoal.backends.base import PURGEABLE, UNKNOWN_ASKER, Backend, OnConflict, TransactionalPush
 from shoal.backends.postgres.connect import Connections, PostgresSettings
 from shoal.backends.postgres.enqueue import enqueue
 from shoal.backends.postgres.listener import Listener, ListenerHealth, ListenerState
 from shoal.backends.postgres.retention import prune
 from shoal.backends.postgres.rows import affected, lease_columns, task_of
 from shoal.backends.postgres.sessions import AsyncpgSession, CallerConnection, caller_session
-from shoal.backends.shared.fencing import lost_leases, refuse_lost
+from shoal.backends.shared.fencing import heartbeat_reply, refuse_lost
 from shoal.backends.shared.listing import TaskQuery, sql_page
 from shoal.backends.shared.reaping import Expired, judge, report_verdicts
 from shoal.backends.shared.retention import PRUNE_BATCH
@@ -68,6 +68,7 @@ from shoal.core.models import (
     BackendHealth,
     Claim,
     Failure,
+    HeartbeatReply,
     Lease,
     NewTask,
     QueueStats,
@@ -257,7 +258,7 @@ class PostgresBackend(Backend, TransactionalPush):
 
     async def heartbeat(
         self, worker: WorkerInfo, leases: Sequence[Lease], lease_seconds: float
-    ) -> list[str]:
+    ) -> HeartbeatReply:
         async with self._db.acquire("heartbeat") as conn:
             rows = await conn.fetch(
                 self._sql["heartbeat"],
@@ -271,7 +272,14 @@ class PostgresBackend(Backend, TransactionalPush):
                 *lease_columns(leases),
                 float(lease_seconds),
             )
-        return lost_leases(leases, {row["id"] for row in rows})
+        return heartbeat_reply(leases, {row["id"]: row["cancelled_by"] for row in rows})
+
+    async def cancel_running(self, leases: Sequence[Lease]) -> None:
+        if not leases:
+            return
+        async with self._db.acquire("cancel running") as conn:
+            rows = await conn.fetch(self._sql["cancel_running"], *lease_columns(leases))
+        refuse_lost(leases, {row["id"] for row in rows})
 
     async def deregister(self, worker_id: str) -> None:
         async with self._db.acquire("deregister") as conn:
@@ -382,9 +390,9 @@ class PostgresBackend(Backend, TransactionalPush):
             raise TaskNotFound(task_id)
         return bool(row["revived"])
 
-    async def cancel(self, task_id: str) -> bool:
+    async def cancel(self, task_id: str, *, by: str = UNKNOWN_ASKER) -> bool:
         async with self._db.acquire("cancel") as conn:
-            row = await conn.fetchrow(self._sql["cancel"], task_id)
+            row = await conn.fetchrow(self._sql["cancel"], task_id, by)
         if not row["found"]:
             raise TaskNotFound(task_id)
         return bool(row["cancelled"])

@@ -203,8 +203,8 @@ WITH released AS (
 SELECT {schema}.wake(array_agg(queue)) FROM released;
 
 -- name: heartbeat
--- Upsert the worker, renew the leases it still holds and return their ids. Renewing
--- touches only unindexed columns: a HOT update.
+-- Upsert the worker, renew the leases it still holds and return their ids, each with who
+-- asked to cancel it. Renewing touches only unindexed columns: a HOT update.
 WITH seen AS (
     INSERT INTO {schema}.workers AS w
         (id, host, pid, queues, concurrency, in_flight, started_at, last_seen)
@@ -217,6 +217,16 @@ WITH seen AS (
 UPDATE {schema}.tasks AS t
 SET lease_expires_at = now() + make_interval(secs => $11)
 FROM unnest($8::text[], $9::text[], $10::integer[]) AS lease(id, token, attempt)
+WHERE t.id = lease.id AND t.status = 'running'
+  AND t.lease_token = lease.token AND t.attempts = lease.attempt
+RETURNING t.id, t.cancelled_by;
+
+-- name: cancel_running
+-- An attempt that stopped on a cancel request, fenced as the ack.
+UPDATE {schema}.tasks AS t
+SET status = 'cancelled', finished_at = now(), updated_at = now(),
+    worker_id = NULL, lease_token = NULL, lease_expires_at = NULL
+FROM unnest($1::text[], $2::text[], $3::integer[]) AS lease(id, token, attempt)
 WHERE t.id = lease.id AND t.status = 'running'
   AND t.lease_token = lease.token AND t.attempts = lease.attempt
 RETURNING t.id;
@@ -348,7 +358,7 @@ SELECT * FROM {schema}.tasks WHERE id = $1;
 WITH revived AS (
     UPDATE {schema}.tasks
     SET status = 'queued', attempts = 0, run_at = coalesce($2, now()), finished_at = NULL,
-        updated_at = now()
+        updated_at = now(), cancelled_by = NULL
     WHERE id = $1 AND status IN ('dead', 'cancelled', 'retrying')
     RETURNING queue
 ), woken AS (
@@ -359,10 +369,14 @@ SELECT EXISTS (SELECT 1 FROM {schema}.tasks WHERE id = $1) AS found,
        (SELECT count(*) FROM woken) AS woken;
 
 -- name: cancel
+-- A task not started ends cancelled; a running one only records the request ($2, who
+-- asked), which its worker's next heartbeat reads.
 WITH cancelled AS (
     UPDATE {schema}.tasks
-    SET status = 'cancelled', finished_at = now(), updated_at = now()
-    WHERE id = $1 AND status IN ('queued', 'retrying')
+    SET status = CASE status WHEN 'running' THEN 'running' ELSE 'cancelled' END,
+        finished_at = CASE status WHEN 'running' THEN NULL ELSE now() END,
+        cancelled_by = $2, updated_at = now()
+    WHERE id = $1 AND status IN ('queued', 'retrying', 'running')
     RETURNING id
 )
 SELECT EXISTS (SELECT 1 FROM {schema}.tasks WHERE id = $1) AS found,

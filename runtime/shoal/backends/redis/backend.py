@@ -55,7 +55,7 @@ from redis.asyncio.connection import URL_QUERY_ARGUMENT_PARSERS
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from shoal.backends.base import PURGEABLE, Backend, OnConflict
+from shoal.backends.base import PURGEABLE, UNKNOWN_ASKER, Backend, OnConflict
 from shoal.backends.redis import codec as rs
 from shoal.backends.redis import durability
 from shoal.backends.redis.codec import Arg
@@ -63,7 +63,7 @@ from shoal.backends.redis.link import Link, Script, scrub
 from shoal.backends.redis.listener import Listener
 from shoal.backends.redis.options import RedisOptions
 from shoal.backends.redis.retention import expire
-from shoal.backends.shared.fencing import lost_leases, refuse_lost
+from shoal.backends.shared.fencing import heartbeat_reply, lost_leases, refuse_lost
 from shoal.backends.shared.idempotency import conflict, resolve
 from shoal.backends.shared.listing import TaskQuery
 from shoal.backends.shared.reaping import (
@@ -78,6 +78,7 @@ from shoal.core.models import (
     BackendHealth,
     Claim,
     Failure,
+    HeartbeatReply,
     Lease,
     NewTask,
     QueueStats,
@@ -337,7 +338,7 @@ class RedisBackend(Backend):
 
     async def heartbeat(
         self, worker: WorkerInfo, leases: Sequence[Lease], lease_seconds: float
-    ) -> list[str]:
+    ) -> HeartbeatReply:
         groups = self._by_queue(leases)
         report = json.dumps(
             {
@@ -353,8 +354,21 @@ class RedisBackend(Backend):
         ]
         replies, _ = await self._link.send([("EXISTS", self._marker.key), beat, *extends])
         self._marker.exists(replies[0])
-        refused = [task_id for reply in replies[2:] for task_id in reply]
-        return lost_leases(leases, self._applied(groups, refused))
+        refused = [task_id for lost, _ in replies[2:] for task_id in lost]
+        asked = {
+            rs.text(pairs[n]): rs.text(pairs[n + 1])
+            for _, pairs in replies[2:]
+            for n in range(0, len(pairs), 2)
+        }
+        applied = self._applied(groups, refused)
+        return heartbeat_reply(leases, {task_id: asked.get(task_id) for task_id in applied})
+
+    async def cancel_running(self, leases: Sequence[Lease]) -> None:
+        groups = self._by_queue(leases)
+        scripts = [
+            Script("cancelled", [self._base(q)], rs.lease_args(ls)) for q, ls in groups.items()
+        ]
+        await self._settle(leases, groups, scripts)
 
     async def deregister(self, worker_id: str) -> None:
         hash_key, seen_key = self._workers_keys
@@ -477,8 +491,8 @@ class RedisBackend(Backend):
             self._wakeups.work([queue])
         return queued
 
-    async def cancel(self, task_id: str) -> bool:
-        return (await self._admin("cancel", task_id))[0]
+    async def cancel(self, task_id: str, *, by: str = UNKNOWN_ASKER) -> bool:
+        return (await self._admin("cancel", task_id, by))[0]
 
     async def purge(self, *, queue: str | None, statuses: Sequence[TaskStatus]) -> int:
         doomed = [s.value for s in statuses if s in PURGEABLE]

@@ -23,7 +23,7 @@ from shoal.core.errors import BackendError, BackendUnavailable
 
 SCRIPTS = (
     "push", "claim", "ack", "fail", "release", "extend", "reap",
-    "stats", "list", "read", "retry", "cancel", "purge", "workers", "expire",
+    "stats", "list", "read", "retry", "cancel", "purge", "workers", "expire", "cancelled",
 )  # fmt: skip
 
 _T = TypeVar("_T")

@@ -26,8 +26,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from shoal.backends.base import PURGEABLE, Backend, OnConflict
-from shoal.backends.shared.fencing import lost_leases, refuse_lost
+from shoal.backends.base import PURGEABLE, UNKNOWN_ASKER, Backend, OnConflict
+from shoal.backends.shared.fencing import heartbeat_reply, refuse_lost
 from shoal.backends.shared.idempotency import resolve
 from shoal.backends.shared.listing import TaskQuery, sql_page
 from shoal.backends.shared.reaping import Expired, judge, report_verdicts
@@ -57,6 +57,7 @@ from shoal.core.errors import (
 from shoal.core.models import (
     Claim,
     Failure,
+    HeartbeatReply,
     Lease,
     NewTask,
     QueueStats,
@@ -287,7 +288,7 @@ class SQLiteBackend(Backend):
 
     async def heartbeat(
         self, worker: WorkerInfo, leases: Sequence[Lease], lease_seconds: float
-    ) -> list[str]:
+    ) -> HeartbeatReply:
         now = time.time()
         registration = {
             "id": worker.id,
@@ -304,12 +305,16 @@ class SQLiteBackend(Backend):
             "items": json.dumps([lease_item(lease) for lease in leases]),
         }
 
-        def beat(db: sqlite3.Connection) -> set[str]:
+        def beat(db: sqlite3.Connection) -> dict[str, str | None]:
             with immediate(db):
                 db.execute(_SQL["upsert_worker"], registration)
-                return {row[0] for row in db.execute(_SQL["extend_leases"], extension)}
+                return {row[0]: row[1] for row in db.execute(_SQL["extend_leases"], extension)}
 
-        return lost_leases(leases, await self._run(beat))
+        return heartbeat_reply(leases, await self._run(beat))
+
+    async def cancel_running(self, leases: Sequence[Lease]) -> None:
+        items = [lease_item(lease) for lease in leases]
+        await self._fenced(_SQL["cancel_running"], leases, items)
 
     async def deregister(self, worker_id: str) -> None:
         await self._run(lambda db: db.execute(_SQL["deregister"], {"id": worker_id}))
@@ -424,8 +429,8 @@ class SQLiteBackend(Backend):
             self._wakeups.work(None)
         return retried
 
-    async def cancel(self, task_id: str) -> bool:
-        return await self._change(_SQL["cancel"], task_id)
+    async def cancel(self, task_id: str, *, by: str = UNKNOWN_ASKER) -> bool:
+        return await self._change(_SQL["cancel"], task_id, by=by)
 
     async def purge(self, *, queue: str | None, statuses: Sequence[TaskStatus]) -> int:
         chosen = json.dumps([str(s) for s in statuses if s in PURGEABLE])

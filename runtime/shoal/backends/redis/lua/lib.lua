@@ -90,8 +90,8 @@ end
 -- payload, which read() fetches in the same HMGET.
 local FIELDS = {'id', 'queue', 'name', 'status', 'priority', 'run_at', 'attempts',
   'max_attempts', 'created_at', 'updated_at', 'idempotency_key', 'metadata', 'last_error',
-  'lease_expirations', 'worker_id', 'finished_at', 'token', 'payload'}
-local STATUS, ATTEMPTS, UPDATED_AT, WORKER_ID, TOKEN, PAYLOAD = 4, 7, 10, 15, 17, 18
+  'lease_expirations', 'worker_id', 'finished_at', 'token', 'cancelled_by', 'payload'}
+local STATUS, ATTEMPTS, UPDATED_AT, WORKER_ID, TOKEN, PAYLOAD = 4, 7, 10, 15, 17, 19
 
 local function read(key)
   return redis.call('HMGET', key, unpack(FIELDS))

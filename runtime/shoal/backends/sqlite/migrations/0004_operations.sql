@@ -4,3 +4,6 @@
 CREATE INDEX shoal_tasks_finished
     ON shoal_tasks (queue, status, finished_at)
     WHERE status IN ('done', 'cancelled', 'dead');
+
+-- Who cancelled a task, or asked to while it ran (its worker then stops it).
+ALTER TABLE shoal_tasks ADD COLUMN cancelled_by TEXT;
