@@ -9,8 +9,9 @@ with a short retention until they are gone, and prints JSON lines:
   deleted per second, reaps needed: each deletes at most 10,000); ``retained_after_expiry``
   is the share of the tasks' memory still used after expiry;
 - ``retention_postgres``: ``pg_total_relation_size`` of the tasks table (and its heap and
-  indexes apart) with the finished tasks, after retention deleted them, and after VACUUM;
-  the same reap timings.
+  indexes apart) with the finished tasks, after retention deleted them, after VACUUM, and
+  after as many tasks again were finished into the space VACUUM made reusable (plain VACUUM
+  gives index pages back to the table, not to the disk); the same reap timings.
 Both carry the one-minute load average: the figures are of a shared machine.
 
 Usage: python bench/retention.py [--tasks 1000000] [--only redis|postgres]
@@ -153,9 +154,13 @@ async def postgres_figures(count: int) -> None:
                 await admin.execute("VACUUM shoal.tasks")  # settled, as autovacuum leaves it
                 full = await sizes()
                 timings = await reap_timings(backend, count)
-            deleted = await sizes()
-            await admin.execute("VACUUM shoal.tasks")
-            vacuumed = await sizes()
+                deleted = await sizes()
+                await admin.execute("VACUUM shoal.tasks")
+                vacuumed = await sizes()
+                # As many again: do they fit in the space vacuum made reusable?
+                await fill(backend, count)
+                await admin.execute("VACUUM shoal.tasks")
+                refilled = await sizes()
         finally:
             await admin.close()
         emit(
@@ -165,6 +170,7 @@ async def postgres_figures(count: int) -> None:
             **{f"{k}_bytes_finished": v for k, v in full.items()},
             **{f"{k}_bytes_after_retention": v for k, v in deleted.items()},
             **{f"{k}_bytes_after_vacuum": v for k, v in vacuumed.items()},
+            **{f"{k}_bytes_refilled": v for k, v in refilled.items()},
             bytes_per_finished_task=round((full["total"] - empty["total"]) / count),
             finished_per_second=round(rate),
             **timings,

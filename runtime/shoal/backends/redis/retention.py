@@ -2,7 +2,8 @@
 
 Every finished task is in ``{prefix:queue}:f:<status>`` scored by when it finished
 (``lua/lib.lua``); ``expire.lua`` deletes the task hashes and index entries of those past
-their time, oldest first, so memory stays bounded however many tasks a queue has run.
+their time, oldest first, so memory stays bounded however many tasks a queue has run. Tasks
+that finished before these sets existed are not in them: ``shoal jobs purge`` removes them.
 """
 
 from __future__ import annotations
