@@ -61,6 +61,8 @@ bench: $(STAMP) services node k8s-binaries
 	$(BIN)/python bench/burst.py
 	$(BIN)/python bench/probe_cost.py
 	$(BIN)/python bench/sync_push.py
+
+	$(BIN)/python bench/retention.py
 	$(BIN)/python bench/board_pages.py
 	$(BIN)/python bench/images.py
 	$(BIN)/python bench/real_node.py

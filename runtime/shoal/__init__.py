@@ -9,6 +9,7 @@ from shoal.backends import OnConflict
 from shoal.core.context import Context
 from shoal.core.errors import IdempotencyConflict, PermanentFailure, Retry, ShoalError
 from shoal.core.models import Task, TaskStatus
+from shoal.core.retention import Retention
 from shoal.core.retry import RetryPolicy
 from shoal.core.settings import WorkerSettings
 from shoal.worker import Worker, run_workers
@@ -20,6 +21,7 @@ __all__ = [
     "IdempotencyConflict",
     "OnConflict",
     "PermanentFailure",
+    "Retention",
     "Retry",
     "RetryPolicy",
     "ShoalError",

@@ -60,3 +60,16 @@ async def block_the_loop(context: Context, seconds: float = 2.0) -> None:
     record("start", context)
     time.sleep(seconds)  # noqa: ASYNC251  # the point of the test
     record("end", context)
+
+
+@app.task(queue="e2e")
+def patient(context: Context, seconds: float = 60.0) -> None:
+    """A plain function that looks for a cancel request now and then, as one should."""
+    record("start", context)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if context.cancel_requested:
+            record("stopping", context)
+            context.raise_if_cancelled()
+        time.sleep(0.02)
+    record("end", context)

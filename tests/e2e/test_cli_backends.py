@@ -57,7 +57,7 @@ def test_every_command_on_every_backend(url: str) -> None:
     assert ok(url, "jobs", "retry", later) == [f"{later} queued again"]
     assert ok(url, "jobs", "cancel", later) == [f"{later} cancelled"]
     refused = run(url, "jobs", "cancel", later)
-    assert refused.returncode == 1 and "is cancelled: not cancelled" in refused.stdout
+    assert refused.returncode == 1 and "is cancelled: finished already" in refused.stdout
 
     worker = run(url, "worker", APP, "--max-tasks", "1", "--poll-interval", "0.1")
     assert worker.returncode == 0, worker.stderr

@@ -449,10 +449,10 @@ async def test_retention_zero_deletes_successes_at_their_ack_and_keeps_the_dead(
         [scheduled] = await backend.list_tasks(statuses=[TaskStatus.QUEUED])
         assert await backend.cancel(scheduled.id)
         await asyncio.sleep(0.01)
-        await backend.reap(worker_timeout=60)
+        await backend.reap(worker_timeout=60, retention={"default": backend.default_retention})
         assert await backend.get(scheduled.id) is None  # cancelled: gone at the reap
         dead = await backend.get(failed.task.id)
-        assert dead is not None and dead.status is TaskStatus.DEAD  # kept until purged
+        assert dead is not None and dead.status is TaskStatus.DEAD  # kept for 30 days
         assert await backend.queues() == ["default"]
 
 

@@ -76,4 +76,4 @@ async def test_a_vanished_dataset_is_reported_as_lost_not_as_other_workers_tasks
         await backend.verify_schema()
         with pytest.raises(LeaseLost):
             await backend.ack([claims[0].lease])
-        assert await backend.heartbeat(WORKER, [claims[1].lease], 30) == [claims[1].task.id]
+        assert (await backend.heartbeat(WORKER, [claims[1].lease], 30)).lost == (claims[1].task.id,)

@@ -22,6 +22,7 @@ from shoal.backends import Backend, OnConflict, open_backend
 from shoal.core.context import Context
 from shoal.core.errors import ConfigurationError, UnknownTask
 from shoal.core.models import NewTask
+from shoal.core.retention import Retention
 from shoal.core.retry import RetryPolicy
 
 P = ParamSpec("P")
@@ -47,7 +48,10 @@ class App:
 
     ``backend_url`` defaults to ``$SHOAL_BACKEND_URL``, then to ``sqlite:///shoal.db``. On
     Kubernetes leave it out: the operator injects the URL from a Secret. ``state`` is shared
-    by every task of a worker through ``Context.state``.
+    by every task of a worker through ``Context.state``. ``retention`` is how long finished
+    tasks of its queues are kept (:class:`~shoal.core.retention.Retention`; by default the
+    backend's: 7 days for done and cancelled tasks, 30 for dead ones);
+    :meth:`queue_options` sets one queue's.
     """
 
     def __init__(
@@ -57,11 +61,14 @@ class App:
         default_queue: str = "default",
         state: Any = None,
         retry: RetryPolicy | None = None,
+        retention: Retention | None = None,
     ) -> None:
         self.backend_url = backend_url or os.environ.get(BACKEND_URL_VARIABLE) or None
         self.default_queue = default_queue
         self.state = state
         self.default_retry = retry or RetryPolicy()
+        self.retention = retention
+        self._queue_retention: dict[str, Retention] = {}
         self.tasks: dict[str, TaskDefinition[Any, Any]] = {}
         self.hooks = Hooks()
         self.wrappers = Wrappers()
@@ -133,6 +140,17 @@ class App:
     def queues(self) -> list[str]:
         """Every queue some registered task uses, sorted."""
         return sorted({t.options.queue for t in self.tasks.values()})
+
+    def queue_options(self, queue: str, *, retention: Retention) -> None:
+        """Settings of one queue that win over the app's: ``retention``, how long its
+        finished tasks are kept. Workers of every app serving the queue should agree: the
+        worker that reaps applies its own app's."""
+        self._queue_retention[queue] = retention
+
+    def retention_for(self, queue: str) -> Retention | None:
+        """The retention declared for ``queue`` (its own, else the app's), or None: then
+        the backend's default applies."""
+        return self._queue_retention.get(queue, self.retention)
 
     def on(self, event: EventName) -> Callable[[Hook], Hook]:
         """Register a hook: ``@app.on("task_dead")``; see :mod:`shoal.app.hooks`."""

@@ -26,6 +26,7 @@ EventName = Literal[
     "task_dead",
     "task_released",
     "task_discarded",
+    "task_cancelled",
 ]
 EVENT_NAMES: tuple[str, ...] = get_args(EventName)
 

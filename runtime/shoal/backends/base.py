@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +33,7 @@ from shoal.core.models import (
     BackendHealth,
     Claim,
     Failure,
+    HeartbeatReply,
     Lease,
     NewTask,
     QueueStats,
@@ -41,6 +42,10 @@ from shoal.core.models import (
     TaskStatus,
     WorkerInfo,
 )
+from shoal.core.retention import Retention
+
+UNKNOWN_ASKER = "unknown"
+"""``cancelled_by`` of a cancel whose caller did not say who asked."""
 
 
 class OnConflict(enum.StrEnum):
@@ -136,26 +141,49 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     async def heartbeat(
         self, worker: WorkerInfo, leases: Sequence[Lease], lease_seconds: float
-    ) -> list[str]:
+    ) -> HeartbeatReply:
         """Record the worker as alive and extend its leases by ``lease_seconds`` from now.
 
-        Returns the ids of tasks whose lease was already lost, which the worker should stop
-        reporting on.
+        Replies with the ids of tasks whose lease was already lost, which the worker should
+        stop reporting on, and, among the tasks whose lease it still holds, those whose
+        cancel was asked for (:meth:`cancel`), each with who asked: the worker stops them.
         """
+
+    @abc.abstractmethod
+    async def cancel_running(self, leases: Sequence[Lease]) -> None:
+        """Mark running tasks ``cancelled`` (finished now), the outcome of an attempt that
+        stopped on a cancel request; who asked stays recorded. Stale leases are reported
+        with :class:`LeaseLost` as in :meth:`ack`."""
 
     @abc.abstractmethod
     async def deregister(self, worker_id: str) -> None:
         """Forget a worker that stopped cleanly."""
 
     @abc.abstractmethod
-    async def reap(self, *, worker_timeout: float) -> ReapReport:
+    async def reap(
+        self, *, worker_timeout: float, retention: Mapping[str, Retention] | None = None
+    ) -> ReapReport:
         """Put back running tasks whose lease expired, counting a lease expiration.
 
         A task whose attempts are spent ends dead with "lease expired N times: ...", so a
         task that kills its worker cannot loop forever (the rule and its words:
         :mod:`shoal.backends.shared.reaping`). Workers not seen for ``worker_timeout``
         seconds are forgotten.
+
+        ``retention`` names queues and how long their finished tasks are kept: tasks of
+        those queues that finished longer ago than their status is kept for are deleted,
+        oldest first, at most :data:`~shoal.backends.shared.retention.PRUNE_PER_REAP` per
+        call (the next reap goes on), in statements of at most
+        :data:`~shoal.backends.shared.retention.PRUNE_BATCH`. Queues it does not name are
+        left alone: a worker prunes the queues it serves, by its app's rules.
         """
+
+    @property
+    def default_retention(self) -> Retention:
+        """The retention of a queue whose app declares none: 7 days for done and cancelled
+        tasks, 30 for dead ones. A backend with its own configured default (PostgreSQL's
+        ``retention`` URL option) overrides it."""
+        return Retention()
 
     # -- observers ---------------------------------------------------------------------------
 
@@ -222,9 +250,16 @@ class Backend(abc.ABC):
         Returns False when the task is in another state. Raises :class:`TaskNotFound`."""
 
     @abc.abstractmethod
-    async def cancel(self, task_id: str) -> bool:
-        """Cancel a task that has not started. Returns False when it is running or finished.
-        Raises :class:`TaskNotFound`."""
+    async def cancel(self, task_id: str, *, by: str = UNKNOWN_ASKER) -> bool:
+        """Cancel a task, recording ``by`` (who asked: ``user@host`` from the CLI, the
+        signed-in user from the board) as its ``cancelled_by``.
+
+        A queued, scheduled or retrying task ends ``cancelled`` at once. A running one is
+        only marked: its worker learns of it from its next heartbeat and stops it (an async
+        handler is cancelled, a plain function sees ``Context.cancel_requested``), and a
+        worker that claims a task so marked (released or re-queued by a reap after the
+        request) ends it without running it. Returns False, changing nothing, when the task
+        has finished already. Raises :class:`TaskNotFound`."""
 
     @abc.abstractmethod
     async def purge(self, *, queue: str | None, statuses: Sequence[TaskStatus]) -> int:

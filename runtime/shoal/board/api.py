@@ -118,13 +118,18 @@ async def task_page(backend: Backend, filters: TaskFilters) -> TaskPage:
     return TaskPage(shown, shown[-1].id if more and shown else None)
 
 
-async def act(backend: Backend, task_id: str, action: str) -> bool:
-    """Retry or cancel one task; False when its state does not allow it."""
+async def act(backend: Backend, task_id: str, action: str, *, by: str) -> bool:
+    """Retry or cancel one task (``by``: who asked); False when its state does not allow it."""
     if action == "retry":
         return await backend.retry(task_id)
     if action == "cancel":
-        return await backend.cancel(task_id)
+        return await backend.cancel(task_id, by=by)
     raise BadRequest(f"unknown action {action!r}: {', '.join(ACTIONS)}")
+
+
+def asker(request: Request) -> str:
+    """Who is acting, as a task's ``cancelled_by`` records it: the signed-in name."""
+    return f"{request.scope['principal'].name} (board)"
 
 
 def purge_statuses(raw: list[str]) -> list[TaskStatus]:
@@ -235,7 +240,7 @@ async def workers(request: Request) -> JSONResponse:
 async def task_action(request: Request) -> JSONResponse:
     task_id, action = request.path_params["task_id"], request.path_params["action"]
     try:
-        done = await act(_backend(request), task_id, action)
+        done = await act(_backend(request), task_id, action, by=asker(request))
     except TaskNotFound:
         return answer(request, {"error": "no task has this id"}, 404)
     return answer(request, {"task_id": task_id, "action": action, "done": done})

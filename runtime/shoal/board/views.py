@@ -98,7 +98,7 @@ async def confirm_action(request: Request) -> Response:
 async def do_action(request: Request) -> Response:
     task_id, action = request.path_params["task_id"], request.path_params["action"]
     try:
-        done = await api.act(_backend(request), task_id, action)
+        done = await api.act(_backend(request), task_id, action, by=api.asker(request))
     except TaskNotFound:
         return render(request, "missing.html", 404, page="tasks", task_id=task_id)
     outcome = "done" if done else "refused"

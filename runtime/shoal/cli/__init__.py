@@ -21,7 +21,8 @@ Command = Callable[[argparse.Namespace], Awaitable[int]]
 
 EXIT_CODES = {
     0: "done; a worker also after SIGTERM/SIGINT, even one that arrives while it starts",
-    1: "`shoal check`: unhealthy; `jobs retry`/`cancel`: the task was in another state",
+    1: "`shoal check`: unhealthy; `jobs retry`: the task was in another state; "
+    "`jobs cancel`: it had finished",
     2: "wrong input: arguments, settings, the app, a task name or id; a bulk change "
     "without a terminal to confirm it and without --yes",
     3: "the backend cannot be used: unreachable (a worker tries for --startup-timeout "

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
+import os
+import socket
 from datetime import datetime
 
 from shoal.backends import Backend
@@ -33,9 +36,11 @@ def add_actions(actions: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     listing.add_argument("--limit", default="50", help="at most this many (default: 50)")
 
     action("show", "every field of one task").add_argument("task_id", help="the task's id")
-    action("cancel", "cancel a task that has not started").add_argument(
-        "task_id", help="the task's id"
+    cancel = action(
+        "cancel", "cancel a task; a running one is stopped by its worker within a heartbeat"
     )
+    cancel.add_argument("task_id", help="the task's id")
+    cancel.add_argument("--by", help="who asks, recorded on the task (default: user@host)")
 
     retry = action(
         "retry",
@@ -125,10 +130,27 @@ async def _show(backend: Backend, arguments: argparse.Namespace) -> int:
 
 
 async def _cancel(backend: Backend, arguments: argparse.Namespace) -> int:
-    if await backend.cancel(arguments.task_id):
-        print(f"{arguments.task_id} cancelled")
-        return 0
-    return await _unchanged(backend, arguments.task_id, "cancelled")
+    """Cancel, and say what became of the task: 1 when it had finished already."""
+    task_id = arguments.task_id
+    cancelled = await backend.cancel(task_id, by=arguments.by or _asker())
+    task = await backend.get(task_id)
+    status = task.status if task else "gone"
+    if not cancelled:
+        print(f"{task_id} is {status}: finished already, nothing to cancel")
+        return 1
+    if status == TaskStatus.RUNNING:
+        print(f"{task_id} is running: cancel requested, its worker stops it at its next heartbeat")
+    else:
+        print(f"{task_id} cancelled")
+    return 0
+
+
+def _asker() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container's)
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}"
 
 
 async def _retry(backend: Backend, arguments: argparse.Namespace) -> int:
@@ -225,6 +247,7 @@ def show(task: Task) -> None:
         "worker": task.worker_id or "",
         "lease expirations": task.lease_expirations,
         "last error": task.last_error or "",
+        "cancelled by": task.cancelled_by or "",
         "metadata": json.dumps(dict(task.metadata)),
         "payload": task.payload.decode("utf-8", "backslashreplace"),
     }

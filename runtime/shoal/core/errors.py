@@ -23,7 +23,8 @@
     │   └── PayloadInvalid         the JSON does not fit the handler's type hints
     └── TaskControl                raised by task code to steer its own outcome
         ├── Retry                  run again later, at a chosen delay
-        └── PermanentFailure       stop now: the task ends dead, never retried
+        ├── PermanentFailure       stop now: the task ends dead, never retried
+        └── TaskCancelled          someone cancelled the running task: it ends cancelled
 
 Each class's docstring is its default message. Driver errors are translated at the backend
 boundary with ``raise ... from exc`` so that callers only ever catch ``ShoalError``.
@@ -183,3 +184,11 @@ class Retry(TaskControl):
 
 class PermanentFailure(TaskControl):
     """The task failed permanently and will not be retried."""
+
+
+class TaskCancelled(TaskControl):
+    """The task was cancelled while it ran."""
+
+    def __init__(self, by: str) -> None:
+        self.by = by
+        super().__init__(f"{_default_message(TaskCancelled)}, by {by}")

@@ -74,6 +74,9 @@ class Task:
     lease_expirations: int = 0
     worker_id: str | None = None
     finished_at: datetime | None = None
+    cancelled_by: str | None = None
+    """Who cancelled the task, or asked to while it ran: then a running task is stopped
+    by its worker within a heartbeat interval and ends ``cancelled``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +108,16 @@ class Failure:
     lease: Lease
     error: str
     retry_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatReply:
+    """What a heartbeat tells its worker about the leases it sent."""
+
+    lost: tuple[str, ...] = ()
+    """Tasks whose lease was already lost: stop reporting on them."""
+    cancelling: Mapping[str, str] = field(default_factory=dict)
+    """Tasks held whose cancel was asked for, each with who asked: stop them."""
 
 
 @dataclass(frozen=True, slots=True)

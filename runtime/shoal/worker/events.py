@@ -17,6 +17,7 @@ LEVELS: dict[EventName, int] = {
     "task_dead": logging.ERROR,
     "task_released": logging.WARNING,
     "task_discarded": logging.WARNING,
+    "task_cancelled": logging.WARNING,
 }
 
 
@@ -40,4 +41,6 @@ def log_event(
     message = name.replace("_", " ")
     if name == "task_discarded":
         message += ": the lease was lost, another worker owns the task now"
+    elif name == "task_cancelled":
+        message += f" by {task.cancelled_by}"
     logger.log(LEVELS[name], message, extra=extra)

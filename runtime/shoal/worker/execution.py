@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from shoal.app import App, EventName, TaskDefinition
-from shoal.core.context import Context
+from shoal.core.context import Cancellation, Context
 from shoal.core.errors import PayloadError, UnknownTask
 from shoal.core.models import Claim, Failure, Lease, utcnow
 
@@ -31,11 +31,13 @@ class Kind(enum.Enum):
     ACK = "ack"
     FAIL = "fail"
     RELEASE = "release"
+    CANCEL = "cancel"
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """How an attempt ended: done, failed (retrying or dead), or released unfinished.
+    """How an attempt ended: done, failed (retrying or dead), released unfinished, or
+    cancelled (someone asked; ``claim.task.cancelled_by`` says who).
 
     ``discarded`` is set once the backend refused to record it (the lease fence): the task
     belongs to another worker now, so the attempt is reported as neither success nor failure.
@@ -47,6 +49,7 @@ class Outcome:
     error: BaseException | None = None
     released: bool = False
     discarded: bool = False
+    cancelled: bool = False
 
     @property
     def lease(self) -> Lease:
@@ -56,6 +59,8 @@ class Outcome:
     def kind(self) -> Kind:
         if self.released:
             return Kind.RELEASE
+        if self.cancelled:
+            return Kind.CANCEL
         return Kind.ACK if self.failure is None else Kind.FAIL
 
     @property
@@ -64,6 +69,8 @@ class Outcome:
             return "task_discarded"
         if self.released:
             return "task_released"
+        if self.cancelled:
+            return "task_cancelled"
         if self.failure is None:
             return "task_succeeded"
         return "task_dead" if self.failure.retry_at is None else "task_retrying"
@@ -103,15 +110,24 @@ async def execute(
     threads: concurrent.futures.Executor,
     stop_worker: Callable[[], None],
     thread_outlived: ThreadOutlived,
+    cancellation: Cancellation,
 ) -> Outcome:
     """Run one claimed task to its outcome; never raises except on cancellation.
 
     A plain function that outlives its attempt (its timeout, or the worker's cancellation
     at the end of a drain) runs on in its thread: ``thread_outlived`` is handed the future
     of that thread, so that the worker counts the thread as busy until it returns.
+
+    Once ``cancellation`` is requested (someone cancelled the task while it ran), an
+    attempt that does not succeed ends cancelled: the asyncio cancellation the worker sends
+    an ``async def`` handler, :class:`TaskCancelled` or any other error. A task claimed with
+    a cancel already requested (given back, or re-queued by a reap, after the request) ends
+    cancelled without running.
     """
     task = claim.task
     started = time.perf_counter()
+    if task.cancelled_by is not None:
+        return _cancelled(claim, started, task.cancelled_by, None)
     try:
         with app.wrappers.around_run(task):  # tracing's consumer span, for one
             definition = app.get_task(task.name)
@@ -127,14 +143,22 @@ async def execute(
                     state=app.state,
                     metadata=task.metadata,
                     stop_worker=stop_worker,
+                    cancellation=cancellation,
                 )
             await _call(definition, arguments, threads, thread_outlived)
     except asyncio.CancelledError:
-        raise
+        if cancellation.by is None:
+            raise  # the drain's, or the timeout's: not a cancel of the task
+        current = asyncio.current_task()
+        if current is not None:
+            current.uncancel()  # the worker's cancel, answered here
+        return _cancelled(claim, started, cancellation.by, None)
     except (UnknownTask, PayloadError) as error:
         # Retrying cannot fix a payload or a name: end dead at once, with the reason.
         return _failed(claim, started, error, None)
     except Exception as error:
+        if cancellation.by is not None:
+            return _cancelled(claim, started, cancellation.by, error)
         policy = app.tasks[task.name].options.retry
         delay = policy.next_delay(error, task.attempts, task.max_attempts)
         return _failed(claim, started, error, delay)
@@ -227,3 +251,8 @@ def _failed(
     retry_at = None if delay is None else utcnow() + timedelta(seconds=delay)
     failure = Failure(claim.lease, describe_error(error), retry_at)
     return Outcome(claim, time.perf_counter() - started, failure, error)
+
+
+def _cancelled(claim: Claim, started: float, by: str, error: BaseException | None) -> Outcome:
+    stopped = Claim(dataclasses.replace(claim.task, cancelled_by=by), claim.lease)
+    return Outcome(stopped, time.perf_counter() - started, error=error, cancelled=True)

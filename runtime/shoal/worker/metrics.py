@@ -25,6 +25,9 @@ FAILED = Counter("shoal_tasks_failed", "Attempts that failed (retried or dead)."
 RETRIED = Counter("shoal_tasks_retried", "Failed attempts that will be retried.", _LABELS)
 DEAD = Counter("shoal_tasks_dead", "Tasks that ended dead.", _LABELS)
 RELEASED = Counter("shoal_tasks_released", "Unfinished tasks given back at shutdown.", _LABELS)
+CANCELLED = Counter(
+    "shoal_tasks_cancelled", "Running tasks stopped because someone cancelled them.", _LABELS
+)
 DURATION = Histogram(
     "shoal_task_duration_seconds",
     "Run time of attempts.",
@@ -50,6 +53,7 @@ _ENDED = {
     "task_dead": (FAILED, DEAD),
     "task_released": (RELEASED,),
     "task_discarded": (DISCARDED,),
+    "task_cancelled": (CANCELLED,),
 }
 
 

@@ -122,6 +122,8 @@ class Recorder:
                 await backend.ack([outcome.lease for outcome in batch])
             elif kind is Kind.FAIL:
                 await backend.fail([outcome.failure for outcome in batch if outcome.failure])
+            elif kind is Kind.CANCEL:
+                await backend.cancel_running([outcome.lease for outcome in batch])
             else:
                 await backend.release([outcome.lease for outcome in batch])
         except LeaseLost as lost:

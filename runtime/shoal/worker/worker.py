@@ -37,6 +37,7 @@ from shoal.core.version import VERSION
 from shoal.core.waiting import first_of
 from shoal.worker import metrics
 from shoal.worker.announcer import Announcer
+from shoal.worker.cancels import Cancels
 from shoal.worker.execution import Outcome, execute
 from shoal.worker.health import Progress, resident_memory_mb, touch_health_file
 from shoal.worker.pacing import Pace, heartbeat_pace, on_demand_pace, reap_pace
@@ -69,6 +70,7 @@ class Worker:
         self._wakeup = asyncio.Event()
         self._announcer = Announcer(app.hooks, self.id)
         self._slots = Slots(self.settings.concurrency, freed=self._wakeup.set)
+        self._cancels = Cancels(lambda name: name in app.tasks and app.tasks[name].is_async)
         self._running = self._slots.running
         self._claimed: collections.deque[Claim] = collections.deque()  # not started yet
         self._claiming: asyncio.Task[list[Claim]] | None = None
@@ -223,7 +225,12 @@ class Worker:
             )
 
     async def _reap(self) -> None:
-        report = await self.backend.reap(worker_timeout=self.settings.lease_seconds * 3)
+        # Finished tasks of the queues this worker serves go by its app's retention.
+        fallback = self.backend.default_retention
+        retention = {q: self.app.retention_for(q) or fallback for q in self.queues}
+        report = await self.backend.reap(
+            worker_timeout=self.settings.lease_seconds * 3, retention=retention
+        )
         for task_id in report.requeued:
             logger.warning("lease expired: re-queued", extra={"task_id": task_id})
         for task_id in report.dead:
@@ -303,6 +310,7 @@ class Worker:
                     threads=self._slots.threads,
                     stop_worker=self._stop_for_task,
                     thread_outlived=functools.partial(self._slots.thread_outlived, claim),
+                    cancellation=self._cancels.started(claim.task.id),
                 )
             )
             self._running[claim.task.id] = (claim, running)
@@ -312,6 +320,7 @@ class Worker:
         self.stop("a task asked the worker to stop")
 
     def _finished(self, claim: Claim, done: asyncio.Task[Outcome]) -> None:
+        self._cancels.ended(claim.task.id)
         outcome = self._slots.ended(claim, done)
         if outcome is None:
             return
@@ -348,8 +357,11 @@ class Worker:
             started_at=self._started_at,
             version=VERSION,
         )
-        lost = set(await self.backend.heartbeat(info, leases, self.settings.lease_seconds))
+        reply = await self.backend.heartbeat(info, leases, self.settings.lease_seconds)
         self.progress.succeeding()
+        lost = set(reply.lost)
+        if reply.cancelling:
+            self._claimed = self._cancels.deliver(reply.cancelling, self._running, self._claimed)
         if lost and self._claimed:
             # Held too long (a stalled loop): another worker may own them now; not ours to run.
             self._claimed = collections.deque(c for c in self._claimed if c.task.id not in lost)

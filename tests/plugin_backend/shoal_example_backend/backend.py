@@ -8,16 +8,18 @@ import fcntl
 import json
 import os
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from shoal.backends import Backend, OnConflict
-from shoal.backends.base import PURGEABLE
+from shoal.backends.base import PURGEABLE, UNKNOWN_ASKER
+from shoal.backends.shared.fencing import heartbeat_reply
 from shoal.backends.shared.idempotency import resolve
 from shoal.backends.shared.listing import TaskQuery
 from shoal.backends.shared.reaping import Expired, judge, report_verdicts
+from shoal.backends.shared.retention import PRUNE_PER_REAP
 from shoal.backends.shared.storable import check_storable
 from shoal.core.errors import (
     BackendUnavailable,
@@ -30,6 +32,7 @@ from shoal.core.models import (
     UNFINISHED,
     Claim,
     Failure,
+    HeartbeatReply,
     Lease,
     NewTask,
     QueueStats,
@@ -39,6 +42,7 @@ from shoal.core.models import (
     WorkerInfo,
     utcnow,
 )
+from shoal.core.retention import Retention, expiries
 from shoal.core.urls import redact
 from shoal_example_backend.records import holds, record_of, task_of, worker_of
 
@@ -195,8 +199,8 @@ class JsonFileBackend(Backend):
 
     async def heartbeat(
         self, worker: WorkerInfo, leases: Sequence[Lease], lease_seconds: float
-    ) -> list[str]:
-        def beat(state: State) -> list[str]:
+    ) -> HeartbeatReply:
+        def beat(state: State) -> HeartbeatReply:
             now = utcnow().timestamp()
             state["workers"][worker.id] = {
                 "id": worker.id,
@@ -209,21 +213,28 @@ class JsonFileBackend(Backend):
                 "last_seen": now,
                 "version": worker.version,
             }
-            lost = []
+            renewed = {}
             for lease in leases:
                 record = state["tasks"].get(lease.task_id)
                 if record is not None and holds(record, lease):
                     record["expires_at"] = now + lease_seconds
-                else:
-                    lost.append(lease.task_id)
-            return lost
+                    renewed[lease.task_id] = record.get("cancelled_by")
+            return heartbeat_reply(leases, renewed)
 
         return await self._transact(beat)
+
+    async def cancel_running(self, leases: Sequence[Lease]) -> None:
+        cancelled = {"status": TaskStatus.CANCELLED, "finished_at": utcnow().timestamp()}
+        await self._finish([(lease, cancelled) for lease in leases], report_lost=True)
 
     async def deregister(self, worker_id: str) -> None:
         await self._transact(lambda state: state["workers"].pop(worker_id, None))
 
-    async def reap(self, *, worker_timeout: float) -> ReapReport:
+    async def reap(
+        self, *, worker_timeout: float, retention: Mapping[str, Retention] | None = None
+    ) -> ReapReport:
+        rules = {(e.queue, e.status): e.seconds for e in expiries(retention or {})}
+
         def sweep(state: State) -> ReapReport:
             now = utcnow().timestamp()
             expired = [
@@ -244,6 +255,14 @@ class JsonFileBackend(Backend):
             for worker_id, info in list(state["workers"].items()):
                 if info["last_seen"] < now - worker_timeout:
                     del state["workers"][worker_id]
+            doomed = sorted(
+                (r["finished_at"], task_id)
+                for task_id, r in state["tasks"].items()
+                if (r["queue"], r["status"]) in rules
+                and r["finished_at"] <= now - rules[r["queue"], r["status"]]
+            )
+            for _, task_id in doomed[:PRUNE_PER_REAP]:
+                del state["tasks"][task_id]
             return report_verdicts(verdicts)
 
         return await self._transact(sweep)
@@ -330,6 +349,7 @@ class JsonFileBackend(Backend):
             if record["status"] not in (TaskStatus.DEAD, TaskStatus.CANCELLED, TaskStatus.RETRYING):
                 return False
             record.update(status=TaskStatus.QUEUED, attempts=0, run_at=again, finished_at=None)
+            record.update(cancelled_by=None)
             return True
 
         revived = await self._change_one(task_id, revive)
@@ -337,11 +357,15 @@ class JsonFileBackend(Backend):
             self._wake()
         return revived
 
-    async def cancel(self, task_id: str) -> bool:
+    async def cancel(self, task_id: str, *, by: str = UNKNOWN_ASKER) -> bool:
         def stop(record: dict[str, Any]) -> bool:
+            if record["status"] == TaskStatus.RUNNING:
+                record.update(cancelled_by=by)  # its worker's heartbeat reads it
+                return True
             if record["status"] not in CLAIMABLE:
                 return False
             record.update(status=TaskStatus.CANCELLED, finished_at=utcnow().timestamp())
+            record.update(cancelled_by=by)
             return True
 
         return await self._change_one(task_id, stop)

@@ -61,6 +61,7 @@ def task_of(record: dict[str, Any]) -> Task:
         lease_expirations=record["lease_expirations"],
         worker_id=record["worker_id"],
         finished_at=None if finished is None else from_epoch(finished),
+        cancelled_by=record.get("cancelled_by"),
     )
 
 

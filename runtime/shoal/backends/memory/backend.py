@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
-from shoal.backends.base import PURGEABLE, Backend, OnConflict
-from shoal.backends.shared.fencing import lost_leases, refuse_lost
+from shoal.backends.base import PURGEABLE, UNKNOWN_ASKER, Backend, OnConflict
+from shoal.backends.shared.fencing import heartbeat_reply, refuse_lost
 from shoal.backends.shared.idempotency import Key, resolve
 from shoal.backends.shared.listing import TaskQuery
 from shoal.backends.shared.reaping import Expired, judge, report_verdicts
+from shoal.backends.shared.retention import PRUNE_PER_REAP
 from shoal.backends.shared.storable import check_storable
 from shoal.backends.shared.wakeups import Wakeups
 from shoal.core.errors import TaskNotFound
@@ -25,6 +26,7 @@ from shoal.core.models import (
     BackendHealth,
     Claim,
     Failure,
+    HeartbeatReply,
     Lease,
     NewTask,
     QueueStats,
@@ -34,6 +36,7 @@ from shoal.core.models import (
     WorkerInfo,
     utcnow,
 )
+from shoal.core.retention import Retention, expiries
 
 
 def from_url(url: str) -> MemoryBackend:
@@ -146,13 +149,16 @@ class MemoryBackend(Backend):
         del self._leases[lease.task_id]
         self._update(self._tasks[lease.task_id], worker_id=None, **changes)
 
-    async def ack(self, leases: Sequence[Lease]) -> None:
+    def _end(self, leases: Sequence[Lease], status: TaskStatus) -> None:
         applied = set()
         for lease in leases:
             if self._holds(lease):
-                self._finish(lease, status=TaskStatus.DONE, finished_at=utcnow())
+                self._finish(lease, status=status, finished_at=utcnow())
                 applied.add(lease.task_id)
         refuse_lost(leases, applied)
+
+    async def ack(self, leases: Sequence[Lease]) -> None:
+        self._end(leases, TaskStatus.DONE)
 
     async def fail(self, failures: Sequence[Failure]) -> None:
         applied = set()
@@ -185,18 +191,23 @@ class MemoryBackend(Backend):
 
     async def heartbeat(
         self, worker: WorkerInfo, leases: Sequence[Lease], lease_seconds: float
-    ) -> list[str]:
+    ) -> HeartbeatReply:
         now = utcnow()
         self._workers[worker.id] = dataclasses.replace(worker, last_seen=now)
         applied = {lease.task_id for lease in leases if self._holds(lease)}
         for task_id in applied:
             self._leases[task_id].expires_at = now + timedelta(seconds=lease_seconds)
-        return lost_leases(leases, applied)
+        return heartbeat_reply(leases, {i: self._tasks[i].cancelled_by for i in applied})
+
+    async def cancel_running(self, leases: Sequence[Lease]) -> None:
+        self._end(leases, TaskStatus.CANCELLED)
 
     async def deregister(self, worker_id: str) -> None:
         self._workers.pop(worker_id, None)
 
-    async def reap(self, *, worker_timeout: float) -> ReapReport:
+    async def reap(
+        self, *, worker_timeout: float, retention: Mapping[str, Retention] | None = None
+    ) -> ReapReport:
         now = utcnow()
         expired = [task_id for task_id, r in self._leases.items() if r.expires_at < now]
         verdicts = judge(
@@ -221,7 +232,21 @@ class MemoryBackend(Backend):
         requeued = {self._tasks[v.task_id].queue for v in verdicts if v.status is TaskStatus.QUEUED}
         if requeued:
             self._wakeups.work(requeued)
+        self._prune(retention or {})
         return report_verdicts(verdicts)
+
+    def _prune(self, retention: Mapping[str, Retention]) -> None:
+        now = utcnow()
+        rules = {(e.queue, e.status): timedelta(seconds=e.seconds) for e in expiries(retention)}
+        doomed = sorted(
+            (t.finished_at, t.id)
+            for t in self._tasks.values()
+            if t.finished_at is not None
+            and (t.queue, t.status) in rules
+            and t.finished_at <= now - rules[t.queue, t.status]
+        )
+        for _, task_id in doomed[:PRUNE_PER_REAP]:
+            del self._tasks[task_id]
 
     async def stats(self, queues: Sequence[str]) -> dict[str, QueueStats]:
         now = utcnow()
@@ -274,16 +299,24 @@ class MemoryBackend(Backend):
         if task.status not in (TaskStatus.DEAD, TaskStatus.CANCELLED, TaskStatus.RETRYING):
             return False
         self._update(
-            task, status=TaskStatus.QUEUED, attempts=0, run_at=run_at or utcnow(), finished_at=None
+            task,
+            status=TaskStatus.QUEUED,
+            attempts=0,
+            run_at=run_at or utcnow(),
+            finished_at=None,
+            cancelled_by=None,
         )
         self._wakeups.work([task.queue])
         return True
 
-    async def cancel(self, task_id: str) -> bool:
+    async def cancel(self, task_id: str, *, by: str = UNKNOWN_ASKER) -> bool:
         task = self._existing(task_id)
-        if task.status not in CLAIMABLE:
+        if task.status is TaskStatus.RUNNING:
+            self._update(task, cancelled_by=by)
+        elif task.status in CLAIMABLE:
+            self._update(task, status=TaskStatus.CANCELLED, finished_at=utcnow(), cancelled_by=by)
+        else:
             return False
-        self._update(task, status=TaskStatus.CANCELLED, finished_at=utcnow())
         return True
 
     async def purge(self, *, queue: str | None, statuses: Sequence[TaskStatus]) -> int:

@@ -27,11 +27,11 @@ part small. Every task sits in exactly one partial index (claimable, running, de
 finished), so claims, stats and reaps read index entries of unfinished work only, however
 many finished rows are kept. Heartbeats renew leases by changing unindexed columns of a
 table with ``fillfactor = 80``: HOT updates that add no index entries. Autovacuum runs
-after 1% of the rows changed. Retention (``retention`` seconds, default a week) deletes
-done and cancelled tasks during :meth:`~PostgresBackend.reap`, oldest first, in batches of
-at most 1,000 rows per statement, so no long transaction holds vacuum back; dead tasks stay
-until purged. ``retention=0`` deletes a task that succeeded at its ack, and cancelled
-tasks at the next reap.
+after 1% of the rows changed. Retention (:mod:`.retention`) deletes finished tasks during
+:meth:`~PostgresBackend.reap`, oldest first, in statements of at most 1,000 rows, so no long
+transaction holds vacuum back. The ``retention`` URL option (seconds, default a week) is how
+long done and cancelled tasks of a queue whose app declares no retention are kept;
+``retention=0`` also deletes a task that succeeded at its ack.
 
 **Clocks.** ``run_at`` comes from the producer's clock, leases and "due" from the
 server's: keep hosts on NTP.
@@ -40,21 +40,23 @@ server's: keep hosts on NTP.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 
 import asyncpg
 
-from shoal.backends.base import PURGEABLE, Backend, OnConflict, TransactionalPush
+from shoal.backends.base import PURGEABLE, UNKNOWN_ASKER, Backend, OnConflict, TransactionalPush
 from shoal.backends.postgres.callers import caller_session
 from shoal.backends.postgres.connect import Connections, PostgresSettings
 from shoal.backends.postgres.enqueue import enqueue
 from shoal.backends.postgres.listener import Listener, ListenerHealth, ListenerState
+from shoal.backends.postgres.retention import prune
 from shoal.backends.postgres.rows import affected, lease_columns, task_of
 from shoal.backends.postgres.sessions import AsyncpgSession, run_to_end
-from shoal.backends.shared.fencing import lost_leases, refuse_lost
+from shoal.backends.shared.fencing import heartbeat_reply, refuse_lost
 from shoal.backends.shared.listing import TaskQuery, sql_page
 from shoal.backends.shared.reaping import Expired, judge, report_verdicts
+from shoal.backends.shared.retention import PRUNE_BATCH
 from shoal.backends.shared.storable import check_storable
 from shoal.backends.shared.wakeups import Wakeups
 from shoal.backends.sqlfiles import migrations, queries
@@ -68,6 +70,7 @@ from shoal.core.models import (
     BackendHealth,
     Claim,
     Failure,
+    HeartbeatReply,
     Lease,
     NewTask,
     QueueStats,
@@ -76,13 +79,10 @@ from shoal.core.models import (
     TaskStatus,
     WorkerInfo,
 )
+from shoal.core.retention import Retention, expiries
 
 _PACKAGE = "shoal.backends.postgres"
 """Where this backend's queries.sql and migrations live."""
-
-_PRUNE_BATCH = 1000
-_PRUNE_BATCHES = 10
-"""Retention deletes at most this many batches per reap; the next reap goes on."""
 
 
 def from_url(url: str) -> PostgresBackend:
@@ -279,7 +279,7 @@ class PostgresBackend(Backend, TransactionalPush):
 
     async def heartbeat(
         self, worker: WorkerInfo, leases: Sequence[Lease], lease_seconds: float
-    ) -> list[str]:
+    ) -> HeartbeatReply:
         async with self._db.acquire("heartbeat") as conn:
             rows = await conn.fetch(
                 self._sql["heartbeat"],
@@ -294,13 +294,22 @@ class PostgresBackend(Backend, TransactionalPush):
                 float(lease_seconds),
                 worker.version,
             )
-        return lost_leases(leases, {row["id"] for row in rows})
+        return heartbeat_reply(leases, {row["id"]: row["cancelled_by"] for row in rows})
+
+    async def cancel_running(self, leases: Sequence[Lease]) -> None:
+        if not leases:
+            return
+        async with self._db.acquire("cancel running") as conn:
+            rows = await conn.fetch(self._sql["cancel_running"], *lease_columns(leases))
+        refuse_lost(leases, {row["id"] for row in rows})
 
     async def deregister(self, worker_id: str) -> None:
         async with self._db.acquire("deregister") as conn:
             await conn.execute(self._sql["deregister"], worker_id)
 
-    async def reap(self, *, worker_timeout: float) -> ReapReport:
+    async def reap(
+        self, *, worker_timeout: float, retention: Mapping[str, Retention] | None = None
+    ) -> ReapReport:
         async with self._db.acquire("reap") as conn:
             async with conn.transaction():
                 expired = await conn.fetch(self._sql["reap_expired"])
@@ -314,19 +323,17 @@ class PostgresBackend(Backend, TransactionalPush):
                         [v.error for v in verdicts],
                     )
                 await conn.execute(self._sql["forget_workers"], float(worker_timeout))
-            if self.settings.retention is not None:
-                for _ in range(_PRUNE_BATCHES):
-                    status = await conn.execute(
-                        self._sql["prune_finished"],
-                        float(self.settings.retention),
-                        _PRUNE_BATCH,
-                    )
-                    if affected(status) < _PRUNE_BATCH:
-                        break
+            await prune(conn, self._sql["prune_finished"], list(expiries(retention or {})))
         report = report_verdicts(verdicts)
         if report.requeued:
             self._wakeups.work(None)
         return report
+
+    @property
+    def default_retention(self) -> Retention:
+        """Done and cancelled tasks are kept for the URL's ``retention`` seconds."""
+        kept = self.settings.retention
+        return Retention(done=None if kept is None else timedelta(seconds=kept))
 
     # -- observers ---------------------------------------------------------------------------
 
@@ -410,9 +417,9 @@ class PostgresBackend(Backend, TransactionalPush):
             row = await conn.fetchrow(self._sql["retry_many"], list(task_ids))
         return int(row["revived"])
 
-    async def cancel(self, task_id: str) -> bool:
+    async def cancel(self, task_id: str, *, by: str = UNKNOWN_ASKER) -> bool:
         async with self._db.acquire("cancel") as conn:
-            row = await conn.fetchrow(self._sql["cancel"], task_id)
+            row = await conn.fetchrow(self._sql["cancel"], task_id, by)
         if not row["found"]:
             raise TaskNotFound(task_id)
         return bool(row["cancelled"])
@@ -425,10 +432,10 @@ class PostgresBackend(Backend, TransactionalPush):
         async with self._db.acquire("purge") as conn:
             while True:  # bounded: every batch deletes rows, or the loop ends
                 deleted = affected(
-                    await conn.execute(self._sql["purge"], doomed, queue, _PRUNE_BATCH)
+                    await conn.execute(self._sql["purge"], doomed, queue, PRUNE_BATCH)
                 )
                 total += deleted
-                if deleted < _PRUNE_BATCH:
+                if deleted < PRUNE_BATCH:
                     return total
 
     async def purge_tasks(self, task_ids: Sequence[str]) -> int:

@@ -80,9 +80,10 @@ class PostgresSettings(Settings):
         default=7 * 24 * 3600.0, ge=0
     )
     """Seconds a done or cancelled task is kept for inspection before :meth:`reap` deletes
-    it; ``none`` keeps them until purged; ``0`` deletes a success at its ack and a
-    cancelled task at the next reap. A week covers a weekend's investigation without
-    letting the table grow forever."""
+    it, in queues whose app declares no retention (``App(retention=...)`` and
+    ``app.queue_options`` win over it); ``none`` keeps them until purged; ``0`` also deletes
+    a success at its ack. A week covers a weekend's investigation without letting the
+    table grow forever."""
 
     @property
     def schema(self) -> str:  # type: ignore[override]  # BaseModel.schema is deprecated

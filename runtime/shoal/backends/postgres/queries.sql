@@ -203,8 +203,8 @@ WITH released AS (
 SELECT {schema}.wake(array_agg(queue)) FROM released;
 
 -- name: heartbeat
--- Upsert the worker, renew the leases it still holds and return their ids. Renewing
--- touches only unindexed columns: a HOT update.
+-- Upsert the worker, renew the leases it still holds and return their ids, each with who
+-- asked to cancel it. Renewing touches only unindexed columns: a HOT update.
 WITH seen AS (
     INSERT INTO {schema}.workers AS w
         (id, host, pid, queues, concurrency, in_flight, started_at, last_seen, version)
@@ -217,6 +217,16 @@ WITH seen AS (
 UPDATE {schema}.tasks AS t
 SET lease_expires_at = now() + make_interval(secs => $11)
 FROM unnest($8::text[], $9::text[], $10::integer[]) AS lease(id, token, attempt)
+WHERE t.id = lease.id AND t.status = 'running'
+  AND t.lease_token = lease.token AND t.attempts = lease.attempt
+RETURNING t.id, t.cancelled_by;
+
+-- name: cancel_running
+-- An attempt that stopped on a cancel request, fenced as the ack.
+UPDATE {schema}.tasks AS t
+SET status = 'cancelled', finished_at = now(), updated_at = now(),
+    worker_id = NULL, lease_token = NULL, lease_expires_at = NULL
+FROM unnest($1::text[], $2::text[], $3::integer[]) AS lease(id, token, attempt)
 WHERE t.id = lease.id AND t.status = 'running'
   AND t.lease_token = lease.token AND t.attempts = lease.attempt
 RETURNING t.id;
@@ -253,31 +263,35 @@ SELECT {schema}.wake(array_agg(queue) FILTER (WHERE status = 'queued')) FROM rea
 DELETE FROM {schema}.workers WHERE last_seen < now() - make_interval(secs => $1);
 
 -- name: prune_finished
--- Retention: delete up to $2 done or cancelled tasks finished more than $1 seconds ago,
--- oldest first, walking tasks_finished queue by queue (a loose index scan) so that the
--- cost follows the rows deleted, not the rows kept.
-WITH RECURSIVE finished_queue(queue) AS (
-    SELECT min(queue) FROM {schema}.tasks WHERE status IN ('done', 'cancelled')
-    UNION ALL
-    SELECT (SELECT min(t.queue) FROM {schema}.tasks AS t
-            WHERE t.status IN ('done', 'cancelled') AND t.queue > f.queue)
-    FROM finished_queue AS f WHERE f.queue IS NOT NULL
+-- Retention: delete up to $4 finished tasks past their time, oldest first, by the rules
+-- ($1 queue, $2 status, $3 seconds kept: shoal.core.retention.expiries). Each rule walks
+-- the partial index of its status (tasks_finished for done and cancelled, tasks_dead), so
+-- the cost follows the rows deleted, not the rows kept; the statuses are spelt out for the
+-- planner to see that those indexes apply.
+WITH rule AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::float8[]) AS r(queue, status, secs)
 ), doomed AS (
-    SELECT old.id
-    FROM finished_queue AS f
-    CROSS JOIN LATERAL (
+    (SELECT old.id FROM rule CROSS JOIN LATERAL (
         SELECT t.id FROM {schema}.tasks AS t
-        WHERE t.queue = f.queue AND t.status IN ('done', 'cancelled')
-          AND t.finished_at < now() - make_interval(secs => $1)
+        WHERE t.queue = rule.queue AND t.status IN ('done', 'cancelled')
+          AND t.status = rule.status
+          AND t.finished_at <= now() - make_interval(secs => rule.secs)
         ORDER BY t.finished_at
-        LIMIT $2
-    ) AS old
-    WHERE f.queue IS NOT NULL
-    LIMIT $2
+        LIMIT $4
+    ) AS old WHERE rule.status IN ('done', 'cancelled'))
+    UNION ALL
+    (SELECT old.id FROM rule CROSS JOIN LATERAL (
+        SELECT t.id FROM {schema}.tasks AS t
+        WHERE t.queue = rule.queue AND t.status = 'dead'
+          AND t.finished_at <= now() - make_interval(secs => rule.secs)
+        ORDER BY t.finished_at
+        LIMIT $4
+    ) AS old WHERE rule.status = 'dead')
+    LIMIT $4
 )
 DELETE FROM {schema}.tasks AS t
 USING doomed
-WHERE t.id = doomed.id AND t.status IN ('done', 'cancelled');
+WHERE t.id = doomed.id AND t.status IN ('done', 'cancelled', 'dead');
 
 -- name: stats
 -- One statement for any number of queues; every count is an index-only walk over one
@@ -344,7 +358,7 @@ SELECT * FROM {schema}.tasks WHERE id = $1;
 WITH revived AS (
     UPDATE {schema}.tasks
     SET status = 'queued', attempts = 0, run_at = coalesce($2, now()), finished_at = NULL,
-        updated_at = now()
+        updated_at = now(), cancelled_by = NULL
     WHERE id = $1 AND status IN ('dead', 'cancelled', 'retrying')
     RETURNING queue
 ), woken AS (
@@ -384,10 +398,14 @@ WITH chosen AS (
 SELECT (SELECT count(*) FROM revived) AS revived, (SELECT count(*) FROM woken) AS woken;
 
 -- name: cancel
+-- A task not started ends cancelled; a running one only records the request ($2, who
+-- asked), which its worker's next heartbeat reads.
 WITH cancelled AS (
     UPDATE {schema}.tasks
-    SET status = 'cancelled', finished_at = now(), updated_at = now()
-    WHERE id = $1 AND status IN ('queued', 'retrying')
+    SET status = CASE status WHEN 'running' THEN 'running' ELSE 'cancelled' END,
+        finished_at = CASE status WHEN 'running' THEN NULL ELSE now() END,
+        cancelled_by = $2, updated_at = now()
+    WHERE id = $1 AND status IN ('queued', 'retrying', 'running')
     RETURNING id
 )
 SELECT EXISTS (SELECT 1 FROM {schema}.tasks WHERE id = $1) AS found,

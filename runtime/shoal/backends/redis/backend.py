@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -61,14 +61,15 @@ from redis.asyncio.connection import URL_QUERY_ARGUMENT_PARSERS
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from shoal.backends.base import PURGEABLE, Backend, OnConflict
+from shoal.backends.base import PURGEABLE, UNKNOWN_ASKER, Backend, OnConflict
 from shoal.backends.redis import codec as rs
 from shoal.backends.redis import durability
 from shoal.backends.redis.codec import Arg
 from shoal.backends.redis.link import Link, Script, scrub
 from shoal.backends.redis.listener import Listener
 from shoal.backends.redis.options import RedisOptions
-from shoal.backends.shared.fencing import lost_leases, refuse_lost
+from shoal.backends.redis.retention import expire
+from shoal.backends.shared.fencing import heartbeat_reply, lost_leases, refuse_lost
 from shoal.backends.shared.idempotency import conflict, resolve
 from shoal.backends.shared.listing import TaskQuery
 from shoal.backends.shared.reaping import (
@@ -83,6 +84,7 @@ from shoal.core.models import (
     BackendHealth,
     Claim,
     Failure,
+    HeartbeatReply,
     Lease,
     NewTask,
     QueueStats,
@@ -91,6 +93,7 @@ from shoal.core.models import (
     TaskStatus,
     WorkerInfo,
 )
+from shoal.core.retention import Retention
 from shoal.core.urls import redact
 
 PRIORITY_RANGE = range(-1024, 1024)
@@ -351,7 +354,7 @@ class RedisBackend(Backend):
 
     async def heartbeat(
         self, worker: WorkerInfo, leases: Sequence[Lease], lease_seconds: float
-    ) -> list[str]:
+    ) -> HeartbeatReply:
         groups = self._by_queue(leases)
         report = json.dumps(
             {
@@ -367,14 +370,29 @@ class RedisBackend(Backend):
         ]
         replies, _ = await self._link.send([("EXISTS", self._marker.key), beat, *extends])
         self._marker.exists(replies[0])
-        refused = [task_id for reply in replies[2:] for task_id in reply]
-        return lost_leases(leases, self._applied(groups, refused))
+        refused = [task_id for lost, _ in replies[2:] for task_id in lost]
+        asked = {
+            rs.text(pairs[n]): rs.text(pairs[n + 1])
+            for _, pairs in replies[2:]
+            for n in range(0, len(pairs), 2)
+        }
+        applied = self._applied(groups, refused)
+        return heartbeat_reply(leases, {task_id: asked.get(task_id) for task_id in applied})
+
+    async def cancel_running(self, leases: Sequence[Lease]) -> None:
+        groups = self._by_queue(leases)
+        scripts = [
+            Script("cancelled", [self._base(q)], rs.lease_args(ls)) for q, ls in groups.items()
+        ]
+        await self._settle(leases, groups, scripts)
 
     async def deregister(self, worker_id: str) -> None:
         hash_key, seen_key = self._workers_keys
         await self._link.send([("HDEL", hash_key, worker_id), ("ZREM", seen_key, worker_id)])
 
-    async def reap(self, *, worker_timeout: float) -> ReapReport:
+    async def reap(
+        self, *, worker_timeout: float, retention: Mapping[str, Retention] | None = None
+    ) -> ReapReport:
         # The script decides as shoal.backends.shared.reaping.judge does, with its parameters.
         rule: list[Arg] = [REQUEUE_MIN_ATTEMPTS_LEFT, *lease_expired_message_parts()]
         prune = Script("workers", self._workers_keys, ["prune", rs.span(worker_timeout)])
@@ -386,6 +404,7 @@ class RedisBackend(Backend):
         requeued_in = [q for q, (r, _) in zip(names, replies[1:], strict=True) if r]
         if requeued_in:
             self._wakeups.work(requeued_in)
+        await expire(self._link, self._base, retention or {})
         return report(requeued, dead)
 
     # -- observers ---------------------------------------------------------------------------
@@ -508,8 +527,8 @@ class RedisBackend(Backend):
             self._wakeups.work(queued_in)
         return [max(codes) for codes in zip(*replies, strict=True)] if replies else [-1] * len(ids)
 
-    async def cancel(self, task_id: str) -> bool:
-        return (await self._admin("cancel", task_id))[0]
+    async def cancel(self, task_id: str, *, by: str = UNKNOWN_ASKER) -> bool:
+        return (await self._admin("cancel", task_id, by))[0]
 
     async def purge(self, *, queue: str | None, statuses: Sequence[TaskStatus]) -> int:
         doomed = [s.value for s in statuses if s in PURGEABLE]

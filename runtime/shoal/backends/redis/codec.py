@@ -55,7 +55,7 @@ def token_args(leases: Iterable[Lease]) -> list[Arg]:
 FIELDS = (
     "id", "queue", "name", "status", "priority", "run_at", "attempts", "max_attempts",
     "created_at", "updated_at", "idempotency_key", "metadata", "last_error",
-    "lease_expirations", "worker_id", "finished_at", "token",
+    "lease_expirations", "worker_id", "finished_at", "token", "cancelled_by",
 )  # fmt: skip
 """The fields scripts export, in the order of FIELDS in lib.lua."""
 
@@ -87,6 +87,7 @@ def row_task(row: Sequence[str | bool], payload: bytes) -> Task:
     (
         task_id, queue, name, status, priority, run_at, attempts, max_attempts, created_at,
         updated_at, key, metadata, last_error, expirations, worker_id, finished_at, _,
+        cancelled_by,
     ) = row  # fmt: skip
     return Task(
         id=str(task_id), queue=str(queue), name=str(name), payload=payload,
@@ -99,6 +100,7 @@ def row_task(row: Sequence[str | bool], payload: bytes) -> Task:
         lease_expirations=int(expirations),
         worker_id=None if worker_id is False else str(worker_id),
         finished_at=None if finished_at is False else at(int(finished_at)),
+        cancelled_by=None if cancelled_by is False else str(cancelled_by),
     )  # fmt: skip
 
 

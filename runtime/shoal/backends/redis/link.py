@@ -24,7 +24,8 @@ from shoal.core.errors import BackendError, BackendUnavailable
 
 SCRIPTS = (
     "push", "claim", "ack", "fail", "release", "extend", "reap",
-    "stats", "list", "read", "retry", "cancel", "purge", "purge_ids", "workers",
+    "stats", "list", "read", "retry", "cancel", "purge", "purge_ids", "workers", "expire",
+    "cancelled",
 )  # fmt: skip
 
 _T = TypeVar("_T")

@@ -3,15 +3,16 @@
 Every transition out of ``running`` (ack, fail, and the renewal a heartbeat makes) is
 applied by the store only under the lease the task was claimed with. The store reports what
 it applied; :func:`lost_leases` compares that with what was asked, and :func:`refuse_lost`
-turns a loss into :class:`~shoal.core.errors.LeaseLost` after the rest was applied.
+turns a loss into :class:`~shoal.core.errors.LeaseLost` after the rest was applied, and
+:func:`heartbeat_reply` is a heartbeat's answer from the leases it renewed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 
 from shoal.core.errors import LeaseLost
-from shoal.core.models import Lease
+from shoal.core.models import HeartbeatReply, Lease
 
 
 def lost_leases(asked: Iterable[Lease], applied: Collection[str]) -> list[str]:
@@ -26,3 +27,10 @@ def refuse_lost(asked: Iterable[Lease], applied: Collection[str]) -> None:
     lost = lost_leases(asked, applied)
     if lost:
         raise LeaseLost(lost)
+
+
+def heartbeat_reply(asked: Iterable[Lease], renewed: Mapping[str, str | None]) -> HeartbeatReply:
+    """A heartbeat's answer: ``renewed`` maps each task whose lease the store renewed to
+    who asked to cancel it (None when nobody did)."""
+    cancelling = {task_id: by for task_id, by in renewed.items() if by is not None}
+    return HeartbeatReply(tuple(lost_leases(asked, renewed)), cancelling)

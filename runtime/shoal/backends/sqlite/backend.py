@@ -21,19 +21,20 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from shoal.backends.base import PURGEABLE, Backend, OnConflict
-from shoal.backends.shared.fencing import lost_leases, refuse_lost
+from shoal.backends.base import PURGEABLE, UNKNOWN_ASKER, Backend, OnConflict
+from shoal.backends.shared.fencing import heartbeat_reply, refuse_lost
 from shoal.backends.shared.idempotency import resolve
 from shoal.backends.shared.listing import TaskQuery, sql_page
 from shoal.backends.shared.reaping import Expired, judge, report_verdicts
 from shoal.backends.shared.storable import check_storable
 from shoal.backends.shared.wakeups import Wakeups
 from shoal.backends.sqlfiles import migrations, queries
+from shoal.backends.sqlite.retention import prune
 from shoal.backends.sqlite.support import (
     BUSY_TIMEOUT,
     data_version,
@@ -56,6 +57,7 @@ from shoal.core.errors import (
 from shoal.core.models import (
     Claim,
     Failure,
+    HeartbeatReply,
     Lease,
     NewTask,
     QueueStats,
@@ -65,6 +67,7 @@ from shoal.core.models import (
     WorkerInfo,
     from_epoch,
 )
+from shoal.core.retention import Retention, expiries
 
 T = TypeVar("T")
 
@@ -285,7 +288,7 @@ class SQLiteBackend(Backend):
 
     async def heartbeat(
         self, worker: WorkerInfo, leases: Sequence[Lease], lease_seconds: float
-    ) -> list[str]:
+    ) -> HeartbeatReply:
         now = time.time()
         registration = {
             "id": worker.id,
@@ -303,17 +306,23 @@ class SQLiteBackend(Backend):
             "items": json.dumps([lease_item(lease) for lease in leases]),
         }
 
-        def beat(db: sqlite3.Connection) -> set[str]:
+        def beat(db: sqlite3.Connection) -> dict[str, str | None]:
             with immediate(db):
                 db.execute(_SQL["upsert_worker"], registration)
-                return {row[0] for row in db.execute(_SQL["extend_leases"], extension)}
+                return {row[0]: row[1] for row in db.execute(_SQL["extend_leases"], extension)}
 
-        return lost_leases(leases, await self._run(beat))
+        return heartbeat_reply(leases, await self._run(beat))
+
+    async def cancel_running(self, leases: Sequence[Lease]) -> None:
+        items = [lease_item(lease) for lease in leases]
+        await self._fenced(_SQL["cancel_running"], leases, items)
 
     async def deregister(self, worker_id: str) -> None:
         await self._run(lambda db: db.execute(_SQL["deregister"], {"id": worker_id}))
 
-    async def reap(self, *, worker_timeout: float) -> ReapReport:
+    async def reap(
+        self, *, worker_timeout: float, retention: Mapping[str, Retention] | None = None
+    ) -> ReapReport:
         now = time.time()
 
         def reap(db: sqlite3.Connection) -> ReapReport:
@@ -328,6 +337,9 @@ class SQLiteBackend(Backend):
         report = await self._run(reap)
         if report.requeued:
             self._wakeups.work(None)
+        rules = list(expiries(retention or {}))
+        if rules:
+            await self._run(functools.partial(prune, rules=rules, now=time.time()))
         return report
 
     # -- observers ---------------------------------------------------------------------------
@@ -431,8 +443,8 @@ class SQLiteBackend(Backend):
             self._wakeups.work(None)
         return retried
 
-    async def cancel(self, task_id: str) -> bool:
-        return await self._change(_SQL["cancel"], task_id)
+    async def cancel(self, task_id: str, *, by: str = UNKNOWN_ASKER) -> bool:
+        return await self._change(_SQL["cancel"], task_id, by=by)
 
     async def purge(self, *, queue: str | None, statuses: Sequence[TaskStatus]) -> int:
         chosen = json.dumps([str(s) for s in statuses if s in PURGEABLE])

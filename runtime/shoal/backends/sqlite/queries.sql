@@ -52,8 +52,21 @@ WHERE shoal_tasks.id = lease.id AND shoal_tasks.lease_token = lease.token
   AND shoal_tasks.attempts = lease.attempt AND shoal_tasks.status = 'running';
 
 -- name: extend_leases
+-- Renew the leases still held; each renewed task comes back with who asked to cancel it.
 UPDATE shoal_tasks
 SET lease_expires_at = :expires_at
+FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS token,
+             json_extract(value, '$[2]') AS attempt
+      FROM json_each(:items)) AS lease
+WHERE shoal_tasks.id = lease.id AND shoal_tasks.lease_token = lease.token
+  AND shoal_tasks.attempts = lease.attempt AND shoal_tasks.status = 'running'
+RETURNING shoal_tasks.id, shoal_tasks.cancelled_by;
+
+-- name: cancel_running
+-- An attempt that stopped on a cancel request, fenced as the ack.
+UPDATE shoal_tasks
+SET status = 'cancelled', worker_id = NULL, lease_token = NULL, lease_expires_at = NULL,
+    updated_at = :now, finished_at = :now
 FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS token,
              json_extract(value, '$[2]') AS attempt
       FROM json_each(:items)) AS lease
@@ -129,7 +142,8 @@ VALUES (:id, :queue, :name, :payload, :priority, :run_at, :max_attempts,
 
 -- name: retry
 UPDATE shoal_tasks
-SET status = 'queued', attempts = 0, run_at = :run_at, finished_at = NULL, updated_at = :now
+SET status = 'queued', attempts = 0, run_at = :run_at, finished_at = NULL, updated_at = :now,
+    cancelled_by = NULL
 WHERE id = :id AND status IN ('dead', 'cancelled', 'retrying');
 
 -- name: retry_many
@@ -156,9 +170,13 @@ FROM (
 WHERE shoal_tasks.id = chosen.id;
 
 -- name: cancel
+-- A task not started ends cancelled; a running one only records the request, which its
+-- worker's next heartbeat reads.
 UPDATE shoal_tasks
-SET status = 'cancelled', finished_at = :now, updated_at = :now
-WHERE id = :id AND status IN ('queued', 'retrying');
+SET status = CASE status WHEN 'running' THEN 'running' ELSE 'cancelled' END,
+    finished_at = CASE status WHEN 'running' THEN NULL ELSE :now END,
+    cancelled_by = :by, updated_at = :now
+WHERE id = :id AND status IN ('queued', 'retrying', 'running');
 
 -- name: purge
 DELETE FROM shoal_tasks
@@ -173,3 +191,13 @@ WHERE id IN (SELECT value FROM json_each(:ids))
 
 -- name: exists
 SELECT 1 FROM shoal_tasks WHERE id = :id;
+
+-- name: prune_finished
+-- Retention: delete up to :limit tasks of :queue finished with :status at or before
+-- :cutoff, oldest first, off shoal_tasks_finished (migration 0004; the planner uses a
+-- partial index only when the query repeats its condition, hence the IN).
+DELETE FROM shoal_tasks
+WHERE id IN (SELECT id FROM shoal_tasks
+             WHERE queue = :queue AND status = :status AND finished_at <= :cutoff
+               AND status IN ('done', 'cancelled', 'dead')
+             ORDER BY finished_at LIMIT :limit);

@@ -121,6 +121,7 @@ def task_of(row: sqlite3.Row) -> Task:
         lease_expirations=row["lease_expirations"],
         worker_id=row["worker_id"],
         finished_at=None if finished is None else from_epoch(finished),
+        cancelled_by=row["cancelled_by"],
     )
 
 

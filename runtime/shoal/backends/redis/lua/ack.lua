@@ -7,7 +7,7 @@
 -- task is already done under this very lease (a retried ack whose first reply was lost).
 local base = KEYS[1]
 local now = int(now_us())
-local lost, done, indexed = {}, {}, {}
+local lost, done, indexed, finished = {}, {}, {}, {}
 local token, left = nil, 0
 for i = 1, #ARGV do
   if left == 0 then
@@ -28,6 +28,8 @@ for i = 1, #ARGV do
       done[#done + 1] = id
       indexed[#indexed + 1] = 0
       indexed[#indexed + 1] = id
+      finished[#finished + 1] = now
+      finished[#finished + 1] = id
     else
       lost[#lost + 1] = id
       lost[#lost + 1] = (f[1] == 'done' and f[2] == token) and 1 or 0
@@ -39,5 +41,6 @@ if #done > 0 then
   each_slice('ZREM', base .. ':leases', done)
   each_slice('ZREM', base .. ':s:running', done)
   each_slice('ZADD', base .. ':s:done', indexed)
+  each_slice('ZADD', base .. ':f:done', finished)
 end
 return lost

@@ -9,6 +9,8 @@
 --   base..':scheduled'  zset     delayed and retrying tasks by due time (microseconds)
 --   base..':leases'     zset     running tasks by lease deadline (microseconds)
 --   base..':s:'..status zset     every task by status, score 0, so listing is by id
+--   base..':f:'..status zset     finished tasks (done, cancelled, dead) by finish time
+--                                (microseconds): what retention deletes, oldest first
 --   base..':idem'       hash     idempotency key -> id of the unfinished task holding it
 --   base..':claim:'..r  list     what claim request r took, so a retried claim is not doubled
 --
@@ -39,10 +41,19 @@ local function ready_score(priority, run_at_us)
   return (1023 - priority) * BAND + ms
 end
 
--- Move an id from one status index to another (from may be nil for a new task).
-local function index_move(base, id, from, to)
-  if from then redis.call('ZREM', base .. ':s:' .. from, id) end
-  if to then redis.call('ZADD', base .. ':s:' .. to, 0, id) end
+local FINISHED = {done = true, cancelled = true, dead = true}
+
+-- Move an id from one status index to another (from may be nil for a new task); a task
+-- that finishes `now` enters its status's finish-time index, one that leaves it leaves it.
+local function index_move(base, id, from, to, now)
+  if from then
+    redis.call('ZREM', base .. ':s:' .. from, id)
+    if FINISHED[from] then redis.call('ZREM', base .. ':f:' .. from, id) end
+  end
+  if to then
+    redis.call('ZADD', base .. ':s:' .. to, 0, id)
+    if FINISHED[to] then redis.call('ZADD', base .. ':f:' .. to, int(now), id) end
+  end
 end
 
 -- Put a claimable task where claim finds it: ready if due, else scheduled.
@@ -79,8 +90,8 @@ end
 -- payload, which read() fetches in the same HMGET.
 local FIELDS = {'id', 'queue', 'name', 'status', 'priority', 'run_at', 'attempts',
   'max_attempts', 'created_at', 'updated_at', 'idempotency_key', 'metadata', 'last_error',
-  'lease_expirations', 'worker_id', 'finished_at', 'token', 'payload'}
-local STATUS, ATTEMPTS, UPDATED_AT, WORKER_ID, TOKEN, PAYLOAD = 4, 7, 10, 15, 17, 18
+  'lease_expirations', 'worker_id', 'finished_at', 'token', 'cancelled_by', 'payload'}
+local STATUS, ATTEMPTS, UPDATED_AT, WORKER_ID, TOKEN, PAYLOAD = 4, 7, 10, 15, 17, 19
 
 local function read(key)
   return redis.call('HMGET', key, unpack(FIELDS))
@@ -115,5 +126,5 @@ local function leave_running(base, key, id, to, now)
   redis.call('ZREM', base .. ':leases', id)
   redis.call('HDEL', key, 'worker_id')
   redis.call('HSET', key, 'status', to, 'updated_at', int(now))
-  index_move(base, id, 'running', to)
+  index_move(base, id, 'running', to, now)
 end

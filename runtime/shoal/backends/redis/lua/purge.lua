@@ -13,6 +13,7 @@ for i = 2, #ARGV do
       free_key(base, key, id)
       redis.call('DEL', key)
       redis.call('ZREM', base .. ':s:' .. status, id)
+      redis.call('ZREM', base .. ':f:' .. status, id)
     end
     deleted = deleted + #ids
     if deleted >= chunk then break end

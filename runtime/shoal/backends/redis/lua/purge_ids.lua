@@ -11,6 +11,7 @@ for i = 1, #ARGV do
     free_key(base, key, id)
     redis.call('DEL', key)
     redis.call('ZREM', base .. ':s:' .. status, id)
+    redis.call('ZREM', base .. ':f:' .. status, id)
     deleted = deleted + 1
   end
 end

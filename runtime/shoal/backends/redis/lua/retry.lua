@@ -18,10 +18,10 @@ for i = 4, #ARGV do
   else
     redis.call('ZREM', base .. ':scheduled', id)
     redis.call('ZREM', base .. ':ready', id)
-    index_move(base, id, status, 'queued')
+    index_move(base, id, status, 'queued', now)
     redis.call('HSET', key, 'status', 'queued', 'attempts', '0', 'run_at', run_at,
       'updated_at', int(now))
-    redis.call('HDEL', key, 'finished_at', 'worker_id', 'token')
+    redis.call('HDEL', key, 'finished_at', 'worker_id', 'token', 'cancelled_by')
     -- Unfinished again: take the idempotency key back if nobody took it meanwhile.
     local k = redis.call('HGET', key, 'idempotency_key')
     if k then redis.call('HSETNX', base .. ':idem', k, id) end
