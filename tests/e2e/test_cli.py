@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -154,3 +157,22 @@ def test_demo_runs_sample_tasks_to_the_end(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "119 done, 1 dead" in result.stdout
     assert "field 'image_id'" in result.stdout
+
+
+def test_main_returns_while_a_daemon_thread_runs(tmp_path: Path) -> None:
+    """The sync producers' portal is a daemon thread: ``main`` returns its code rather than
+    ending the process (which, in a test session or an embedding program, would end it all)."""
+    program = textwrap.dedent(
+        f"""
+        import threading
+        from shoal.cli import main
+
+        threading.Thread(target=threading.Event().wait, daemon=True).start()
+        code = main(["migrate", "--backend-url", "sqlite:///{tmp_path}/tasks.db"])
+        print("returned", code)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.stdout.splitlines()[-1:] == ["returned 0"], done.stderr
