@@ -38,7 +38,10 @@ k8s-binaries:
 
 ## test: lint, type-check, and run every test tier against real servers
 test: $(STAMP) services browser node k8s-binaries lint
-	$(BIN)/pytest tests
+	@# A session that ends early (a test that calls os._exit) writes no report: fail then.
+	rm -f $(VENV)/report.xml
+	$(BIN)/pytest tests --junitxml=$(VENV)/report.xml
+	test -s $(VENV)/report.xml
 
 lint: $(STAMP)
 	$(BIN)/ruff check runtime operator tests bench
