@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
-import threading
 from collections.abc import Awaitable, Callable, Sequence
 
 from shoal.core.errors import BackendError, ShoalError
@@ -191,16 +189,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = 2
     except KeyboardInterrupt:
         code = 130
-    sys.stdout.flush()
-    if any(thread.daemon is False for thread in _other_threads()):
-        # A plain-def task outlived the shutdown timeout in its thread: its lease was
-        # released already, so exit without waiting for it. Daemon threads (the sync
-        # producers' portal) never hold the interpreter back, so they are no reason to.
-        sys.stderr.flush()
-        os._exit(code)
     return code
-
-
-def _other_threads() -> list[threading.Thread]:
-    current = threading.current_thread()
-    return [thread for thread in threading.enumerate() if thread is not current]
