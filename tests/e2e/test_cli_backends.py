@@ -64,8 +64,9 @@ def test_every_command_on_every_backend(url: str) -> None:
     done = "\n".join(ok(url, "jobs", "list", "--status", "done"))
     assert now in done
 
-    assert ok(url, "jobs", "purge", "--status", "done", "--status", "cancelled") == [
-        "purged 2 tasks"
+    assert ok(url, "jobs", "purge", "--status", "done", "--status", "cancelled", "--yes") == [
+        "2 tasks match",
+        "purged 2 tasks",
     ]
     assert ok(url, "queues") == ["(nothing)"]
 
