@@ -209,15 +209,22 @@ class BackendWatch:
         if decision.changes(pool.replicas):
             if decision.replicas < pool.replicas:
                 await self._prefer_idle_pods(pool)
-            await self.kube.scale_deployment(
-                pool.spec.namespace, deployment_name(pool.spec), decision.replicas
-            )
+            # Known before the patch is sent: the Deployment's watch event for it may be
+            # handled before the patch returns, and must not look like a hand edit (it was
+            # put back, then re-applied: two needless generations, found by the HA test).
+            previous, pool.replicas = pool.replicas, decision.replicas
+            try:
+                await self.kube.scale_deployment(
+                    pool.spec.namespace, deployment_name(pool.spec), decision.replicas
+                )
+            except BaseException:
+                pool.replicas = previous
+                raise
             metrics.DECISION_LATENCY.observe(time.monotonic() - signalled)
-            direction = "up" if decision.replicas > pool.replicas else "down"
+            direction = "up" if decision.replicas > previous else "down"
             metrics.SCALE_EVENTS.labels(*pool.key, direction).inc()
-            if 0 in (pool.replicas, decision.replicas):
+            if 0 in (previous, decision.replicas):
                 self._idle_changed.set()
-            pool.replicas = decision.replicas
             pool.last_scale_time, pool.last_scale_reason = now_iso(), decision.reason
             await self.kube.event(
                 pool.reference, f"Scaled{direction.capitalize()}", decision.reason
