@@ -36,7 +36,8 @@ from shoal_operator.status import StatusWriter
 logger = logging.getLogger("shoal_operator.watch")
 
 _MIN_GAP = 0.2
-"""Seconds between two measurements of one backend, however many hints arrive."""
+"""Seconds between the starts of two measurements of one backend, however many hints
+arrive."""
 _LISTEN_BACKOFF = Backoff(base=1.0, cap=30.0)
 """Between attempts to wait on a backend's wake-ups that failed (the timer goes on)."""
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
@@ -97,7 +98,9 @@ class BackendWatch:
                 await self.measure(signalled)
             except Exception:
                 logger.exception("measuring %s failed", self.safe_url)
-            await asyncio.sleep(_MIN_GAP)
+            # The gap counts from the measurement's start: one that took longer (writes of
+            # many pools' statuses) delays a hint that came meanwhile no further.
+            await asyncio.sleep(max(0.0, _MIN_GAP - (time.monotonic() - signalled)))
 
     def _idle_queue_names(self) -> list[str]:
         """Queues of pools at zero replicas: the only ones whose wake-ups matter. A running
@@ -123,8 +126,12 @@ class BackendWatch:
             woken = [w for w in done if w.exception() is None and w.result()]
             errors = [w.exception() for w in done if w.exception()]
             if woken:
+                # Armed again at once: a push landing while no wait is armed is heard only
+                # by the wait's next look at the store, a poll interval later (1 s by
+                # default; it was the 1.2 s tail of waking from zero). Measurements keep
+                # their own pace (_MIN_GAP), and the pool woken leaves the idle set as soon
+                # as it is scaled.
                 self._hint.set()
-                await asyncio.sleep(_MIN_GAP)  # let the measurement move the pool first
             if errors:
                 failures += 1
                 logger.debug("wake-up listener on %s: %s", self.safe_url, errors[0])
@@ -152,10 +159,11 @@ class BackendWatch:
             return
         finally:
             metrics.STATS_QUERIES.labels(self.safe_url).inc()
-        for entry in self.registry.queues_on(self.url):
-            await self._report_queue(entry, stats[entry.spec.queue_name])
+        # Pools first: a scale waits for no status write of the queues.
         for pool in self.registry.pools_on(self.url):
             await self._scale(pool, stats, signalled)
+        for entry in self.registry.queues_on(self.url):
+            await self._report_queue(entry, stats[entry.spec.queue_name])
 
     async def _unreachable(self, error: ShoalError) -> None:
         message = (

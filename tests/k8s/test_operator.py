@@ -6,12 +6,16 @@ pods, so "workers" are played by the test claiming and acking tasks itself.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
 
 import pytest
 
+from shoal.backends import open_backend
+from shoal.core.ids import new_id
+from shoal.core.models import NewTask, utcnow
 from tests.k8s.conftest import (
     Operator,
     apply,
@@ -152,6 +156,39 @@ def test_the_first_push_wakes_a_pool_from_zero_within_a_second(
     push(url, "idle", 1)
     eventually(lambda: (replicas(cluster, kube_namespace, "idle") or 0) > 0, 5, "a wake-up")
     assert time.monotonic() - started < 1.0
+
+
+@pytest.mark.parametrize("backend", ["postgres", "redis"])
+def test_a_push_right_after_another_pools_wake_up_is_not_slept_through(
+    operator: Operator, kube_namespace: str, backend: str, request: pytest.FixtureRequest
+) -> None:
+    """Two idle pools on one backend, pushed 50 ms apart: the second push lands while the
+    operator handles the first wake-up. Its wake-up must be heard, not found by the next
+    look at the store a poll interval (1 s) later, as it was while the listener paused
+    after each wake-up."""
+    url: str = request.getfixturevalue(f"{backend}_url")
+    migrate(url)
+    cluster = operator.cluster
+    for name in ("first", "second"):
+        apply(cluster, kube_namespace, *backend_objects(name, url, stats_interval=60))
+    for name in ("first", "second"):
+        eventually(lambda n=name: replicas(cluster, kube_namespace, n) == 0 or None, what=name)
+    time.sleep(1.0)  # let the listener settle on the queues
+
+    async def two_pushes() -> float:
+        async with open_backend(url) as backend:
+            task = lambda queue: NewTask(new_id(), queue, "tasks.work", b"{}", utcnow(), 3)  # noqa: E731
+            await backend.push([task("first")])
+            await asyncio.sleep(0.05)
+            await backend.push([task("second")])
+            return time.monotonic()
+
+    pushed = asyncio.run(two_pushes())
+    eventually(lambda: (replicas(cluster, kube_namespace, "second") or 0) > 0, 5, "a wake-up")
+    woken = time.monotonic() - pushed
+    assert (replicas(cluster, kube_namespace, "first") or 0) > 0
+    # Slept through, it took at least the listener's pause (0.2 s) and a poll (1 s).
+    assert woken < 1.0, f"the second pool woke {woken:.2f}s after its push"
 
 
 def test_an_unreachable_backend_holds_replicas_and_says_why(
