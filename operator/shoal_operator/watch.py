@@ -55,6 +55,8 @@ class BackendWatch:
         self.backend: Backend = open_backend(url)
         self._hint = asyncio.Event()
         self._idle_changed = asyncio.Event()
+        self._answered = asyncio.Event()
+        """Set by a measurement that read the backend: a listener in back-off waits again."""
         self._tasks = [
             asyncio.create_task(self._measure_forever()),
             asyncio.create_task(self._listen_forever()),
@@ -135,7 +137,13 @@ class BackendWatch:
             if errors:
                 failures += 1
                 logger.debug("wake-up listener on %s: %s", self.safe_url, errors[0])
-                await asyncio.sleep(_LISTEN_BACKOFF.delay(failures))
+                # Cut short once a measurement reads the backend again: a backend that was
+                # down for a while (a Redis applied with its Queue, not up yet) would keep
+                # the listener away for up to 30 s, and a push meanwhile waited for the timer.
+                self._answered.clear()
+                await first_of(
+                    asyncio.sleep(_LISTEN_BACKOFF.delay(failures)), self._answered.wait()
+                )
             else:
                 failures = 0
 
@@ -159,6 +167,7 @@ class BackendWatch:
             return
         finally:
             metrics.STATS_QUERIES.labels(self.safe_url).inc()
+        self._answered.set()
         # Pools first: a scale waits for no status write of the queues.
         for pool in self.registry.pools_on(self.url):
             await self._scale(pool, stats, signalled)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +28,8 @@ from tests.k8s.conftest import (
     replicas,
 )
 from tests.servers.kubernetes import CommandFailed, KubernetesCluster
+from tests.servers.ports import free_port
+from tests.servers.redis import RedisServer
 
 
 def pool_status(cluster: KubernetesCluster, namespace: str, name: str) -> dict[str, Any]:
@@ -189,6 +192,35 @@ def test_a_push_right_after_another_pools_wake_up_is_not_slept_through(
     assert (replicas(cluster, kube_namespace, "first") or 0) > 0
     # Slept through, it took at least the listener's pause (0.2 s) and a poll (1 s).
     assert woken < 1.0, f"the second pool woke {woken:.2f}s after its push"
+
+
+def test_a_backend_that_comes_up_late_wakes_its_pool_at_once(
+    operator: Operator, kube_namespace: str, tmp_path: Path
+) -> None:
+    """The Queue applied before its Redis is up (as examples/ applies both at once): the
+    wake-up listener backs off meanwhile, and must listen again as soon as the backend
+    answers, not at the end of a back-off grown to many seconds."""
+    cluster = operator.cluster
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    apply(cluster, kube_namespace, *backend_objects("late", url, stats_interval=5))
+    eventually(lambda: replicas(cluster, kube_namespace, "late") == 0 or None, what="a pool")
+    time.sleep(16)  # the listener's back-off grows: 1, 2, 4, 8, then up to 16 s
+
+    def reachable() -> bool:
+        status = cluster.kubectl_json("get", "queue", "late", "-n", kube_namespace).get("status")
+        found = condition(status or {}, "Reachable")
+        return bool(found and found["status"] == "True")
+
+    with RedisServer(tmp_path / "redis", port=port):
+        eventually(reachable, 15, "a measurement reading the backend")
+        time.sleep(0.5)  # the listener waits again
+        push(url, "late", 1)
+        pushed = time.monotonic()
+        eventually(lambda: (replicas(cluster, kube_namespace, "late") or 0) > 0, 10, "a wake")
+        woken = time.monotonic() - pushed
+    # Stats every 5 s: only the listener is this fast.
+    assert woken < 1.0, f"the pool woke {woken:.2f}s after the push"
 
 
 def test_an_unreachable_backend_holds_replicas_and_says_why(
