@@ -48,13 +48,21 @@ class Autoscaler:
         """``kubectl scale`` on the pool: applied now, within the pool's bounds."""
         bounds = pool.spec.autoscaling
         replicas = min(max(replicas, bounds.min_replicas), bounds.max_replicas)
-        await self.kube.scale_deployment(pool.spec.namespace, deployment_name(pool.spec), replicas)
+        # Known before the patch, as in BackendWatch._scale: its watch event may come first.
+        previous, pool.replicas = pool.replicas, replicas
+        try:
+            await self.kube.scale_deployment(
+                pool.spec.namespace, deployment_name(pool.spec), replicas
+            )
+        except BaseException:
+            pool.replicas = previous
+            raise
         reason = f"kubectl scale to {replicas}"
         if not pool.spec.paused:
             reason += "; the autoscaler decides again at its next measurement"
-        if 0 in (pool.replicas, replicas):
+        if 0 in (previous, replicas):
             self.watches[pool.url].idle_changed()
-        pool.replicas, pool.last_scale_time, pool.last_scale_reason = replicas, now_iso(), reason
+        pool.last_scale_time, pool.last_scale_reason = now_iso(), reason
         await self.kube.event(pool.reference, "ScaledByHand", reason)
         await self.status.write(pool.reference, pool.status())
 

@@ -7,6 +7,7 @@
         ├── InvalidSpec            the resource itself is wrong: fixed only by editing it
         ├── MissingSecret          the Secret or its key holding the backend URL is missing
         └── QueueMissing           a WorkerPool names a Queue that does not exist
+    └── LeadershipLost             this operator's term on the Lease is over: it writes nothing
 
 Each class's docstring is its default message and its ``reason`` the reason of the status
 condition and of the Event that report it. ``permanent`` errors wait for the resource to
@@ -45,3 +46,7 @@ class QueueMissing(OperatorError):
     """The WorkerPool names a Queue that does not exist."""
 
     reason = "QueueMissing"
+
+
+class LeadershipLost(ShoalError):
+    """This operator no longer holds the leader Lease; the one that does makes the changes."""

@@ -11,7 +11,6 @@ import logging
 from typing import Any
 
 import kopf
-from prometheus_client import start_http_server
 
 from shoal.backends import open_backend
 from shoal.core.errors import ShoalError
@@ -20,6 +19,7 @@ from shoal_operator.autoscaler import Autoscaler
 from shoal_operator.conditions import conditions_of, set_condition
 from shoal_operator.errors import InvalidSpec, MissingSecret, OperatorError, QueueMissing
 from shoal_operator.kube import Kube
+from shoal_operator.leadership import Leadership
 from shoal_operator.pods import worker_crash
 from shoal_operator.rendering import MANAGED_BY, POOL_LABEL, deployment_name, render_deployment
 from shoal_operator.settings import OperatorSettings
@@ -53,12 +53,12 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     )
     settings.posting.level = logging.WARNING  # our own Events say what happened
     settings.watching.server_timeout = 300
-    memo.kube = await Kube.connect()
+    leadership: Leadership | None = memo.get("leadership")
+    memo.kube = await Kube.connect(leadership)
     memo.autoscaler = Autoscaler(memo.kube)
     # Set by ``shoal-operator``; read here from the environment under ``kopf run``.
     operator_settings: OperatorSettings = memo.get("settings") or OperatorSettings.from_env()
-    if operator_settings.metrics_port:
-        start_http_server(operator_settings.metrics_port)
+    metrics.serve(operator_settings.metrics_port)
 
 
 @kopf.on.cleanup()

@@ -1,7 +1,8 @@
 """The few Kubernetes API calls the operator makes, over one shared client.
 
 Every write here is conditional on a difference, so a steady state costs reads only: the
-operator's API traffic must not grow with time, only with change.
+operator's API traffic must not grow with time, only with change. With leader election every
+write is fenced too: it is refused (``LeadershipLost``) once this operator's term is over.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import datetime
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -19,6 +20,9 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from shoal_operator import metrics
 from shoal_operator.errors import MissingSecret
 from shoal_operator.spec import GROUP, VERSION, ObjectRef, QueueSpec, SecretKey, parse_queue
+
+if TYPE_CHECKING:
+    from shoal_operator.leadership import Leadership
 
 logger = logging.getLogger("shoal_operator.kube")
 
@@ -37,20 +41,22 @@ class Pod:
 class Kube:
     """Typed wrappers over the calls the operator needs."""
 
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: client.ApiClient, leadership: Leadership | None = None) -> None:
         self.api = api
         self.core = client.CoreV1Api(api)
         self.apps = client.AppsV1Api(api)
         self.custom = client.CustomObjectsApi(api)
+        self.leadership = leadership
+        self.instance = leadership.identity if leadership else "shoal-operator"
+        """Who made a change, in the Events: with several operators, the one that led."""
 
     @classmethod
-    async def connect(cls) -> Kube:
-        """In-cluster credentials when in a pod, else the kubeconfig (``$KUBECONFIG``)."""
-        try:
-            config.load_incluster_config()  # type: ignore[no-untyped-call]
-        except config.ConfigException:
-            await config.load_kube_config()
-        return cls(client.ApiClient())
+    async def connect(cls, leadership: Leadership | None = None) -> Kube:
+        return cls(await api_client(), leadership)
+
+    def _fence(self) -> None:
+        if self.leadership is not None:
+            self.leadership.check()
 
     async def close(self) -> None:
         await self.api.close()
@@ -88,6 +94,7 @@ class Kube:
         return parse_queue(found)
 
     async def patch_status(self, target: ObjectRef, status: Mapping[str, Any]) -> None:
+        self._fence()
         metrics.API_REQUESTS.labels("patch", "status").inc()
         await self.custom.patch_namespaced_custom_object_status(
             GROUP,
@@ -120,6 +127,7 @@ class Kube:
         was done: "created", "updated" or "unchanged". ``current`` is the Deployment as a
         watch event just delivered it, which saves reading it again."""
         meta = wanted["metadata"]
+        self._fence()
         if current is None:
             existing = await self._read_deployment(meta["namespace"], meta["name"])
             if existing is None:
@@ -129,6 +137,7 @@ class Kube:
             current = self.api.sanitize_for_serialization(existing)
         if _contains(current, wanted):
             return "unchanged"
+        self._fence()
         merged = dict(wanted)
         merged["metadata"] = {
             **current["metadata"],
@@ -142,6 +151,7 @@ class Kube:
         return "updated"
 
     async def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:
+        self._fence()
         metrics.API_REQUESTS.labels("patch", "deployments/scale").inc()
         await self.apps.patch_namespaced_deployment_scale(
             name, namespace, {"spec": {"replicas": replicas}}, **MERGE_PATCH
@@ -155,6 +165,7 @@ class Kube:
         ]
 
     async def annotate_pod(self, namespace: str, name: str, annotations: dict[str, str]) -> None:
+        self._fence()
         metrics.API_REQUESTS.labels("patch", "pods").inc()
         await self.core.patch_namespaced_pod(
             name,
@@ -166,7 +177,9 @@ class Kube:
     async def event(
         self, target: ObjectRef, reason: str, message: str, type_: str = "Normal"
     ) -> None:
-        """Post a core/v1 Event about ``target``; failures are logged, never raised."""
+        """Post a core/v1 Event about ``target``; failures are logged, never raised (but a
+        term that is over raises, as every write)."""
+        self._fence()
         now = datetime.datetime.now(datetime.UTC)
         body = client.CoreV1Event(
             metadata=client.V1ObjectMeta(
@@ -187,13 +200,22 @@ class Kube:
             count=1,
             source=client.V1EventSource(component="shoal-operator"),
             reporting_component="shoal-operator",
-            reporting_instance="shoal-operator",
+            reporting_instance=self.instance,
         )
         try:
             metrics.API_REQUESTS.labels("create", "events").inc()
             await self.core.create_namespaced_event(target.namespace, body)
         except ApiException as error:
             logger.warning("could not post event %s on %s: %s", reason, target.name, error)
+
+
+async def api_client() -> client.ApiClient:
+    """In-cluster credentials when in a pod, else the kubeconfig (``$KUBECONFIG``)."""
+    try:
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        await config.load_kube_config()
+    return client.ApiClient()
 
 
 def _contains(actual: Any, wanted: Any) -> bool:

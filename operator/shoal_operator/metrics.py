@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 QUEUE_DEPTH = Gauge("shoal_operator_queue_ready", "Ready tasks per queue.", ("namespace", "queue"))
 QUEUE_OLDEST = Gauge(
@@ -36,3 +36,17 @@ API_REQUESTS = Counter(
     "Kubernetes API calls the operator made itself (kopf's watches aside).",
     ("verb", "resource"),
 )
+LEADER = Gauge(
+    "shoal_operator_leader",
+    "1 while this operator holds the Lease and acts; 0 while it stands by (leader election).",
+)
+
+_served: set[int] = set()
+
+
+def serve(port: int) -> None:
+    """Serve the metrics on ``port``, once per process: a standby serves them while it waits
+    and goes on serving them as the leader."""
+    if port and port not in _served:
+        start_http_server(port)
+        _served.add(port)

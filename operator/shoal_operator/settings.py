@@ -8,7 +8,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from shoal.core.settings import EnvSettings, Names, Shown
+from shoal.core.settings import AlsoFrom, EnvSettings, Names, Shown
 
 
 class OperatorSettings(EnvSettings):
@@ -29,3 +29,15 @@ class OperatorSettings(EnvSettings):
     """least severe log level shown"""
     verbose: bool = False
     """log every handler step and API call (kopf's verbose mode): the debug level"""
+    leader_election: bool = False
+    """run only while holding a Lease, standing by otherwise, so that several replicas
+    never both scale a pool (the chart turns it on and runs two)"""
+    lease_name: str = "shoal-operator"
+    """the coordination.k8s.io Lease the replicas campaign for"""
+    lease_namespace: Annotated[
+        str | None, AlsoFrom(("POD_NAMESPACE",)), Shown("$POD_NAMESPACE, else default")
+    ] = None
+    """the Lease's namespace: the operator's own (the chart sets POD_NAMESPACE)"""
+    lease_seconds: float = Field(default=8.0, ge=2)
+    """how long a leader's Lease lasts unrenewed: a standby takes over this long (and an
+    eighth) after the leader died; a leader renews every eighth and stops acting at 7/10"""

@@ -36,7 +36,8 @@ from shoal_operator.status import StatusWriter
 logger = logging.getLogger("shoal_operator.watch")
 
 _MIN_GAP = 0.2
-"""Seconds between two measurements of one backend, however many hints arrive."""
+"""Seconds between the starts of two measurements of one backend, however many hints
+arrive."""
 _LISTEN_BACKOFF = Backoff(base=1.0, cap=30.0)
 """Between attempts to wait on a backend's wake-ups that failed (the timer goes on)."""
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
@@ -54,6 +55,8 @@ class BackendWatch:
         self.backend: Backend = open_backend(url)
         self._hint = asyncio.Event()
         self._idle_changed = asyncio.Event()
+        self._answered = asyncio.Event()
+        """Set by a measurement that read the backend: a listener in back-off waits again."""
         self._tasks = [
             asyncio.create_task(self._measure_forever()),
             asyncio.create_task(self._listen_forever()),
@@ -97,7 +100,9 @@ class BackendWatch:
                 await self.measure(signalled)
             except Exception:
                 logger.exception("measuring %s failed", self.safe_url)
-            await asyncio.sleep(_MIN_GAP)
+            # The gap counts from the measurement's start: one that took longer (writes of
+            # many pools' statuses) delays a hint that came meanwhile no further.
+            await asyncio.sleep(max(0.0, _MIN_GAP - (time.monotonic() - signalled)))
 
     def _idle_queue_names(self) -> list[str]:
         """Queues of pools at zero replicas: the only ones whose wake-ups matter. A running
@@ -123,12 +128,22 @@ class BackendWatch:
             woken = [w for w in done if w.exception() is None and w.result()]
             errors = [w.exception() for w in done if w.exception()]
             if woken:
+                # Armed again at once: a push landing while no wait is armed is heard only
+                # by the wait's next look at the store, a poll interval later (1 s by
+                # default; it was the 1.2 s tail of waking from zero). Measurements keep
+                # their own pace (_MIN_GAP), and the pool woken leaves the idle set as soon
+                # as it is scaled.
                 self._hint.set()
-                await asyncio.sleep(_MIN_GAP)  # let the measurement move the pool first
             if errors:
                 failures += 1
                 logger.debug("wake-up listener on %s: %s", self.safe_url, errors[0])
-                await asyncio.sleep(_LISTEN_BACKOFF.delay(failures))
+                # Cut short once a measurement reads the backend again: a backend that was
+                # down for a while (a Redis applied with its Queue, not up yet) would keep
+                # the listener away for up to 30 s, and a push meanwhile waited for the timer.
+                self._answered.clear()
+                await first_of(
+                    asyncio.sleep(_LISTEN_BACKOFF.delay(failures)), self._answered.wait()
+                )
             else:
                 failures = 0
 
@@ -152,10 +167,12 @@ class BackendWatch:
             return
         finally:
             metrics.STATS_QUERIES.labels(self.safe_url).inc()
-        for entry in self.registry.queues_on(self.url):
-            await self._report_queue(entry, stats[entry.spec.queue_name])
+        self._answered.set()
+        # Pools first: a scale waits for no status write of the queues.
         for pool in self.registry.pools_on(self.url):
             await self._scale(pool, stats, signalled)
+        for entry in self.registry.queues_on(self.url):
+            await self._report_queue(entry, stats[entry.spec.queue_name])
 
     async def _unreachable(self, error: ShoalError) -> None:
         message = (
@@ -209,15 +226,22 @@ class BackendWatch:
         if decision.changes(pool.replicas):
             if decision.replicas < pool.replicas:
                 await self._prefer_idle_pods(pool)
-            await self.kube.scale_deployment(
-                pool.spec.namespace, deployment_name(pool.spec), decision.replicas
-            )
+            # Known before the patch is sent: the Deployment's watch event for it may be
+            # handled before the patch returns, and must not look like a hand edit (it was
+            # put back, then re-applied: two needless generations, found by the HA test).
+            previous, pool.replicas = pool.replicas, decision.replicas
+            try:
+                await self.kube.scale_deployment(
+                    pool.spec.namespace, deployment_name(pool.spec), decision.replicas
+                )
+            except BaseException:
+                pool.replicas = previous
+                raise
             metrics.DECISION_LATENCY.observe(time.monotonic() - signalled)
-            direction = "up" if decision.replicas > pool.replicas else "down"
+            direction = "up" if decision.replicas > previous else "down"
             metrics.SCALE_EVENTS.labels(*pool.key, direction).inc()
-            if 0 in (pool.replicas, decision.replicas):
+            if 0 in (previous, decision.replicas):
                 self._idle_changed.set()
-            pool.replicas = decision.replicas
             pool.last_scale_time, pool.last_scale_reason = now_iso(), decision.reason
             await self.kube.event(
                 pool.reference, f"Scaled{direction.capitalize()}", decision.reason

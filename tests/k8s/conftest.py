@@ -202,6 +202,19 @@ def push(url: str, queue: str, count: int) -> None:
     asyncio.run(run())
 
 
+def enqueue_example(url: str, count: int) -> None:
+    """The example's main (``examples/tasks.py``), as the README's ``kubectl run`` runs it:
+    migrate, then push ``count`` thumbnails and one checksum."""
+    subprocess.run(
+        [sys.executable, "tasks.py", str(count)],
+        cwd=ROOT / "examples",
+        env={**os.environ, "SHOAL_BACKEND_URL": url},
+        check=True,
+        timeout=60,
+        capture_output=True,
+    )
+
+
 def finish_all(url: str, queue: str) -> None:
     """Play the workers: claim everything due and ack it."""
 

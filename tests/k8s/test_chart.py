@@ -84,6 +84,8 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         },
         "healthPort": 9101,
         "podDisruptionBudget": {"enabled": True, "minAvailable": 1},
+        "replicas": 3,
+        "leaderElection": {"enabled": True, "leaseSeconds": 15},
         "podAnnotations": {"example.com/team": "jobs"},
         "nodeSelector": {"kubernetes.io/os": "linux"},
         "tolerations": [{"key": "jobs", "operator": "Exists", "effect": "NoSchedule"}],
@@ -264,6 +266,11 @@ def test_helm_lint(
             "needs metrics.service.enabled",
         ),
         ({"serviceAccount": {"create": False}}, "serviceAccount.name is required"),
+        (
+            {"leaderElection": {"enabled": False, "leaseSeconds": 10}},
+            "replicas > 1 needs leaderElection.enabled",
+        ),
+        ({"leaderElection": {"enabled": True, "leaseSeconds": 1}}, "leaseSeconds"),
         ({"board": {"enabled": True}}, "board.backendUrlSecret.name names the Secret"),
         (
             {"board": {"enabled": True, "backendUrlSecret": {"name": "db", "key": "url"}}},
@@ -288,6 +295,9 @@ def test_the_default_render(kube_cluster: KubernetesCluster, tmp_path: Path) -> 
         "ClusterRole",
         "ClusterRoleBinding",
         "Deployment",
+        "PodDisruptionBudget",
+        "Role",
+        "RoleBinding",
         "Service",
         "ServiceAccount",
         *["ValidatingAdmissionPolicy"] * 2,
@@ -295,11 +305,40 @@ def test_the_default_render(kube_cluster: KubernetesCluster, tmp_path: Path) -> 
     ]
     [deployment] = by_kind(docs, "Deployment")
     spec = deployment["spec"]
-    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
+    # Two replicas, one acting: a rollout adds a standby before it stops the leader.
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    [pdb] = by_kind(docs, "PodDisruptionBudget")
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert pdb["spec"]["selector"] == spec["selector"]
     pod = spec["template"]["spec"]
     [container] = pod["containers"]
     assert container["image"] == "shoal-operator:0.1.0"  # the chart's appVersion
-    assert container["args"] == ["--liveness", "http://0.0.0.0:8081/healthz"]
+    assert container["args"] == [
+        "--liveness",
+        "http://0.0.0.0:8081/healthz",
+        "--leader-election",
+        "--lease-name",
+        "shoal-operator",
+        "--lease-seconds",
+        "8",
+    ]
+    namespace = {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert {"name": "POD_NAMESPACE", "valueFrom": namespace} in container["env"]
+    [role] = by_kind(docs, "Role")
+    assert role["metadata"]["namespace"] == "shoal-system"
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": ["shoal-operator"],
+            "verbs": ["get", "update"],
+        },
+    ]
     assert {"name": "SHOAL_OPERATOR_METRICS_PORT", "value": "8080"} in container["env"]
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "healthz"}
@@ -325,15 +364,31 @@ def test_the_default_render(kube_cluster: KubernetesCluster, tmp_path: Path) -> 
         assert labels["app.kubernetes.io/instance"] == "shoal"
 
 
+def test_a_single_operator_without_a_lease(kube_cluster: KubernetesCluster, tmp_path: Path) -> None:
+    path = tmp_path / "values.json"
+    path.write_text(
+        json.dumps({"replicas": 1, "leaderElection": {"enabled": False, "leaseSeconds": 10}})
+    )
+    docs = documents(render(kube_cluster, path, "shoal-system"))
+    [deployment] = by_kind(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert "--leader-election" not in container["args"]
+    assert not by_kind(docs, "Role")
+
+
 def test_the_namespaced_render(
     kube_cluster: KubernetesCluster, tmp_path: Path, namespaces: dict[str, str]
 ) -> None:
     values = values_file(tmp_path, "namespaced", namespaces)
     docs = documents(render(kube_cluster, values, "shoal-system"))
+    # A Role in each listed namespace, and the leader election's in the release namespace.
+    expected = sorted([*namespaces.values(), "shoal-system"])
     roles = by_kind(docs, "Role")
-    assert sorted(r["metadata"]["namespace"] for r in roles) == sorted(namespaces.values())
+    assert sorted(r["metadata"]["namespace"] for r in roles) == expected
     bindings = by_kind(docs, "RoleBinding")
-    assert sorted(b["metadata"]["namespace"] for b in bindings) == sorted(namespaces.values())
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == expected
     [observer] = by_kind(docs, "ClusterRole")
     assert {r["resources"][0] for r in observer["rules"]} == {
         "customresourcedefinitions",
@@ -343,7 +398,7 @@ def test_the_namespaced_render(
     [deployment] = by_kind(docs, "Deployment")
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     expected = [f"--namespace={ns}" for ns in (namespaces["team_a"], namespaces["team_b"])]
-    assert [f"{a}={b}" for a, b in zip(args[2::2], args[3::2], strict=True)] == expected
+    assert [f"{a}={b}" for a, b in zip(args[2:6:2], args[3:6:2], strict=True)] == expected
 
 
 def test_everything_switched_on(kube_cluster: KubernetesCluster, tmp_path: Path) -> None:
@@ -360,7 +415,19 @@ def test_everything_switched_on(kube_cluster: KubernetesCluster, tmp_path: Path)
     pod = deployment["spec"]["template"]["spec"]
     [container] = pod["containers"]
     assert container["image"] == "registry.example/shoal-operator:1.2.3"
-    assert container["args"] == ["--liveness", "http://0.0.0.0:9101/healthz", "--verbose"]
+    assert container["args"] == [
+        "--liveness",
+        "http://0.0.0.0:9101/healthz",
+        "--verbose",
+        "--leader-election",
+        "--lease-name",
+        "jobs-operator",
+        "--lease-seconds",
+        "15",
+    ]
+    assert deployment["spec"]["replicas"] == 3
+    [role] = by_kind(docs, "Role")
+    assert role["rules"][1]["resourceNames"] == ["jobs-operator"]
     assert {"name": "SHOAL_OPERATOR_METRICS_PORT", "value": "9100"} in container["env"]
     assert pod["priorityClassName"] == "system-cluster-critical"
     assert pod["imagePullSecrets"] == [{"name": "regcred"}]
@@ -547,10 +614,18 @@ def installed(
 def chart_operator(
     installed: Installed, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Operator]:
+    # As the chart runs it: campaigning for the chart's Lease, with the chart's rights.
     running = Operator(
         installed.cluster,
         tmp_path_factory.mktemp("chart-operator"),
         kubeconfig=installed.kubeconfig,
+        args=[
+            "--leader-election",
+            "--lease-namespace",
+            installed.namespace,
+            "--lease-name",
+            f"{installed.release}-operator",
+        ],
     )
     yield running
     running.stop()
@@ -640,6 +715,49 @@ def test_the_service_account_may_do_what_the_operator_needs_and_nothing_else(
     assert not granted, f"granted but not needed: {granted}"
     assert installed.can("list", "customresourcedefinitions.apiextensions.k8s.io")
     assert installed.can("watch", "customresourcedefinitions.apiextensions.k8s.io")
+
+
+def test_the_service_account_may_campaign_for_its_own_lease_only(installed: Installed) -> None:
+    def can(verb: str, what: str, namespace: str = installed.namespace) -> bool:
+        result = installed.cluster.kubectl(
+            "auth", "can-i", verb, what, "--as", installed.user, "-n", namespace, check=False
+        )
+        return result.stdout.strip() == "yes"
+
+    lease = f"leases.coordination.k8s.io/{installed.release}-operator"
+    assert can("create", "leases.coordination.k8s.io")
+    assert can("get", lease) and can("update", lease)
+    other = "leases.coordination.k8s.io/kube-scheduler"
+    refused = [("get", other), ("update", other), ("delete", lease), ("patch", lease)]
+    refused += [("list", "leases.coordination.k8s.io"), ("watch", "leases.coordination.k8s.io")]
+    granted = [f"{verb} {what}" for verb, what in refused if can(verb, what)]
+    granted += ["create leases in kube-system"] * can("create", "leases", "kube-system")
+    assert not granted, f"granted but not needed: {granted}"
+
+
+def test_the_chart_operator_leads_through_its_lease(
+    chart_operator: Operator, installed: Installed
+) -> None:
+    """Only the chart's rights: it created the Lease, holds it and renews it."""
+
+    def holder() -> tuple[str, str] | None:
+        found = installed.cluster.kubectl(
+            "get",
+            "lease",
+            f"{installed.release}-operator",
+            "-n",
+            installed.namespace,
+            "-o",
+            "json",
+            check=False,
+        )
+        spec = json.loads(found.stdout).get("spec") or {} if found.returncode == 0 else {}
+        return (spec["holderIdentity"], spec["renewTime"]) if spec.get("holderIdentity") else None
+
+    first = eventually(holder, 30, "the chart operator to hold its Lease")
+    renewed = eventually(lambda: (h := holder()) and h[1] != first[1] and h, 15, "a renewal")
+    assert renewed[0] == first[0]
+    assert "shoal_operator_leader 1.0" in chart_operator.metrics()
 
 
 def test_admission_policies_narrow_the_pod_and_deployment_writes(

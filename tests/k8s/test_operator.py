@@ -6,13 +6,18 @@ pods, so "workers" are played by the test claiming and acking tasks itself.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 
+from shoal.backends import open_backend
+from shoal.core.ids import new_id
+from shoal.core.models import NewTask, utcnow
 from tests.k8s.conftest import (
     Operator,
     apply,
@@ -24,7 +29,9 @@ from tests.k8s.conftest import (
     replicas,
 )
 from tests.servers.kubernetes import CommandFailed, KubernetesCluster
+from tests.servers.ports import free_port
 from tests.servers.postgres import PostgresServer
+from tests.servers.redis import RedisServer
 from tests.servers.tls import Certificates
 
 
@@ -155,6 +162,68 @@ def test_the_first_push_wakes_a_pool_from_zero_within_a_second(
     push(url, "idle", 1)
     eventually(lambda: (replicas(cluster, kube_namespace, "idle") or 0) > 0, 5, "a wake-up")
     assert time.monotonic() - started < 1.0
+
+
+@pytest.mark.parametrize("backend", ["postgres", "redis"])
+def test_a_push_right_after_another_pools_wake_up_is_not_slept_through(
+    operator: Operator, kube_namespace: str, backend: str, request: pytest.FixtureRequest
+) -> None:
+    """Two idle pools on one backend, pushed 50 ms apart: the second push lands while the
+    operator handles the first wake-up. Its wake-up must be heard, not found by the next
+    look at the store a poll interval (1 s) later, as it was while the listener paused
+    after each wake-up."""
+    url: str = request.getfixturevalue(f"{backend}_url")
+    migrate(url)
+    cluster = operator.cluster
+    for name in ("first", "second"):
+        apply(cluster, kube_namespace, *backend_objects(name, url, stats_interval=60))
+    for name in ("first", "second"):
+        eventually(lambda n=name: replicas(cluster, kube_namespace, n) == 0 or None, what=name)
+    time.sleep(1.0)  # let the listener settle on the queues
+
+    async def two_pushes() -> float:
+        async with open_backend(url) as backend:
+            task = lambda queue: NewTask(new_id(), queue, "tasks.work", b"{}", utcnow(), 3)  # noqa: E731
+            await backend.push([task("first")])
+            await asyncio.sleep(0.05)
+            await backend.push([task("second")])
+            return time.monotonic()
+
+    pushed = asyncio.run(two_pushes())
+    eventually(lambda: (replicas(cluster, kube_namespace, "second") or 0) > 0, 5, "a wake-up")
+    woken = time.monotonic() - pushed
+    assert (replicas(cluster, kube_namespace, "first") or 0) > 0
+    # Slept through, it took at least the listener's pause (0.2 s) and a poll (1 s).
+    assert woken < 1.0, f"the second pool woke {woken:.2f}s after its push"
+
+
+def test_a_backend_that_comes_up_late_wakes_its_pool_at_once(
+    operator: Operator, kube_namespace: str, tmp_path: Path
+) -> None:
+    """The Queue applied before its Redis is up (as examples/ applies both at once): the
+    wake-up listener backs off meanwhile, and must listen again as soon as the backend
+    answers, not at the end of a back-off grown to many seconds."""
+    cluster = operator.cluster
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    apply(cluster, kube_namespace, *backend_objects("late", url, stats_interval=5))
+    eventually(lambda: replicas(cluster, kube_namespace, "late") == 0 or None, what="a pool")
+    time.sleep(16)  # the listener's back-off grows: 1, 2, 4, 8, then up to 16 s
+
+    def reachable() -> bool:
+        status = cluster.kubectl_json("get", "queue", "late", "-n", kube_namespace).get("status")
+        found = condition(status or {}, "Reachable")
+        return bool(found and found["status"] == "True")
+
+    with RedisServer(tmp_path / "redis", port=port):
+        eventually(reachable, 15, "a measurement reading the backend")
+        time.sleep(0.5)  # the listener waits again
+        push(url, "late", 1)
+        pushed = time.monotonic()
+        eventually(lambda: (replicas(cluster, kube_namespace, "late") or 0) > 0, 10, "a wake")
+        woken = time.monotonic() - pushed
+    # Stats every 5 s: only the listener is this fast.
+    assert woken < 1.0, f"the pool woke {woken:.2f}s after the push"
 
 
 def test_an_unreachable_backend_holds_replicas_and_says_why(

@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import os
 import secrets
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +23,15 @@ import pytest
 
 from shoal.backends import open_backend
 from shoal.core.models import TaskStatus
-from tests.k8s.conftest import ROOT, Operator, apply, backend_objects, eventually, replicas
+from tests.k8s.conftest import (
+    ROOT,
+    Operator,
+    apply,
+    backend_objects,
+    enqueue_example,
+    eventually,
+    replicas,
+)
 from tests.servers.kubernetes import KubernetesCluster
 from tests.servers.node import GATEWAY, POD_SUBNET
 from tests.servers.redis import RedisServer
@@ -78,15 +83,7 @@ def test_a_worker_pod_runs_the_tasks_on_a_real_node_and_drains_on_scale_down(
     for crd in ("queues.shoal.dev", "workerpools.shoal.dev"):
         cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
     url = pod_redis.url(prefix=f"node-{uuid.uuid4().hex[:8]}")
-    # The example's main migrates and enqueues, as the README's `kubectl run` does.
-    subprocess.run(
-        [sys.executable, "tasks.py", str(THUMBNAILS)],
-        cwd=ROOT / "examples",
-        env={**os.environ, "SHOAL_BACKEND_URL": url},
-        check=True,
-        timeout=60,
-        capture_output=True,
-    )
+    enqueue_example(url, THUMBNAILS)
     operator = Operator(cluster, tmp_path)
     try:
         # At most two pods: each runs a worker and an exec probe's Python every 5 s, on a

@@ -39,6 +39,7 @@ from tests.servers.host import stop_process_group, unmount_below
 
 REPO = Path(__file__).resolve().parents[2]
 BASE_SCRIPT = REPO / "scripts" / "base-image.sh"
+REDIS_IMAGE = REPO / "tests" / "servers" / "redis-image"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "shoal"
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 """The machine's trust store, which holds the proxy's CA: pip's secret during builds."""
@@ -162,10 +163,17 @@ class Images:
     runtime: str = "shoal:dev"
     operator: str = "shoal-operator:dev"
     example: str = "shoal-example:dev"
+    redis: str = "shoal-test-redis:dev"
+    """For the pods' Redis of examples/00-redis.yaml (tests/servers/redis-image/)."""
     seconds: tuple[tuple[str, float], ...] = ()
 
     def names(self) -> list[str]:
+        """shoal's three images, the README's."""
         return [self.runtime, self.operator, self.example]
+
+    def node_images(self) -> list[str]:
+        """What a real node's pods run: shoal's images and the example's Redis."""
+        return [*self.names(), self.redis]
 
 
 def base_tarball() -> Path:
@@ -180,7 +188,8 @@ def base_tarball() -> Path:
 
 
 def build_images(daemon: DockerDaemon, tarball: Path) -> Images:
-    """The base imported (once per tarball) and the three images built from the Dockerfiles."""
+    """The base imported (once per tarball), the three images built from the Dockerfiles, and
+    the Redis image of the real node's pods."""
     timings: list[tuple[str, float]] = []
     digest = hashlib.sha256(f"{tarball}:{tarball.stat().st_mtime_ns}".encode()).hexdigest()
     base = f"shoal-test-base:bookworm-{digest[:12]}"
@@ -199,6 +208,7 @@ def build_images(daemon: DockerDaemon, tarball: Path) -> Images:
             ["--build-arg", f"PYTHON_IMAGE={base}", "--target", "operator", str(REPO)],
         ),
         (images.example, ["--build-arg", f"SHOAL_IMAGE={images.runtime}", str(REPO / "examples")]),
+        (images.redis, ["--build-arg", f"BASE_IMAGE={base}", str(REDIS_IMAGE)]),
     ]
     for name, arguments in builds:
         started = time.monotonic()

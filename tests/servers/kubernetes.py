@@ -9,7 +9,10 @@ collection of owned objects and for Deployment -> ReplicaSet -> Pod.
 
 With ``real_node=True`` a real node joins it (:mod:`tests.servers.node`: containerd and runc,
 the kubelet, kube-proxy, kube-scheduler, a bridge network), and pods run for real from images
-imported into containerd. The ``real_cluster`` fixture is that cluster, with shoal's images.
+imported into containerd. The apiserver then listens on the pod bridge's gateway instead of
+loopback (still nothing off this machine reaches it), behind the ``kubernetes`` Service, so
+that pods (the operator's, installed by the chart) reach it as in any cluster. The
+``real_cluster`` fixture is that cluster, with shoal's images.
 
 The binaries come from ``KUBEBUILDER_ASSETS`` or ``scripts/k8s-binaries.sh``'s cache
 (:mod:`tests.servers.kubernetes_binaries`).
@@ -45,7 +48,7 @@ from tests.servers.host import stop_process_group
 from tests.servers.kubernetes_binaries import REAL_NODE_DEFAULT, bin_dir
 from tests.servers.kubernetes_binaries import find_bin_dir as find_bin_dir  # for bench/
 from tests.servers.kubernetes_pki import make_pki, write_kubeconfig
-from tests.servers.node import KubernetesNode, missing_for_a_node
+from tests.servers.node import GATEWAY, KubernetesNode, missing_for_a_node
 from tests.servers.ports import free_port
 
 SERVICE_CIDR = "10.0.0.0/24"
@@ -106,8 +109,15 @@ class KubernetesCluster:
             )
 
     @property
+    def address(self) -> str:
+        """Where the apiserver listens: loopback, or with a real node the pod bridge's
+        gateway, which this machine and its pods reach and nothing off it does (pods find
+        the apiserver behind the ``kubernetes`` Service, as in any cluster)."""
+        return GATEWAY if self.node is not None else "127.0.0.1"
+
+    @property
     def server(self) -> str:
-        return f"https://127.0.0.1:{self.api_port}"
+        return f"https://{self.address}:{self.api_port}"
 
     def start(self, *, timeout: float = 90.0) -> None:
         """Start the control plane and return once the apiserver's /readyz says ok."""
@@ -130,13 +140,13 @@ class KubernetesCluster:
                 "--log-level=warn",
             )  # fmt: skip
             self._wait("etcd", f"{etcd}/health", deadline, lambda body: '"health":"true"' in body)
+            if self.node is not None:
+                self.node.make_bridge()  # the apiserver listens on its gateway
             self._spawn(
                 "kube-apiserver",
-                f"--etcd-servers={etcd}", "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1", f"--secure-port={self.api_port}",
-                # A loopback advertise address is refused by the reconciler of the kubernetes
-                # Service's endpoints (since v1.37); nothing here routes to that Service anyway.
-                "--endpoint-reconciler-type=none",
+                f"--etcd-servers={etcd}", f"--bind-address={self.address}",
+                f"--advertise-address={self.address}", f"--secure-port={self.api_port}",
+                *self._endpoint_flags(),
                 f"--cert-dir={self.directory / 'apiserver-certs'}",
                 f"--tls-cert-file={pki / 'apiserver.crt'}",
                 f"--tls-private-key-file={pki / 'apiserver.key'}",
@@ -291,6 +301,13 @@ class KubernetesCluster:
         state = "exited" if process.poll() is not None else "is not ready"
         raise RuntimeError(f"{name} {state} ({url}):\n{self.log_tail(name)}")
 
+    def _endpoint_flags(self) -> list[str]:
+        if self.node is not None:
+            return []  # the kubernetes Service points at the gateway: pods reach the API
+        # A loopback advertise address is refused by the reconciler of the kubernetes
+        # Service's endpoints (since v1.37); without pods nothing routes to that Service.
+        return ["--endpoint-reconciler-type=none"]
+
     def _node_apiserver_flags(self, pki: Path) -> list[str]:
         if self.node is None:
             return ["--authorization-mode=RBAC"]
@@ -311,7 +328,7 @@ class KubernetesCluster:
         service-account key pair, and the kubeconfigs that use them."""
         pki = self.directory / "pki"
         node = self.node.name if self.node else None
-        make_pki(pki, service_cidr=SERVICE_CIDR, node_name=node)
+        make_pki(pki, service_cidr=SERVICE_CIDR, node_name=node, address=self.address)
         write_kubeconfig(self.kubeconfig, pki, "admin", self.server)
         if self.node is not None:
             write_kubeconfig(self.node.kubeconfig, pki, "node", self.server)
@@ -357,7 +374,7 @@ def real_cluster(shoal_images: Images, docker_daemon: DockerDaemon) -> Iterator[
             if cluster.node is not None:
                 archive = Path(directory) / "images.tar"
                 docker_daemon.docker(
-                    "save", "--output", str(archive), *shoal_images.names(), timeout=600
+                    "save", "--output", str(archive), *shoal_images.node_images(), timeout=600
                 )
                 cluster.node.import_image(archive)
                 archive.unlink()

@@ -20,8 +20,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
-def make_pki(pki: Path, *, service_cidr: str, node_name: str | None = None) -> None:
-    """``ca``, ``apiserver``, ``admin`` (and ``node``) ``.crt``/``.key``; ``sa.key``/``sa.pub``."""
+def make_pki(
+    pki: Path, *, service_cidr: str, node_name: str | None = None, address: str = "127.0.0.1"
+) -> None:
+    """``ca``, ``apiserver``, ``admin`` (and ``node``) ``.crt``/``.key``; ``sa.key``/``sa.pub``.
+    The apiserver's certificate names loopback, ``address`` (where it listens) and the
+    ``kubernetes`` Service's address, which pods use."""
     pki.mkdir(exist_ok=True)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = certificate("shoal-test-ca", ca_key, ca_key, ca=True)
@@ -34,10 +38,8 @@ def make_pki(pki: Path, *, service_cidr: str, node_name: str | None = None) -> N
             "kubernetes.default.svc.cluster.local",
         )
     ]  # fmt: skip
-    server_names += [
-        x509.IPAddress(ipaddress.IPv4Address("127.0.0.1")),
-        x509.IPAddress(next(ipaddress.IPv4Network(service_cidr).hosts())),
-    ]
+    addresses = {"127.0.0.1", address, str(next(ipaddress.IPv4Network(service_cidr).hosts()))}
+    server_names += [x509.IPAddress(ipaddress.IPv4Address(a)) for a in sorted(addresses)]
     server = certificate("kube-apiserver", server_key, ca_key, issuer=ca, names=server_names)
     write_pem(pki / "apiserver.crt", server, pki / "apiserver.key", server_key)
     clients = {"admin": ("shoal-admin", "system:masters")}

@@ -100,8 +100,8 @@ class KubernetesNode:
     # -- bring-up ---------------------------------------------------------------------------
 
     def start_runtime(self, *, timeout: float = 60.0) -> None:
-        """containerd, with the CNI config in place and the bridge made (see :data:`GATEWAY`)."""
-        self._make_bridge()
+        """containerd, with the CNI config in place (the bridge made before, by
+        :meth:`make_bridge`)."""
         config = self._containerd_config()
         self._spawn("containerd", "containerd", f"--config={config}")
         self._until(lambda: self.ctr("version", check=False).returncode == 0, timeout, "containerd")
@@ -186,9 +186,10 @@ class KubernetesNode:
 
     # -- the pieces -------------------------------------------------------------------------
 
-    def _make_bridge(self) -> None:
-        """``cni0`` with the gateway address, made before any pod so that a server for the
-        pods can listen on :data:`GATEWAY` from the start (the bridge plugin adopts it)."""
+    def make_bridge(self) -> None:
+        """``cni0`` with the gateway address, made before the apiserver and any pod, so that
+        the apiserver and servers for the pods can listen on :data:`GATEWAY` from the start
+        (the bridge plugin adopts it)."""
         self._quiet(["ip", "link", "delete", BRIDGE])  # a previous session's, killed
         subprocess.run(["ip", "link", "add", BRIDGE, "type", "bridge"], check=True)
         subprocess.run(["ip", "addr", "add", f"{GATEWAY}/24", "dev", BRIDGE], check=True)

@@ -23,7 +23,7 @@ def test_every_flag_has_its_environment_twin_in_the_help(
     help_text = build_parser().format_help().split("options:")[1]
     entries = [" ".join(entry.split()) for entry in re.split(r"\n\s+(?=--)", help_text)]
     for name, spec in OperatorSettings.model_fields.items():
-        [entry] = [e for e in entries if e.startswith(f"--{name.replace('_', '-')}")]
+        [entry] = [e for e in entries if e.split()[0] == f"--{name.replace('_', '-')}"]
         assert f"; env: SHOAL_OPERATOR_{name.upper()}]" in entry
         assert " ".join((spec.description or "").split()) in entry
 
