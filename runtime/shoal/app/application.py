@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
 
 from shoal.app.hooks import EventName, Hook, Hooks
+from shoal.app.limits import ConcurrencyKey, LimitSpec, check_queue_rate
 from shoal.app.tasks import PushOptions, TaskDefinition, TaskOptions
 from shoal.backends import Backend, OnConflict, open_backend
 from shoal.backends.base import TransactionalPush
 from shoal.core.context import Context
 from shoal.core.errors import ConfigurationError, UnknownTask
+from shoal.core.limits import Rate
 from shoal.core.models import NewTask
 from shoal.core.retry import RetryPolicy
 
@@ -58,6 +60,8 @@ class App:
         self.state = state
         self.default_retry = retry or RetryPolicy()
         self.tasks: dict[str, TaskDefinition[Any, Any]] = {}
+        self.queue_rates: dict[str, Rate] = {}
+        """Rate limits of whole queues (:meth:`limit_queue`)."""
         self.hooks = Hooks()
         self._backend: Backend | None = None
 
@@ -78,6 +82,9 @@ class App:
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
         priority: int = 0,
+        rate_limit: str | Rate | None = None,
+        concurrency_key: ConcurrencyKey | None = None,
+        concurrency_limit: int | None = None,
     ) -> Register: ...
 
     def task(
@@ -89,6 +96,9 @@ class App:
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
         priority: int = 0,
+        rate_limit: str | Rate | None = None,
+        concurrency_key: ConcurrencyKey | None = None,
+        concurrency_limit: int | None = None,
     ) -> Any:
         """Register a handler: ``@app.task`` or ``@app.task(queue="emails", timeout=30)``.
 
@@ -97,16 +107,28 @@ class App:
 
         The name defaults to ``module.function``; it is what is stored with each task, so
         renaming a handler strands the tasks already queued under the old name.
+
+        ``rate_limit`` (``"100/s"``, ``"30/m"``, ``"1000/h"``) caps how many of this task
+        start per period across all workers; ``concurrency_key`` (a function of the
+        arguments, or a template such as ``"{customer_id}"``) with ``concurrency_limit=N``
+        lets at most N tasks with one key run at once. The backend enforces both in its
+        claim: a held-back task waits in the backend, never in a worker's slot.
         """
         options = TaskOptions(
             queue=queue or self.default_queue,
             retry=retry or self.default_retry,
             timeout=timeout,
             priority=priority,
+            limits=LimitSpec.declare(rate_limit, concurrency_key, concurrency_limit),
         )
 
         def register(handler: Callable[..., Any]) -> TaskDefinition[Any, Any]:
             task_name = name or f"{_module_name(handler)}.{handler.__qualname__}"
+            if options.limits.rate is not None and options.queue in self.queue_rates:
+                raise ConfigurationError(
+                    f"task {task_name} cannot have a rate limit: its queue "
+                    f"{options.queue!r} has one, and a task draws from one bucket"
+                )
             if task_name in self.tasks:
                 raise ConfigurationError(f"a task named {task_name!r} is already registered")
             definition = TaskDefinition(self, handler, task_name, options)
@@ -120,6 +142,14 @@ class App:
             return self.tasks[name]
         except KeyError:
             raise UnknownTask(name, list(self.tasks)) from None
+
+    def limit_queue(self, queue: str, rate_limit: str | Rate) -> None:
+        """Cap how many tasks of ``queue`` start per period, across all workers
+        (``"100/s"``); stamped on each task pushed from now on."""
+        check_queue_rate(
+            queue, {n: (t.options.queue, t.options.limits) for n, t in self.tasks.items()}
+        )
+        self.queue_rates[queue] = Rate.parse(rate_limit)
 
     @property
     def queues(self) -> list[str]:

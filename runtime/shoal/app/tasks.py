@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypedDict, TypeVar, Unpack
 
+from shoal.app.limits import NO_SPEC, LimitSpec
 from shoal.app.payloads import PayloadCodec
 from shoal.backends.base import OnConflict
 from shoal.core.errors import ConfigurationError
 from shoal.core.ids import new_id
+from shoal.core.limits import NO_LIMITS, TaskLimits
 from shoal.core.models import NewTask, utcnow
 from shoal.core.retry import RetryPolicy
 
@@ -56,6 +58,8 @@ class TaskOptions:
     timeout: float | None
     """Seconds an attempt may take before it is failed (and retried per the policy)."""
     priority: int
+    limits: LimitSpec = NO_SPEC
+    """Rate limit and concurrency key, enforced by the backend's claim (``app/limits.py``)."""
 
 
 class TaskDefinition(Generic[P, R]):
@@ -100,7 +104,16 @@ class TaskDefinition(Generic[P, R]):
             priority=options.get("priority", self.options.priority),
             idempotency_key=options.get("idempotency_key"),
             metadata=dict(options.get("metadata", {})),
+            limits=self._limits(payload),
         )
+
+    def _limits(self, payload: bytes) -> TaskLimits:
+        spec = self.options.limits
+        queue_rate = self.app.queue_rates.get(self.options.queue)
+        if spec is NO_SPEC and queue_rate is None:
+            return NO_LIMITS
+        arguments = self.codec.decode(payload) if spec.needs_arguments else {}
+        return spec.stamp(self.name, queue_rate, arguments)
 
     def configure(self, **options: Unpack[PushOptions]) -> ConfiguredTask[P]:
         """Bind push options: ``await send.configure(delay=60).push(to="a@b.c")``."""

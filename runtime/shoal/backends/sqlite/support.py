@@ -10,6 +10,7 @@ from typing import Any
 
 from shoal.backends.sqlfiles import queries
 from shoal.core.backoff import Backoff
+from shoal.core.limits import LIMIT_COLUMNS, TaskLimits
 from shoal.core.models import Lease, NewTask, Task, TaskStatus, from_epoch
 
 _SQL = queries("shoal.backends.sqlite")
@@ -94,6 +95,7 @@ def row_of(task: NewTask, now: float) -> dict[str, object]:
         "idempotency_key": task.idempotency_key,
         "metadata": json.dumps(dict(task.metadata)),
         "now": now,
+        **dict(zip(LIMIT_COLUMNS, task.limits.columns(), strict=True)),
     }
 
 
@@ -121,7 +123,12 @@ def task_of(row: sqlite3.Row) -> Task:
         lease_expirations=row["lease_expirations"],
         worker_id=row["worker_id"],
         finished_at=None if finished is None else from_epoch(finished),
+        limits=limits_of(row),
     )
+
+
+def limits_of(row: sqlite3.Row) -> TaskLimits:
+    return TaskLimits.from_columns(*(row[column] for column in LIMIT_COLUMNS))
 
 
 _WAL_BACKOFF = Backoff(base=0.005, cap=0.1)
