@@ -32,9 +32,10 @@ _PERIODS = {
 }
 _RATE = re.compile(r"\s*(\d+)\s*/\s*([a-z]+)\s*")
 
-BURST_SHARE = 0.1
-"""The bucket's size as a share of the count: small enough that a one-second window never
-sees more than 110% of the rate, large enough that claims need not come every token."""
+BURST_DIVISOR = 10
+"""A full bucket holds a tenth of the count: small enough that a one-second window never
+sees more than 110% of the rate, large enough that claims need not come every token.
+Integer arithmetic, so PostgreSQL's and Redis's copies of the rule agree to the token."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +65,7 @@ class Rate:
     @property
     def burst(self) -> int:
         """Tokens a full bucket holds: what may start at once after a quiet spell."""
-        return max(1, math.floor(self.count * BURST_SHARE))
+        return max(1, self.count // BURST_DIVISOR)
 
     def refilled(self, tokens: float, elapsed: float) -> float:
         """Tokens in a bucket that held ``tokens`` ``elapsed`` seconds ago."""

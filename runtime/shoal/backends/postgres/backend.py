@@ -47,10 +47,12 @@ import asyncpg
 from shoal.backends.base import PURGEABLE, Backend, OnConflict, TransactionalPush
 from shoal.backends.postgres.connect import Connections, PostgresSettings
 from shoal.backends.postgres.enqueue import enqueue
+from shoal.backends.postgres.limits import held
 from shoal.backends.postgres.listener import Listener, ListenerHealth, ListenerState
 from shoal.backends.postgres.rows import affected, lease_columns, task_of
 from shoal.backends.postgres.sessions import AsyncpgSession, CallerConnection, caller_session
 from shoal.backends.shared.fencing import lost_leases, refuse_lost
+from shoal.backends.shared.limiting import SCAN
 from shoal.backends.shared.listing import TaskQuery, sql_page
 from shoal.backends.shared.reaping import Expired, judge, report_verdicts
 from shoal.backends.shared.storable import check_storable
@@ -226,6 +228,7 @@ class PostgresBackend(Backend, TransactionalPush):
                 limit,
                 float(lease_seconds),
                 token,
+                SCAN,
             )
         return [Claim(task, Lease(task.id, token, task.attempts)) for task in map(task_of, rows)]
 
@@ -314,8 +317,12 @@ class PostgresBackend(Backend, TransactionalPush):
             return {}
         async with self._db.acquire("stats") as conn:
             rows = await conn.fetch(self._sql["stats"], names)
+            held_by_queue = held(await conn.fetch(self._sql["limited_ready"], names))
         # The statement's columns are QueueStats' fields, in one row per queue asked for.
-        return {row["queue"]: QueueStats(**dict(row)) for row in rows}
+        return {
+            row["queue"]: QueueStats(**dict(row), held_back=held_by_queue.get(row["queue"], 0))
+            for row in rows
+        }
 
     async def queues(self) -> list[str]:
         async with self._db.acquire("listing queues") as conn:

@@ -84,6 +84,15 @@ class _Allowance:
         if limits.concurrency_key is not None:
             self._slots[queue, limits.concurrency_key] -= count
 
+    def spent(self) -> dict[BucketKey, Bucket]:
+        """The buckets drawn from, to store. Never dated before their stored time: a claim
+        that waited for the lock with an older clock reading must not credit the same
+        refill twice."""
+        return {
+            key: Bucket(tokens, max(self._now, self._stored[key].at if key in self._stored else 0))
+            for key, tokens in self.tokens.items()
+        }
+
     def _tokens(self, queue: str, key: str, rate: Rate) -> float:
         if (queue, key) not in self.tokens:
             stored = self._stored.get((queue, key))
@@ -122,8 +131,7 @@ def admit(
                 continue
             allowance.spend(candidate.queue, candidate.limits)
         chosen.append(candidate.id)
-    spent = {key: Bucket(tokens, now) for key, tokens in allowance.tokens.items()}
-    return Admitted(chosen, spent)
+    return Admitted(chosen, allowance.spent())
 
 
 def held_back(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Sequence
 
 from shoal.backends.shared.limiting import (
@@ -34,7 +35,11 @@ def limited_due(db: sqlite3.Connection, queues: Sequence[str], now: float) -> bo
 
 
 def admitted(db: sqlite3.Connection, queues: Sequence[str], limit: int, now: float) -> list[str]:
-    """The ids this claim takes, best first; the buckets drawn from are stored."""
+    """The ids this claim takes, best first; the buckets drawn from are stored.
+
+    ``now`` decides what is due; buckets refill to the clock read here, inside the write
+    lock, after any wait for it.
+    """
     rows = [
         row
         for queue in queues
@@ -45,7 +50,7 @@ def admitted(db: sqlite3.Connection, queues: Sequence[str], limit: int, now: flo
     ]
     rows.sort(key=lambda row: (-row["priority"], row["run_at"], row["id"]))
     candidates = (Candidate(row["id"], row["queue"], limits_of(row)) for row in rows)
-    chosen = admit(candidates, limit, _buckets(db, queues), _running(db, queues), now)
+    chosen = admit(candidates, limit, _buckets(db, queues), _running(db, queues), time.time())
     db.executemany(
         _SQL["store_bucket"],
         [
