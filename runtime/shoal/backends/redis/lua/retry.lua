@@ -16,6 +16,8 @@ redis.call('HDEL', key, 'finished_at', 'worker_id', 'token')
 -- Unfinished again: take the idempotency key back if nobody took it meanwhile.
 local k = redis.call('HGET', key, 'idempotency_key')
 if k then redis.call('HSETNX', base .. ':idem', k, id) end
+-- Limited tasks are in the set stats reads while unfinished (stats drops finished ones).
+if redis.call('HEXISTS', key, 'limits') == 1 then redis.call('SADD', base .. ':limited', id) end
 if requeue(base, key, id, now) then
   redis.call('PUBLISH', ARGV[3], redis.call('HGET', key, 'queue'))
 end
