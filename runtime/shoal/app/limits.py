@@ -11,7 +11,7 @@ arguments and stored with the task, so the claim only compares strings.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,3 +91,15 @@ def check_queue_rate(queue: str, tasks: Mapping[str, tuple[str, LimitSpec]]) -> 
             f"queue {queue!r} cannot have a rate limit: task {own[0]} in it has its own; "
             "a task draws from one bucket, so drop one of the two"
         )
+
+
+def recheck_interval(
+    tasks: Iterable[tuple[str, LimitSpec]], queue_rates: Mapping[str, Rate], queues: Iterable[str]
+) -> float | None:
+    """How often a worker of ``queues`` claims again while rate limits may hold work back:
+    the shortest :attr:`Rate.recheck_interval` of the rates on them (None: no rate limits).
+    A bucket refills without a wake-up, so a worker that found nothing must look again."""
+    served = set(queues)
+    rates = [spec.rate for queue, spec in tasks if queue in served and spec.rate is not None]
+    rates += [rate for queue, rate in queue_rates.items() if queue in served]
+    return min((rate.recheck_interval for rate in rates), default=None)

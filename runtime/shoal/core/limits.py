@@ -72,9 +72,11 @@ class Rate:
         return min(float(self.burst), tokens + max(0.0, elapsed) * self.per_second)
 
     @property
-    def token_interval(self) -> float:
-        """Seconds for one token to come back: how soon a held-back claim is worth retrying."""
-        return 1.0 / self.per_second
+    def recheck_interval(self) -> float:
+        """How often a worker whose claims this rate holds back claims again: twice while the
+        bucket refills (a tenth of the period), so the tokens of a bucket that fills up are
+        not lost waiting for a claim, whatever the count."""
+        return self.period / BURST_DIVISOR / 2
 
     def __str__(self) -> str:
         unit = {1.0: "s", 60.0: "m", 3600.0: "h"}.get(self.period, f"{self.period:g}s")

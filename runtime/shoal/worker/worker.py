@@ -38,6 +38,7 @@ from shoal.worker import metrics
 from shoal.worker.announcer import Announcer
 from shoal.worker.execution import Outcome, execute
 from shoal.worker.health import Progress, resident_memory_mb, touch_health_file
+from shoal.worker.limits import WorkerLimits
 from shoal.worker.pacing import Pace, heartbeat_pace, on_demand_pace, reap_pace
 from shoal.worker.prefetch import claim_ahead, updated_run_time
 from shoal.worker.recorder import Recorder
@@ -83,6 +84,7 @@ class Worker:
         self._reaps = reap_pace(self.settings.reap_interval)
         self._claims = on_demand_pace()
         self._failures_in_a_row = 0
+        self._limits = WorkerLimits(app, self.queues, self.settings.rate_limit, time.monotonic())
         self.progress = Progress()
         """Heartbeats begun and succeeded, for the health endpoint (worker/health.py)."""
 
@@ -182,6 +184,7 @@ class Worker:
         settings = self.settings
         ahead = claim_ahead(settings.concurrency, settings.prefetch, self._typical_run_time)
         wanted = self._slots.free + ahead - len(self._claimed)
+        wanted = self._limits.claimable(wanted, len(self._claimed), time.monotonic())
         if settings.max_tasks is not None:
             wanted = min(wanted, settings.max_tasks - self.processed - self.in_flight)
         return wanted
@@ -256,12 +259,14 @@ class Worker:
 
     def _wait_timeout(self) -> float:
         """Seconds the loop may wait: the poll interval, or less if a call falls due."""
+        now = time.monotonic()
         due = [self._heartbeats.due]
+        due += self._limits.due(now)
         if self._claims.backing_off:
             due.append(self._claims.due)
         if self._recorder.pace.backing_off and self._recorder.waiting:
             due.append(self._recorder.pace.due)
-        return max(0.0, min(self.settings.poll_interval, min(due) - time.monotonic()))
+        return max(0.0, min(self.settings.poll_interval, min(due) - now))
 
     async def _wait(self, *, work_welcome: bool) -> None:
         if self._wakeup.is_set():
@@ -288,9 +293,11 @@ class Worker:
     def _start_claimed(self) -> None:
         """Start claimed tasks in the free slots; none once the worker is stopping."""
         free = self._slots.free
+        free = self._limits.startable(free, time.monotonic())
         if free <= 0 or not self._claimed or self.stop_reason is not None:
             return
         starting = [self._claimed.popleft() for _ in range(min(free, len(self._claimed)))]
+        self._limits.started(len(starting), time.monotonic())
         metrics.started(starting)
         self._announcer.started(starting)
         for claim in starting:
