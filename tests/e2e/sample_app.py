@@ -60,3 +60,17 @@ async def block_the_loop(context: Context, seconds: float = 2.0) -> None:
     record("start", context)
     time.sleep(seconds)  # noqa: ASYNC251  # the point of the test
     record("end", context)
+
+
+@app.task(queue="e2e-keyed", concurrency_key="{key}", concurrency_limit=2)
+async def keyed(context: Context, key: str, seconds: float = 0.05) -> None:
+    """At most two tasks with one ``key`` run at a time, across every worker."""
+    record("start", context)
+    await asyncio.sleep(seconds)
+    record("end", context)
+
+
+@app.task(queue="e2e-paced", rate_limit="100/s")
+async def paced(context: Context) -> None:
+    """At most 100 start per second, across every worker."""
+    record("start", context)

@@ -6,8 +6,9 @@ need no extra argument, and every worker, whatever its version, enforces what th
 
 - **Rate** (``"100/s"``, ``"5/m"``, ``"1000/h"``): a token bucket per queue and rate key,
   stored in the backend and drawn from inside ``claim``, for all workers together. The
-  bucket holds at most :attr:`Rate.burst` tokens (a tenth of the count, at least one), so a
-  rate of 100/s never lets more than 110 tasks start in any one second.
+  bucket holds at most :attr:`Rate.burst` tokens (a twentieth of the count, at least one),
+  so a rate of 100/s never lets more than 105 tasks be claimed in any one second, and a
+  worker's delay in starting what it claimed has room before a window sees 110.
 - **Concurrency key** (a string computed from the arguments at push) with a limit N: a claim
   never leaves more than N tasks of one queue and key running at once.
 """
@@ -32,9 +33,11 @@ _PERIODS = {
 }
 _RATE = re.compile(r"\s*(\d+)\s*/\s*([a-z]+)\s*")
 
-BURST_DIVISOR = 10
-"""A full bucket holds a tenth of the count: small enough that a one-second window never
-sees more than 110% of the rate, large enough that claims need not come every token.
+BURST_DIVISOR = 20
+"""A full bucket holds a twentieth of the count: small enough that a one-second window of
+claims never holds more than 105% of the rate (starts, which follow claims by a worker's
+delay, stay within 110%: measured, bench/limits.py), large enough that claims need not come
+for every token.
 Integer arithmetic, so PostgreSQL's and Redis's copies of the rule agree to the token."""
 
 
@@ -74,7 +77,7 @@ class Rate:
     @property
     def recheck_interval(self) -> float:
         """How often a worker whose claims this rate holds back claims again: twice while the
-        bucket refills (a tenth of the period), so the tokens of a bucket that fills up are
+        bucket refills (a twentieth of the period), so the tokens of a bucket that fills up are
         not lost waiting for a claim, whatever the count."""
         return self.period / BURST_DIVISOR / 2
 

@@ -18,8 +18,8 @@ from shoal.core.limits import Rate, TaskLimits
 from shoal.core.models import Failure, NewTask, TaskStatus
 from shoal.testing.contract import new_task
 
-SLOW = Rate(100, 3600.0)
-"""A bucket of 10 tokens, one back every 36 seconds."""
+SLOW = Rate(200, 3600.0)
+"""A bucket of 10 tokens, one back every 18 seconds."""
 
 
 def limited(

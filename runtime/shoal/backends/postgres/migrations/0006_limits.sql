@@ -62,7 +62,7 @@ BEGIN
         bucket := c.queue || E'\x1f' || c.rate_key;
         slot := c.queue || E'\x1f' || c.concurrency_key;
         IF c.rate_key IS NOT NULL AND NOT spent_tokens ? bucket THEN
-            burst := greatest(1, c.rate_count / 10);  -- integer division, as Rate.burst
+            burst := greatest(1, c.rate_count / 20);  -- integer division, as Rate.burst
             INSERT INTO {schema}.rate_buckets (queue, key, tokens, at)
             VALUES (c.queue, c.rate_key, burst, clock_timestamp())
             ON CONFLICT (queue, key) DO NOTHING;

@@ -71,7 +71,7 @@ local function admits(base, raw)
   if l[1] ~= cjson.null then
     bucket = base .. ':rate:' .. l[1]
     if not tokens[bucket] then
-      local burst = math.max(1, math.floor(l[2] / 10)) -- as Rate.burst
+      local burst = math.max(1, math.floor(l[2] / 20)) -- as Rate.burst
       local b = redis.call('HMGET', bucket, 'tokens', 'at')
       local have, at = burst, now
       if b[1] then
