@@ -73,6 +73,7 @@ class Worker:
         self._claimed: collections.deque[Claim] = collections.deque()  # not started yet
         self._claiming: asyncio.Task[list[Claim]] | None = None
         self._found_nothing = False
+        self._asked = 0  # what the claim on its way asked for
         self._typical_run_time: float | None = None  # decides how far ahead to claim
         self._recorder = Recorder(
             lambda: self.app.backend, stored=self._announcer.ended, wake=self._wakeup.set
@@ -157,12 +158,15 @@ class Worker:
     def _claim_if_wanted(self) -> bool:
         """Start a claim in the background if slots want one; True when the last claim came
         back empty, so the loop waits for a wake-up or the next poll instead."""
-        wanted = self._wanted()
-        if wanted <= 0 or self._claiming is not None or not self._claims.is_due(time.monotonic()):
+        wanted, now = self._wanted(), time.monotonic()
+        if wanted <= 0 or self._claiming is not None or not self._claims.is_due(now):
             return False
+        if not self._limits.may_claim(now):
+            return True  # rate limits held work back: look again at their pace
         if self._found_nothing:
             self._found_nothing = False
             return True
+        self._asked = wanted
         self._claiming = asyncio.create_task(self._claim(wanted))
         self._claiming.add_done_callback(self._claim_came_back)
         return False
@@ -255,7 +259,8 @@ class Worker:
             return
         self._claims.succeeded(time.monotonic())
         self._claimed.extend(claims)
-        self._found_nothing = not claims
+        held = self._limits.claimed(len(claims), self._asked, time.monotonic())
+        self._found_nothing = not claims and not held
 
     def _wait_timeout(self) -> float:
         """Seconds the loop may wait: the poll interval, or less if a call falls due."""

@@ -63,10 +63,8 @@ end
 
 -- What the limits still allow in this claim: bucket key -> {tokens, at}, refilled when
 -- first met; concurrency key -> free slots, counted when first met.
-local tokens, slots = {}, {}
-local function admits(base, raw)
-  if not raw then return true end
-  local l = cjson.decode(raw)
+local tokens, slots, refused = {}, {}, {}
+local function admits_group(base, l)
   local bucket, slot = nil, nil
   if l[1] ~= cjson.null then
     bucket = base .. ':rate:' .. l[1]
@@ -94,28 +92,54 @@ local function admits(base, raw)
   return true
 end
 
+-- A set of limits refused once stays refused for the rest of the claim (it only spends), so
+-- the tasks of a held-back group cost a lookup each, not a decoding.
+local function admits(base, raw)
+  if not raw then return true end
+  local group = base .. '\0' .. raw
+  if refused[group] then return false end
+  if not admits_group(base, cjson.decode(raw)) then
+    refused[group] = true
+    return false
+  end
+  return true
+end
+
 -- Walk candidates in order: claimable ones the limits admit are chosen, the rest of the
 -- claimable ones stay ready, and ids whose task is no longer claimable leave the ready set.
 local chosen, stale, held = {}, {}, false
 for qi = 1, #KEYS do stale[qi] = {} end
-local function walk(candidates)
+-- While no queue holds limited tasks each candidate is read whole, once (the claim without
+-- limits); otherwise its status and limits first, and the rest only for a task taken.
+local function walk(candidates, light)
   for _, c in ipairs(candidates) do
     if #chosen >= limit then return end
     local qi, id = c[3], c[2]
-    local values = read(task_key(KEYS[qi], id))
-    local status = values[STATUS]
+    local key = task_key(KEYS[qi], id)
+    local status, limits, values
+    if light then
+      local f = redis.call('HMGET', key, 'status', 'limits')
+      status, limits = f[1], f[2]
+    else
+      values = read(key)
+      status, limits = values[STATUS], values[LIMITS]
+    end
     if status ~= 'queued' and status ~= 'retrying' then
       local t = stale[qi]
       t[#t + 1] = id
-    elseif admits(KEYS[qi], values[LIMITS]) then
-      chosen[#chosen + 1] = {qi, id, values}
+    elseif admits(KEYS[qi], limits) then
+      chosen[#chosen + 1] = {qi, id, values or read(key)}
     else
       held = true
     end
   end
 end
-walk(gather(0, limit - 1))
-if held and #chosen < limit then walk(gather(limit, limit + scan - 1)) end
+local light = false
+for _, base in ipairs(KEYS) do
+  if redis.call('SCARD', base .. ':limited') > 0 then light = true end
+end
+walk(gather(0, limit - 1), light)
+if held and #chosen < limit then walk(gather(limit, limit + scan - 1), true) end
 
 -- Per queue: ids taken off ready, leases, and moves between the status indexes, each
 -- written with one command per queue rather than one per task.

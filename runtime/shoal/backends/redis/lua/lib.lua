@@ -11,7 +11,8 @@
 --   base..':s:'..status zset     every task by status, score 0, so listing is by id
 --   base..':idem'       hash     idempotency key -> id of the unfinished task holding it
 --   base..':claim:'..r  list     what claim request r took, so a retried claim is not doubled
---   base..':limited'    set      ids of unfinished tasks with limits (stats reads it)
+--   base..':limited'    set      ids of unfinished tasks with limits: stats reads it, and a
+--                                claim reads candidates whole only while it is empty
 --   base..':ckeys'      hash     concurrency key -> running tasks with it
 --   base..':rate:'..k   hash     the rate bucket k: tokens, at (us) when last drawn from
 --
@@ -131,8 +132,15 @@ local function free_slot(base, limits)
   if k then redis.call('HINCRBY', base .. ':ckeys', k, -1) end
 end
 
+-- A task with limits finished: it leaves the set of unfinished limited tasks.
+local function finish_limited(base, id, limits)
+  if limits then redis.call('SREM', base .. ':limited', id) end
+end
+
 local function leave_running(base, key, id, to, now)
-  free_slot(base, redis.call('HGET', key, 'limits'))
+  local limits = redis.call('HGET', key, 'limits')
+  free_slot(base, limits)
+  if to == 'dead' then finish_limited(base, id, limits) end
   redis.call('ZREM', base .. ':leases', id)
   redis.call('HDEL', key, 'worker_id')
   redis.call('HSET', key, 'status', to, 'updated_at', int(now))
