@@ -14,6 +14,8 @@ they are not hit. PostgreSQL and Redis, each started by this script on loopback
   to the last one's ``finished_at``, with no stats polling during the run (on Redis and
   PostgreSQL the held-back figure reads the limited tasks, which would load the server).
 
+``--backends`` may name ``sqlite`` too, for ``limits_cost`` and ``--fast-path-only``.
+
 Usage: python bench/limits.py [--seconds 30] [--tasks 20000] [--backends postgres,redis]
 """
 
@@ -187,6 +189,8 @@ async def fast_path(chosen: list[str], count: int) -> None:
             if backend == "postgres":
                 with PostgresServer() as server:
                     found = await drain_rate(server.url(server.create_database("off")), count, None)
+            elif backend == "sqlite":
+                found = await drain_rate(f"sqlite:///{name}/off.db", count, None)
             else:
                 with RedisServer(Path(name, "redis")) as redis:
                     found = await drain_rate(redis.url(prefix="off"), count, None)
@@ -229,6 +233,9 @@ async def main() -> None:
                 )
                 urls = {mode: server.url(server.create_database(mode)) for mode in ("off", "on")}
                 await cost("postgres", urls, arguments.tasks)
+        if "sqlite" in chosen:  # one process: the rate of four workers is for the servers
+            urls = {mode: f"sqlite:///{folder}/{mode}.db" for mode in ("off", "on")}
+            await cost("sqlite", urls, arguments.tasks)
         if "redis" in chosen:
             with RedisServer(folder / "redis") as redis:
                 await rate("redis", redis.url(prefix="rate"), folder, arguments.seconds)

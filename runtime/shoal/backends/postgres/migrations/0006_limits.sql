@@ -36,6 +36,9 @@ CREATE TABLE {schema}.rate_buckets (
 -- each statement seeing what earlier claims committed. The buckets drawn from are stored.
 CREATE FUNCTION {schema}.pick_limited(queues text[], lim integer, scan integer)
 RETURNS SETOF text
+-- Estimated small, like the claims' own LIMITs: the default estimate (1,000 rows) turned the
+-- claim's UPDATE into a hash join over the whole table (8 ms to 58 ms at 40,000 tasks).
+ROWS 10
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     c record;
