@@ -9,7 +9,7 @@ import time
 import pytest
 
 from shoal import App, WorkerSettings
-from shoal.app.limits import LimitSpec, recheck_interval
+from shoal.app.limits import LimitSpec, claim_cap, recheck_interval
 from shoal.backends.shared.limiting import Bucket, Candidate, admit, held_back
 from shoal.core.errors import ConfigurationError, PayloadInvalid
 from shoal.core.limits import NO_LIMITS, Rate, TaskLimits, TokenBucket
@@ -201,3 +201,11 @@ async def test_a_worker_starts_no_more_than_its_own_rate() -> None:
     # One token at a time, one back every 0.1 s: six starts span at least half a second.
     assert starts[-1] - starts[0] >= 0.45
     assert (stats.ready, stats.running) == (0, 0)
+
+
+def test_a_claim_asks_no_more_than_full_buckets_hold_when_every_task_is_rate_limited() -> None:
+    specs = [("a", LimitSpec(Rate(100, 1.0))), ("a", LimitSpec(Rate(40, 1.0))), ("b", LimitSpec())]
+    assert claim_cap(specs, {}, ["a"]) == 5 + 2
+    assert claim_cap(specs, {"b": Rate(200, 1.0)}, ["a", "b"]) == 7 + 10
+    assert claim_cap(specs, {}, ["a", "b"]) is None  # b's task has no rate
+    assert claim_cap(specs, {}, ["c"]) is None  # nothing known of c

@@ -103,3 +103,22 @@ def recheck_interval(
     rates = [spec.rate for queue, spec in tasks if queue in served and spec.rate is not None]
     rates += [rate for queue, rate in queue_rates.items() if queue in served]
     return min((rate.recheck_interval for rate in rates), default=None)
+
+
+def claim_cap(
+    tasks: Iterable[tuple[str, LimitSpec]], queue_rates: Mapping[str, Rate], queues: Iterable[str]
+) -> int | None:
+    """The most one claim of ``queues`` can bring when every task on them is rate-limited:
+    what their buckets hold when full (None when some task runs without a rate). Asking for
+    more only makes the backend read further past the tasks its limits hold back."""
+    specs = list(tasks)
+    cap = 0
+    for queue in set(queues):
+        if queue in queue_rates:
+            cap += queue_rates[queue].burst
+            continue
+        rates = [spec.rate for q, spec in specs if q == queue]
+        if not rates or any(rate is None for rate in rates):
+            return None
+        cap += sum(rate.burst for rate in rates if rate is not None)
+    return cap

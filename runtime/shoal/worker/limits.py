@@ -16,18 +16,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from shoal.app import App
-from shoal.app.limits import recheck_interval
+from shoal.app.limits import claim_cap, recheck_interval
 from shoal.core.limits import Rate, TokenBucket
 
 
 class WorkerLimits:
     def __init__(self, app: App, queues: Iterable[str], rate_limit: str | None, now: float) -> None:
         self._own = None if rate_limit is None else TokenBucket(Rate.parse(rate_limit), now)
-        self._recheck = recheck_interval(
-            ((t.options.queue, t.options.limits) for t in app.tasks.values()),
-            app.queue_rates,
-            queues,
-        )
+        specs = [(t.options.queue, t.options.limits) for t in app.tasks.values()]
+        self._recheck = recheck_interval(specs, app.queue_rates, queues)
+        self._cap = claim_cap(specs, app.queue_rates, queues)
         self._next_claim = 0.0
 
     def claimed(self, got: int, asked: int, now: float) -> bool:
@@ -44,6 +42,8 @@ class WorkerLimits:
 
     def claimable(self, wanted: int, claimed: int, now: float) -> int:
         """Of ``wanted``, what to claim when ``claimed`` tasks wait to start already."""
+        if self._cap is not None:
+            wanted = min(wanted, self._cap)
         if self._own is None:
             return wanted
         return min(wanted, self._own.available(now) - claimed)

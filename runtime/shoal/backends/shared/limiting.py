@@ -22,9 +22,12 @@ from dataclasses import dataclass
 
 from shoal.core.limits import Rate, TaskLimits
 
-SCAN = 1000
+SCAN = 200
 """Candidates a claim examines beyond its limit, at most: the bound on a claim's cost when
-limits hold back many tasks ahead of those that could run."""
+limits hold back many tasks ahead of those that could run (tasks behind more held-back ones
+than this wait until those drain). Workers under rate limits claim again every few tens of
+milliseconds, so this is read that often: 1,000 kept Redis from sustaining 100/s for four
+workers on two loaded cores (bench/limits.py)."""
 
 BucketKey = tuple[str, str]
 """(queue, rate key)."""
