@@ -209,3 +209,24 @@ def test_a_claim_asks_no_more_than_full_buckets_hold_when_every_task_is_rate_lim
     assert claim_cap(specs, {"b": Rate(200, 1.0)}, ["a", "b"]) == 7 + 10
     assert claim_cap(specs, {}, ["a", "b"]) is None  # b's task has no rate
     assert claim_cap(specs, {}, ["c"]) is None  # nothing known of c
+
+
+def test_a_worker_under_rate_limits_claims_again_at_their_pace() -> None:
+    from shoal.worker.limits import WorkerLimits
+
+    app = App("memory://")
+
+    @app.task(queue="paced", rate_limit="100/s")
+    async def paced() -> None: ...
+
+    limits = WorkerLimits(app, ["paced"], None, now=0.0)
+    assert limits.claimable(550, 0, now=0.0) == 5  # what a full bucket holds
+    assert limits.claimed(5, 5, now=0.0) is False and limits.may_claim(0.0)
+    assert limits.claimed(2, 5, now=1.0) is True  # short: the limit may be holding work
+    assert not limits.may_claim(1.01) and limits.due(1.01) == [pytest.approx(1.025)]
+    assert limits.may_claim(1.025) and limits.due(1.03) == []
+    free = WorkerLimits(App("memory://"), ["default"], "10/s", now=0.0)
+    assert free.claimed(0, 5, now=0.0) is False  # no rate on its queues: the usual wait
+    assert free.claimable(50, 0, now=0.0) == 1 and free.startable(50, now=0.0) == 1
+    free.started(1, now=0.0)
+    assert free.claimable(50, 0, now=0.05) == 0 and free.due(0.05) == [pytest.approx(0.1)]
