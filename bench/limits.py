@@ -10,9 +10,16 @@ they are not hit. PostgreSQL and Redis, each started by this script on loopback
   bench/*_throughput.py), in the same run: with no limits (the claim's fast path, which the
   backends take while no limited task is due) and with every task under a rate limit too
   high to hold any back (1,000,000/s: the limited path, each claim drawing from the
-  bucket), as tasks/s and the ratio of the two. Timed from the first task leaving the queue
-  to the last one's ``finished_at``, with no stats polling during the run (on Redis and
-  PostgreSQL the held-back figure reads the limited tasks, which would load the server).
+  bucket), as tasks/s and the ratio of the two, each the median of three runs alternating
+  with the other's (the machine's load moves between runs). Timed from the first task
+  leaving the queue to the last one's ``finished_at``, with no stats polling during the run
+  (on Redis and PostgreSQL the held-back figure reads the limited tasks, which would load
+  the server);
+- the rate starts 1 s after the first start (``WARM_UP``): the bucket starts full, and the
+  busiest second, which includes that first second, counts it.
+- with ``--fast-path-only``, ``limits_fast_path``: only the run without limits; run it once
+  with ``PYTHONPATH`` naming another checkout's ``runtime/`` (the code before limits) and
+  once without, alternately, to compare the claim without limits across versions.
 
 ``--backends`` may name ``sqlite`` too, for ``limits_cost`` and ``--fast-path-only``.
 
@@ -25,10 +32,12 @@ import argparse
 import asyncio
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -42,6 +51,7 @@ RATE = "100/s"
 WORKERS = 4
 CONCURRENCY = 50
 NOT_HIT = "1000000/s"
+ROUNDS = 3
 WARM_UP = 1.0
 """Seconds from the first start before the sustained rate is counted: the bucket starts full
 (a twentieth of the count), which the busiest-second figure includes."""
@@ -161,20 +171,28 @@ async def drain_rate(url: str, count: int, limit: str | None) -> tuple[float, fl
     return count / (finished - started), meter.microseconds_per(count)
 
 
-async def cost(backend: str, url_of: dict[str, str], count: int) -> None:
-    off, off_cpu = await drain_rate(url_of["off"], count, None)
-    on, on_cpu = await drain_rate(url_of["on"], count, NOT_HIT)
+async def cost(backend: str, url_for: Callable[[str], str], count: int) -> None:
+    """Without and with limits, alternating for :data:`ROUNDS` rounds on fresh stores: the
+    machine's load moves between runs, so each figure is the median of its runs."""
+    runs: dict[str, list[tuple[float, float]]] = {"off": [], "on": []}
+    for round_ in range(ROUNDS):
+        for mode, limit in (("off", None), ("on", NOT_HIT)):
+            runs[mode].append(await drain_rate(url_for(f"{mode}{round_}"), count, limit))
+    off, on = (statistics.median(rate for rate, _ in runs[mode]) for mode in ("off", "on"))
     emit(
         "limits_cost",
         backend=backend,
         tasks=count,
         concurrency=20,
         limit_not_hit=NOT_HIT,
+        rounds=ROUNDS,
         tasks_per_second_without_limits=round(off),
         tasks_per_second_with_limits=round(on),
         ratio=round(on / off, 3),
-        worker_cpu_us_per_task_without=off_cpu,
-        worker_cpu_us_per_task_with=on_cpu,
+        runs_without=[round(rate) for rate, _ in runs["off"]],
+        runs_with=[round(rate) for rate, _ in runs["on"]],
+        worker_cpu_us_per_task_without=statistics.median(cpu for _, cpu in runs["off"]),
+        worker_cpu_us_per_task_with=statistics.median(cpu for _, cpu in runs["on"]),
         load_average_1m=round(os.getloadavg()[0], 2),
     )
 
@@ -221,6 +239,7 @@ async def main() -> None:
     if arguments.fast_path_only:
         await fast_path(chosen, arguments.tasks)
         return
+    count = arguments.tasks
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
         if "postgres" in chosen:
@@ -231,16 +250,13 @@ async def main() -> None:
                     folder,
                     arguments.seconds,
                 )
-                urls = {mode: server.url(server.create_database(mode)) for mode in ("off", "on")}
-                await cost("postgres", urls, arguments.tasks)
+                await cost("postgres", lambda n: server.url(server.create_database(n)), count)
         if "sqlite" in chosen:  # one process: the rate of four workers is for the servers
-            urls = {mode: f"sqlite:///{folder}/{mode}.db" for mode in ("off", "on")}
-            await cost("sqlite", urls, arguments.tasks)
+            await cost("sqlite", lambda n: f"sqlite:///{folder}/{n}.db", count)
         if "redis" in chosen:
             with RedisServer(folder / "redis") as redis:
                 await rate("redis", redis.url(prefix="rate"), folder, arguments.seconds)
-                urls = {mode: redis.url(prefix=mode) for mode in ("off", "on")}
-                await cost("redis", urls, arguments.tasks)
+                await cost("redis", lambda n: redis.url(prefix=n), count)
 
 
 if __name__ == "__main__":
