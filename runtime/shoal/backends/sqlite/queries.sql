@@ -148,8 +148,9 @@ SELECT 1 FROM shoal_tasks WHERE id = :id;
 
 -- name: limited_due
 -- Whether any due task of the queue is limited: one seek into an index that is empty
--- while no limits are in use.
-SELECT 1 FROM shoal_tasks
+-- while no limits are in use. INDEXED BY: without it the planner walked the queue's tasks
+-- by (queue, status), every claim reading every queued row (a third of the worker's time).
+SELECT 1 FROM shoal_tasks INDEXED BY shoal_tasks_limited
 WHERE queue = :queue AND status IN ('queued', 'retrying') AND run_at <= :now
   AND (rate_key IS NOT NULL OR concurrency_key IS NOT NULL)
 LIMIT 1;
@@ -167,7 +168,7 @@ LIMIT :limit;
 -- Ready limited tasks counted by their limits, for the stats' held-back figure.
 SELECT queue, rate_key, rate_count, rate_period, concurrency_key, concurrency_limit,
        count(*) AS tasks
-FROM shoal_tasks
+FROM shoal_tasks INDEXED BY shoal_tasks_limited
 WHERE queue IN (SELECT value FROM json_each(:queues))
   AND status IN ('queued', 'retrying') AND run_at <= :now
   AND (rate_key IS NOT NULL OR concurrency_key IS NOT NULL)
@@ -175,6 +176,7 @@ GROUP BY queue, rate_key, rate_count, rate_period, concurrency_key, concurrency_
 
 -- name: running_keys
 SELECT queue, concurrency_key, count(*) AS running FROM shoal_tasks
+    INDEXED BY shoal_tasks_running_keys
 WHERE queue IN (SELECT value FROM json_each(:queues))
   AND status = 'running' AND concurrency_key IS NOT NULL
 GROUP BY queue, concurrency_key;
