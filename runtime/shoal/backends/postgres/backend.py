@@ -317,12 +317,14 @@ class PostgresBackend(Backend, TransactionalPush):
             return {}
         async with self._db.acquire("stats") as conn:
             rows = await conn.fetch(self._sql["stats"], names)
-            held_by_queue = held(await conn.fetch(self._sql["limited_ready"], names))
-        # The statement's columns are QueueStats' fields, in one row per queue asked for.
-        return {
-            row["queue"]: QueueStats(**dict(row), held_back=held_by_queue.get(row["queue"], 0))
-            for row in rows
-        }
+        # The statement's columns are QueueStats' fields, in one row per queue asked for, and
+        # what the held-back figure is computed from.
+        found = {}
+        for row in rows:
+            fields = dict(row)
+            limited, clock = fields.pop("limited"), fields.pop("clock")
+            found[row["queue"]] = QueueStats(**fields, held_back=held(row["queue"], limited, clock))
+        return found
 
     async def queues(self) -> list[str]:
         async with self._db.acquire("listing queues") as conn:

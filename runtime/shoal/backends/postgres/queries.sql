@@ -316,8 +316,13 @@ WHERE t.id = doomed.id AND t.status IN ('done', 'cancelled');
 -- name: stats
 -- One statement for any number of queues; every count is an index-only walk over one
 -- partial index, so finished work never costs anything here.
+--
+-- limited: ready limited tasks counted by their limits, each group with its bucket and the
+-- running tasks of its key, as JSON (postgres/limits.py computes the held-back figure from
+-- it by the shared rule); NULL, after one probe of the empty tasks_limited, without limits.
 SELECT wanted.queue, claimable.ready, claimable.scheduled, running.running, dead.dead,
-       extract(epoch FROM now() - claimable.oldest_ready)::float8 AS oldest_ready_age
+       extract(epoch FROM now() - claimable.oldest_ready)::float8 AS oldest_ready_age,
+       limited.groups AS limited, extract(epoch FROM clock_timestamp())::float8 AS clock
 FROM unnest($1::text[]) AS wanted(queue)
 CROSS JOIN LATERAL (
     SELECT count(*) FILTER (WHERE t.run_at <= now()) AS ready,
@@ -333,7 +338,24 @@ CROSS JOIN LATERAL (
 CROSS JOIN LATERAL (
     SELECT count(*) AS dead FROM {schema}.tasks AS t
     WHERE t.queue = wanted.queue AND t.status = 'dead'
-) AS dead;
+) AS dead
+CROSS JOIN LATERAL (
+    SELECT jsonb_agg(jsonb_build_array(
+        g.rate_key, g.rate_count, g.rate_period, g.concurrency_key, g.concurrency_limit,
+        g.tasks, b.tokens, extract(epoch FROM b.at)::float8,
+        (SELECT count(*) FROM {schema}.tasks AS r
+         WHERE r.queue = wanted.queue AND r.concurrency_key = g.concurrency_key
+           AND r.status = 'running'))) AS groups
+    FROM (
+        SELECT t.rate_key, t.rate_count, t.rate_period, t.concurrency_key,
+               t.concurrency_limit, count(*) AS tasks
+        FROM {schema}.tasks AS t
+        WHERE t.queue = wanted.queue AND t.status IN ('queued', 'retrying')
+          AND (t.rate_key IS NOT NULL OR t.concurrency_key IS NOT NULL) AND t.run_at <= now()
+        GROUP BY 1, 2, 3, 4, 5
+    ) AS g
+    LEFT JOIN {schema}.rate_buckets AS b ON b.queue = wanted.queue AND b.key = g.rate_key
+) AS limited;
 
 -- name: work_due
 SELECT EXISTS (
@@ -409,20 +431,3 @@ DELETE FROM {schema}.tasks AS t
 USING doomed
 WHERE t.id = doomed.id AND t.status = ANY ($1::text[]);
 
--- name: limited_ready
--- Ready limited tasks counted by their limits, with the buckets they draw from and the
--- running tasks of their keys: what the stats' held-back figure is computed from
--- (backends/shared/limiting.py, held_back). Empty, and one index probe, without limits.
-SELECT t.queue, t.rate_key, t.rate_count, t.rate_period, t.concurrency_key,
-       t.concurrency_limit, count(*) AS tasks,
-       b.tokens, extract(epoch FROM b.at)::float8 AS bucket_at,
-       extract(epoch FROM clock_timestamp())::float8 AS now,
-       (SELECT count(*) FROM {schema}.tasks AS r
-        WHERE r.queue = t.queue AND r.concurrency_key = t.concurrency_key
-          AND r.status = 'running') AS running
-FROM {schema}.tasks AS t
-LEFT JOIN {schema}.rate_buckets AS b ON b.queue = t.queue AND b.key = t.rate_key
-WHERE t.queue = ANY($1::text[]) AND t.status IN ('queued', 'retrying') AND t.run_at <= now()
-  AND (t.rate_key IS NOT NULL OR t.concurrency_key IS NOT NULL)
-GROUP BY t.queue, t.rate_key, t.rate_count, t.rate_period, t.concurrency_key,
-         t.concurrency_limit, b.tokens, b.at;
