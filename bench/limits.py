@@ -19,7 +19,9 @@ they are not hit. PostgreSQL and Redis, each started by this script on loopback
   busiest second, which includes that first second, counts it.
 - with ``--fast-path-only``, ``limits_fast_path``: only the run without limits; run it once
   with ``PYTHONPATH`` naming another checkout's ``runtime/`` (the code before limits) and
-  once without, alternately, to compare the claim without limits across versions.
+  once without, alternately, to compare the claim without limits across versions; and
+  ``limits_claim_ack_loop``: the backend alone, in this process, claiming 100 and acking
+  them until 20,000 no-op tasks are done (no worker, so less noise from the machine).
 
 ``--backends`` may name ``sqlite`` too, for ``limits_cost`` and ``--fast-path-only``.
 
@@ -44,6 +46,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import CpuMeter, emit, point, start_worker
 from bench.noop_app import LATENCY_LOG, QUEUE_RATE, app, begin, noop
+from shoal.backends import open_backend
+from shoal.core.ids import new_id
+from shoal.core.models import NewTask, utcnow
 from tests.servers.postgres import PostgresServer
 from tests.servers.redis import RedisServer
 
@@ -197,6 +202,31 @@ async def cost(backend: str, url_for: Callable[[str], str], count: int) -> None:
     )
 
 
+async def claim_ack_loop(backend: str, folder: str) -> float:
+    """Tasks/s of claim(100) + ack over 20,000 no-ops without limits, in this process."""
+
+    async def run(url: str) -> float:
+        async with open_backend(url) as store:
+            await store.setup()
+            for _ in range(20):
+                await store.push(
+                    [NewTask(new_id(), "q", "t", b"{}", utcnow(), 3) for _ in range(1000)]
+                )
+            started, done = time.perf_counter(), 0
+            while claims := await store.claim(["q"], "w", 100, 30):
+                await store.ack([claim.lease for claim in claims])
+                done += len(claims)
+            return done / (time.perf_counter() - started)
+
+    if backend == "postgres":
+        with PostgresServer() as server:
+            return await run(server.url(server.create_database("loop")))
+    if backend == "sqlite":
+        return await run(f"sqlite:///{folder}/loop.db")
+    with RedisServer(Path(folder, "loop-redis")) as redis:
+        return await run(redis.url(prefix="loop"))
+
+
 async def fast_path(chosen: list[str], count: int) -> None:
     """No limits declared: tasks/s, and which shoal ran it (this one, or PYTHONPATH's)."""
     import shoal
@@ -212,6 +242,13 @@ async def fast_path(chosen: list[str], count: int) -> None:
             else:
                 with RedisServer(Path(name, "redis")) as redis:
                     found = await drain_rate(redis.url(prefix="off"), count, None)
+            emit(
+                "limits_claim_ack_loop",
+                backend=backend,
+                code=code,
+                tasks_per_second=round(await claim_ack_loop(backend, name)),
+                load_average_1m=round(os.getloadavg()[0], 2),
+            )
             emit(
                 "limits_fast_path",
                 backend=backend,
