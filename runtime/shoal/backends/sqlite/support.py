@@ -10,7 +10,7 @@ from typing import Any
 
 from shoal.backends.sqlfiles import queries
 from shoal.core.backoff import Backoff
-from shoal.core.limits import LIMIT_COLUMNS, TaskLimits
+from shoal.core.limits import LIMIT_COLUMNS, NO_LIMITS, TaskLimits
 from shoal.core.models import Lease, NewTask, Task, TaskStatus, from_epoch
 
 _SQL = queries("shoal.backends.sqlite")
@@ -128,6 +128,8 @@ def task_of(row: sqlite3.Row) -> Task:
 
 
 def limits_of(row: sqlite3.Row) -> TaskLimits:
+    if row["rate_key"] is None and row["concurrency_key"] is None:  # every claim decodes it
+        return NO_LIMITS
     return TaskLimits.from_columns(*(row[column] for column in LIMIT_COLUMNS))
 
 
