@@ -117,6 +117,29 @@ def test_held_back_counts_what_the_limits_would_not_let_start() -> None:
     assert held == {"q": 8, "p": 0}
 
 
+async def test_pushes_by_name_are_stamped_too() -> None:
+    """A push by name gets the limits of the queue it goes to: a registered task's own and
+    that queue's rate, an unknown name that queue's rate only."""
+    app = App("memory://")
+    app.limit_queue("bulk", "600/m")
+
+    @app.task(queue="fast", concurrency_key="{region}", concurrency_limit=1)
+    async def export(region: str) -> None: ...
+
+    async with app:
+        moved = await app.backend.get(
+            await app.push_by_name(export.name, {"region": "eu"}, queue="bulk")
+        )
+        own = await app.backend.get(await app.push_by_name(export.name, {"region": "us"}))
+        unknown = await app.backend.get(await app.push_by_name("elsewhere.task", {}, queue="bulk"))
+        plain = await app.backend.get(await app.push_by_name("elsewhere.task", {}, queue="q"))
+    assert moved is not None and own is not None and unknown is not None and plain is not None
+    assert (moved.queue, moved.limits) == ("bulk", TaskLimits("queue", Rate(600, 60.0), "eu", 1))
+    assert (own.queue, own.limits) == ("fast", TaskLimits(None, None, "us", 1))
+    assert unknown.limits == TaskLimits("queue", Rate(600, 60.0))
+    assert plain.limits == NO_LIMITS
+
+
 async def test_tasks_stamp_their_limits_at_push() -> None:
     app = App("memory://")
     app.limit_queue("bulk", "600/m")

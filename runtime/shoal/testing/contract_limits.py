@@ -152,3 +152,25 @@ async def test_limits_leave_unlimited_claims_alone(backend: Backend) -> None:
     assert len(claims) == 25
     assert all(c.task.status is TaskStatus.RUNNING for c in claims)
     assert (await backend.stats(["default"]))["default"].held_back == 0
+
+
+async def test_cancelled_running_tasks_free_their_key(backend: Backend) -> None:
+    await backend.push([limited(key="a", limit=1) for _ in range(2)])
+    [claim] = await backend.claim(["default"], "w1", 5, 30)
+    assert await backend.cancel(claim.task.id, by="ops")
+    await backend.cancel_running([claim.lease])
+    [again] = await backend.claim(["default"], "w1", 5, 30)
+    assert again.task.id != claim.task.id
+
+
+async def test_repair_tools_keep_limited_tasks_counted(backend: Backend) -> None:
+    tasks = [limited(key="a", limit=1) for _ in range(3)]
+    await backend.push(tasks)
+    assert all([await backend.cancel(t.id) for t in tasks[:2]])
+    assert (await backend.stats(["default"]))["default"].held_back == 0
+    assert await backend.retry_many([tasks[0].id]) == 1
+    assert (await backend.stats(["default"]))["default"].held_back == 1
+    assert await backend.purge_tasks([tasks[1].id]) == 1
+    [claim] = await backend.claim(["default"], "w1", 5, 30)
+    await backend.ack([claim.lease])
+    assert len(await backend.claim(["default"], "w1", 5, 30)) == 1
