@@ -59,6 +59,7 @@ bench: $(STAMP) services node k8s-binaries
 	$(BIN)/python bench/sqlite_throughput.py --profile
 	$(BIN)/python bench/postgres_throughput.py --profile
 	$(BIN)/python bench/redis_throughput.py --profile
+	$(BIN)/python bench/limits.py
 	$(BIN)/python bench/wakeup_latency.py --rounds 3 --profile
 	$(BIN)/python bench/operator_scaling.py
 	$(BIN)/python bench/burst.py

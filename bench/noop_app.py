@@ -10,6 +10,8 @@ app = App()
 
 LATENCY_LOG = "SHOAL_BENCH_LATENCY_LOG"
 """The file ``stamp`` appends to: one line per task, seconds from push to start."""
+QUEUE_RATE = "SHOAL_BENCH_QUEUE_RATE"
+"""A rate limit for the whole ``bench`` queue, in the worker processes (bench/limits.py)."""
 TRACE = "SHOAL_BENCH_TRACE"
 """Where bench/wakeup_trace.py notes a worker's stages (bench/wakeup_latency.py --profile)."""
 
@@ -50,3 +52,7 @@ if os.environ.get(TRACE):  # bench/wakeup_latency.py --profile, in the worker
     from shoal.backends import open_backend
 
     install(type(open_backend(os.environ["SHOAL_BACKEND_URL"])))
+
+
+if os.environ.get(QUEUE_RATE):  # bench/limits.py, in the workers
+    app.limit_queue("bench", os.environ[QUEUE_RATE])

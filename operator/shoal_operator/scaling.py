@@ -6,7 +6,9 @@ in the HPA: a scale-up takes the lowest recommendation of its window (0 s by def
 once), a scale-down the highest of its window, so one quiet poll never shrinks a busy pool.
 Scale-down moves by at most ``scale_down_step``; zero comes only when nothing is runnable or
 in flight and the pool has been idle for ``idle_cooldown``. Scheduled-but-not-due tasks never
-count: a delay of an hour is no reason to start a worker now.
+count: a delay of an hour is no reason to start a worker now; nor do ready tasks that a rate
+limit or a concurrency key holds back (``QueueStats.held_back``): no extra worker could start
+them, so a rate-limited queue gets the workers its limit lets run, not one per waiting task.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ class Demand:
 
     ready: int
     in_flight: int
+    held_back: int = 0
+    """Of ``ready``, the tasks limits hold back: waiting, but not runnable."""
 
     @property
     def work(self) -> int:
-        return self.ready + self.in_flight
+        return self.ready - self.held_back + self.in_flight
 
 
 @dataclass(slots=True)
@@ -56,7 +60,10 @@ def decide(
         # After an operator restart the cooldown starts afresh: never zero a pool at once.
         history.last_busy = now
     raw = math.ceil(demand.work / target)
-    explanation = f"{demand.ready} ready + {demand.in_flight} in flight at {target} per replica"
+    held = f" ({demand.held_back} held back by limits)" if demand.held_back else ""
+    explanation = (
+        f"{demand.ready} ready{held} + {demand.in_flight} in flight at {target} per replica"
+    )
     floor = policy.min_replicas
     if raw == 0 and floor == 0 and current > 0:
         idle_for = now - history.last_busy

@@ -209,6 +209,7 @@ class BackendWatch:
         demand = Demand(
             ready=sum(stats[q].ready for q in pool.queue_names),
             in_flight=sum(stats[q].running for q in pool.queue_names),
+            held_back=sum(stats[q].held_back for q in pool.queue_names),
         )
         pool.depth, pool.in_flight = demand.ready, demand.in_flight
         if pool.spec.paused:

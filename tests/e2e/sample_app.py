@@ -73,3 +73,17 @@ def patient(context: Context, seconds: float = 60.0) -> None:
             context.raise_if_cancelled()
         time.sleep(0.02)
     record("end", context)
+
+
+@app.task(queue="e2e-keyed", concurrency_key="{key}", concurrency_limit=2)
+async def keyed(context: Context, key: str, seconds: float = 0.05) -> None:
+    """At most two tasks with one ``key`` run at a time, across every worker."""
+    record("start", context)
+    await asyncio.sleep(seconds)
+    record("end", context)
+
+
+@app.task(queue="e2e-paced", rate_limit="100/s")
+async def paced(context: Context) -> None:
+    """At most 100 start per second, across every worker."""
+    record("start", context)

@@ -58,7 +58,9 @@ def test_migrate_enqueue_inspect_and_manage(
 
     assert main(["queues", "--backend-url", sqlite_url]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split() == ["queue", "ready", "scheduled", "running", "dead", "oldest", "ready"]
+    assert table[0].split() == [
+        "queue", "ready", "scheduled", "running", "dead", "oldest", "ready", "held", "back"
+    ]  # fmt: skip
     assert table[2].split()[:5] == ["e2e", "0", "1", "0", "0"]
 
     assert main(["jobs", "show", task_id, "--backend-url", sqlite_url]) == 0

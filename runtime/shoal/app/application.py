@@ -13,6 +13,7 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, Unpack, overl
 
 from shoal.app.byname import prepare_by_name
 from shoal.app.hooks import EventName, Hook, Hooks
+from shoal.app.limits import ConcurrencyKey, LimitSpec, check_queue_rate
 from shoal.app.opening import Home, forsake
 from shoal.app.portal import PORTAL, await_on, call_on
 from shoal.app.tasks import PushOptions, TaskDefinition, TaskOptions
@@ -21,6 +22,7 @@ from shoal.app.wrappers import Wrappers
 from shoal.backends import Backend, OnConflict, open_backend
 from shoal.core.context import Context
 from shoal.core.errors import ConfigurationError, UnknownTask
+from shoal.core.limits import Rate
 from shoal.core.models import NewTask
 from shoal.core.retention import Retention
 from shoal.core.retry import RetryPolicy
@@ -70,6 +72,8 @@ class App:
         self.retention = retention
         self._queue_retention: dict[str, Retention] = {}
         self.tasks: dict[str, TaskDefinition[Any, Any]] = {}
+        self.queue_rates: dict[str, Rate] = {}
+        """Rate limits of whole queues (:meth:`limit_queue`)."""
         self.hooks = Hooks()
         self.wrappers = Wrappers()
         self._backend: Backend | None = None
@@ -93,6 +97,9 @@ class App:
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
         priority: int = 0,
+        rate_limit: str | Rate | None = None,
+        concurrency_key: ConcurrencyKey | None = None,
+        concurrency_limit: int | None = None,
     ) -> Register: ...
 
     def task(
@@ -104,6 +111,9 @@ class App:
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
         priority: int = 0,
+        rate_limit: str | Rate | None = None,
+        concurrency_key: ConcurrencyKey | None = None,
+        concurrency_limit: int | None = None,
     ) -> Any:
         """Register a handler: ``@app.task`` or ``@app.task(queue="emails", timeout=30)``.
 
@@ -112,16 +122,28 @@ class App:
 
         The name defaults to ``module.function``; it is what is stored with each task, so
         renaming a handler strands the tasks already queued under the old name.
+
+        ``rate_limit`` (``"100/s"``, ``"30/m"``, ``"1000/h"``) caps how many of this task
+        start per period across all workers; ``concurrency_key`` (a function of the
+        arguments, or a template such as ``"{customer_id}"``) with ``concurrency_limit=N``
+        lets at most N tasks with one key run at once. The backend enforces both in its
+        claim: a held-back task waits in the backend, never in a worker's slot.
         """
         options = TaskOptions(
             queue=queue or self.default_queue,
             retry=retry or self.default_retry,
             timeout=timeout,
             priority=priority,
+            limits=LimitSpec.declare(rate_limit, concurrency_key, concurrency_limit),
         )
 
         def register(handler: Callable[..., Any]) -> TaskDefinition[Any, Any]:
             task_name = name or f"{_module_name(handler)}.{handler.__qualname__}"
+            if options.limits.rate is not None and options.queue in self.queue_rates:
+                raise ConfigurationError(
+                    f"task {task_name} cannot have a rate limit: its queue "
+                    f"{options.queue!r} has one, and a task draws from one bucket"
+                )
             if task_name in self.tasks:
                 raise ConfigurationError(f"a task named {task_name!r} is already registered")
             definition = TaskDefinition(self, handler, task_name, options)
@@ -135,6 +157,14 @@ class App:
             return self.tasks[name]
         except KeyError:
             raise UnknownTask(name, list(self.tasks)) from None
+
+    def limit_queue(self, queue: str, rate_limit: str | Rate) -> None:
+        """Cap how many tasks of ``queue`` start per period, across all workers
+        (``"100/s"``); stamped on each task pushed from now on."""
+        check_queue_rate(
+            queue, {n: (t.options.queue, t.options.limits) for n, t in self.tasks.items()}
+        )
+        self.queue_rates[queue] = Rate.parse(rate_limit)
 
     @property
     def queues(self) -> list[str]:

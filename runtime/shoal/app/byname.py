@@ -9,11 +9,11 @@ that do not fit end the task dead with the reason, never crash the worker.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from shoal.app.limits import NO_SPEC
 from shoal.app.tasks import PushOptions, new_task
 from shoal.core.errors import ConfigurationError, PayloadInvalid, PayloadUndecodable
 from shoal.core.models import NewTask
@@ -35,8 +35,7 @@ def prepare_by_name(
             payload = definition.codec.encode((), arguments or {})
         else:
             payload = definition.codec.encode_json(arguments)
-        prepared = definition.prepare(payload, options)
-        return prepared if queue is None else dataclasses.replace(prepared, queue=queue)
+        return definition.prepare(payload, options, queue=queue)
     if queue is None:
         raise ConfigurationError(
             f"the task {name!r} is not registered in this app, so its queue is not known: "
@@ -49,6 +48,7 @@ def prepare_by_name(
         options,
         max_attempts=app.default_retry.max_attempts,
         priority=0,
+        limits=NO_SPEC.stamp(name, app.queue_rates.get(queue), {}),
     )
 
 

@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypedDict, TypeVar, Unpack
 
+from shoal.app.limits import NO_SPEC, LimitSpec
 from shoal.app.payloads import PayloadCodec
 from shoal.backends.base import OnConflict
 from shoal.core.errors import ConfigurationError
 from shoal.core.ids import new_id
+from shoal.core.limits import NO_LIMITS, TaskLimits
 from shoal.core.models import NewTask, utcnow
 from shoal.core.retry import RetryPolicy
 
@@ -58,6 +60,8 @@ class TaskOptions:
     timeout: float | None
     """Seconds an attempt may take before it is failed (and retried per the policy)."""
     priority: int
+    limits: LimitSpec = NO_SPEC
+    """Rate limit and concurrency key, enforced by the backend's claim (``app/limits.py``)."""
 
 
 class TaskDefinition(Generic[P, R]):
@@ -79,16 +83,29 @@ class TaskDefinition(Generic[P, R]):
     def __repr__(self) -> str:
         return f"<task {self.name} queue={self.options.queue}>"
 
-    def prepare(self, payload: bytes, options: PushOptions | None = None) -> NewTask:
-        """Build the stored form of one call from an encoded payload and push options."""
+    def prepare(
+        self, payload: bytes, options: PushOptions | None = None, *, queue: str | None = None
+    ) -> NewTask:
+        """Build the stored form of one call from an encoded payload and push options
+        (``queue``: another queue than the task's own, for a push by name)."""
+        queue = queue or self.options.queue
         return new_task(
             self.name,
-            self.options.queue,
+            queue,
             payload,
             options or {},
             max_attempts=self.options.retry.max_attempts,
             priority=self.options.priority,
+            limits=self._limits(payload, queue),
         )
+
+    def _limits(self, payload: bytes, queue: str) -> TaskLimits:
+        spec = self.options.limits
+        queue_rate = self.app.queue_rates.get(queue)
+        if spec is NO_SPEC and queue_rate is None:
+            return NO_LIMITS
+        arguments = self.codec.decode(payload) if spec.needs_arguments else {}
+        return spec.stamp(self.name, queue_rate, arguments)
 
     def configure(self, **options: Unpack[PushOptions]) -> ConfiguredTask[P]:
         """Bind push options: ``await send.configure(delay=60).push(to="a@b.c")``."""
@@ -124,9 +141,11 @@ def new_task(
     *,
     max_attempts: int,
     priority: int,
+    limits: TaskLimits = NO_LIMITS,
 ) -> NewTask:
     """The stored form of one call: an encoded payload, push options over the defaults
-    given (the task's own, or the app's for a task pushed by name)."""
+    given (the task's own, or the app's for a task pushed by name), and the limits stamped
+    on it."""
     if "run_at" in options and "delay" in options:
         raise ConfigurationError("give run_at or delay, not both")
     run_at = options.get("run_at") or utcnow()
@@ -147,6 +166,7 @@ def new_task(
         priority=options.get("priority", priority),
         idempotency_key=options.get("idempotency_key"),
         metadata=dict(options.get("metadata", {})),
+        limits=limits,
     )
 
 

@@ -190,7 +190,7 @@ def queue_json(stats: QueueStats) -> dict[str, Any]:
     return {
         "queue": stats.queue, "ready": stats.ready, "scheduled": stats.scheduled,
         "running": stats.running, "dead": stats.dead,
-        "oldest_ready_age": stats.oldest_ready_age,
+        "oldest_ready_age": stats.oldest_ready_age, "held_back": stats.held_back,
     }  # fmt: skip
 
 

@@ -79,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     queues = command(
-        "queues", "a table of every queue: ready, scheduled, running, dead", commands.queues
+        "queues",
+        "a table of every queue: ready, scheduled, running, dead, held back by limits",
+        commands.queues,
     )
     options.add_connection(queues)
     queues.add_argument("--queue", action="append", help="only this queue (repeatable)")

@@ -197,10 +197,11 @@ async def queues(arguments: argparse.Namespace) -> int:
         names = arguments.queue or await backend.queues()
         stats = await backend.stats(names)
     rows = [
-        [s.queue, s.ready, s.scheduled, s.running, s.dead, _age(s.oldest_ready_age)]
+        [s.queue, s.ready, s.scheduled, s.running, s.dead, _age(s.oldest_ready_age), s.held_back]
         for s in stats.values()
     ]
-    print_table(["queue", "ready", "scheduled", "running", "dead", "oldest ready"], rows)
+    header = ["queue", "ready", "scheduled", "running", "dead", "oldest ready", "held back"]
+    print_table(header, rows)
     return 0
 
 

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from shoal.core.limits import NO_LIMITS, TaskLimits
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -51,6 +53,8 @@ class NewTask:
     priority: int = 0
     idempotency_key: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
+    limits: TaskLimits = NO_LIMITS
+    """Rate limit and concurrency key the claim enforces (:mod:`shoal.core.limits`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +81,7 @@ class Task:
     cancelled_by: str | None = None
     """Who cancelled the task, or asked to while it ran: then a running task is stopped
     by its worker within a heartbeat interval and ends ``cancelled``."""
+    limits: TaskLimits = NO_LIMITS
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +138,14 @@ class QueueStats:
     dead: int = 0
     oldest_ready_age: float | None = None
     """Seconds the oldest ready task has been due; None when nothing is ready."""
+    held_back: int = 0
+    """Of ``ready``, the tasks a rate limit or concurrency key holds back right now: waiting
+    work no extra worker could start (:mod:`shoal.core.limits`)."""
+
+    @property
+    def runnable(self) -> int:
+        """Ready tasks a free worker could claim now: what is worth scaling for."""
+        return self.ready - self.held_back
 
 
 @dataclass(frozen=True, slots=True)

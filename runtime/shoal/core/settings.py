@@ -25,10 +25,12 @@ from pydantic import (
     Field,
     ValidationError,
     ValidatorFunctionWrapHandler,
+    field_validator,
     model_validator,
 )
 
 from shoal.core.errors import ConfigurationError
+from shoal.core.limits import Rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +194,14 @@ class WorkerSettings(EnvSettings):
     require_persistence: bool = False
     """refuse to start (exit 3) on a backend that loses tasks when its server restarts (Redis
     with neither AOF nor RDB, memory://) instead of warning"""
+    rate_limit: str | None = None
+    """this worker starts at most COUNT tasks per s, m or h (e.g. 50/s), and claims no more
+    than it may start; limits for all workers together are declared on tasks and queues"""
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit_parses(cls, value: str | None) -> str | None:
+        return None if value is None else str(Rate.parse(value))
 
     @property
     def heartbeat_interval(self) -> float:

@@ -40,6 +40,7 @@ from shoal.worker.announcer import Announcer
 from shoal.worker.cancels import Cancels
 from shoal.worker.execution import Outcome, execute
 from shoal.worker.health import Progress, resident_memory_mb, touch_health_file
+from shoal.worker.limits import WorkerLimits
 from shoal.worker.pacing import Pace, heartbeat_pace, on_demand_pace, reap_pace
 from shoal.worker.prefetch import claim_ahead, updated_run_time
 from shoal.worker.recorder import Recorder
@@ -75,6 +76,7 @@ class Worker:
         self._claimed: collections.deque[Claim] = collections.deque()  # not started yet
         self._claiming: asyncio.Task[list[Claim]] | None = None
         self._found_nothing = False
+        self._asked = 0  # what the claim on its way asked for
         self._typical_run_time: float | None = None  # decides how far ahead to claim
         self._recorder = Recorder(
             lambda: self.app.backend, stored=self._announcer.ended, wake=self._wakeup.set
@@ -86,6 +88,7 @@ class Worker:
         self._reaps = reap_pace(self.settings.reap_interval)
         self._claims = on_demand_pace()
         self._failures_in_a_row = 0
+        self._limits = WorkerLimits(app, self.queues, self.settings.rate_limit, time.monotonic())
         self.progress = Progress()
         """Heartbeats begun and succeeded, for the health endpoint (worker/health.py)."""
 
@@ -158,12 +161,15 @@ class Worker:
     def _claim_if_wanted(self) -> bool:
         """Start a claim in the background if slots want one; True when the last claim came
         back empty, so the loop waits for a wake-up or the next poll instead."""
-        wanted = self._wanted()
-        if wanted <= 0 or self._claiming is not None or not self._claims.is_due(time.monotonic()):
+        wanted, now = self._wanted(), time.monotonic()
+        if wanted <= 0 or self._claiming is not None or not self._claims.is_due(now):
             return False
+        if not self._limits.may_claim(now):
+            return True  # rate limits held work back: look again at their pace
         if self._found_nothing:
             self._found_nothing = False
             return True
+        self._asked = wanted
         self._claiming = asyncio.create_task(self._claim(wanted))
         self._claiming.add_done_callback(self._claim_came_back)
         return False
@@ -185,6 +191,7 @@ class Worker:
         settings = self.settings
         ahead = claim_ahead(settings.concurrency, settings.prefetch, self._typical_run_time)
         wanted = self._slots.free + ahead - len(self._claimed)
+        wanted = self._limits.claimable(wanted, len(self._claimed), time.monotonic())
         if settings.max_tasks is not None:
             wanted = min(wanted, settings.max_tasks - self.processed - self.in_flight)
         return wanted
@@ -260,16 +267,19 @@ class Worker:
             return
         self._claims.succeeded(time.monotonic())
         self._claimed.extend(claims)
-        self._found_nothing = not claims
+        held = self._limits.claimed(len(claims), self._asked, time.monotonic())
+        self._found_nothing = not claims and not held
 
     def _wait_timeout(self) -> float:
         """Seconds the loop may wait: the poll interval, or less if a call falls due."""
+        now = time.monotonic()
         due = [self._heartbeats.due]
+        due += self._limits.due(now)
         if self._claims.backing_off:
             due.append(self._claims.due)
         if self._recorder.pace.backing_off and self._recorder.waiting:
             due.append(self._recorder.pace.due)
-        return max(0.0, min(self.settings.poll_interval, min(due) - time.monotonic()))
+        return max(0.0, min(self.settings.poll_interval, min(due) - now))
 
     async def _wait(self, *, work_welcome: bool) -> None:
         if self._wakeup.is_set():
@@ -296,9 +306,11 @@ class Worker:
     def _start_claimed(self) -> None:
         """Start claimed tasks in the free slots; none once the worker is stopping."""
         free = self._slots.free
+        free = self._limits.startable(free, time.monotonic())
         if free <= 0 or not self._claimed or self.stop_reason is not None:
             return
         starting = [self._claimed.popleft() for _ in range(min(free, len(self._claimed)))]
+        self._limits.started(len(starting), time.monotonic())
         metrics.started(starting)
         self._announcer.started(starting)
         for claim in starting:

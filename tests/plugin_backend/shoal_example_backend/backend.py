@@ -44,6 +44,7 @@ from shoal.core.models import (
 )
 from shoal.core.retention import Retention, expiries
 from shoal.core.urls import redact
+from shoal_example_backend.limits import admitted, held
 from shoal_example_backend.records import holds, record_of, task_of, worker_of
 
 State = dict[str, dict[str, dict[str, Any]]]
@@ -144,7 +145,8 @@ class JsonFileBackend(Backend):
                     if t["queue"] in queues and t["status"] in CLAIMABLE and t["run_at"] <= now
                 ),
                 key=lambda t: (-t["priority"], t["run_at"], t["id"]),
-            )[:limit]
+            )
+            due = admitted(state, due, limit)
             token = uuid.uuid4().hex
             for record in due:
                 record.update(status=TaskStatus.RUNNING, worker_id=worker_id, updated_at=now)
@@ -274,20 +276,26 @@ class JsonFileBackend(Backend):
             now = utcnow().timestamp()
             figures = {q: {"ready": 0, "scheduled": 0, "running": 0, "dead": 0} for q in queues}
             oldest: dict[str, float] = {}
+            ready = []
             for record in state["tasks"].values():
                 queue, status = record["queue"], record["status"]
                 if queue not in figures:
                     continue
                 if status in CLAIMABLE and record["run_at"] <= now:
                     figures[queue]["ready"] += 1
+                    ready.append(record)
                     oldest[queue] = min(oldest.get(queue, now), record["run_at"])
                 elif status in CLAIMABLE:
                     figures[queue]["scheduled"] += 1
                 elif status in (TaskStatus.RUNNING, TaskStatus.DEAD):
                     figures[queue][status] += 1
+            held_back = held(state, ready)
             return {
                 q: QueueStats(
-                    q, **counts, oldest_ready_age=now - oldest[q] if q in oldest else None
+                    q,
+                    **counts,
+                    oldest_ready_age=now - oldest[q] if q in oldest else None,
+                    held_back=held_back.get(q, 0),
                 )
                 for q, counts in figures.items()
             }

@@ -6,6 +6,7 @@ import base64
 from typing import Any
 
 from shoal.core.models import Lease, NewTask, Task, TaskStatus, WorkerInfo, from_epoch
+from shoal_example_backend.limits import limits_of
 
 
 def holds(record: dict[str, Any], lease: Lease) -> bool:
@@ -38,6 +39,7 @@ def record_of(new: NewTask, now: float) -> dict[str, Any]:
         "finished_at": None,
         "token": None,
         "expires_at": None,
+        "limits": list(new.limits.columns()) if new.limits.limited else None,
     }
 
 
@@ -62,6 +64,7 @@ def task_of(record: dict[str, Any]) -> Task:
         worker_id=record["worker_id"],
         finished_at=None if finished is None else from_epoch(finished),
         cancelled_by=record.get("cancelled_by"),
+        limits=limits_of(record),
     )
 
 

@@ -113,3 +113,11 @@ def test_properties_bounds_running_work_and_stabilisation(
 def test_idle_pods_cost_least_to_delete() -> None:
     costs = deletion_costs({"pod-a": 7, "pod-b": 0}, ["pod-a", "pod-b", "pod-c"])
     assert costs == {"pod-a": 7, "pod-b": 0, "pod-c": 0}
+
+
+def test_work_that_limits_hold_back_is_no_reason_to_scale() -> None:
+    """A rate-limited queue of 5,000 tasks lets 10 start now: 2 replicas, not the maximum."""
+    decision = decide(POLICY, 1, Demand(ready=5000, in_flight=8, held_back=4990), 0, History())
+    assert decision.replicas == 2
+    assert "5000 ready (4990 held back by limits) + 8 in flight" in decision.reason
+    assert decide(POLICY, 1, Demand(5000, 8, held_back=0), 0, History()).replicas == 20

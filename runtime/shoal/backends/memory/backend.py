@@ -7,6 +7,7 @@ the same on a real backend; it just forgets everything when the process ends.
 from __future__ import annotations
 
 import dataclasses
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -14,12 +15,22 @@ from datetime import datetime, timedelta
 from shoal.backends.base import PURGEABLE, UNKNOWN_ASKER, Backend, OnConflict
 from shoal.backends.shared.fencing import heartbeat_reply, refuse_lost
 from shoal.backends.shared.idempotency import Key, resolve
+from shoal.backends.shared.limiting import (
+    Bucket,
+    BucketKey,
+    Candidate,
+    SlotKey,
+    admit,
+    candidates_needed,
+    held_back,
+)
 from shoal.backends.shared.listing import TaskQuery
 from shoal.backends.shared.reaping import Expired, judge, report_verdicts
 from shoal.backends.shared.retention import PRUNE_PER_REAP
 from shoal.backends.shared.storable import check_storable
 from shoal.backends.shared.wakeups import Wakeups
 from shoal.core.errors import TaskNotFound
+from shoal.core.limits import TaskLimits
 from shoal.core.models import (
     CLAIMABLE,
     UNFINISHED,
@@ -57,6 +68,7 @@ class MemoryBackend(Backend):
         self._tasks: dict[str, Task] = {}
         self._leases: dict[str, _Running] = {}
         self._workers: dict[str, WorkerInfo] = {}
+        self._buckets: dict[BucketKey, Bucket] = {}
         # Its own calls are the only source of hints: it hears them all, never looks.
         self._wakeups = Wakeups(complete=True)
 
@@ -98,6 +110,7 @@ class MemoryBackend(Backend):
                 updated_at=now,
                 idempotency_key=new.idempotency_key,
                 metadata=dict(new.metadata),
+                limits=new.limits,
             )
         if batch.fresh:
             self._wakeups.work({new.queue for new in batch.fresh})
@@ -123,7 +136,8 @@ class MemoryBackend(Backend):
                 if t.queue in wanted and t.status in CLAIMABLE and t.run_at <= now
             ),
             key=lambda t: (-t.priority, t.run_at, t.id),
-        )[:limit]
+        )
+        due = self._admit(due, limit) if any(t.limits.limited for t in due) else due[:limit]
         token = uuid.uuid4().hex
         claims = []
         for task in due:
@@ -133,6 +147,21 @@ class MemoryBackend(Backend):
             self._leases[task.id] = _Running(token, now + timedelta(seconds=lease_seconds))
             claims.append(Claim(running, Lease(task.id, token, running.attempts)))
         return claims
+
+    def _admit(self, due: list[Task], limit: int) -> list[Task]:
+        """The due tasks the limits let this claim take (shared rule), spending the buckets."""
+        candidates = (Candidate(t.id, t.queue, t.limits) for t in due[: candidates_needed(limit)])
+        admitted = admit(candidates, limit, self._buckets, self._running_by_key(), time.time())
+        self._buckets.update(admitted.buckets)
+        return [self._tasks[task_id] for task_id in admitted.ids]
+
+    def _running_by_key(self) -> dict[SlotKey, int]:
+        running: dict[SlotKey, int] = {}
+        for task in self._tasks.values():
+            key = task.limits.concurrency_key
+            if key is not None and task.status is TaskStatus.RUNNING:
+                running[task.queue, key] = running.get((task.queue, key), 0) + 1
+        return running
 
     def _holds(self, lease: Lease) -> bool:
         task = self._tasks.get(lease.task_id)
@@ -252,6 +281,7 @@ class MemoryBackend(Backend):
         now = utcnow()
         figures = {q: {"ready": 0, "scheduled": 0, "running": 0, "dead": 0} for q in queues}
         oldest: dict[str, datetime] = {}
+        limited: list[tuple[str, TaskLimits, int]] = []
         for task in self._tasks.values():
             counts = figures.get(task.queue)
             if counts is None:
@@ -259,16 +289,20 @@ class MemoryBackend(Backend):
             if task.status in CLAIMABLE:
                 if task.run_at <= now:
                     counts["ready"] += 1
+                    if task.limits.limited:
+                        limited.append((task.queue, task.limits, 1))
                     oldest[task.queue] = min(oldest.get(task.queue, task.run_at), task.run_at)
                 else:
                     counts["scheduled"] += 1
             elif task.status in (TaskStatus.RUNNING, TaskStatus.DEAD):
                 counts[task.status.value] += 1
+        held = held_back(limited, self._buckets, self._running_by_key(), time.time())
         return {
             queue: QueueStats(
                 queue,
                 **counts,
                 oldest_ready_age=(now - oldest[queue]).total_seconds() if queue in oldest else None,
+                held_back=held.get(queue, 0),
             )
             for queue, counts in figures.items()
         }

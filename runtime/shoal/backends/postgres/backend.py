@@ -49,11 +49,13 @@ from shoal.backends.base import PURGEABLE, UNKNOWN_ASKER, Backend, OnConflict, T
 from shoal.backends.postgres.callers import caller_session
 from shoal.backends.postgres.connect import Connections, PostgresSettings
 from shoal.backends.postgres.enqueue import enqueue
+from shoal.backends.postgres.limits import held
 from shoal.backends.postgres.listener import Listener, ListenerHealth, ListenerState
 from shoal.backends.postgres.retention import prune
 from shoal.backends.postgres.rows import affected, lease_columns, task_of
 from shoal.backends.postgres.sessions import AsyncpgSession, run_to_end
 from shoal.backends.shared.fencing import heartbeat_reply, refuse_lost
+from shoal.backends.shared.limiting import SCAN
 from shoal.backends.shared.listing import TaskQuery, sql_page
 from shoal.backends.shared.reaping import Expired, judge, report_verdicts
 from shoal.backends.shared.retention import PRUNE_BATCH
@@ -247,6 +249,7 @@ class PostgresBackend(Backend, TransactionalPush):
                 limit,
                 float(lease_seconds),
                 token,
+                SCAN,
             )
         return [Claim(task, Lease(task.id, token, task.attempts)) for task in map(task_of, rows)]
 
@@ -343,8 +346,14 @@ class PostgresBackend(Backend, TransactionalPush):
             return {}
         async with self._db.acquire("stats") as conn:
             rows = await conn.fetch(self._sql["stats"], names)
-        # The statement's columns are QueueStats' fields, in one row per queue asked for.
-        return {row["queue"]: QueueStats(**dict(row)) for row in rows}
+        # The statement's columns are QueueStats' fields, in one row per queue asked for, and
+        # what the held-back figure is computed from.
+        found = {}
+        for row in rows:
+            fields = dict(row)
+            limited, clock = fields.pop("limited"), fields.pop("clock")
+            found[row["queue"]] = QueueStats(**fields, held_back=held(row["queue"], limited, clock))
+        return found
 
     async def queues(self) -> list[str]:
         async with self._db.acquire("listing queues") as conn:

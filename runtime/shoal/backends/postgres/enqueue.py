@@ -27,6 +27,7 @@ from shoal.backends.base import OnConflict
 from shoal.backends.postgres.sessions import KeyTaken, Session
 from shoal.backends.shared.idempotency import Key, conflict, key_of, resolve
 from shoal.core.errors import IdempotencyConflict
+from shoal.core.limits import LIMIT_COLUMNS
 from shoal.core.models import NewTask
 
 _RESOLVE_ATTEMPTS = 3
@@ -115,4 +116,6 @@ def _columns(tasks: Sequence[NewTask]) -> list[list[Any]]:
         )
     ]
     columns.append([json.dumps(dict(task.metadata)) for task in tasks])
+    limits = [task.limits.columns() for task in tasks]
+    columns.extend([row[i] for row in limits] for i in range(len(LIMIT_COLUMNS)))
     return columns

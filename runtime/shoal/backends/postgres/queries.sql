@@ -46,13 +46,16 @@ SELECT 1;
 -- delivered when its transaction commits.
 WITH stored AS (
     INSERT INTO {schema}.tasks
-        (id, queue, name, payload, priority, run_at, max_attempts, idempotency_key, metadata)
+        (id, queue, name, payload, priority, run_at, max_attempts, idempotency_key, metadata,
+         rate_key, rate_count, rate_period, concurrency_key, concurrency_limit)
     SELECT id, queue, name, payload, priority, run_at, max_attempts, idempotency_key,
-           metadata::jsonb
+           metadata::jsonb, rate_key, rate_count, rate_period, concurrency_key, concurrency_limit
     FROM unnest(
         $1::text[], $2::text[], $3::text[], $4::bytea[], $5::integer[], $6::timestamptz[],
-        $7::integer[], $8::text[], $9::text[]
-    ) AS new(id, queue, name, payload, priority, run_at, max_attempts, idempotency_key, metadata)
+        $7::integer[], $8::text[], $9::text[],
+        $10::text[], $11::integer[], $12::float8[], $13::text[], $14::integer[]
+    ) AS new(id, queue, name, payload, priority, run_at, max_attempts, idempotency_key, metadata,
+             rate_key, rate_count, rate_period, concurrency_key, concurrency_limit)
     RETURNING queue
 )
 SELECT {schema}.wake(array_agg(queue)) FROM stored;
@@ -64,15 +67,18 @@ SELECT {schema}.wake(array_agg(queue)) FROM stored;
 WITH new AS (
     SELECT * FROM unnest(
         $1::text[], $2::text[], $3::text[], $4::bytea[], $5::integer[], $6::timestamptz[],
-        $7::integer[], $8::text[], $9::text[]
+        $7::integer[], $8::text[], $9::text[],
+        $10::text[], $11::integer[], $12::float8[], $13::text[], $14::integer[]
     ) WITH ORDINALITY
       AS new(id, queue, name, payload, priority, run_at, max_attempts, idempotency_key,
-             metadata, ord)
+             metadata, rate_key, rate_count, rate_period, concurrency_key, concurrency_limit,
+             ord)
 ), stored AS (
     INSERT INTO {schema}.tasks
-        (id, queue, name, payload, priority, run_at, max_attempts, idempotency_key, metadata)
+        (id, queue, name, payload, priority, run_at, max_attempts, idempotency_key, metadata,
+         rate_key, rate_count, rate_period, concurrency_key, concurrency_limit)
     SELECT id, queue, name, payload, priority, run_at, max_attempts, idempotency_key,
-           metadata::jsonb
+           metadata::jsonb, rate_key, rate_count, rate_period, concurrency_key, concurrency_limit
     FROM new ORDER BY ord
     ON CONFLICT (queue, idempotency_key)
         WHERE idempotency_key IS NOT NULL AND status IN ('queued', 'running', 'retrying')
@@ -102,7 +108,17 @@ JOIN {schema}.tasks AS t
 -- One statement: per queue, walk tasks_claimable in claim order and lock what no one else
 -- holds (SKIP LOCKED); keep the best $3 of those across queues and lease them. Rows a
 -- multi-queue claim locked but did not keep are unlocked when the statement ends.
-WITH picked AS (
+--
+-- While limited tasks are due (tasks_limited, migration 0006: empty while no limits are in
+-- use), pick_limited chooses instead, by the rule of backends/shared/limiting.py; $6 is
+-- how many candidates beyond $3 it may examine.
+WITH limited AS (
+    SELECT EXISTS (
+        SELECT 1 FROM {schema}.tasks AS t
+        WHERE t.queue = ANY($1::text[]) AND t.status IN ('queued', 'retrying')
+          AND (t.rate_key IS NOT NULL OR t.concurrency_key IS NOT NULL) AND t.run_at <= now()
+    ) AS due
+), free AS (
     SELECT candidate.id
     FROM unnest($1::text[]) AS wanted(queue)
     CROSS JOIN LATERAL (
@@ -115,8 +131,14 @@ WITH picked AS (
         LIMIT $3
         FOR UPDATE SKIP LOCKED
     ) AS candidate
+    WHERE NOT (SELECT due FROM limited)
     ORDER BY candidate.priority DESC, candidate.run_at, candidate.id
     LIMIT $3
+), picked AS (
+    SELECT id FROM free
+    UNION ALL
+    SELECT id FROM {schema}.pick_limited($1::text[], $3::integer, $6::integer) AS id
+    WHERE (SELECT due FROM limited)
 ), claimed AS (
     UPDATE {schema}.tasks AS t
     SET status = 'running', attempts = t.attempts + 1, worker_id = $2, lease_token = $5,
@@ -132,15 +154,27 @@ SELECT * FROM claimed ORDER BY priority DESC, run_at, id;
 -- ($1 an array holding that one queue). One plan fits every call, so PostgreSQL settles on
 -- a generic plan for it after a few executions; the multi-queue form, whose generic plan
 -- it estimates as dearer, it plans afresh on every call.
-WITH picked AS (
+WITH limited AS (
+    SELECT EXISTS (
+        SELECT 1 FROM {schema}.tasks AS t
+        WHERE t.queue = ($1::text[])[1] AND t.status IN ('queued', 'retrying')
+          AND (t.rate_key IS NOT NULL OR t.concurrency_key IS NOT NULL) AND t.run_at <= now()
+    ) AS due
+), free AS (
     SELECT t.id
     FROM {schema}.tasks AS t
     WHERE t.queue = ($1::text[])[1]
       AND t.status IN ('queued', 'retrying')
       AND t.run_at <= now()
+      AND NOT (SELECT due FROM limited)
     ORDER BY t.priority DESC, t.run_at, t.id
     LIMIT $3
     FOR UPDATE SKIP LOCKED
+), picked AS (
+    SELECT id FROM free
+    UNION ALL
+    SELECT id FROM {schema}.pick_limited($1::text[], $3::integer, $6::integer) AS id
+    WHERE (SELECT due FROM limited)
 ), claimed AS (
     UPDATE {schema}.tasks AS t
     SET status = 'running', attempts = t.attempts + 1, worker_id = $2, lease_token = $5,
@@ -296,8 +330,13 @@ WHERE t.id = doomed.id AND t.status IN ('done', 'cancelled', 'dead');
 -- name: stats
 -- One statement for any number of queues; every count is an index-only walk over one
 -- partial index, so finished work never costs anything here.
+--
+-- limited: ready limited tasks counted by their limits, each group with its bucket and the
+-- running tasks of its key, as JSON (postgres/limits.py computes the held-back figure from
+-- it by the shared rule); NULL, after one probe of the empty tasks_limited, without limits.
 SELECT wanted.queue, claimable.ready, claimable.scheduled, running.running, dead.dead,
-       extract(epoch FROM now() - claimable.oldest_ready)::float8 AS oldest_ready_age
+       extract(epoch FROM now() - claimable.oldest_ready)::float8 AS oldest_ready_age,
+       limited.groups AS limited, extract(epoch FROM clock_timestamp())::float8 AS clock
 FROM unnest($1::text[]) AS wanted(queue)
 CROSS JOIN LATERAL (
     SELECT count(*) FILTER (WHERE t.run_at <= now()) AS ready,
@@ -313,7 +352,24 @@ CROSS JOIN LATERAL (
 CROSS JOIN LATERAL (
     SELECT count(*) AS dead FROM {schema}.tasks AS t
     WHERE t.queue = wanted.queue AND t.status = 'dead'
-) AS dead;
+) AS dead
+CROSS JOIN LATERAL (
+    SELECT jsonb_agg(jsonb_build_array(
+        g.rate_key, g.rate_count, g.rate_period, g.concurrency_key, g.concurrency_limit,
+        g.tasks, b.tokens, extract(epoch FROM b.at)::float8,
+        (SELECT count(*) FROM {schema}.tasks AS r
+         WHERE r.queue = wanted.queue AND r.concurrency_key = g.concurrency_key
+           AND r.status = 'running'))) AS groups
+    FROM (
+        SELECT t.rate_key, t.rate_count, t.rate_period, t.concurrency_key,
+               t.concurrency_limit, count(*) AS tasks
+        FROM {schema}.tasks AS t
+        WHERE t.queue = wanted.queue AND t.status IN ('queued', 'retrying')
+          AND (t.rate_key IS NOT NULL OR t.concurrency_key IS NOT NULL) AND t.run_at <= now()
+        GROUP BY 1, 2, 3, 4, 5
+    ) AS g
+    LEFT JOIN {schema}.rate_buckets AS b ON b.queue = wanted.queue AND b.key = g.rate_key
+) AS limited;
 
 -- name: work_due
 SELECT EXISTS (

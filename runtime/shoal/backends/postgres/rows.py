@@ -6,6 +6,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from shoal.backends.postgres.limits import limits_of
+from shoal.core.limits import NO_LIMITS
 from shoal.core.models import Lease, Task, TaskStatus
 
 
@@ -45,6 +47,9 @@ def task_of(row: Mapping[str, Any]) -> Task:
         worker_id=row["worker_id"],
         finished_at=row["finished_at"],
         cancelled_by=row["cancelled_by"],
+        limits=NO_LIMITS
+        if row["rate_key"] is None and row["concurrency_key"] is None
+        else limits_of(row),
     )
 
 

@@ -71,6 +71,7 @@ from shoal.backends.redis.options import RedisOptions
 from shoal.backends.redis.retention import expire
 from shoal.backends.shared.fencing import heartbeat_reply, lost_leases, refuse_lost
 from shoal.backends.shared.idempotency import conflict, resolve
+from shoal.backends.shared.limiting import SCAN
 from shoal.backends.shared.listing import TaskQuery
 from shoal.backends.shared.reaping import (
     REQUEUE_MIN_ATTEMPTS_LEFT,
@@ -272,7 +273,7 @@ class RedisBackend(Backend):
             key = "" if t.idempotency_key is None else f"={t.idempotency_key}"
             metadata = json.dumps(dict(t.metadata)) if t.metadata else ""
             args += [index[t.queue], t.id, t.name, t.payload, t.priority, rs.micros(t.run_at)]
-            args += [t.max_attempts, key, metadata]
+            args += [t.max_attempts, key, metadata, rs.limits_arg(t.limits)]
         push = Script("push", [self._base(q) for q in queues], args)
         # The registry is a key of its own (its own slot), updated in the same round trip.
         (_, reply), _ = await self._link.send([("SADD", self._queues_key, *queues), push])
@@ -299,7 +300,7 @@ class RedisBackend(Backend):
         """One claim; replaying the same ``request`` returns the same claims (see claim.lua)."""
         self._wakeups.claiming(queues)
         names = list(dict.fromkeys(queues))
-        args: list[Arg] = [worker_id, limit, rs.span(lease), request, _BATCH, *names]
+        args: list[Arg] = [worker_id, limit, rs.span(lease), request, _BATCH, SCAN, *names]
         [reply] = await self._link.scripts(Script("claim", [self._base(q) for q in names], args))
         return [
             Claim(task, Lease(task.id, token, task.attempts)) for task, token in rs.exported(reply)

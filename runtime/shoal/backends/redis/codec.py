@@ -6,7 +6,10 @@ import functools
 import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from shoal.backends.shared.limiting import Bucket, held_back
+from shoal.core.limits import NO_LIMITS, TaskLimits
 from shoal.core.models import Lease, QueueStats, Task, TaskStatus
 
 Arg = str | bytes | int
@@ -55,7 +58,7 @@ def token_args(leases: Iterable[Lease]) -> list[Arg]:
 FIELDS = (
     "id", "queue", "name", "status", "priority", "run_at", "attempts", "max_attempts",
     "created_at", "updated_at", "idempotency_key", "metadata", "last_error",
-    "lease_expirations", "worker_id", "finished_at", "token", "cancelled_by",
+    "lease_expirations", "worker_id", "finished_at", "token", "cancelled_by", "limits",
 )  # fmt: skip
 """The fields scripts export, in the order of FIELDS in lib.lua."""
 
@@ -87,7 +90,7 @@ def row_task(row: Sequence[str | bool], payload: bytes) -> Task:
     (
         task_id, queue, name, status, priority, run_at, attempts, max_attempts, created_at,
         updated_at, key, metadata, last_error, expirations, worker_id, finished_at, _,
-        cancelled_by,
+        cancelled_by, limits,
     ) = row  # fmt: skip
     return Task(
         id=str(task_id), queue=str(queue), name=str(name), payload=payload,
@@ -101,11 +104,33 @@ def row_task(row: Sequence[str | bool], payload: bytes) -> Task:
         worker_id=None if worker_id is False else str(worker_id),
         finished_at=None if finished_at is False else at(int(finished_at)),
         cancelled_by=None if cancelled_by is False else str(cancelled_by),
+        limits=NO_LIMITS if limits is False else limits_of(str(limits)),
     )  # fmt: skip
 
 
-def stats(queue: str, reply: Sequence[int]) -> QueueStats:
-    """A stats.lua reply: ready, scheduled, running, dead, oldest run_at, now, total."""
-    ready, scheduled, running, dead, oldest, now, _ = reply
+def limits_arg(limits: TaskLimits) -> str:
+    """A task's limits as push.lua stores them: the JSON of :meth:`TaskLimits.columns`."""
+    return json.dumps(limits.columns()) if limits.limited else ""
+
+
+def limits_of(stored: str) -> TaskLimits:
+    return TaskLimits.from_columns(*json.loads(stored))
+
+
+def stats(queue: str, reply: Sequence[Any]) -> QueueStats:
+    """A stats.lua reply: ready, scheduled, running, dead, oldest run_at, now, total, and
+    what the limits hold back from (JSON, or empty)."""
+    ready, scheduled, running, dead, oldest, now, _, limited = reply
     age = None if oldest < 0 else max(0.0, (now - oldest) / 1_000_000)
-    return QueueStats(queue, ready, scheduled, running, dead, oldest_ready_age=age)
+    held = _held_back(queue, json.loads(limited), now / 1_000_000) if limited else 0
+    return QueueStats(queue, ready, scheduled, running, dead, oldest_ready_age=age, held_back=held)
+
+
+def _held_back(queue: str, limited: dict[str, Any], now: float) -> int:
+    groups = [(queue, limits_of(raw), count) for raw, count in limited["groups"]]
+    buckets = {
+        (queue, key): Bucket(tokens, at / 1_000_000)
+        for key, (tokens, at) in limited["buckets"].items()
+    }
+    running = {(queue, key): count for key, count in limited["running"].items()}
+    return held_back(groups, buckets, running, now).get(queue, 0)

@@ -34,6 +34,7 @@ from shoal.backends.shared.reaping import Expired, judge, report_verdicts
 from shoal.backends.shared.storable import check_storable
 from shoal.backends.shared.wakeups import Wakeups
 from shoal.backends.sqlfiles import migrations, queries
+from shoal.backends.sqlite.limits import admitted, held, limited_due
 from shoal.backends.sqlite.retention import prune
 from shoal.backends.sqlite.support import (
     BUSY_TIMEOUT,
@@ -242,6 +243,8 @@ class SQLiteBackend(Backend):
             # Per queue, the best `limit` tasks come straight off the index; the best of those
             # across queues are the batch. One write transaction: atomic across processes.
             with immediate(db, eager=True):
+                if limited_due(db, queues, now):
+                    return _lease(db, admitted(db, queues, limit, now))
                 candidates = [
                     row
                     for queue in queues
@@ -250,17 +253,19 @@ class SQLiteBackend(Backend):
                     )
                 ]
                 candidates.sort(key=lambda row: (-row["priority"], row["run_at"], row["id"]))
-                chosen = [row["id"] for row in candidates[:limit]]
-                if not chosen:
-                    return []
-                arguments = {
-                    "ids": json.dumps(chosen),
-                    "worker_id": worker_id,
-                    "token": token,
-                    "expires_at": now + lease_seconds,
-                    "now": now,
-                }
-                return db.execute(_SQL["claim"], arguments).fetchall()
+                return _lease(db, [row["id"] for row in candidates[:limit]])
+
+        def _lease(db: sqlite3.Connection, chosen: list[str]) -> list[sqlite3.Row]:
+            if not chosen:
+                return []
+            arguments = {
+                "ids": json.dumps(chosen),
+                "worker_id": worker_id,
+                "token": token,
+                "expires_at": now + lease_seconds,
+                "now": now,
+            }
+            return db.execute(_SQL["claim"], arguments).fetchall()
 
         rows = await self._run(claim)
         tasks = sorted((task_of(row) for row in rows), key=lambda t: (-t.priority, t.run_at, t.id))
@@ -347,7 +352,15 @@ class SQLiteBackend(Backend):
     async def stats(self, queues: Sequence[str]) -> dict[str, QueueStats]:
         now = time.time()
         arguments = {"now": now, "queues": json.dumps(list(queues))}
-        rows = await self._run(lambda db: db.execute(_SQL["stats"], arguments).fetchall())
+
+        def read(db: sqlite3.Connection) -> tuple[list[sqlite3.Row], dict[str, int]]:
+            db.execute("BEGIN")  # one read transaction: counts and limits of one moment
+            try:
+                return db.execute(_SQL["stats"], arguments).fetchall(), held(db, queues, now)
+            finally:
+                db.execute("COMMIT")
+
+        rows, held_by_queue = await self._run(read)
         found = {
             row["queue"]: QueueStats(
                 row["queue"],
@@ -356,6 +369,7 @@ class SQLiteBackend(Backend):
                 running=row["running"],
                 dead=row["dead"],
                 oldest_ready_age=None if row["oldest_ready"] is None else now - row["oldest_ready"],
+                held_back=held_by_queue.get(row["queue"], 0),
             )
             for row in rows
         }

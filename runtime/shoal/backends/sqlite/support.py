@@ -10,6 +10,7 @@ from typing import Any
 
 from shoal.backends.sqlfiles import queries
 from shoal.core.backoff import Backoff
+from shoal.core.limits import LIMIT_COLUMNS, NO_LIMITS, TaskLimits
 from shoal.core.models import Lease, NewTask, Task, TaskStatus, from_epoch
 
 _SQL = queries("shoal.backends.sqlite")
@@ -94,6 +95,7 @@ def row_of(task: NewTask, now: float) -> dict[str, object]:
         "idempotency_key": task.idempotency_key,
         "metadata": json.dumps(dict(task.metadata)),
         "now": now,
+        **dict(zip(LIMIT_COLUMNS, task.limits.columns(), strict=True)),
     }
 
 
@@ -122,7 +124,14 @@ def task_of(row: sqlite3.Row) -> Task:
         worker_id=row["worker_id"],
         finished_at=None if finished is None else from_epoch(finished),
         cancelled_by=row["cancelled_by"],
+        limits=limits_of(row),
     )
+
+
+def limits_of(row: sqlite3.Row) -> TaskLimits:
+    if row["rate_key"] is None and row["concurrency_key"] is None:  # every claim decodes it
+        return NO_LIMITS
+    return TaskLimits.from_columns(*(row[column] for column in LIMIT_COLUMNS))
 
 
 _WAL_BACKOFF = Backoff(base=0.005, cap=0.1)

@@ -18,8 +18,10 @@ for i = 1, #ARGV do
     left = left - 1
     local id = ARGV[i]
     local key = task_key(base, id)
-    local f = redis.call('HMGET', key, 'status', 'token', 'idempotency_key')
+    local f = redis.call('HMGET', key, 'status', 'token', 'idempotency_key', 'limits')
     if f[1] == 'running' and f[2] == token then
+      free_slot(base, f[4])
+      finish_limited(base, id, f[4])
       redis.call('HSET', key, 'status', 'done', 'finished_at', now, 'updated_at', now)
       redis.call('HDEL', key, 'worker_id')
       if f[3] and redis.call('HGET', base .. ':idem', f[3]) == id then

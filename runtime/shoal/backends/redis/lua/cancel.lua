@@ -18,4 +18,5 @@ redis.call('ZREM', base .. ':ready', id)
 index_move(base, id, status, 'cancelled', now)
 redis.call('HSET', key, 'status', 'cancelled', 'finished_at', now, 'updated_at', now)
 free_key(base, key, id)
+finish_limited(base, id, redis.call('HGET', key, 'limits'))
 return 1

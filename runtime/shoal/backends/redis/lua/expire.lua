@@ -17,6 +17,7 @@ for i = 2, #ARGV, 2 do
     -- The hash decides: only a task still finished with this status goes (a finished task
     -- holds no idempotency key, so there is none to free).
     if redis.call('HGET', key, 'status') == status then
+      finish_limited(base, id, redis.call('HGET', key, 'limits'))
       redis.call('DEL', key)
       redis.call('ZREM', base .. ':s:' .. status, id)
     end

@@ -13,6 +13,13 @@
 --                                (microseconds): what retention deletes, oldest first
 --   base..':idem'       hash     idempotency key -> id of the unfinished task holding it
 --   base..':claim:'..r  list     what claim request r took, so a retried claim is not doubled
+--   base..':limited'    set      ids of unfinished tasks with limits: stats reads it, and a
+--                                claim reads candidates whole only while it is empty
+--   base..':ckeys'      hash     concurrency key -> running tasks with it
+--   base..':rate:'..k   hash     the rate bucket k: tokens, at (us) when last drawn from
+--
+-- A task with limits holds them in its 'limits' field, the JSON array of
+-- TaskLimits.columns(): rate key, rate count, rate period, concurrency key and limit.
 --
 -- Times are integer microseconds from the server's clock (TIME), so leases never depend on
 -- how well the clocks of workers agree. Numbers are written with int() because Lua's own
@@ -90,8 +97,8 @@ end
 -- payload, which read() fetches in the same HMGET.
 local FIELDS = {'id', 'queue', 'name', 'status', 'priority', 'run_at', 'attempts',
   'max_attempts', 'created_at', 'updated_at', 'idempotency_key', 'metadata', 'last_error',
-  'lease_expirations', 'worker_id', 'finished_at', 'token', 'cancelled_by', 'payload'}
-local STATUS, ATTEMPTS, UPDATED_AT, WORKER_ID, TOKEN, PAYLOAD = 4, 7, 10, 15, 17, 19
+  'lease_expirations', 'worker_id', 'finished_at', 'token', 'cancelled_by', 'limits', 'payload'}
+local STATUS, ATTEMPTS, UPDATED_AT, WORKER_ID, TOKEN, LIMITS, PAYLOAD = 4, 7, 10, 15, 17, 19, 20
 
 local function read(key)
   return redis.call('HMGET', key, unpack(FIELDS))
@@ -122,7 +129,29 @@ local function each_slice(command, key, items)
   end
 end
 
+-- The concurrency key of a task's 'limits' field (nil for none).
+local function concurrency_key(limits)
+  if not limits then return nil end
+  local key = cjson.decode(limits)[4]
+  if key == cjson.null then return nil end
+  return key
+end
+
+-- A task with a concurrency key stops running: its key has a slot free again.
+local function free_slot(base, limits)
+  local k = concurrency_key(limits)
+  if k then redis.call('HINCRBY', base .. ':ckeys', k, -1) end
+end
+
+-- A task with limits finished: it leaves the set of unfinished limited tasks.
+local function finish_limited(base, id, limits)
+  if limits then redis.call('SREM', base .. ':limited', id) end
+end
+
 local function leave_running(base, key, id, to, now)
+  local limits = redis.call('HGET', key, 'limits')
+  free_slot(base, limits)
+  if FINISHED[to] then finish_limited(base, id, limits) end
   redis.call('ZREM', base .. ':leases', id)
   redis.call('HDEL', key, 'worker_id')
   redis.call('HSET', key, 'status', to, 'updated_at', int(now))

@@ -11,6 +11,7 @@ for i = 2, #ARGV do
     for _, id in ipairs(ids) do
       local key = task_key(base, id)
       free_key(base, key, id)
+      finish_limited(base, id, redis.call('HGET', key, 'limits'))
       redis.call('DEL', key)
       redis.call('ZREM', base .. ':s:' .. status, id)
       redis.call('ZREM', base .. ':f:' .. status, id)

@@ -9,6 +9,7 @@ for i = 1, #ARGV do
   local status = redis.call('HGET', key, 'status')
   if status == 'done' or status == 'dead' or status == 'cancelled' then
     free_key(base, key, id)
+    finish_limited(base, id, redis.call('HGET', key, 'limits'))
     redis.call('DEL', key)
     redis.call('ZREM', base .. ':s:' .. status, id)
     redis.call('ZREM', base .. ':f:' .. status, id)

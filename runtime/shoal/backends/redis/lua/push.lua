@@ -5,8 +5,9 @@
 -- ARGV: mode ('raise' | 'skip', or 'check': store nothing, only report the conflicts, for a
 --       batch the client found conflicting with itself), wake channel, the queue names (one
 --       per KEYS entry),
---       then 9 fields per task: queue index, id, name, payload, priority, run_at (us),
---       max_attempts, idempotency key ('' for none, else '=' .. key), metadata JSON or ''.
+--       then 10 fields per task: queue index, id, name, payload, priority, run_at (us),
+--       max_attempts, idempotency key ('' for none, else '=' .. key), metadata JSON or '',
+--       limits JSON (TaskLimits.columns()) or ''.
 -- Returns {1, id, ...} in order, or for 'raise' with conflicts (and for 'check') {0, queue
 -- index, key, ...} having stored nothing.
 local mode, channel = ARGV[1], ARGV[2]
@@ -14,7 +15,7 @@ local first = 3 + #KEYS
 local now = now_us()
 
 local ids, conflicts, accepted = {}, {}, {}
-for i = first, #ARGV, 9 do
+for i = first, #ARGV, 10 do
   local qi, id, ikey = tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 7]
   local base = KEYS[qi]
   if redis.call('EXISTS', task_key(base, id)) == 1 then
@@ -58,6 +59,10 @@ for _, i in ipairs(accepted) do
     redis.call('HSET', base .. ':idem', k, id)
   end
   if ARGV[i + 8] ~= '' then redis.call('HSET', key, 'metadata', ARGV[i + 8]) end
+  if ARGV[i + 9] ~= '' then
+    redis.call('HSET', key, 'limits', ARGV[i + 9])
+    redis.call('SADD', base .. ':limited', id)
+  end
   index_move(base, id, nil, 'queued')
   if enqueue(base, id, tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5]), now) then
     woken[qi] = true

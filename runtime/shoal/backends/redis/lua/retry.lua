@@ -25,6 +25,8 @@ for i = 4, #ARGV do
     -- Unfinished again: take the idempotency key back if nobody took it meanwhile.
     local k = redis.call('HGET', key, 'idempotency_key')
     if k then redis.call('HSETNX', base .. ':idem', k, id) end
+    -- Limited tasks are in the set stats reads while unfinished (stats drops finished ones).
+    if redis.call('HEXISTS', key, 'limits') == 1 then redis.call('SADD', base .. ':limited', id) end
     woke = requeue(base, key, id, now) or woke
     replies[#replies + 1] = 1
   end

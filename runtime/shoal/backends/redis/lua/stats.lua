@@ -1,6 +1,9 @@
 -- stats.lua: depth figures for one queue (callers pipeline one call per queue).
 -- KEYS[1]: the queue's base.
--- Returns {ready, scheduled, running, dead, oldest ready run_at in us or -1, now, total}.
+-- Returns {ready, scheduled, running, dead, oldest ready run_at in us or -1, now, total,
+-- limited}: limited is '' or the JSON the client computes the held-back figure from
+-- (backends/shared/limiting.py): {groups = {{limits, ready tasks}, ...}, buckets = {rate key
+-- = {tokens, at}}, running = {concurrency key = running tasks}}.
 local base = KEYS[1]
 local now = now_us()
 local due = redis.call('ZCOUNT', base .. ':scheduled', '-inf', int(now))
@@ -27,5 +30,30 @@ local total = 0
 for _, status in ipairs({'queued', 'running', 'retrying', 'done', 'dead', 'cancelled'}) do
   total = total + redis.call('ZCARD', base .. ':s:' .. status)
 end
+-- Ready limited tasks by their limits; finished ones leave the set (retry puts them back).
+local limited = ''
+local counts, groups, buckets, running = {}, {}, {}, {}
+for _, id in ipairs(redis.call('SMEMBERS', base .. ':limited')) do
+  local f = redis.call('HMGET', task_key(base, id), 'status', 'run_at', 'limits')
+  if f[1] == 'queued' or f[1] == 'retrying' then
+    if tonumber(f[2]) <= now then counts[f[3]] = (counts[f[3]] or 0) + 1 end
+  elseif f[1] ~= 'running' then
+    redis.call('SREM', base .. ':limited', id)
+  end
+end
+for raw, count in pairs(counts) do
+  groups[#groups + 1] = {raw, count}
+  local l = cjson.decode(raw)
+  if l[1] ~= cjson.null then
+    local b = redis.call('HMGET', base .. ':rate:' .. l[1], 'tokens', 'at')
+    if b[1] then buckets[l[1]] = {tonumber(b[1]), tonumber(b[2])} end
+  end
+  if l[4] ~= cjson.null then
+    running[l[4]] = tonumber(redis.call('HGET', base .. ':ckeys', l[4]) or 0)
+  end
+end
+if #groups > 0 then
+  limited = cjson.encode({groups = groups, buckets = buckets, running = running})
+end
 return {ready, scheduled, redis.call('ZCARD', base .. ':leases'),
-  redis.call('ZCARD', base .. ':s:dead'), oldest, now, total}
+  redis.call('ZCARD', base .. ':s:dead'), oldest, now, total, limited}
