@@ -41,6 +41,7 @@ from shoal.core.models import (
 )
 from shoal.core.urls import redact
 from shoal_example_backend.records import holds, record_of, task_of, worker_of
+from shoal_example_backend.schedules import JsonSchedules
 
 State = dict[str, dict[str, dict[str, Any]]]
 T = TypeVar("T")
@@ -49,8 +50,9 @@ LOOK_INTERVAL = 0.05
 """Seconds between looks at the file while waiting: how late another process's push wakes."""
 
 
-class JsonFileBackend(Backend):
-    """The contract over one JSON file, every primitive one locked read-change-write."""
+class JsonFileBackend(JsonSchedules, Backend):
+    """The contract over one JSON file, every primitive one locked read-change-write (the
+    schedule primitives: ``schedules.py``)."""
 
     def __init__(self, url: str, path: Path) -> None:
         self.url = redact(url)  # what logs and errors show

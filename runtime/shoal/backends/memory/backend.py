@@ -16,9 +16,10 @@ from shoal.backends.shared.fencing import lost_leases, refuse_lost
 from shoal.backends.shared.idempotency import Key, resolve
 from shoal.backends.shared.listing import TaskQuery
 from shoal.backends.shared.reaping import Expired, judge, report_verdicts
+from shoal.backends.shared.schedules import judge_advance, later_run, registered
 from shoal.backends.shared.storable import check_storable
 from shoal.backends.shared.wakeups import Wakeups
-from shoal.core.errors import TaskNotFound
+from shoal.core.errors import ScheduleNotFound, TaskNotFound
 from shoal.core.models import (
     CLAIMABLE,
     UNFINISHED,
@@ -33,6 +34,12 @@ from shoal.core.models import (
     TaskStatus,
     WorkerInfo,
     utcnow,
+)
+from shoal.core.schedule_records import (
+    Advance,
+    ScheduleRecord,
+    ScheduleSpec,
+    ScheduleState,
 )
 
 
@@ -54,6 +61,7 @@ class MemoryBackend(Backend):
         self._tasks: dict[str, Task] = {}
         self._leases: dict[str, _Running] = {}
         self._workers: dict[str, WorkerInfo] = {}
+        self._schedules: dict[str, ScheduleRecord] = {}  # "pending" is derived on reading
         # Its own calls are the only source of hints: it hears them all, never looks.
         self._wakeups = Wakeups(complete=True)
 
@@ -297,6 +305,55 @@ class MemoryBackend(Backend):
         for task_id in doomed:
             del self._tasks[task_id]
         return len(doomed)
+
+    async def register_schedules(
+        self, app: str, schedules: Sequence[ScheduleSpec]
+    ) -> list[ScheduleRecord]:
+        names = {spec.name for spec in schedules}
+        known = [r for r in self._schedules.values() if r.app == app or r.name in names]
+        for record in registered(app, schedules, known):
+            self._schedules[record.name] = record
+        return await self.schedules(app)
+
+    async def advance_schedule(
+        self,
+        name: str,
+        *,
+        expected: datetime | None,
+        tick: NewTask | None,
+        tick_at: datetime | None,
+        ran: datetime | None = None,
+    ) -> Advance:
+        record = self._schedules.get(name)
+        verdict = judge_advance(record, expected, tick_at)
+        if record is None:
+            return verdict
+        changes: dict[str, object] = {"last_run_at": later_run(record, ran)}
+        if verdict is Advance.ADVANCED and tick is not None:
+            [changes["next_task_id"]] = await self.push([tick])
+            changes["next_tick_at"] = tick_at
+        self._schedules[name] = dataclasses.replace(record, **changes)  # type: ignore[arg-type]
+        return verdict
+
+    async def schedules(self, app: str | None = None) -> list[ScheduleRecord]:
+        return [
+            self._with_pending(record)
+            for name, record in sorted(self._schedules.items())
+            if app is None or record.app == app
+        ]
+
+    def _with_pending(self, record: ScheduleRecord) -> ScheduleRecord:
+        task = self._tasks.get(record.next_task_id or "")
+        return dataclasses.replace(record, pending=task is not None and task.status in UNFINISHED)
+
+    async def pause_schedule(self, name: str, paused: bool) -> ScheduleRecord:
+        record = self._schedules.get(name)
+        if record is None:
+            raise ScheduleNotFound(name)
+        if record.state is not ScheduleState.RETIRED:
+            state = ScheduleState.PAUSED if paused else ScheduleState.ACTIVE
+            record = self._schedules[name] = dataclasses.replace(record, state=state)
+        return self._with_pending(record)
 
     def _update(self, task: Task, **changes: object) -> Task:
         updated = dataclasses.replace(task, updated_at=utcnow(), **changes)  # type: ignore[arg-type]

@@ -374,3 +374,38 @@ WITH doomed AS (
 DELETE FROM {schema}.tasks AS t
 USING doomed
 WHERE t.id = doomed.id AND t.status = ANY ($1::text[]);
+
+-- name: schedules
+-- Each schedule with whether its watermark's task is unfinished (the chain is intact); a
+-- task deleted by retention is finished.
+SELECT s.*, coalesce(t.status IN ('queued', 'retrying', 'running'), false) AS pending
+FROM {schema}.schedules s LEFT JOIN {schema}.tasks t ON t.id = s.next_task_id
+WHERE $1::text IS NULL OR s.app = $1
+ORDER BY s.name;
+
+-- name: schedules_known
+-- What registration decides from, locked until it commits: the app's schedules and any of
+-- the names declared.
+SELECT s.*, false AS pending FROM {schema}.schedules s
+WHERE s.app = $1 OR s.name = ANY($2::text[])
+ORDER BY s.name
+FOR UPDATE;
+
+-- name: schedule_locked
+SELECT s.*, false AS pending FROM {schema}.schedules s WHERE s.name = $1 FOR UPDATE;
+
+-- name: schedules_store
+INSERT INTO {schema}.schedules AS s (name, app, task, queue, cadence, state)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+ON CONFLICT (name) DO UPDATE SET
+    app = excluded.app, task = excluded.task, queue = excluded.queue,
+    cadence = excluded.cadence, state = excluded.state, updated_at = now();
+
+-- name: schedule_advance
+UPDATE {schema}.schedules
+SET next_tick_at = $2, next_task_id = $3, last_run_at = $4, updated_at = now()
+WHERE name = $1;
+
+-- name: schedule_set_state
+UPDATE {schema}.schedules SET state = $2, updated_at = now()
+WHERE name = $1 AND state <> 'retired';

@@ -24,6 +24,7 @@ from shoal.core.errors import BackendError, BackendUnavailable
 SCRIPTS = (
     "push", "claim", "ack", "fail", "release", "extend", "reap",
     "stats", "list", "read", "retry", "cancel", "purge", "workers",
+    "schedule_advance", "schedule_read", "schedule_store", "schedule_state",
 )  # fmt: skip
 
 _T = TypeVar("_T")

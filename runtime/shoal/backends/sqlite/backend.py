@@ -34,6 +34,7 @@ from shoal.backends.shared.reaping import Expired, judge, report_verdicts
 from shoal.backends.shared.storable import check_storable
 from shoal.backends.shared.wakeups import Wakeups
 from shoal.backends.sqlfiles import migrations, queries
+from shoal.backends.sqlite.schedules import SQLiteSchedules
 from shoal.backends.sqlite.support import (
     BUSY_TIMEOUT,
     data_version,
@@ -83,8 +84,8 @@ def from_url(url: str) -> SQLiteBackend:
     return SQLiteBackend(Path(path[1:]))
 
 
-class SQLiteBackend(Backend):
-    """The contract on one SQLite file."""
+class SQLiteBackend(SQLiteSchedules, Backend):
+    """The contract on one SQLite file (its schedule primitives: ``schedules.py``)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
