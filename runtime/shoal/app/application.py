@@ -8,9 +8,10 @@ import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, Unpack, overload
 
 from shoal.app.hooks import EventName, Hook, Hooks
+from shoal.app.periodic import Schedule, ScheduleOptions, declare
 from shoal.app.tasks import PushOptions, TaskDefinition, TaskOptions
 from shoal.backends import Backend, OnConflict, open_backend
 from shoal.backends.base import TransactionalPush
@@ -42,7 +43,9 @@ class App:
 
     ``backend_url`` defaults to ``$SHOAL_BACKEND_URL``, then to ``sqlite:///shoal.db``. On
     Kubernetes leave it out: the operator injects the URL from a Secret. ``state`` is shared
-    by every task of a worker through ``Context.state``.
+    by every task of a worker through ``Context.state``. ``name`` scopes the app's
+    schedules in the backend: registering retires the schedules of the same name that the
+    code no longer declares, so apps sharing a backend need names of their own.
     """
 
     def __init__(
@@ -52,12 +55,15 @@ class App:
         default_queue: str = "default",
         state: Any = None,
         retry: RetryPolicy | None = None,
+        name: str = "default",
     ) -> None:
+        self.name = name
         self.backend_url = backend_url or os.environ.get(BACKEND_URL_VARIABLE) or None
         self.default_queue = default_queue
         self.state = state
         self.default_retry = retry or RetryPolicy()
         self.tasks: dict[str, TaskDefinition[Any, Any]] = {}
+        self.schedules: dict[str, Schedule] = {}
         self.hooks = Hooks()
         self._backend: Backend | None = None
 
@@ -114,6 +120,33 @@ class App:
             return definition
 
         return register if function is None else register(function)
+
+    def schedule(
+        self, task: TaskDefinition[Any, Any], **options: Unpack[ScheduleOptions]
+    ) -> Schedule:
+        """Run ``task`` periodically: ``app.schedule(send, every=timedelta(minutes=5))`` or
+        ``cron="30 2 * * *", tz="Europe/Paris"``; see :class:`ScheduleOptions`. Workers
+        and ``shoal migrate`` register the app's schedules in the backend."""
+        schedule = declare(task, options)
+        if schedule.name in self.schedules:
+            raise ConfigurationError(
+                f"a schedule named {schedule.name!r} is already declared: give name=..."
+            )
+        self.schedules[schedule.name] = schedule
+        return schedule
+
+    def periodic(
+        self, **options: Unpack[ScheduleOptions]
+    ) -> Callable[[TaskDefinition[P, R]], TaskDefinition[P, R]]:
+        """Decorate a task (above ``@app.task``) to run it periodically; see :meth:`schedule`."""
+
+        def declare_over(task: TaskDefinition[P, R]) -> TaskDefinition[P, R]:
+            if not isinstance(task, TaskDefinition):
+                raise ConfigurationError("put @app.periodic(...) above @app.task")
+            self.schedule(task, **options)
+            return task
+
+        return declare_over
 
     def get_task(self, name: str) -> TaskDefinition[Any, Any]:
         try:

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from shoal.core.errors import BackendError, ShoalError
 
-from . import commands, demo, logs, options
+from . import commands, demo, logs, options, schedules
 
 Command = Callable[[argparse.Namespace], Awaitable[int]]
 
@@ -112,6 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate = command("migrate", "create or upgrade the backend's schema", commands.migrate)
     options.add_connection(migrate)
+
+    listed = command(
+        "schedules",
+        "list periodic schedules; pause, resume or trigger one",
+        schedules.schedules,
+    )
+    schedules.add_parser(listed)
+    options.add_connection(listed)
 
     check = command(
         "check",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 
@@ -25,6 +26,9 @@ class Context:
     metadata: Mapping[str, str] = field(default_factory=dict)
     stop_worker: Callable[[], None] = field(default=lambda: None, repr=False)
     """Ask the worker to drain and exit, as on SIGTERM; the current task still finishes."""
+    scheduled_at: datetime | None = None
+    """For a tick of a schedule: the tick's moment (UTC), also in ``metadata["shoal.tick"]``;
+    None for any other task."""
 
     @property
     def is_last_attempt(self) -> bool:

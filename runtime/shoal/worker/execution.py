@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from shoal.app import App, EventName, TaskDefinition
+from shoal.app.periodic import TickStart, start_tick
 from shoal.core.context import Context
 from shoal.core.errors import PayloadError, UnknownTask
 from shoal.core.models import Claim, Failure, Lease, utcnow
@@ -46,6 +47,8 @@ class Outcome:
     error: BaseException | None = None
     released: bool = False
     discarded: bool = False
+    tick: TickStart | None = None
+    """For a schedule's tick: whether its handler ran, how late, what it skipped."""
 
     @property
     def lease(self) -> Lease:
@@ -111,9 +114,13 @@ async def execute(
     """
     task = claim.task
     started = time.perf_counter()
+    tick: TickStart | None = None
     try:
         definition = app.get_task(task.name)
         arguments = definition.codec.decode(task.payload)
+        tick = await start_tick(app, task)
+        if tick is not None and not tick.run:
+            return Outcome(claim, time.perf_counter() - started, tick=tick)
         if definition.codec.context_parameter:
             arguments[definition.codec.context_parameter] = Context(
                 task_id=task.id,
@@ -125,6 +132,7 @@ async def execute(
                 state=app.state,
                 metadata=task.metadata,
                 stop_worker=stop_worker,
+                scheduled_at=None if tick is None else tick.scheduled_at,
             )
         await _call(definition, arguments, threads, thread_outlived)
     except asyncio.CancelledError:
@@ -136,7 +144,7 @@ async def execute(
         policy = app.tasks[task.name].options.retry
         delay = policy.next_delay(error, task.attempts, task.max_attempts)
         return _failed(claim, started, error, delay)
-    return Outcome(claim, time.perf_counter() - started)
+    return Outcome(claim, time.perf_counter() - started, tick=tick)
 
 
 async def _call(

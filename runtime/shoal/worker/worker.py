@@ -26,7 +26,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from shoal.app import App, Event
+from shoal.app import App, Event, periodic
 from shoal.backends import Backend
 from shoal.core.backoff import Backoff
 from shoal.core.errors import ConfigurationError, ShoalError
@@ -83,6 +83,7 @@ class Worker:
         self._reaps = reap_pace(self.settings.reap_interval)
         self._claims = on_demand_pace()
         self._failures_in_a_row = 0
+        self._schedules_registered = False
         self.progress = Progress()
         """Heartbeats begun and succeeded, for the health endpoint (worker/health.py)."""
 
@@ -222,6 +223,11 @@ class Worker:
             )
 
     async def _reap(self) -> None:
+        if not self._schedules_registered:
+            # At the first reap (the worker's start), and again at the reap's pace until
+            # it succeeds: the app's schedules in the backend, each with a pending tick.
+            await periodic.register(self.app)
+            self._schedules_registered = True
         report = await self.backend.reap(worker_timeout=self.settings.lease_seconds * 3)
         for task_id in report.requeued:
             logger.warning("lease expired: re-queued", extra={"task_id": task_id})
