@@ -182,3 +182,16 @@ async def test_a_retired_schedule_cannot_be_resumed(backend: Backend) -> None:
     await backend.register_schedules("app", [])
     record = await backend.pause_schedule("nightly", False)
     assert record.state is ScheduleState.RETIRED
+
+
+async def test_stats_say_when_the_first_scheduled_task_comes_due(backend: Backend) -> None:
+    """What the operator wakes a pool at zero by, ahead of a tick."""
+    assert (await backend.stats(["default"]))["default"].next_due_in is None
+    await backend.register_schedules("app", [spec()])
+    soon = utcnow().replace(microsecond=0) + timedelta(seconds=90)
+    await advance(backend, "nightly", None, soon)
+    later = tick_task("nightly", soon + timedelta(hours=1))
+    await backend.push([later, tick_task("nightly", utcnow(), due_now=True)])
+    figures = (await backend.stats(["default"]))["default"]
+    assert (figures.ready, figures.scheduled) == (1, 2)
+    assert figures.next_due_in is not None and 85 < figures.next_due_in <= 90

@@ -256,6 +256,7 @@ class JsonFileBackend(JsonSchedules, Backend):
             now = utcnow().timestamp()
             figures = {q: {"ready": 0, "scheduled": 0, "running": 0, "dead": 0} for q in queues}
             oldest: dict[str, float] = {}
+            upcoming: dict[str, float] = {}
             for record in state["tasks"].values():
                 queue, status = record["queue"], record["status"]
                 if queue not in figures:
@@ -265,11 +266,15 @@ class JsonFileBackend(JsonSchedules, Backend):
                     oldest[queue] = min(oldest.get(queue, now), record["run_at"])
                 elif status in CLAIMABLE:
                     figures[queue]["scheduled"] += 1
+                    upcoming[queue] = min(upcoming.get(queue, record["run_at"]), record["run_at"])
                 elif status in (TaskStatus.RUNNING, TaskStatus.DEAD):
                     figures[queue][status] += 1
             return {
                 q: QueueStats(
-                    q, **counts, oldest_ready_age=now - oldest[q] if q in oldest else None
+                    q,
+                    **counts,
+                    oldest_ready_age=now - oldest[q] if q in oldest else None,
+                    next_due_in=upcoming[q] - now if q in upcoming else None,
                 )
                 for q, counts in figures.items()
             }

@@ -235,6 +235,7 @@ class MemoryBackend(Backend):
         now = utcnow()
         figures = {q: {"ready": 0, "scheduled": 0, "running": 0, "dead": 0} for q in queues}
         oldest: dict[str, datetime] = {}
+        upcoming: dict[str, datetime] = {}
         for task in self._tasks.values():
             counts = figures.get(task.queue)
             if counts is None:
@@ -245,6 +246,7 @@ class MemoryBackend(Backend):
                     oldest[task.queue] = min(oldest.get(task.queue, task.run_at), task.run_at)
                 else:
                     counts["scheduled"] += 1
+                    upcoming[task.queue] = min(upcoming.get(task.queue, task.run_at), task.run_at)
             elif task.status in (TaskStatus.RUNNING, TaskStatus.DEAD):
                 counts[task.status.value] += 1
         return {
@@ -252,6 +254,7 @@ class MemoryBackend(Backend):
                 queue,
                 **counts,
                 oldest_ready_age=(now - oldest[queue]).total_seconds() if queue in oldest else None,
+                next_due_in=(upcoming[queue] - now).total_seconds() if queue in upcoming else None,
             )
             for queue, counts in figures.items()
         }

@@ -283,12 +283,14 @@ WHERE t.id = doomed.id AND t.status IN ('done', 'cancelled');
 -- One statement for any number of queues; every count is an index-only walk over one
 -- partial index, so finished work never costs anything here.
 SELECT wanted.queue, claimable.ready, claimable.scheduled, running.running, dead.dead,
-       extract(epoch FROM now() - claimable.oldest_ready)::float8 AS oldest_ready_age
+       extract(epoch FROM now() - claimable.oldest_ready)::float8 AS oldest_ready_age,
+       extract(epoch FROM claimable.next_scheduled - now())::float8 AS next_due_in
 FROM unnest($1::text[]) AS wanted(queue)
 CROSS JOIN LATERAL (
     SELECT count(*) FILTER (WHERE t.run_at <= now()) AS ready,
            count(*) FILTER (WHERE t.run_at > now()) AS scheduled,
-           min(t.run_at) FILTER (WHERE t.run_at <= now()) AS oldest_ready
+           min(t.run_at) FILTER (WHERE t.run_at <= now()) AS oldest_ready,
+           min(t.run_at) FILTER (WHERE t.run_at > now()) AS next_scheduled
     FROM {schema}.tasks AS t
     WHERE t.queue = wanted.queue AND t.status IN ('queued', 'retrying')
 ) AS claimable

@@ -344,6 +344,7 @@ class SQLiteBackend(SQLiteSchedules, Backend):
                 running=row["running"],
                 dead=row["dead"],
                 oldest_ready_age=None if row["oldest_ready"] is None else now - row["oldest_ready"],
+                next_due_in=None if row["next_scheduled"] is None else row["next_scheduled"] - now,
             )
             for row in rows
         }

@@ -99,7 +99,9 @@ SELECT queue,
        sum(status = 'running') AS running,
        sum(status = 'dead') AS dead,
        min(CASE WHEN status IN ('queued', 'retrying') AND run_at <= :now THEN run_at END)
-           AS oldest_ready
+           AS oldest_ready,
+       min(CASE WHEN status IN ('queued', 'retrying') AND run_at > :now THEN run_at END)
+           AS next_scheduled
 FROM shoal_tasks
 WHERE queue IN (SELECT value FROM json_each(:queues))
   AND status IN ('queued', 'retrying', 'running', 'dead')
