@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from shoal.backends.shared.schedules import judge_advance, later_run, registered
+from shoal.backends.shared.schedules import advanced, registered
 from shoal.backends.shared.storable import check_storable
 from shoal.core.errors import ScheduleNotFound
 from shoal.core.models import UNFINISHED, NewTask, from_epoch, utcnow
@@ -59,16 +59,13 @@ class JsonSchedules(abc.ABC):
 
         def advance(state: State) -> Advance:
             stored = state.setdefault("schedules", {})
-            record = _record(stored[name]) if name in stored else None
-            verdict = judge_advance(record, expected, tick_at)
-            if record is None or verdict is Advance.RETIRED:
-                return verdict
-            record = dataclasses.replace(record, last_run_at=later_run(record, ran))
-            if verdict is Advance.ADVANCED and tick is not None:
+            found = _record(stored[name]) if name in stored else None
+            step = advanced(found, expected, tick, tick_at, ran)
+            if step.push and tick is not None:
                 state["tasks"][tick.id] = record_of(tick, utcnow().timestamp())
-                record = dataclasses.replace(record, next_tick_at=tick_at, next_task_id=tick.id)
-            stored[name] = _plain(record)
-            return verdict
+            if step.record is not None:
+                stored[name] = _plain(step.record)
+            return step.verdict
 
         verdict = await self._transact(advance)
         self._wake()

@@ -16,7 +16,7 @@ from shoal.backends.shared.fencing import lost_leases, refuse_lost
 from shoal.backends.shared.idempotency import Key, resolve
 from shoal.backends.shared.listing import TaskQuery
 from shoal.backends.shared.reaping import Expired, judge, report_verdicts
-from shoal.backends.shared.schedules import judge_advance, later_run, registered
+from shoal.backends.shared.schedules import advanced, registered
 from shoal.backends.shared.storable import check_storable
 from shoal.backends.shared.wakeups import Wakeups
 from shoal.core.errors import ScheduleNotFound, TaskNotFound
@@ -327,16 +327,12 @@ class MemoryBackend(Backend):
         tick_at: datetime | None,
         ran: datetime | None = None,
     ) -> Advance:
-        record = self._schedules.get(name)
-        verdict = judge_advance(record, expected, tick_at)
-        if record is None:
-            return verdict
-        changes: dict[str, object] = {"last_run_at": later_run(record, ran)}
-        if verdict is Advance.ADVANCED and tick is not None:
-            [changes["next_task_id"]] = await self.push([tick])
-            changes["next_tick_at"] = tick_at
-        self._schedules[name] = dataclasses.replace(record, **changes)  # type: ignore[arg-type]
-        return verdict
+        step = advanced(self._schedules.get(name), expected, tick, tick_at, ran)
+        if step.push and tick is not None:
+            await self.push([tick])  # no await inside: atomic with the write below
+        if step.record is not None:
+            self._schedules[name] = step.record
+        return step.verdict
 
     async def schedules(self, app: str | None = None) -> list[ScheduleRecord]:
         return [

@@ -13,7 +13,7 @@ from shoal.backends.base import OnConflict
 from shoal.backends.postgres.connect import Connections
 from shoal.backends.postgres.enqueue import enqueue
 from shoal.backends.postgres.sessions import AsyncpgSession
-from shoal.backends.shared.schedules import judge_advance, later_run, registered
+from shoal.backends.shared.schedules import advanced, registered
 from shoal.backends.shared.storable import check_storable
 from shoal.backends.shared.wakeups import Wakeups
 from shoal.core.errors import ScheduleNotFound
@@ -57,20 +57,21 @@ class PostgresSchedules:
             check_storable([tick])
         async with self._db.acquire("advancing a schedule") as conn, conn.transaction():
             row = await conn.fetchrow(self._sql["schedule_locked"], name)
-            record = None if row is None else _record(row)
-            verdict = judge_advance(record, expected, tick_at)
-            if record is None or verdict is Advance.RETIRED:
-                return verdict
-            watermark, task_id = record.next_tick_at, record.next_task_id
-            if verdict is Advance.ADVANCED and tick is not None:
+            step = advanced(None if row is None else _record(row), expected, tick, tick_at, ran)
+            if step.push and tick is not None:
                 session = AsyncpgSession(conn, savepoint=True)
                 await enqueue(session, self._sql, [tick], OnConflict.RAISE)
-                watermark, task_id = tick_at, tick.id
-            last_run = later_run(record, ran)
-            await conn.execute(self._sql["schedule_advance"], name, watermark, task_id, last_run)
-        if verdict is Advance.ADVANCED and tick is not None:
+            if (record := step.record) is not None:
+                await conn.execute(
+                    self._sql["schedule_advance"],
+                    name,
+                    record.next_tick_at,
+                    record.next_task_id,
+                    record.last_run_at,
+                )
+        if step.push and tick is not None:
             self._wakeups.work([tick.queue])
-        return verdict
+        return step.verdict
 
     async def schedules(self, app: str | None = None) -> list[ScheduleRecord]:
         async with self._db.acquire("listing schedules") as conn:

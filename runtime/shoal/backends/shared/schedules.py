@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from shoal.core.errors import ConfigurationError
+from shoal.core.models import NewTask
 from shoal.core.schedule_records import Advance, ScheduleRecord, ScheduleSpec, ScheduleState
 
 
@@ -54,6 +55,35 @@ def judge_advance(
     if expected is not None and tick_at <= expected:
         return Advance.STALE
     return Advance.ADVANCED
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Advanced:
+    """What :meth:`~shoal.backends.base.Backend.advance_schedule` does to the store."""
+
+    verdict: Advance
+    record: ScheduleRecord | None
+    """The schedule to write back; None: write nothing."""
+    push: bool
+    """Whether to store the tick's task, in the same atomic step."""
+
+
+def advanced(
+    record: ScheduleRecord | None,
+    expected: datetime | None,
+    tick: NewTask | None,
+    tick_at: datetime | None,
+    ran: datetime | None,
+) -> Advanced:
+    """The whole of ``advance_schedule`` on a schedule read inside the atomic step."""
+    verdict = judge_advance(record, expected, tick_at)
+    if record is None or verdict is Advance.RETIRED:
+        return Advanced(verdict, None, push=False)
+    updated = dataclasses.replace(record, last_run_at=later_run(record, ran))
+    if verdict is Advance.ADVANCED and tick is not None:
+        updated = dataclasses.replace(updated, next_tick_at=tick_at, next_task_id=tick.id)
+        return Advanced(verdict, updated, push=True)
+    return Advanced(verdict, updated, push=False)
 
 
 def later_run(record: ScheduleRecord, ran: datetime | None) -> datetime | None:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TypeVar
 
-from shoal.backends.shared.schedules import judge_advance, later_run, registered
+from shoal.backends.shared.schedules import advanced, registered
 from shoal.backends.shared.storable import check_storable
 from shoal.backends.shared.wakeups import Wakeups
 from shoal.backends.sqlfiles import queries
@@ -64,24 +64,13 @@ class SQLiteSchedules(abc.ABC):
         def advance(db: sqlite3.Connection) -> Advance:
             with immediate(db):
                 row = db.execute(_SQL["schedule"], {"name": name}).fetchone()
-                record = None if row is None else _record(row)
-                verdict = judge_advance(record, expected, tick_at)
-                if record is None or verdict is Advance.RETIRED:
-                    return verdict
+                step = advanced(None if row is None else _record(row), expected, tick, tick_at, ran)
                 now = time.time()
-                watermark, task_id = record.next_tick_at, record.next_task_id
-                if verdict is Advance.ADVANCED and tick is not None:
+                if step.push and tick is not None:
                     db.execute(_SQL["insert"], row_of(tick, now))
-                    watermark, task_id = tick_at, tick.id
-                arguments = {
-                    "name": name,
-                    "next_tick_at": _epoch(watermark),
-                    "next_task_id": task_id,
-                    "last_run_at": _epoch(later_run(record, ran)),
-                    "now": now,
-                }
-                db.execute(_SQL["schedule_advance"], arguments)
-                return verdict
+                if step.record is not None:
+                    db.execute(_SQL["schedule_advance"], _advanced(step.record, now))
+                return step.verdict
 
         verdict = await self._run(advance)
         if verdict is Advance.ADVANCED and tick is not None:
@@ -115,6 +104,16 @@ def _record(row: sqlite3.Row) -> ScheduleRecord:
         pending=bool(row["pending"]),
         last_run_at=_moment(row["last_run_at"]),
     )
+
+
+def _advanced(record: ScheduleRecord, now: float) -> dict[str, object]:
+    return {
+        "name": record.name,
+        "next_tick_at": _epoch(record.next_tick_at),
+        "next_task_id": record.next_task_id,
+        "last_run_at": _epoch(record.last_run_at),
+        "now": now,
+    }
 
 
 def _stored(record: ScheduleRecord, now: float) -> dict[str, object]:
