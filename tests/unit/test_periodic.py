@@ -5,6 +5,7 @@ what a late tick does under each missed-tick policy."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
@@ -181,3 +182,22 @@ async def test_pause_resume_and_trigger(app: App) -> None:
     assert triggered is not None and triggered.status is TaskStatus.DONE
     with pytest.raises(ScheduleNotFound, match="'nope'"):
         await periodic.trigger(app, "nope")
+
+
+async def test_a_second_attempt_of_a_tick_runs_however_late(app: App) -> None:
+    @app.task
+    async def job() -> None:
+        pass
+
+    app.schedule(job, every=timedelta(seconds=10), missed=Missed.SKIP, grace=SECOND)
+    schedule = app.schedules[job.name]
+    await app.backend.register_schedules(app.name, [schedule.spec])
+    old = schedule.timing.cadence.at_or_before(utcnow()) - timedelta(seconds=60)
+    overdue = schedule.tick_task(old)
+    await app.backend.advance_schedule(job.name, expected=None, tick=overdue, tick_at=old)
+    [claim] = await app.backend.claim([schedule.task.options.queue], "w", 1, 30)
+    first = await periodic.start_tick(app, claim.task)
+    assert first is not None and first.run is False  # its first attempt: missed, skipped
+    retried = dataclasses.replace(claim.task, attempts=2)  # as after a lost lease
+    second = await periodic.start_tick(app, retried)
+    assert second is not None and (second.run, second.skipped) == (True, 0)

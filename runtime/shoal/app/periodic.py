@@ -169,16 +169,19 @@ async def start_tick(app: App, task: Task) -> TickStart | None:
         return TickStart(run=seen is not Advance.RETIRED, scheduled_at=tick)
     now = utcnow()
     decided = plan(schedule.timing, tick, due_at(name, tick, schedule.timing.jitter), now)
+    # The missed-tick policy judges a tick's first attempt; a tick that failed or lost its
+    # worker runs again however late its retry is, as any task does.
+    wanted = decided.run or task.attempts > 1
     outcome = await backend.advance_schedule(
         name,
         expected=tick,
         tick=schedule.tick_task(decided.next_tick),
         tick_at=decided.next_tick,
-        ran=tick if decided.run else None,
+        ran=tick if wanted else None,
     )
-    runs = decided.run and outcome in (Advance.ADVANCED, Advance.STALE)
+    runs = wanted and outcome in (Advance.ADVANCED, Advance.STALE)
     # Not run: the policy's count of skipped ticks, or this one alone (paused, retired).
-    skipped = 0 if runs else (1 if decided.run else decided.skipped)
+    skipped = 0 if runs else (1 if wanted else decided.skipped)
     return TickStart(runs, tick, late=decided.late, skipped=skipped)
 
 
