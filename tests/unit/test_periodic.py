@@ -201,3 +201,24 @@ async def test_a_second_attempt_of_a_tick_runs_however_late(app: App) -> None:
     retried = dataclasses.replace(claim.task, attempts=2)  # as after a lost lease
     second = await periodic.start_tick(app, retried)
     assert second is not None and (second.run, second.skipped) == (True, 0)
+
+
+async def test_a_worker_wakes_for_the_tick_it_materialised_not_at_its_next_poll(
+    app: App,
+) -> None:
+    late: list[float] = []
+
+    @app.periodic(every=SECOND)
+    @app.task
+    async def tick(context: Context) -> None:
+        assert context.scheduled_at is not None
+        late.append((utcnow() - context.scheduled_at).total_seconds())
+
+    worker = Worker(app, WorkerSettings(poll_interval=10.0, reap_interval=0.05))
+    running = asyncio.create_task(worker.run())
+    await until(lambda: len(late) >= 4, timeout=20)
+    worker.stop()
+    await running
+    # The first tick may have come due while the worker started; the later ones are woken
+    # for: on time, where a 10 s poll would have made them 10 s late.
+    assert max(late[1:]) < 0.5, late

@@ -122,6 +122,16 @@ async def register(app: App) -> list[ScheduleRecord]:
     return await app.backend.schedules(app.name)
 
 
+def first_due(app: App, records: list[ScheduleRecord]) -> datetime | None:
+    """When the first pending tick of ``records`` (this app's) comes due, if any does."""
+    dues = [
+        due_at(r.name, r.next_tick_at, app.schedules[r.name].timing.jitter)
+        for r in records
+        if r.pending and r.next_tick_at is not None and r.name in app.schedules
+    ]
+    return min(dues, default=None)
+
+
 async def resume(app: App, name: str) -> ScheduleRecord:
     """Resume a paused schedule: its next tick is the first one after now (the ticks of the
     pause are not missed ticks, they are skipped)."""
@@ -148,6 +158,9 @@ class TickStart:
     scheduled_at: datetime
     late: bool = False
     skipped: int = 0
+    next_due: datetime | None = None
+    """When the tick this call materialised comes due (None: it materialised none), so
+    that the worker can wake for it rather than wait for its next poll."""
 
 
 async def start_tick(app: App, task: Task) -> TickStart | None:
@@ -182,7 +195,10 @@ async def start_tick(app: App, task: Task) -> TickStart | None:
     runs = wanted and outcome in (Advance.ADVANCED, Advance.STALE)
     # Not run: the policy's count of skipped ticks, or this one alone (paused, retired).
     skipped = 0 if runs else (1 if wanted else decided.skipped)
-    return TickStart(runs, tick, late=decided.late, skipped=skipped)
+    next_due = None
+    if outcome is Advance.ADVANCED:
+        next_due = due_at(name, decided.next_tick, schedule.timing.jitter)
+    return TickStart(runs, tick, late=decided.late, skipped=skipped, next_due=next_due)
 
 
 async def _materialise(
