@@ -64,8 +64,7 @@ class Fleet:
             **os.environ,
             "SHOAL_BACKEND_URL": self.url,
             "SHOAL_TEST_LOG": str(self.log),
-            "SHOAL_POLL_INTERVAL": "0.2",
-            "SHOAL_REAP_INTERVAL": "0.5",
+            "SHOAL_REAP_INTERVAL": "0.5",  # the poll interval stays 1 s: ticks are woken for
         }
         output = self.folder / f"worker-{len(self.processes)}.out"
         with output.open("wb") as sink:
@@ -151,12 +150,14 @@ def test_three_workers_run_each_tick_of_an_every_second_schedule_once_on_time(
         what="the 60 s window to pass",
     )
     for fleet in chosen:
+        # Three workers competed for every tick all along (the one that ran a tick wakes
+        # for the next, so one of them may have won them all).
+        assert all(process.poll() is None for process in fleet.processes), fleet.name
         fleet.stop()
         starts = [row for row in fleet.events() if row[1] in window]
         per_tick = collections.Counter(tick for _, tick, *_ in starts)
         assert sorted(per_tick) == list(window), f"{fleet.name}: ticks missing"
         assert max(per_tick.values()) == 1, f"{fleet.name}: a tick ran twice"
-        assert len({pid for *_, pid, _ in starts}) >= 2  # the workers shared the ticks
         lateness = sorted(when - tick for _, tick, _, _, when in starts)
         p99 = lateness[math.ceil(0.99 * len(lateness)) - 1]
         figures = {
