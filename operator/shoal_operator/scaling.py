@@ -9,7 +9,9 @@ in flight and the pool has been idle for ``idle_cooldown``. Scheduled-but-not-du
 count: a delay of an hour is no reason to start a worker now. But a pool at zero is woken one
 *lead time* before the first scheduled task comes due (a schedule's tick, typically), so that
 a worker is ready when it does: ``scheduleLeadSeconds``, or by default the pod start time
-last observed (from a scale-up from zero to the first ready replica).
+last observed (from a scale-up from zero to the first ready replica) plus a margin; once
+woken for a scheduled task, the pool stays up until that task is due (then it is work, and
+the cooldown counts from its end).
 """
 
 from __future__ import annotations
@@ -45,18 +47,26 @@ class History:
     """When the pool was last scaled up from zero, until its first replica is ready."""
     pod_start: float | None = None
     """Seconds from that scale-up to the first ready replica, last time: the default lead."""
+    held_until: float | None = None
+    """The scheduled task the pool was woken for comes due then: no scale to zero before."""
 
 
 DEFAULT_LEAD = 30.0
 """Seconds ahead of a scheduled task that a pool at zero is woken, before any pod start has
 been observed (and with no ``scheduleLeadSeconds``): a typical image pull and start."""
 
+LEAD_MARGIN = 10.0
+"""Seconds added to an observed pod start: the wake-up happens at the first measurement
+within the lead (up to a stats interval late), and a ready pod has yet to claim."""
+
 
 def lead_time(policy: Autoscaling, history: History) -> float:
     """How long before a scheduled task a pool at zero is woken."""
     if policy.schedule_lead is not None:
         return float(policy.schedule_lead)
-    return history.pod_start if history.pod_start is not None else DEFAULT_LEAD
+    if history.pod_start is None:
+        return DEFAULT_LEAD
+    return history.pod_start + LEAD_MARGIN
 
 
 def observe_ready(history: History, ready: int, now: float) -> None:
@@ -81,7 +91,9 @@ def decide(
     """Replicas the pool should run now, and why. Updates ``history`` in place."""
     target = policy.target_per_replica or 1  # a parsed pool's is set: its concurrency
     lead = lead_time(policy, history)
-    due_soon = demand.next_due_in is not None and demand.next_due_in <= lead
+    if demand.next_due_in is not None and demand.next_due_in <= lead:
+        history.held_until = max(history.held_until or now, now + demand.next_due_in)
+    due_soon = history.held_until is not None and now <= history.held_until
     if demand.work > 0 or due_soon or history.last_busy is None:
         # After an operator restart the cooldown starts afresh: never zero a pool at once.
         history.last_busy = now
@@ -89,7 +101,8 @@ def decide(
     explanation = f"{demand.ready} ready + {demand.in_flight} in flight at {target} per replica"
     if raw == 0 and due_soon:
         raw = 1  # a worker ready when the scheduled task comes due
-        explanation += f"; a scheduled task is due in {demand.next_due_in:.0f}s ({lead:.0f}s lead)"
+        due_in = (history.held_until or now) - now
+        explanation += f"; a scheduled task is due in {due_in:.0f}s ({lead:.0f}s lead)"
     floor = policy.min_replicas
     if raw == 0 and floor == 0 and current > 0:
         idle_for = now - history.last_busy

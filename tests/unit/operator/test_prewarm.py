@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from shoal_operator.scaling import (
     DEFAULT_LEAD,
+    LEAD_MARGIN,
     Demand,
     History,
     decide,
@@ -55,7 +56,21 @@ def test_the_lead_defaults_to_the_pod_start_time_last_observed() -> None:
     observe_ready(history, 0, 104.0)
     assert history.pod_start is None
     observe_ready(history, 1, 107.5)  # the first replica ready 7.5 s later
-    assert lead_time(policy, history) == 7.5
+    assert lead_time(policy, history) == 7.5 + LEAD_MARGIN
     observe_ready(history, 2, 120.0)  # later replicas change nothing
-    assert lead_time(policy, history) == 7.5
+    assert lead_time(policy, history) == 7.5 + LEAD_MARGIN
     assert lead_time(POLICY, history) == 15  # a lead given wins
+
+
+def test_a_pool_woken_for_a_task_stays_up_until_it_is_due_whatever_the_lead_becomes() -> None:
+    policy = Autoscaling(
+        min_replicas=0, target_per_replica=10, idle_cooldown=5, scale_down_window=0
+    )
+    history = History()
+    assert decide(policy, 0, Demand(0, 0, next_due_in=29), 0, history).replicas == 1
+    observe_ready(history, 1, 3.0)  # a quick pod: the lead shrinks to 3 s + the margin
+    for now in (10.0, 20.0, 28.0):  # idle, past the cooldown, but the task is not due yet
+        held = decide(policy, 1, Demand(0, 0, next_due_in=29 - now), now, history)
+        assert held.replicas == 1, held.reason
+    assert decide(policy, 1, Demand(0, 1, next_due_in=None), 30, history).replicas == 1
+    assert decide(policy, 1, Demand(0, 0, next_due_in=None), 36, history).replicas == 0
