@@ -69,3 +69,13 @@ for _policy in Missed:
         catch_up=3,
         grace=timedelta(seconds=5),
     )
+
+
+two_minutes = App(name="e2e-two-minutes")
+
+
+@two_minutes.periodic(cron="*/2 * * * *")
+@two_minutes.task(queue="ticks")
+async def every_two_minutes(context: Context) -> None:
+    """What a pool at zero must be woken for, ahead of time."""
+    record("start", context)
