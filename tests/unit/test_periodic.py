@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 
 from shoal import App, Context, WorkerSettings
 from shoal.app import periodic
@@ -49,12 +50,18 @@ async def test_an_every_second_schedule_runs_each_tick_once_knowing_its_time(app
     async def tick(context: Context, label: str) -> None:
         seen.append((context.scheduled_at, context.metadata[TICK_KEY]))
 
+    def ran() -> float:
+        value = REGISTRY.get_sample_value("shoal_ticks_run_total", {"schedule": tick.name})
+        return value or 0.0
+
+    before = ran()
     workers = [Worker(app, fast()) for _ in range(3)]
     running = [asyncio.create_task(w.run()) for w in workers]
     await until(lambda: len(seen) >= 4)
     for worker in workers:
         worker.stop()
     await asyncio.gather(*running)
+    assert ran() - before == len(seen)  # the metric counts each tick run
     moments = [moment for moment, _ in seen]
     assert all(m is not None for m in moments)
     assert len(set(moments)) == len(moments)  # each tick once, across three workers
