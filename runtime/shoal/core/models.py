@@ -133,6 +133,9 @@ class QueueStats:
     dead: int = 0
     oldest_ready_age: float | None = None
     """Seconds the oldest ready task has been due; None when nothing is ready."""
+    next_due_in: float | None = None
+    """Seconds until the first scheduled task comes due (a schedule's tick, a delay, a
+    retry); None when none is scheduled. The operator wakes a pool at zero ahead of it."""
 
 
 @dataclass(frozen=True, slots=True)

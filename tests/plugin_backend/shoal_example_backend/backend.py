@@ -45,6 +45,7 @@ from shoal.core.models import (
 from shoal.core.retention import Retention, expiries
 from shoal.core.urls import redact
 from shoal_example_backend.records import holds, record_of, task_of, worker_of
+from shoal_example_backend.schedules import JsonSchedules
 
 State = dict[str, dict[str, dict[str, Any]]]
 T = TypeVar("T")
@@ -53,8 +54,9 @@ LOOK_INTERVAL = 0.05
 """Seconds between looks at the file while waiting: how late another process's push wakes."""
 
 
-class JsonFileBackend(Backend):
-    """The contract over one JSON file, every primitive one locked read-change-write."""
+class JsonFileBackend(JsonSchedules, Backend):
+    """The contract over one JSON file, every primitive one locked read-change-write (the
+    schedule primitives: ``schedules.py``)."""
 
     def __init__(self, url: str, path: Path) -> None:
         self.url = redact(url)  # what logs and errors show
@@ -274,6 +276,7 @@ class JsonFileBackend(Backend):
             now = utcnow().timestamp()
             figures = {q: {"ready": 0, "scheduled": 0, "running": 0, "dead": 0} for q in queues}
             oldest: dict[str, float] = {}
+            upcoming: dict[str, float] = {}
             for record in state["tasks"].values():
                 queue, status = record["queue"], record["status"]
                 if queue not in figures:
@@ -283,11 +286,15 @@ class JsonFileBackend(Backend):
                     oldest[queue] = min(oldest.get(queue, now), record["run_at"])
                 elif status in CLAIMABLE:
                     figures[queue]["scheduled"] += 1
+                    upcoming[queue] = min(upcoming.get(queue, record["run_at"]), record["run_at"])
                 elif status in (TaskStatus.RUNNING, TaskStatus.DEAD):
                     figures[queue][status] += 1
             return {
                 q: QueueStats(
-                    q, **counts, oldest_ready_age=now - oldest[q] if q in oldest else None
+                    q,
+                    **counts,
+                    oldest_ready_age=now - oldest[q] if q in oldest else None,
+                    next_due_in=upcoming[q] - now if q in upcoming else None,
                 )
                 for q, counts in figures.items()
             }

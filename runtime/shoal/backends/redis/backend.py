@@ -69,6 +69,7 @@ from shoal.backends.redis.link import Link, Script, scrub
 from shoal.backends.redis.listener import Listener
 from shoal.backends.redis.options import RedisOptions
 from shoal.backends.redis.retention import expire
+from shoal.backends.redis.schedules import RedisSchedules
 from shoal.backends.shared.fencing import heartbeat_reply, lost_leases, refuse_lost
 from shoal.backends.shared.idempotency import conflict, resolve
 from shoal.backends.shared.listing import TaskQuery
@@ -151,8 +152,9 @@ def from_url(url: str, *, client: aioredis.Redis | None = None) -> RedisBackend:
     return RedisBackend(url, client, owned=owned, **options.model_dump())
 
 
-class RedisBackend(Backend):
-    """The contract over Redis; one instance serves any number of queues and apps."""
+class RedisBackend(RedisSchedules, Backend):
+    """The contract over Redis; one instance serves any number of queues and apps (the
+    schedule primitives: ``schedules.py``)."""
 
     def __init__(
         self,

@@ -105,7 +105,11 @@ def row_task(row: Sequence[str | bool], payload: bytes) -> Task:
 
 
 def stats(queue: str, reply: Sequence[int]) -> QueueStats:
-    """A stats.lua reply: ready, scheduled, running, dead, oldest run_at, now, total."""
-    ready, scheduled, running, dead, oldest, now, _ = reply
+    """A stats.lua reply: ready, scheduled, running, dead, oldest run_at, now, total, first
+    scheduled run_at."""
+    ready, scheduled, running, dead, oldest, now, _, upcoming = reply
     age = None if oldest < 0 else max(0.0, (now - oldest) / 1_000_000)
-    return QueueStats(queue, ready, scheduled, running, dead, oldest_ready_age=age)
+    due_in = None if upcoming < 0 else max(0.0, (upcoming - now) / 1_000_000)
+    return QueueStats(
+        queue, ready, scheduled, running, dead, oldest_ready_age=age, next_due_in=due_in
+    )

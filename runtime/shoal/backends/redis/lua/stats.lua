@@ -1,6 +1,7 @@
 -- stats.lua: depth figures for one queue (callers pipeline one call per queue).
 -- KEYS[1]: the queue's base.
--- Returns {ready, scheduled, running, dead, oldest ready run_at in us or -1, now, total}.
+-- Returns {ready, scheduled, running, dead, oldest ready run_at in us or -1, now, total,
+-- first scheduled run_at not yet due in us or -1}.
 local base = KEYS[1]
 local now = now_us()
 local due = redis.call('ZCOUNT', base .. ':scheduled', '-inf', int(now))
@@ -27,5 +28,10 @@ local total = 0
 for _, status in ipairs({'queued', 'running', 'retrying', 'done', 'dead', 'cancelled'}) do
   total = total + redis.call('ZCARD', base .. ':s:' .. status)
 end
+-- The first scheduled task not yet due: the due ones sort before it.
+local upcoming = -1
+if scheduled > 0 then
+  upcoming = tonumber(redis.call('ZRANGE', base .. ':scheduled', due, due, 'WITHSCORES')[2])
+end
 return {ready, scheduled, redis.call('ZCARD', base .. ':leases'),
-  redis.call('ZCARD', base .. ':s:dead'), oldest, now, total}
+  redis.call('ZCARD', base .. ':s:dead'), oldest, now, total, upcoming}
