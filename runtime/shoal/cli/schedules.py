@@ -19,7 +19,13 @@ ACTIONS = {
 
 
 def add_parser(command: argparse.ArgumentParser) -> None:
-    command.add_argument("action", nargs="?", default="list", choices=list(ACTIONS))
+    command.add_argument(
+        "action",
+        nargs="?",
+        default="list",
+        choices=list(ACTIONS),
+        help="; ".join(f"{action}: {what}" for action, what in ACTIONS.items()),
+    )
     command.add_argument("name", nargs="?", help="the schedule (for pause, resume, trigger)")
     command.add_argument("--all-apps", action="store_true", help="list every app's schedules")
 
