@@ -67,9 +67,11 @@ def test_every_command_on_every_backend(url: str) -> None:
     done = "\n".join(ok(url, "jobs", "list", "--status", "done"))
     assert now in done
 
-    assert ok(url, "jobs", "purge", "--status", "done", "--status", "cancelled") == [
-        "purged 2 tasks"
-    ]
+    purge = ["jobs", "purge", "--status", "done", "--status", "cancelled"]
+    assert ok(url, *purge, "--dry-run") == ["2 tasks match"]
+    refused = run(url, *purge)  # no terminal to confirm on, and no --yes
+    assert refused.returncode == 2 and "add --yes" in refused.stderr
+    assert ok(url, *purge, "--yes") == ["2 tasks match", "purged 2 tasks"]
     assert ok(url, "queues") == ["(nothing)"]
 
 
