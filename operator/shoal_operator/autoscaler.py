@@ -5,12 +5,14 @@ kept in step with the registry, and the replica changes that come from outside t
 from __future__ import annotations
 
 import asyncio
+import time
 
 from shoal_operator import metrics
 from shoal_operator.conditions import now_iso
 from shoal_operator.kube import Kube
 from shoal_operator.registry import Key, Registry
 from shoal_operator.rendering import deployment_name
+from shoal_operator.scaling import observe_ready
 from shoal_operator.state import Pool, QueueEntry
 from shoal_operator.status import StatusWriter
 from shoal_operator.watch import BackendWatch
@@ -68,6 +70,7 @@ class Autoscaler:
 
     async def observe_deployment(self, pool: Pool, replicas: int | None, ready: int) -> None:
         """Follow the Deployment's readiness; put back replicas edited by hand."""
+        observe_ready(pool.history, ready, time.time())
         if pool.ready != ready:
             pool.ready = ready
             metrics.POOL_READY.labels(*pool.key).set(ready)

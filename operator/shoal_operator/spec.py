@@ -115,6 +115,9 @@ class Autoscaling(CrdModel):
     scale_down_step: int | None = Field(default=None, ge=1, alias="scaleDownMaxStep")
     max_surge: int | None = Field(default=None, ge=1, alias="maxSurge")
     idle_cooldown: int = Field(default=300, ge=0, le=86400, alias="idleCooldownSeconds")
+    schedule_lead: int | None = Field(default=None, ge=0, le=3600, alias="scheduleLeadSeconds")
+    """Seconds before a scheduled task (a schedule's tick) comes due that a pool at zero is
+    woken; None: the pod start time last observed (30 s until one is)."""
 
     @model_validator(mode="after")
     def _bounds_in_order(self) -> Self:

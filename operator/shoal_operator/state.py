@@ -44,6 +44,8 @@ class QueueStatus(Status):
     running: int | None = None
     dead: int | None = None
     oldest_ready_since: str | None = Field(default=None, alias="oldestReadySince")
+    next_due: str | None = Field(default=None, alias="nextDue")
+    """When the first scheduled task (a schedule's next tick) comes due."""
     observed_time: str | None = Field(default=None, alias="observedTime")
 
 

@@ -200,16 +200,19 @@ class BackendWatch:
             running=figures.running,
             dead=figures.dead,
             oldestReadySince=_since(figures.oldest_ready_age),
+            nextDue=_due(figures.next_due_in),
             observedTime=entry.observed_time(figures),
             conditions=entry.conditions,
         )
         await self.status.write(entry.reference, status)
 
     async def _scale(self, pool: Pool, stats: dict[str, QueueStats], signalled: float) -> None:
+        upcoming = [stats[q].next_due_in for q in pool.queue_names]
         demand = Demand(
             ready=sum(stats[q].ready for q in pool.queue_names),
             in_flight=sum(stats[q].running for q in pool.queue_names),
             held_back=sum(stats[q].held_back for q in pool.queue_names),
+            next_due_in=min((s for s in upcoming if s is not None), default=None),
         )
         pool.depth, pool.in_flight = demand.ready, demand.in_flight
         if pool.spec.paused:
@@ -270,6 +273,11 @@ class BackendWatch:
                     )
         except Exception as error:
             logger.warning("no pod deletion costs for %s/%s: %s", *pool.key, error)
+
+
+def _due(seconds: float | None) -> str | None:
+    """When the first scheduled task comes due, to the second (stable between measurements)."""
+    return None if seconds is None else _since(-seconds)
 
 
 def _since(age: float | None) -> str | None:

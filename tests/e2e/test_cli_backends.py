@@ -41,7 +41,10 @@ def test_every_command_on_every_backend(url: str) -> None:
     unmigrated = run(url, "check")
     assert unmigrated.returncode == 1 and "shoal migrate" in unmigrated.stdout
 
-    assert ok(url, "migrate")[-1].startswith("schema is current on ")
+    migrated = ok(url, "migrate")
+    assert migrated[0].startswith("schema is current on ")
+    # SHOAL_APP names an app: migrate registers its schedules too (it declares none).
+    assert migrated[-1] == "0 schedules of app 'default' active, 0 not"
     assert ok(url, "check")[-1] == "healthy"
 
     [later] = ok(url, "enqueue", WORK, "--args", '{"seconds": 0.25}', "--delay", "600")
@@ -64,10 +67,11 @@ def test_every_command_on_every_backend(url: str) -> None:
     done = "\n".join(ok(url, "jobs", "list", "--status", "done"))
     assert now in done
 
-    assert ok(url, "jobs", "purge", "--status", "done", "--status", "cancelled", "--yes") == [
-        "2 tasks match",
-        "purged 2 tasks",
-    ]
+    purge = ["jobs", "purge", "--status", "done", "--status", "cancelled"]
+    assert ok(url, *purge, "--dry-run") == ["2 tasks match"]
+    refused = run(url, *purge)  # no terminal to confirm on, and no --yes
+    assert refused.returncode == 2 and "add --yes" in refused.stderr
+    assert ok(url, *purge, "--yes") == ["2 tasks match", "purged 2 tasks"]
     assert ok(url, "queues") == ["(nothing)"]
 
 

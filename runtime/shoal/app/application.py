@@ -15,6 +15,7 @@ from shoal.app.byname import prepare_by_name
 from shoal.app.hooks import EventName, Hook, Hooks
 from shoal.app.limits import ConcurrencyKey, LimitSpec, check_queue_rate
 from shoal.app.opening import Home, forsake
+from shoal.app.periodic import Schedule, ScheduleOptions, declare
 from shoal.app.portal import PORTAL, await_on, call_on
 from shoal.app.tasks import PushOptions, TaskDefinition, TaskOptions
 from shoal.app.transactional import transactional
@@ -53,7 +54,9 @@ class App:
     by every task of a worker through ``Context.state``. ``retention`` is how long finished
     tasks of its queues are kept (:class:`~shoal.core.retention.Retention`; by default the
     backend's: 7 days for done and cancelled tasks, 30 for dead ones);
-    :meth:`queue_options` sets one queue's.
+    :meth:`queue_options` sets one queue's. ``name`` scopes the app's schedules in the
+    backend: registering retires the schedules of the same name that the code no longer
+    declares, so apps sharing a backend need names of their own.
     """
 
     def __init__(
@@ -64,7 +67,9 @@ class App:
         state: Any = None,
         retry: RetryPolicy | None = None,
         retention: Retention | None = None,
+        name: str = "default",
     ) -> None:
+        self.name = name
         self.backend_url = backend_url or os.environ.get(BACKEND_URL_VARIABLE) or None
         self.default_queue = default_queue
         self.state = state
@@ -74,6 +79,7 @@ class App:
         self.tasks: dict[str, TaskDefinition[Any, Any]] = {}
         self.queue_rates: dict[str, Rate] = {}
         """Rate limits of whole queues (:meth:`limit_queue`)."""
+        self.schedules: dict[str, Schedule] = {}
         self.hooks = Hooks()
         self.wrappers = Wrappers()
         self._backend: Backend | None = None
@@ -151,6 +157,33 @@ class App:
             return definition
 
         return register if function is None else register(function)
+
+    def schedule(
+        self, task: TaskDefinition[Any, Any], **options: Unpack[ScheduleOptions]
+    ) -> Schedule:
+        """Run ``task`` periodically: ``app.schedule(send, every=timedelta(minutes=5))`` or
+        ``cron="30 2 * * *", tz="Europe/Paris"``; see :class:`ScheduleOptions`. Workers
+        and ``shoal migrate`` register the app's schedules in the backend."""
+        schedule = declare(task, options)
+        if schedule.name in self.schedules:
+            raise ConfigurationError(
+                f"a schedule named {schedule.name!r} is already declared: give name=..."
+            )
+        self.schedules[schedule.name] = schedule
+        return schedule
+
+    def periodic(
+        self, **options: Unpack[ScheduleOptions]
+    ) -> Callable[[TaskDefinition[P, R]], TaskDefinition[P, R]]:
+        """Decorate a task (above ``@app.task``) to run it periodically; see :meth:`schedule`."""
+
+        def declare_over(task: TaskDefinition[P, R]) -> TaskDefinition[P, R]:
+            if not isinstance(task, TaskDefinition):
+                raise ConfigurationError("put @app.periodic(...) above @app.task")
+            self.schedule(task, **options)
+            return task
+
+        return declare_over
 
     def get_task(self, name: str) -> TaskDefinition[Any, Any]:
         try:

@@ -43,6 +43,7 @@ from shoal.core.models import (
     WorkerInfo,
 )
 from shoal.core.retention import Retention
+from shoal.core.schedule_records import Advance, ScheduleRecord, ScheduleSpec
 
 UNKNOWN_ASKER = "unknown"
 """``cancelled_by`` of a cancel whose caller did not say who asked."""
@@ -287,6 +288,50 @@ class Backend(abc.ABC):
         round trip, and return how many; unfinished tasks and unknown ids are skipped.
         Bulk repair selects the ids with :meth:`list_tasks` and deletes them a page at a
         time."""
+
+    # -- schedules (the periodic tasks' state; rules in shoal.backends.shared.schedules) ---
+
+    @abc.abstractmethod
+    async def register_schedules(
+        self, app: str, schedules: Sequence[ScheduleSpec]
+    ) -> list[ScheduleRecord]:
+        """Declare ``app``'s current schedules, in one atomic operation; return every
+        schedule of ``app``, retired ones too, sorted by name.
+
+        New ones start active with no watermark; known ones keep their watermark, last run
+        and pause, and are updated (a retired one comes back active; one another app
+        declared becomes this app's). The app's schedules left out are retired: their
+        pending tick, when it comes due, materialises no next one.
+        """
+
+    @abc.abstractmethod
+    async def advance_schedule(
+        self,
+        name: str,
+        *,
+        expected: datetime | None,
+        tick: NewTask | None,
+        tick_at: datetime | None,
+        ran: datetime | None = None,
+    ) -> Advance:
+        """Materialise the next tick of schedule ``name``, atomically with its de-duplication.
+
+        With the schedule active and its watermark equal to ``expected`` (None: no tick
+        materialised yet), push ``tick`` (the tick's task, as :meth:`push` would) and move
+        the watermark to ``tick_at``, which must be later than ``expected``: ADVANCED.
+        Otherwise push nothing: STALE, PAUSED or RETIRED (retired or unknown). ``tick``
+        None only records ``ran``. ``ran``, the moment of a tick whose handler starts now,
+        becomes the last run if later than it, whatever the outcome but RETIRED.
+        """
+
+    @abc.abstractmethod
+    async def schedules(self, app: str | None = None) -> list[ScheduleRecord]:
+        """Every stored schedule (of ``app`` only, if named), sorted by name."""
+
+    @abc.abstractmethod
+    async def pause_schedule(self, name: str, paused: bool) -> ScheduleRecord:
+        """Pause or resume an active or paused schedule (a retired one is left as it is);
+        return it. Raises :class:`~shoal.core.errors.ScheduleNotFound`."""
 
     async def __aenter__(self) -> Backend:
         await self.open()

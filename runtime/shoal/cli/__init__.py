@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from shoal.core.errors import BackendError, ShoalError
 from shoal.core.version import VERSION
 
-from . import commands, demo, jobs, logs, options, reference
+from . import commands, demo, jobs, logs, options, reference, schedules
 
 Command = Callable[[argparse.Namespace], Awaitable[int]]
 
@@ -98,6 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate = command("migrate", "create or upgrade the backend's schema", commands.migrate)
     options.add_connection(migrate)
+
+    listed = command(
+        "schedules",
+        "list periodic schedules; pause, resume or trigger one",
+        schedules.schedules,
+    )
+    schedules.add_parser(listed)
+    options.add_connection(listed)
 
     check = command(
         "check",

@@ -13,10 +13,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TypeVar
 
-from shoal.app import App, PushOptions, load_app
+from shoal.app import App, PushOptions, load_app, periodic
 from shoal.backends import Backend, open_backend
 from shoal.core.errors import ConfigurationError, PayloadError, ShoalError
 from shoal.core.models import utcnow
+from shoal.core.schedule_records import ScheduleState
 from shoal.worker import Worker, health, run_workers, startup
 
 from .options import worker_settings
@@ -143,10 +144,15 @@ async def board(arguments: argparse.Namespace) -> int:
 
 
 async def migrate(arguments: argparse.Namespace) -> int:
+    app = resolve_app(arguments)
     async with resolve_backend(arguments) as backend:
         await backend.setup()
         await backend.verify_schema()
         print(f"schema is current on {backend.url}")
+        if app is not None:  # its schedules too, each with its next tick materialised
+            records = await periodic.register(app)
+            active = sum(r.state is ScheduleState.ACTIVE for r in records)
+            print(f"{active} schedules of app {app.name!r} active, {len(records) - active} not")
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from shoal.core.errors import TaskCancelled
@@ -46,6 +47,9 @@ class Context:
     stop_worker: Callable[[], None] = field(default=lambda: None, repr=False)
     """Ask the worker to drain and exit, as on SIGTERM; the current task still finishes."""
     cancellation: Cancellation = field(default_factory=Cancellation, repr=False)
+    scheduled_at: datetime | None = None
+    """For a tick of a schedule: the tick's moment (UTC), also in ``metadata["shoal.tick"]``;
+    None for any other task."""
 
     @property
     def cancel_requested(self) -> bool:

@@ -17,6 +17,7 @@
     ├── IdempotencyConflict        a push reused an idempotency key of an unfinished task
     ├── LeaseLost                  a worker acted on a task it no longer owns
     ├── TaskNotFound               no task has that id
+    ├── ScheduleNotFound           no schedule has that name
     ├── UnknownTask                no handler is registered under that name
     ├── PayloadError               a payload cannot become the handler's arguments
     │   ├── PayloadUndecodable     the bytes are not valid JSON
@@ -147,6 +148,14 @@ class TaskNotFound(ShoalError):
     def __init__(self, task_id: str) -> None:
         self.task_id = task_id
         super().__init__(f"no task has the id {task_id!r}")
+
+
+class ScheduleNotFound(ShoalError):
+    """No schedule has that name: `shoal schedules` lists them."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no schedule is named {name!r}: `shoal schedules` lists them")
+        self.name = name
 
 
 class UnknownTask(ShoalError):

@@ -142,6 +142,10 @@ class QueueStats:
     """Of ``ready``, the tasks a rate limit or concurrency key holds back right now: waiting
     work no extra worker could start (:mod:`shoal.core.limits`)."""
 
+    next_due_in: float | None = None
+    """Seconds until the first scheduled task comes due (a schedule's tick, a delay, a
+    retry); None when none is scheduled. The operator wakes a pool at zero ahead of it."""
+
     @property
     def runnable(self) -> int:
         """Ready tasks a free worker could claim now: what is worth scaling for."""

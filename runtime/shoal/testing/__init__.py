@@ -18,17 +18,22 @@ from shoal.app import App
 from shoal.core.settings import WorkerSettings
 from shoal.worker import Worker
 
+CASE_MODULES: tuple[str, ...] = (
+    "shoal.testing.contract",
+    "shoal.testing.contract_bulk",
+    "shoal.testing.contract_lifecycle",
+    "shoal.testing.contract_retention",
+    "shoal.testing.contract_abort",
+    "shoal.testing.contract_limits",
+    "shoal.testing.contract_schedules",
+)
+"""The modules whose ``test_*`` functions make up the contract, core primitives first; named
+here, where importing them (and pytest) is not needed, and used by :mod:`shoal.testing.contract`."""
+
 if (_pytest_module := sys.modules.get("pytest")) is not None:
     # A failed assert shows its values only in modules pytest rewrote as it imported them;
     # it rewrites test files on its own, and the contract's cases live here, in a package.
-    _pytest_module.register_assert_rewrite(
-        "shoal.testing.contract",
-        "shoal.testing.contract_bulk",
-        "shoal.testing.contract_lifecycle",
-        "shoal.testing.contract_retention",
-        "shoal.testing.contract_abort",
-        "shoal.testing.contract_limits",
-    )
+    _pytest_module.register_assert_rewrite(*CASE_MODULES)
 
 
 async def drain(

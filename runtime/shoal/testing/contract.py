@@ -44,16 +44,7 @@ from shoal.core.models import (
     WorkerInfo,
     utcnow,
 )
-
-CASE_MODULES: tuple[str, ...] = (
-    "shoal.testing.contract",
-    "shoal.testing.contract_bulk",
-    "shoal.testing.contract_lifecycle",
-    "shoal.testing.contract_retention",
-    "shoal.testing.contract_abort",
-    "shoal.testing.contract_limits",
-)
-"""The modules whose ``test_*`` functions make up the contract, core primitives first."""
+from shoal.testing import CASE_MODULES
 
 
 class BackendContract:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from shoal.app import App, EventName, TaskDefinition
+from shoal.app.periodic import TickStart, start_tick
 from shoal.core.context import Cancellation, Context
 from shoal.core.errors import PayloadError, UnknownTask
 from shoal.core.models import Claim, Failure, Lease, utcnow
@@ -50,6 +51,8 @@ class Outcome:
     released: bool = False
     discarded: bool = False
     cancelled: bool = False
+    tick: TickStart | None = None
+    """For a schedule's tick: whether its handler ran, how late, what it skipped."""
 
     @property
     def lease(self) -> Lease:
@@ -128,10 +131,14 @@ async def execute(
     started = time.perf_counter()
     if task.cancelled_by is not None:
         return _cancelled(claim, started, task.cancelled_by, None)
+    tick: TickStart | None = None
     try:
         with app.wrappers.around_run(task):  # tracing's consumer span, for one
             definition = app.get_task(task.name)
             arguments = definition.codec.decode(task.payload)
+            tick = await start_tick(app, task)
+            if tick is not None and not tick.run:
+                return Outcome(claim, time.perf_counter() - started, tick=tick)
             if definition.codec.context_parameter:
                 arguments[definition.codec.context_parameter] = Context(
                     task_id=task.id,
@@ -144,6 +151,7 @@ async def execute(
                     metadata=task.metadata,
                     stop_worker=stop_worker,
                     cancellation=cancellation,
+                    scheduled_at=None if tick is None else tick.scheduled_at,
                 )
             await _call(definition, arguments, threads, thread_outlived)
     except asyncio.CancelledError:
@@ -162,7 +170,7 @@ async def execute(
         policy = app.tasks[task.name].options.retry
         delay = policy.next_delay(error, task.attempts, task.max_attempts)
         return _failed(claim, started, error, delay)
-    return Outcome(claim, time.perf_counter() - started)
+    return Outcome(claim, time.perf_counter() - started, tick=tick)
 
 
 async def _call(

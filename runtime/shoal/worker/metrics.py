@@ -14,7 +14,9 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from shoal.app.periodic import TickStart
 from shoal.core.models import Claim
+from shoal.core.schedule_records import SCHEDULE_KEY
 from shoal.worker.execution import Outcome
 
 _LABELS = ("queue", "task")
@@ -45,6 +47,18 @@ DISCARDED = Counter(
     "Finished attempts whose outcome the backend refused: the lease was lost, another "
     "worker owns the task now.",
     _LABELS,
+)
+
+TICKS_RUN = Counter("shoal_ticks_run", "Ticks of schedules whose handler started.", ("schedule",))
+TICKS_LATE = Counter(
+    "shoal_ticks_late",
+    "Ticks that started after their grace: the missed-tick policy applied.",
+    ("schedule",),
+)
+TICKS_SKIPPED = Counter(
+    "shoal_ticks_skipped",
+    "Ticks not run: skipped by the missed-tick policy, or their schedule paused or retired.",
+    ("schedule",),
 )
 
 _ENDED = {
@@ -85,8 +99,19 @@ def ended(outcomes: Iterable[Outcome]) -> None:
         queues[task.queue] += 1
         if not outcome.released:
             _series(DURATION, task.queue, task.name).observe(outcome.duration)
+        if outcome.tick is not None and not outcome.discarded:
+            _count_tick(task.metadata[SCHEDULE_KEY], outcome.tick)
     for (queue, name, event), count in tally.items():
         for counter in _ENDED[event]:
             _series(counter, queue, name).inc(count)
     for queue, count in queues.items():
         _series(IN_FLIGHT, queue).dec(count)
+
+
+def _count_tick(schedule: str, tick: TickStart) -> None:
+    if tick.run:
+        _series(TICKS_RUN, schedule).inc()
+    if tick.late:
+        _series(TICKS_LATE, schedule).inc()
+    if tick.skipped:
+        _series(TICKS_SKIPPED, schedule).inc(tick.skipped)

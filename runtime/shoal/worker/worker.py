@@ -24,9 +24,10 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 
-from shoal.app import App, Event
+from shoal.app import App, Event, periodic
 from shoal.backends import Backend
 from shoal.core.backoff import Backoff
 from shoal.core.errors import ConfigurationError, ShoalError
@@ -48,6 +49,10 @@ from shoal.worker.slots import Slots
 from shoal.worker.watchdog import LoopWatchdog
 
 logger = logging.getLogger("shoal.worker")
+
+_TICK_MARGIN = 0.005
+"""Seconds past a tick's due time that a worker waking for it claims: the backend's clock
+decides what is due, and may be a little behind this one."""
 
 CANCEL_GRACE = 1.0
 """Seconds that tasks still running at the end of the shutdown timeout get to end once
@@ -89,6 +94,8 @@ class Worker:
         self._claims = on_demand_pace()
         self._failures_in_a_row = 0
         self._limits = WorkerLimits(app, self.queues, self.settings.rate_limit, time.monotonic())
+        self._schedules_registered = False
+        self._tick_due: float | None = None  # monotonic: when a tick we materialised is due
         self.progress = Progress()
         """Heartbeats begun and succeeded, for the health endpoint (worker/health.py)."""
 
@@ -232,6 +239,12 @@ class Worker:
             )
 
     async def _reap(self) -> None:
+        if not self._schedules_registered:
+            # At the first reap (the worker's start), and again at the reap's pace until
+            # it succeeds: the app's schedules in the backend, each with a pending tick.
+            records = await periodic.register(self.app)
+            self._schedules_registered = True
+            self._wake_for(periodic.first_due(self.app, records))
         # Finished tasks of the queues this worker serves go by its app's retention.
         fallback = self.backend.default_retention
         retention = {q: self.app.retention_for(q) or fallback for q in self.queues}
@@ -275,6 +288,11 @@ class Worker:
         now = time.monotonic()
         due = [self._heartbeats.due]
         due += self._limits.due(now)
+        if self._tick_due is not None:
+            if self._tick_due <= now:
+                self._tick_due = None  # passed: this wait ends, and the claim finds the tick
+            else:
+                due.append(self._tick_due + _TICK_MARGIN)
         if self._claims.backing_off:
             due.append(self._claims.due)
         if self._recorder.pace.backing_off and self._recorder.waiting:
@@ -339,9 +357,17 @@ class Worker:
         if not outcome.released:
             self.processed += 1
             self._typical_run_time = updated_run_time(self._typical_run_time, outcome.duration)
+        if outcome.tick is not None:
+            self._wake_for(outcome.tick.next_due)
         self._recorder.add(outcome)
         self._wakeup.set()
         self._check_recycling()
+
+    def _wake_for(self, due_at: datetime | None) -> None:
+        """No wake-up says that a scheduled task came due: wake for a tick ourselves."""
+        if due_at is not None:
+            due = time.monotonic() + (due_at - utcnow()).total_seconds()
+            self._tick_due = due if self._tick_due is None else min(self._tick_due, due)
 
     def _check_recycling(self) -> None:
         if self.stop_reason is not None:

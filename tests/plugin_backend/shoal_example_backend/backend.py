@@ -46,6 +46,7 @@ from shoal.core.retention import Retention, expiries
 from shoal.core.urls import redact
 from shoal_example_backend.limits import admitted, held
 from shoal_example_backend.records import holds, record_of, task_of, worker_of
+from shoal_example_backend.schedules import JsonSchedules
 
 State = dict[str, dict[str, dict[str, Any]]]
 T = TypeVar("T")
@@ -54,8 +55,9 @@ LOOK_INTERVAL = 0.05
 """Seconds between looks at the file while waiting: how late another process's push wakes."""
 
 
-class JsonFileBackend(Backend):
-    """The contract over one JSON file, every primitive one locked read-change-write."""
+class JsonFileBackend(JsonSchedules, Backend):
+    """The contract over one JSON file, every primitive one locked read-change-write (the
+    schedule primitives: ``schedules.py``)."""
 
     def __init__(self, url: str, path: Path) -> None:
         self.url = redact(url)  # what logs and errors show
@@ -277,6 +279,7 @@ class JsonFileBackend(Backend):
             figures = {q: {"ready": 0, "scheduled": 0, "running": 0, "dead": 0} for q in queues}
             oldest: dict[str, float] = {}
             ready = []
+            upcoming: dict[str, float] = {}
             for record in state["tasks"].values():
                 queue, status = record["queue"], record["status"]
                 if queue not in figures:
@@ -287,6 +290,7 @@ class JsonFileBackend(Backend):
                     oldest[queue] = min(oldest.get(queue, now), record["run_at"])
                 elif status in CLAIMABLE:
                     figures[queue]["scheduled"] += 1
+                    upcoming[queue] = min(upcoming.get(queue, record["run_at"]), record["run_at"])
                 elif status in (TaskStatus.RUNNING, TaskStatus.DEAD):
                     figures[queue][status] += 1
             held_back = held(state, ready)
@@ -296,6 +300,7 @@ class JsonFileBackend(Backend):
                     **counts,
                     oldest_ready_age=now - oldest[q] if q in oldest else None,
                     held_back=held_back.get(q, 0),
+                    next_due_in=upcoming[q] - now if q in upcoming else None,
                 )
                 for q, counts in figures.items()
             }

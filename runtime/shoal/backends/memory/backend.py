@@ -27,10 +27,12 @@ from shoal.backends.shared.limiting import (
 from shoal.backends.shared.listing import TaskQuery
 from shoal.backends.shared.reaping import Expired, judge, report_verdicts
 from shoal.backends.shared.retention import PRUNE_PER_REAP
+from shoal.backends.shared.schedules import advanced, registered
 from shoal.backends.shared.storable import check_storable
 from shoal.backends.shared.wakeups import Wakeups
 from shoal.core.errors import TaskNotFound
 from shoal.core.limits import TaskLimits
+from shoal.core.errors import ScheduleNotFound, TaskNotFound
 from shoal.core.models import (
     CLAIMABLE,
     UNFINISHED,
@@ -48,6 +50,12 @@ from shoal.core.models import (
     utcnow,
 )
 from shoal.core.retention import Retention, expiries
+from shoal.core.schedule_records import (
+    Advance,
+    ScheduleRecord,
+    ScheduleSpec,
+    ScheduleState,
+)
 
 
 def from_url(url: str) -> MemoryBackend:
@@ -69,6 +77,7 @@ class MemoryBackend(Backend):
         self._leases: dict[str, _Running] = {}
         self._workers: dict[str, WorkerInfo] = {}
         self._buckets: dict[BucketKey, Bucket] = {}
+        self._schedules: dict[str, ScheduleRecord] = {}  # "pending" is derived on reading
         # Its own calls are the only source of hints: it hears them all, never looks.
         self._wakeups = Wakeups(complete=True)
 
@@ -282,6 +291,7 @@ class MemoryBackend(Backend):
         figures = {q: {"ready": 0, "scheduled": 0, "running": 0, "dead": 0} for q in queues}
         oldest: dict[str, datetime] = {}
         limited: list[tuple[str, TaskLimits, int]] = []
+        upcoming: dict[str, datetime] = {}
         for task in self._tasks.values():
             counts = figures.get(task.queue)
             if counts is None:
@@ -294,6 +304,7 @@ class MemoryBackend(Backend):
                     oldest[task.queue] = min(oldest.get(task.queue, task.run_at), task.run_at)
                 else:
                     counts["scheduled"] += 1
+                    upcoming[task.queue] = min(upcoming.get(task.queue, task.run_at), task.run_at)
             elif task.status in (TaskStatus.RUNNING, TaskStatus.DEAD):
                 counts[task.status.value] += 1
         held = held_back(limited, self._buckets, self._running_by_key(), time.time())
@@ -303,6 +314,7 @@ class MemoryBackend(Backend):
                 **counts,
                 oldest_ready_age=(now - oldest[queue]).total_seconds() if queue in oldest else None,
                 held_back=held.get(queue, 0),
+                next_due_in=(upcoming[queue] - now).total_seconds() if queue in upcoming else None,
             )
             for queue, counts in figures.items()
         }
@@ -370,6 +382,51 @@ class MemoryBackend(Backend):
         for task_id in doomed:
             del self._tasks[task_id]
         return len(doomed)
+
+    async def register_schedules(
+        self, app: str, schedules: Sequence[ScheduleSpec]
+    ) -> list[ScheduleRecord]:
+        names = {spec.name for spec in schedules}
+        known = [r for r in self._schedules.values() if r.app == app or r.name in names]
+        for record in registered(app, schedules, known):
+            self._schedules[record.name] = record
+        return await self.schedules(app)
+
+    async def advance_schedule(
+        self,
+        name: str,
+        *,
+        expected: datetime | None,
+        tick: NewTask | None,
+        tick_at: datetime | None,
+        ran: datetime | None = None,
+    ) -> Advance:
+        step = advanced(self._schedules.get(name), expected, tick, tick_at, ran)
+        if step.push and tick is not None:
+            await self.push([tick])  # no await inside: atomic with the write below
+        if step.record is not None:
+            self._schedules[name] = step.record
+        return step.verdict
+
+    async def schedules(self, app: str | None = None) -> list[ScheduleRecord]:
+        return [
+            self._with_pending(record)
+            for name, record in sorted(self._schedules.items())
+            if app is None or record.app == app
+        ]
+
+    def _with_pending(self, record: ScheduleRecord) -> ScheduleRecord:
+        task = self._tasks.get(record.next_task_id or "")
+        return dataclasses.replace(record, pending=task is not None and task.status in UNFINISHED)
+
+    async def pause_schedule(self, name: str, paused: bool) -> ScheduleRecord:
+        record = self._schedules.get(name)
+        if record is None:
+            raise ScheduleNotFound(name)
+        if record.state is not ScheduleState.RETIRED:
+            state = ScheduleState.PAUSED if paused else ScheduleState.ACTIVE
+            record = self._schedules[name] = dataclasses.replace(record, state=state)
+        return self._with_pending(record)
 
     def _update(self, task: Task, **changes: object) -> Task:
         updated = dataclasses.replace(task, updated_at=utcnow(), **changes)  # type: ignore[arg-type]

@@ -53,6 +53,7 @@ from shoal.backends.postgres.limits import held
 from shoal.backends.postgres.listener import Listener, ListenerHealth, ListenerState
 from shoal.backends.postgres.retention import prune
 from shoal.backends.postgres.rows import affected, lease_columns, task_of
+from shoal.backends.postgres.schedules import PostgresSchedules
 from shoal.backends.postgres.sessions import AsyncpgSession, run_to_end
 from shoal.backends.shared.fencing import heartbeat_reply, refuse_lost
 from shoal.backends.shared.limiting import SCAN
@@ -92,9 +93,9 @@ def from_url(url: str) -> PostgresBackend:
     return PostgresBackend(url)
 
 
-class PostgresBackend(Backend, TransactionalPush):
+class PostgresBackend(PostgresSchedules, Backend, TransactionalPush):
     """The contract on PostgreSQL: SKIP LOCKED claims, fenced leases, LISTEN/NOTIFY, and
-    pushes inside a caller's transaction."""
+    pushes inside a caller's transaction (the schedule primitives: ``schedules.py``)."""
 
     def __init__(self, url: str, settings: PostgresSettings | None = None) -> None:
         self._db = Connections(url, settings)

@@ -336,12 +336,14 @@ WHERE t.id = doomed.id AND t.status IN ('done', 'cancelled', 'dead');
 -- it by the shared rule); NULL, after one probe of the empty tasks_limited, without limits.
 SELECT wanted.queue, claimable.ready, claimable.scheduled, running.running, dead.dead,
        extract(epoch FROM now() - claimable.oldest_ready)::float8 AS oldest_ready_age,
+       extract(epoch FROM claimable.next_scheduled - now())::float8 AS next_due_in,
        limited.groups AS limited, extract(epoch FROM clock_timestamp())::float8 AS clock
 FROM unnest($1::text[]) AS wanted(queue)
 CROSS JOIN LATERAL (
     SELECT count(*) FILTER (WHERE t.run_at <= now()) AS ready,
            count(*) FILTER (WHERE t.run_at > now()) AS scheduled,
-           min(t.run_at) FILTER (WHERE t.run_at <= now()) AS oldest_ready
+           min(t.run_at) FILTER (WHERE t.run_at <= now()) AS oldest_ready,
+           min(t.run_at) FILTER (WHERE t.run_at > now()) AS next_scheduled
     FROM {schema}.tasks AS t
     WHERE t.queue = wanted.queue AND t.status IN ('queued', 'retrying')
 ) AS claimable
@@ -482,3 +484,37 @@ WHERE t.id = doomed.id AND t.status = ANY ($1::text[]);
 -- A page of ids bulk repair listed: one statement, bounded by the page.
 DELETE FROM {schema}.tasks
 WHERE id = ANY ($1::text[]) AND status IN ('done', 'dead', 'cancelled');
+-- name: schedules
+-- Each schedule with whether its watermark's task is unfinished (the chain is intact); a
+-- task deleted by retention is finished.
+SELECT s.*, coalesce(t.status IN ('queued', 'retrying', 'running'), false) AS pending
+FROM {schema}.schedules s LEFT JOIN {schema}.tasks t ON t.id = s.next_task_id
+WHERE $1::text IS NULL OR s.app = $1
+ORDER BY s.name;
+
+-- name: schedules_known
+-- What registration decides from, locked until it commits: the app's schedules and any of
+-- the names declared.
+SELECT s.*, false AS pending FROM {schema}.schedules s
+WHERE s.app = $1 OR s.name = ANY($2::text[])
+ORDER BY s.name
+FOR UPDATE;
+
+-- name: schedule_locked
+SELECT s.*, false AS pending FROM {schema}.schedules s WHERE s.name = $1 FOR UPDATE;
+
+-- name: schedules_store
+INSERT INTO {schema}.schedules AS s (name, app, task, queue, cadence, state)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+ON CONFLICT (name) DO UPDATE SET
+    app = excluded.app, task = excluded.task, queue = excluded.queue,
+    cadence = excluded.cadence, state = excluded.state, updated_at = now();
+
+-- name: schedule_advance
+UPDATE {schema}.schedules
+SET next_tick_at = $2, next_task_id = $3, last_run_at = $4, updated_at = now()
+WHERE name = $1;
+
+-- name: schedule_set_state
+UPDATE {schema}.schedules SET state = $2, updated_at = now()
+WHERE name = $1 AND state <> 'retired';

@@ -69,6 +69,7 @@ from shoal.backends.redis.link import Link, Script, scrub
 from shoal.backends.redis.listener import Listener
 from shoal.backends.redis.options import RedisOptions
 from shoal.backends.redis.retention import expire
+from shoal.backends.redis.schedules import RedisSchedules
 from shoal.backends.shared.fencing import heartbeat_reply, lost_leases, refuse_lost
 from shoal.backends.shared.idempotency import conflict, resolve
 from shoal.backends.shared.limiting import SCAN
@@ -152,8 +153,9 @@ def from_url(url: str, *, client: aioredis.Redis | None = None) -> RedisBackend:
     return RedisBackend(url, client, owned=owned, **options.model_dump())
 
 
-class RedisBackend(Backend):
-    """The contract over Redis; one instance serves any number of queues and apps."""
+class RedisBackend(RedisSchedules, Backend):
+    """The contract over Redis; one instance serves any number of queues and apps (the
+    schedule primitives: ``schedules.py``)."""
 
     def __init__(
         self,
@@ -270,10 +272,7 @@ class RedisBackend(Backend):
         index = {queue: n for n, queue in enumerate(queues, 1)}
         args: list[Arg] = ["check" if check else on_conflict.value, self._channel, *queues]
         for t in batch.fresh:
-            key = "" if t.idempotency_key is None else f"={t.idempotency_key}"
-            metadata = json.dumps(dict(t.metadata)) if t.metadata else ""
-            args += [index[t.queue], t.id, t.name, t.payload, t.priority, rs.micros(t.run_at)]
-            args += [t.max_attempts, key, metadata, rs.limits_arg(t.limits)]
+            args += [index[t.queue], *rs.new_task_fields(t)]
         push = Script("push", [self._base(q) for q in queues], args)
         # The registry is a key of its own (its own slot), updated in the same round trip.
         (_, reply), _ = await self._link.send([("SADD", self._queues_key, *queues), push])

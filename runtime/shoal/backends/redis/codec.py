@@ -10,7 +10,7 @@ from typing import Any
 
 from shoal.backends.shared.limiting import Bucket, held_back
 from shoal.core.limits import NO_LIMITS, TaskLimits
-from shoal.core.models import Lease, QueueStats, Task, TaskStatus
+from shoal.core.models import Lease, NewTask, QueueStats, Task, TaskStatus
 
 Arg = str | bytes | int
 """One argument of a Redis command or script."""
@@ -113,17 +113,44 @@ def limits_arg(limits: TaskLimits) -> str:
     return json.dumps(limits.columns()) if limits.limited else ""
 
 
+def new_task_fields(task: NewTask) -> list[Arg]:
+    """The nine fields lib.lua's ``store_new`` takes for a new task (push and ticks alike)."""
+    key = "" if task.idempotency_key is None else f"={task.idempotency_key}"
+    metadata = json.dumps(dict(task.metadata)) if task.metadata else ""
+    return [
+        task.id,
+        task.name,
+        task.payload,
+        task.priority,
+        micros(task.run_at),
+        task.max_attempts,
+        key,
+        metadata,
+        limits_arg(task.limits),
+    ]
+
+
 def limits_of(stored: str) -> TaskLimits:
     return TaskLimits.from_columns(*json.loads(stored))
 
 
 def stats(queue: str, reply: Sequence[Any]) -> QueueStats:
-    """A stats.lua reply: ready, scheduled, running, dead, oldest run_at, now, total, and
-    what the limits hold back from (JSON, or empty)."""
-    ready, scheduled, running, dead, oldest, now, _, limited = reply
+    """A stats.lua reply: ready, scheduled, running, dead, oldest run_at, now, total, what
+    the limits hold back from (JSON, or empty), and the first scheduled run_at (or -1)."""
+    ready, scheduled, running, dead, oldest, now, _, limited, upcoming = reply
     age = None if oldest < 0 else max(0.0, (now - oldest) / 1_000_000)
     held = _held_back(queue, json.loads(limited), now / 1_000_000) if limited else 0
-    return QueueStats(queue, ready, scheduled, running, dead, oldest_ready_age=age, held_back=held)
+    due_in = None if upcoming < 0 else max(0.0, (upcoming - now) / 1_000_000)
+    return QueueStats(
+        queue,
+        ready,
+        scheduled,
+        running,
+        dead,
+        oldest_ready_age=age,
+        held_back=held,
+        next_due_in=due_in,
+    )
 
 
 def _held_back(queue: str, limited: dict[str, Any], now: float) -> int:

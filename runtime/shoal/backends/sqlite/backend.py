@@ -36,6 +36,7 @@ from shoal.backends.shared.wakeups import Wakeups
 from shoal.backends.sqlfiles import migrations, queries
 from shoal.backends.sqlite.limits import admitted, held, limited_due
 from shoal.backends.sqlite.retention import prune
+from shoal.backends.sqlite.schedules import SQLiteSchedules
 from shoal.backends.sqlite.support import (
     BUSY_TIMEOUT,
     data_version,
@@ -87,8 +88,8 @@ def from_url(url: str) -> SQLiteBackend:
     return SQLiteBackend(Path(path[1:]))
 
 
-class SQLiteBackend(Backend):
-    """The contract on one SQLite file."""
+class SQLiteBackend(SQLiteSchedules, Backend):
+    """The contract on one SQLite file (its schedule primitives: ``schedules.py``)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -370,6 +371,7 @@ class SQLiteBackend(Backend):
                 dead=row["dead"],
                 oldest_ready_age=None if row["oldest_ready"] is None else now - row["oldest_ready"],
                 held_back=held_by_queue.get(row["queue"], 0),
+                next_due_in=None if row["next_scheduled"] is None else row["next_scheduled"] - now,
             )
             for row in rows
         }

@@ -114,7 +114,9 @@ SELECT queue,
        sum(status = 'running') AS running,
        sum(status = 'dead') AS dead,
        min(CASE WHEN status IN ('queued', 'retrying') AND run_at <= :now THEN run_at END)
-           AS oldest_ready
+           AS oldest_ready,
+       min(CASE WHEN status IN ('queued', 'retrying') AND run_at > :now THEN run_at END)
+           AS next_scheduled
 FROM shoal_tasks
 WHERE queue IN (SELECT value FROM json_each(:queues))
   AND status IN ('queued', 'retrying', 'running', 'dead')
@@ -246,3 +248,35 @@ WHERE queue IN (SELECT value FROM json_each(:queues));
 -- name: store_bucket
 INSERT INTO shoal_rate_buckets (queue, key, tokens, at) VALUES (:queue, :key, :tokens, :at)
 ON CONFLICT (queue, key) DO UPDATE SET tokens = excluded.tokens, at = excluded.at;
+
+-- name: schedules
+-- Each schedule with whether its watermark's task is unfinished (the chain is intact).
+SELECT s.*, t.status IN ('queued', 'retrying', 'running') AS pending
+FROM shoal_schedules s LEFT JOIN shoal_tasks t ON t.id = s.next_task_id
+WHERE :app IS NULL OR s.app = :app
+ORDER BY s.name;
+
+-- name: schedules_known
+-- What registration decides from: the app's schedules and any of the names declared.
+SELECT s.*, 0 AS pending FROM shoal_schedules s
+WHERE s.app = :app OR s.name IN (SELECT value FROM json_each(:names));
+
+-- name: schedule
+SELECT s.*, 0 AS pending FROM shoal_schedules s WHERE s.name = :name;
+
+-- name: schedule_store
+INSERT INTO shoal_schedules (name, app, task, queue, cadence, state, updated_at)
+VALUES (:name, :app, :task, :queue, :cadence, :state, :now)
+ON CONFLICT (name) DO UPDATE SET
+    app = excluded.app, task = excluded.task, queue = excluded.queue,
+    cadence = excluded.cadence, state = excluded.state, updated_at = excluded.updated_at;
+
+-- name: schedule_advance
+UPDATE shoal_schedules
+SET next_tick_at = :next_tick_at, next_task_id = :next_task_id, last_run_at = :last_run_at,
+    updated_at = :now
+WHERE name = :name;
+
+-- name: schedule_set_state
+UPDATE shoal_schedules SET state = :state, updated_at = :now
+WHERE name = :name AND state <> 'retired';

@@ -20,6 +20,10 @@
 --
 -- A task with limits holds them in its 'limits' field, the JSON array of
 -- TaskLimits.columns(): rate key, rate count, rate period, concurrency key and limit.
+--   base..':sched:'..n  hash     schedule n of this queue: app, task, queue, cadence, state,
+--                                next_tick_at and last_run_at (us), next_task_id; the
+--                                watermark next_tick_at is the ticks' de-duplication record
+--                                ("{prefix}:schedules", a hash of its own, maps n to queue)
 --
 -- Times are integer microseconds from the server's clock (TIME), so leases never depend on
 -- how well the clocks of workers agree. Numbers are written with int() because Lua's own
@@ -72,6 +76,30 @@ local function enqueue(base, id, priority, run_at, now)
   end
   redis.call('ZADD', base .. ':scheduled', int(run_at), id)
   return false
+end
+
+-- Store one new task of queue `queue` from the 8 fields at args[at]: id, name, payload,
+-- priority, run_at (us), max_attempts, idempotency key ('' or '=' .. key), metadata JSON or
+-- ''. Returns true when it is ready now (push.lua and schedule_advance.lua).
+local function store_new(base, queue, args, at, now)
+  local id, priority, run_at = args[at], args[at + 3], args[at + 4]
+  local key = task_key(base, id)
+  redis.call('HSET', key, 'id', id, 'queue', queue, 'name', args[at + 1],
+    'payload', args[at + 2], 'status', 'queued', 'priority', priority,
+    'run_at', run_at, 'attempts', '0', 'max_attempts', args[at + 5],
+    'lease_expirations', '0', 'created_at', int(now), 'updated_at', int(now))
+  if args[at + 6] ~= '' then
+    local k = string.sub(args[at + 6], 2)
+    redis.call('HSET', key, 'idempotency_key', k)
+    redis.call('HSET', base .. ':idem', k, id)
+  end
+  if args[at + 7] ~= '' then redis.call('HSET', key, 'metadata', args[at + 7]) end
+  if args[at + 8] ~= '' then
+    redis.call('HSET', key, 'limits', args[at + 8])
+    redis.call('SADD', base .. ':limited', id)
+  end
+  index_move(base, id, nil, 'queued', now)
+  return enqueue(base, id, tonumber(priority), tonumber(run_at), now)
 end
 
 local function requeue(base, key, id, now)

@@ -46,27 +46,9 @@ end
 
 local woken = {}
 for _, i in ipairs(accepted) do
-  local qi, id = tonumber(ARGV[i]), ARGV[i + 1]
+  local qi = tonumber(ARGV[i])
   local base = KEYS[qi]
-  local key = task_key(base, id)
-  redis.call('HSET', key, 'id', id, 'queue', ARGV[2 + qi], 'name', ARGV[i + 2],
-    'payload', ARGV[i + 3], 'status', 'queued', 'priority', ARGV[i + 4],
-    'run_at', ARGV[i + 5], 'attempts', '0', 'max_attempts', ARGV[i + 6],
-    'lease_expirations', '0', 'created_at', int(now), 'updated_at', int(now))
-  if ARGV[i + 7] ~= '' then
-    local k = string.sub(ARGV[i + 7], 2)
-    redis.call('HSET', key, 'idempotency_key', k)
-    redis.call('HSET', base .. ':idem', k, id)
-  end
-  if ARGV[i + 8] ~= '' then redis.call('HSET', key, 'metadata', ARGV[i + 8]) end
-  if ARGV[i + 9] ~= '' then
-    redis.call('HSET', key, 'limits', ARGV[i + 9])
-    redis.call('SADD', base .. ':limited', id)
-  end
-  index_move(base, id, nil, 'queued')
-  if enqueue(base, id, tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5]), now) then
-    woken[qi] = true
-  end
+  if store_new(base, ARGV[2 + qi], ARGV, i + 1, now) then woken[qi] = true end
 end
 for qi in pairs(woken) do redis.call('PUBLISH', channel, ARGV[2 + qi]) end
 

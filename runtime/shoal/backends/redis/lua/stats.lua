@@ -1,9 +1,10 @@
 -- stats.lua: depth figures for one queue (callers pipeline one call per queue).
 -- KEYS[1]: the queue's base.
 -- Returns {ready, scheduled, running, dead, oldest ready run_at in us or -1, now, total,
--- limited}: limited is '' or the JSON the client computes the held-back figure from
--- (backends/shared/limiting.py): {groups = {{limits, ready tasks}, ...}, buckets = {rate key
--- = {tokens, at}}, running = {concurrency key = running tasks}}.
+-- limited, upcoming}: limited is '' or the JSON the client computes the held-back figure
+-- from (backends/shared/limiting.py): {groups = {{limits, ready tasks}, ...}, buckets = {rate
+-- key = {tokens, at}}, running = {concurrency key = running tasks}}; upcoming is the first
+-- scheduled run_at not yet due in us or -1.
 local base = KEYS[1]
 local now = now_us()
 local due = redis.call('ZCOUNT', base .. ':scheduled', '-inf', int(now))
@@ -55,5 +56,10 @@ end
 if #groups > 0 then
   limited = cjson.encode({groups = groups, buckets = buckets, running = running})
 end
+-- The first scheduled task not yet due: the due ones sort before it.
+local upcoming = -1
+if scheduled > 0 then
+  upcoming = tonumber(redis.call('ZRANGE', base .. ':scheduled', due, due, 'WITHSCORES')[2])
+end
 return {ready, scheduled, redis.call('ZCARD', base .. ':leases'),
-  redis.call('ZCARD', base .. ':s:dead'), oldest, now, total, limited}
+  redis.call('ZCARD', base .. ':s:dead'), oldest, now, total, limited, upcoming}
