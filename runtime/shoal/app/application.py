@@ -10,7 +10,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
 
+from shoal.app.handles import TaskHandle
 from shoal.app.hooks import EventName, Hook, Hooks
+from shoal.app.results import KeepResult, keep_seconds
 from shoal.app.tasks import PushOptions, TaskDefinition, TaskOptions
 from shoal.backends import Backend, OnConflict, open_backend
 from shoal.backends.base import TransactionalPush
@@ -42,7 +44,9 @@ class App:
 
     ``backend_url`` defaults to ``$SHOAL_BACKEND_URL``, then to ``sqlite:///shoal.db``. On
     Kubernetes leave it out: the operator injects the URL from a Secret. ``state`` is shared
-    by every task of a worker through ``Context.state``.
+    by every task of a worker through ``Context.state``. ``keep_result`` (a ``timedelta``
+    or seconds) keeps every task's return value for its handles that long, unless the task
+    says otherwise; results are not kept by default.
     """
 
     def __init__(
@@ -52,8 +56,10 @@ class App:
         default_queue: str = "default",
         state: Any = None,
         retry: RetryPolicy | None = None,
+        keep_result: KeepResult | None = None,
     ) -> None:
         self.backend_url = backend_url or os.environ.get(BACKEND_URL_VARIABLE) or None
+        self.keep_result = keep_seconds(keep_result, what="App")
         self.default_queue = default_queue
         self.state = state
         self.default_retry = retry or RetryPolicy()
@@ -78,6 +84,7 @@ class App:
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
         priority: int = 0,
+        keep_result: KeepResult | None = None,
     ) -> Register: ...
 
     def task(
@@ -89,8 +96,13 @@ class App:
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
         priority: int = 0,
+        keep_result: KeepResult | None = None,
     ) -> Any:
         """Register a handler: ``@app.task`` or ``@app.task(queue="emails", timeout=30)``.
+
+        ``keep_result`` (a ``timedelta`` or seconds; 0 turns off the app's default) keeps
+        the return value, encoded by the return annotation, or the final failure, for
+        ``await handle.result()``; the backend deletes it once that time has passed.
 
         A parameter annotated :class:`Context` receives the task's context; make it the first
         parameter so that type checkers leave it out of ``push``'s signature.
@@ -103,6 +115,9 @@ class App:
             retry=retry or self.default_retry,
             timeout=timeout,
             priority=priority,
+            keep_result=(
+                self.keep_result if keep_result is None else keep_seconds(keep_result, what="task")
+            ),
         )
 
         def register(handler: Callable[..., Any]) -> TaskDefinition[Any, Any]:
@@ -170,8 +185,9 @@ class App:
         name: str,
         payload: Mapping[str, Any] | bytes | str = b"{}",
         options: PushOptions | None = None,
-    ) -> str:
-        """Enqueue a task by name with JSON-able arguments (validated like a typed push)."""
+    ) -> TaskHandle[Any]:
+        """Enqueue a task by name with JSON-able arguments (validated like a typed push);
+        returns its handle."""
         definition = self.get_task(name)
         options = options or {}
         if isinstance(payload, Mapping):
@@ -183,7 +199,7 @@ class App:
             on_conflict=options.get("on_conflict", OnConflict.RAISE),
             connection=options.get("connection"),
         )
-        return task_id
+        return definition.handle(task_id)
 
     async def push_many(
         self,

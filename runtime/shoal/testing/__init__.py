@@ -21,7 +21,9 @@ from shoal.worker import Worker
 if (_pytest_module := sys.modules.get("pytest")) is not None:
     # A failed assert shows its values only in modules pytest rewrote as it imported them;
     # it rewrites test files on its own, and the contract's cases live here, in a package.
-    _pytest_module.register_assert_rewrite("shoal.testing.contract")
+    _pytest_module.register_assert_rewrite(
+        "shoal.testing.contract", "shoal.testing.contract_results"
+    )
 
 
 async def drain(

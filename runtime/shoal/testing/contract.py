@@ -44,7 +44,7 @@ from shoal.core.models import (
     utcnow,
 )
 
-CASE_MODULES: tuple[str, ...] = ("shoal.testing.contract",)
+CASE_MODULES: tuple[str, ...] = ("shoal.testing.contract", "shoal.testing.contract_results")
 """The modules whose ``test_*`` functions make up the contract, core primitives first."""
 
 

@@ -51,8 +51,10 @@ from shoal.backends.postgres.listener import Listener, ListenerHealth, ListenerS
 from shoal.backends.postgres.rows import affected, lease_columns, task_of
 from shoal.backends.postgres.sessions import AsyncpgSession, CallerConnection, caller_session
 from shoal.backends.shared.fencing import lost_leases, refuse_lost
+from shoal.backends.shared.finishes import Finishes
 from shoal.backends.shared.listing import TaskQuery, sql_page
 from shoal.backends.shared.reaping import Expired, judge, report_verdicts
+from shoal.backends.shared.results import outcome_of
 from shoal.backends.shared.storable import check_storable
 from shoal.backends.shared.wakeups import Wakeups
 from shoal.backends.sqlfiles import migrations, queries
@@ -66,11 +68,13 @@ from shoal.core.models import (
     BackendHealth,
     Claim,
     Failure,
+    KeptValue,
     Lease,
     NewTask,
     QueueStats,
     ReapReport,
     Task,
+    TaskResult,
     TaskStatus,
     WorkerInfo,
 )
@@ -97,10 +101,15 @@ class PostgresBackend(Backend, TransactionalPush):
         self.url = self._db.url
         self.settings = self._db.settings
         self._channel = f"{self.settings.schema}.work"
+        self._results_channel = f"{self.settings.schema}.results"
         self._sql = {name: self._render(text) for name, text in queries(_PACKAGE).items()}
         # Nothing finished is kept: a success is deleted by its ack instead of at a reap.
         self._ack_query = "ack_delete" if self.settings.retention == 0 else "ack"
+        self._ack_keeping = self._sql["keep_values"].replace(
+            "{ack}", self._sql[self._ack_query].rstrip(";")
+        )
         self._wakeups = Wakeups()
+        self._finishes = Finishes()
         self._listener: Listener | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -229,12 +238,23 @@ class PostgresBackend(Backend, TransactionalPush):
             )
         return [Claim(task, Lease(task.id, token, task.attempts)) for task in map(task_of, rows)]
 
-    async def ack(self, leases: Sequence[Lease]) -> None:
+    async def ack(self, leases: Sequence[Lease], results: Sequence[KeptValue] = ()) -> None:
         if not leases:
             return
         async with self._db.acquire("ack") as conn:
-            rows = await conn.fetch(self._sql[self._ack_query], *lease_columns(leases))
-        refuse_lost(leases, {row["id"] for row in rows})
+            if results:
+                rows = await conn.fetch(
+                    self._ack_keeping,
+                    *lease_columns(leases),
+                    [r.task_id for r in results],
+                    [r.value for r in results],
+                    [r.expires_at for r in results],
+                )
+            else:
+                rows = await conn.fetch(self._sql[self._ack_query], *lease_columns(leases))
+        applied = {row["id"] for row in rows}
+        self._finishes.finished(r.task_id for r in results if r.task_id in applied)
+        refuse_lost(leases, applied)
 
     async def fail(self, failures: Sequence[Failure]) -> None:
         if not failures:
@@ -246,8 +266,14 @@ class PostgresBackend(Backend, TransactionalPush):
                 *lease_columns(leases),
                 [f.error for f in failures],
                 [f.retry_at for f in failures],
+                [f.traceback for f in failures],
+                [f.keep_until for f in failures],
             )
-        refuse_lost(leases, {row["id"] for row in rows})
+        applied = {row["id"] for row in rows}
+        self._finishes.finished(
+            f.lease.task_id for f in failures if f.retry_at is None and f.lease.task_id in applied
+        )
+        refuse_lost(leases, applied)
 
     async def release(self, leases: Sequence[Lease]) -> None:
         if not leases:
@@ -292,6 +318,10 @@ class PostgresBackend(Backend, TransactionalPush):
                         [v.error for v in verdicts],
                     )
                 await conn.execute(self._sql["forget_workers"], float(worker_timeout))
+            for _ in range(_PRUNE_BATCHES):
+                status = await conn.execute(self._sql["expire_results"], _PRUNE_BATCH)
+                if affected(status) < _PRUNE_BATCH:
+                    break
             if self.settings.retention is not None:
                 for _ in range(_PRUNE_BATCHES):
                     status = await conn.execute(
@@ -304,6 +334,7 @@ class PostgresBackend(Backend, TransactionalPush):
         report = report_verdicts(verdicts)
         if report.requeued:
             self._wakeups.work(None)
+        self._finishes.finished(report.dead)
         return report
 
     # -- observers ---------------------------------------------------------------------------
@@ -345,6 +376,34 @@ class PostgresBackend(Backend, TransactionalPush):
         except BackendUnavailable:
             return False  # the next claim reports the outage; here, just keep waiting
 
+    # -- results -----------------------------------------------------------------------------
+
+    async def result(self, task_id: str) -> TaskResult | None:
+        async with self._db.acquire("reading a result") as conn:
+            # The task first: a result is stored in the same commit as its task's end, so
+            # whatever commits between the two reads, the result read second is never older.
+            task = await conn.fetchrow(self._sql["get"], task_id)
+            row = await conn.fetchrow(self._sql["result"], task_id)
+        if row is not None:
+            return TaskResult(
+                row["task_id"],
+                TaskStatus(row["status"]),
+                row["value"],
+                row["error"],
+                row["traceback"],
+                row["expires_at"],
+            )
+        if task is None:
+            raise TaskNotFound(task_id)
+        return outcome_of(task_of(task))
+
+    async def wait_for_result(self, task_id: str, timeout: float) -> TaskResult | None:
+        """Wait for a NOTIFY on the results channel naming the task (the LISTEN connection
+        that wakes workers hears it too: one connection for every waiter), looking at the
+        result after each, or the timeout."""
+        self._start_listener()
+        return await self._finishes.wait_for_result(task_id, timeout, lambda: self.result(task_id))
+
     def _start_listener(self) -> None:
         if not self.settings.listen or not self._db.is_open:
             return  # poll only; closed: polling reports that the backend is not open
@@ -353,6 +412,7 @@ class PostgresBackend(Backend, TransactionalPush):
                 self._db.connect,
                 self._channel,
                 self._wakeups,
+                results=(self._results_channel, self._finishes),
                 ping=self._sql["ping"],
                 scrub=self._db.scrub,
             )
@@ -408,4 +468,8 @@ class PostgresBackend(Backend, TransactionalPush):
 
     def _render(self, sql: str) -> str:
         schema = self.settings.schema  # validated: [a-z_][a-z0-9_]*, safe to quote
-        return sql.replace("{schema}", f'"{schema}"').replace("{channel}", f"'{self._channel}'")
+        return (
+            sql.replace("{schema}", f'"{schema}"')
+            .replace("{channel}", f"'{self._channel}'")
+            .replace("{results_channel}", f"'{self._results_channel}'")
+        )

@@ -3,9 +3,10 @@
 :class:`Listener` owns the one connection that LISTENs on the backend's channel and turns
 each NOTIFY (a newline-separated list of queue names, or empty for "any queue") into a hint
 for the backend's :class:`~shoal.backends.shared.wakeups.Wakeups`, which keeps the waiters
-and the wait. When that connection dies the listener tells the wake-ups it is deaf (waiters
-then poll), reconnects with the shared :class:`~shoal.core.backoff.Backoff`, and says so in
-:attr:`Listener.health`.
+and the wait. The same connection LISTENs on the results channel, whose notifications name
+finished tasks, for the backend's :class:`~shoal.backends.shared.finishes.Finishes`. When
+that connection dies the listener tells both it is deaf (waiters then poll), reconnects with
+the shared :class:`~shoal.core.backoff.Backoff`, and says so in :attr:`Listener.health`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from shoal.backends.shared.finishes import Finishes
 from shoal.backends.shared.wakeups import Wakeups
 from shoal.core.backoff import Backoff
 
@@ -70,6 +72,7 @@ class Listener:
         channel: str,
         wakeups: Wakeups,
         *,
+        results: tuple[str, Finishes],
         ping: str,
         scrub: Callable[[str], str],
         keepalive: float = 15.0,
@@ -78,6 +81,7 @@ class Listener:
         self._connect = connect
         self._channel = channel
         self._wakeups = wakeups
+        self._results_channel, self._finishes = results  # finished tasks, on the same connection
         self._ping = ping
         self._scrub = scrub
         self._keepalive = keepalive
@@ -103,7 +107,7 @@ class Listener:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            self._wakeups.deaf()
+            self._deaf()
         self._state = ListenerState.IDLE
 
     async def _run(self) -> None:
@@ -118,7 +122,7 @@ class Listener:
             failures += 1
             self._state = ListenerState.RECONNECTING
             self._reconnects += 1
-            self._wakeups.deaf()
+            self._deaf()
             delay = self._backoff.delay(failures)
             logger.warning(
                 "LISTEN connection lost (%s); polling until it is back, retrying in %.1fs",
@@ -133,8 +137,10 @@ class Listener:
             lost = asyncio.Event()
             connection.add_termination_listener(lambda _connection: lost.set())
             await connection.add_listener(self._channel, self._on_notify)
+            await connection.add_listener(self._results_channel, self._on_finished)
             self._state = ListenerState.LISTENING
             self._wakeups.hearing()  # notifications sent while we were away are gone
+            self._finishes.hearing()
             while not lost.is_set():
                 try:
                     await asyncio.wait_for(lost.wait(), self._keepalive)
@@ -144,5 +150,12 @@ class Listener:
         finally:
             connection.terminate()
 
+    def _deaf(self) -> None:
+        self._wakeups.deaf()
+        self._finishes.deaf()
+
     def _on_notify(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
         self._wakeups.work(payload.split("\n") if payload else None)
+
+    def _on_finished(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
+        self._finishes.finished(payload.split("\n") if payload else None)

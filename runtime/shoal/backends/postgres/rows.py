@@ -44,6 +44,7 @@ def task_of(row: Mapping[str, Any]) -> Task:
         lease_expirations=row["lease_expirations"],
         worker_id=row["worker_id"],
         finished_at=row["finished_at"],
+        last_traceback=row["last_traceback"],
     )
 
 

@@ -17,6 +17,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from shoal.backends.redis.codec import text
+from shoal.backends.shared.finishes import Finishes
 from shoal.backends.shared.wakeups import Wakeups
 from shoal.core.backoff import Backoff
 
@@ -35,12 +36,21 @@ class Listener:
     subscribed; both make every waiter look for itself.
     """
 
-    def __init__(self, client: aioredis.Redis, channel: str, wakeups: Wakeups) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        channel: str,
+        wakeups: Wakeups,
+        *,
+        results: tuple[str, Finishes],
+    ) -> None:
         pool = client.connection_pool
         kwargs = {**pool.connection_kwargs, "retry": Retry(NoBackoff(), 0)}
         self._pool = ConnectionPool(connection_class=pool.connection_class, **kwargs)
         self._channel = channel
         self._wakeups = wakeups
+        # Finished tasks' ids, newline-separated, on a second channel of the same connection.
+        self._results_channel, self._finishes = results
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -57,7 +67,7 @@ class Listener:
             task.cancel()
             await asyncio.wait({task}, timeout=0.1)
         if task is not None:
-            self._wakeups.deaf()
+            self._deaf()
             if not task.cancelled():
                 task.exception()  # retrieved: the loop ended with it, nothing else to do
         await self._pool.disconnect()
@@ -68,18 +78,29 @@ class Listener:
         while True:  # until close() cancels the task; every pass blocks or sleeps
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(self._channel)
+                await pubsub.subscribe(self._channel, self._results_channel)
                 self._wakeups.hearing()
+                self._finishes.hearing()
                 failures = 0
                 while True:
                     message = await pubsub.get_message(timeout=1.0)
                     if message is not None and message["type"] == "message":
-                        self._wakeups.work([text(message["data"])])
+                        self._hint(text(message["channel"]), text(message["data"]))
             except (rex.ConnectionError, rex.TimeoutError, OSError) as exc:
-                self._wakeups.deaf()  # so that nobody sleeps through an outage
+                self._deaf()  # so that nobody sleeps through an outage
                 failures += 1
                 delay = _RESUBSCRIBE.delay(failures)
                 logger.debug("wake-up subscription lost (%s); again in %.2fs", exc, delay)
                 await asyncio.sleep(delay)
             finally:
                 await pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py
+
+    def _hint(self, channel: str, data: str) -> None:
+        if channel == self._results_channel:
+            self._finishes.finished(data.split("\n"))
+        else:
+            self._wakeups.work([data])
+
+    def _deaf(self) -> None:
+        self._wakeups.deaf()
+        self._finishes.deaf()

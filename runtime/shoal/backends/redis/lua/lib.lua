@@ -11,6 +11,8 @@
 --   base..':s:'..status zset     every task by status, score 0, so listing is by id
 --   base..':idem'       hash     idempotency key -> id of the unfinished task holding it
 --   base..':claim:'..r  list     what claim request r took, so a retried claim is not doubled
+--   base..':r:'..id     hash     a kept result (status, value or error and traceback,
+--                                expires_at in ms), deleted by Redis at its expiry
 --
 -- Times are integer microseconds from the server's clock (TIME), so leases never depend on
 -- how well the clocks of workers agree. Numbers are written with int() because Lua's own
@@ -67,6 +69,14 @@ local function free_key(base, key, id)
   if k and redis.call('HGET', base .. ':idem', k) == id then
     redis.call('HDEL', base .. ':idem', k)
   end
+end
+
+-- Keep a task's result until expires_ms (ms since the epoch): Redis deletes it then.
+local function keep_result(base, id, expires_ms, status, ...)
+  local key = base .. ':r:' .. id
+  redis.call('DEL', key)
+  redis.call('HSET', key, 'status', status, 'expires_at', expires_ms, ...)
+  redis.call('PEXPIREAT', key, expires_ms)
 end
 
 -- Whether the lease (token, attempt) still owns the running task; also the fields read.

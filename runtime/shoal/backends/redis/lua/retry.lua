@@ -13,6 +13,7 @@ index_move(base, id, status, 'queued')
 local run_at = ARGV[2] == '' and int(now) or ARGV[2]
 redis.call('HSET', key, 'status', 'queued', 'attempts', '0', 'run_at', run_at, 'updated_at', int(now))
 redis.call('HDEL', key, 'finished_at', 'worker_id', 'token')
+redis.call('DEL', base .. ':r:' .. id) -- the next run's result is the one to wait for
 -- Unfinished again: take the idempotency key back if nobody took it meanwhile.
 local k = redis.call('HGET', key, 'idempotency_key')
 if k then redis.call('HSETNX', base .. ':idem', k, id) end
