@@ -8,7 +8,9 @@ the results channel; Redis: pub/sub), which reports through :meth:`~Finishes.fin
 task's result (:meth:`~shoal.backends.base.Backend.result`).
 
 One source serves every waiter of a backend instance, so a thousand handles waiting cost
-one listener, not a thousand. The rules that make a finish impossible to miss:
+one listener, not a thousand; and at most :data:`CONCURRENT_LOOKS` of them look at once, so
+a thousand woken together borrow a few of the pool's connections in turn rather than a
+thousand (or time out waiting for one). The rules that make a finish impossible to miss:
 
 - **Watch, then look.** A waiter is registered before it looks, so a hint that lands while
   the look is on its way is not slept through: it makes the waiter look again.
@@ -28,6 +30,9 @@ T = TypeVar("T")
 
 POLL_INTERVAL = 1.0
 """Seconds between looks while the source of hints cannot be trusted (the fallback)."""
+
+CONCURRENT_LOOKS = 4
+"""Looks one backend instance makes at once; the rest queue for a turn."""
 
 
 class _Watch:
@@ -49,6 +54,7 @@ class Finishes:
     def __init__(self, *, complete: bool = False) -> None:
         self._watches: dict[str, set[_Watch]] = {}
         self._trusted = complete
+        self._looks = asyncio.Semaphore(CONCURRENT_LOOKS)
 
     @property
     def waiting(self) -> int:
@@ -105,7 +111,8 @@ class Finishes:
         try:
             while True:
                 watch.event.clear()  # before the look: a hint during it means look again
-                found = await look()
+                async with self._looks:
+                    found = await look()
                 if found is not None:
                     return found
                 remaining = deadline - loop.time()
