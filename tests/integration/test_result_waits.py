@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
-import pytest
 import redis.asyncio as aioredis
 
 from shoal import App
