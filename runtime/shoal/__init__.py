@@ -5,8 +5,17 @@ make them idempotent. See the README for a tour.
 """
 
 from shoal.app import App, Event
+from shoal.app.handles import TaskHandle
 from shoal.core.context import Context
-from shoal.core.errors import IdempotencyConflict, PermanentFailure, Retry, ShoalError
+from shoal.core.current import TaskContextFilter
+from shoal.core.errors import (
+    IdempotencyConflict,
+    PermanentFailure,
+    ResultTimeout,
+    Retry,
+    ShoalError,
+    TaskFailed,
+)
 from shoal.core.models import Task, TaskStatus
 from shoal.core.retry import RetryPolicy
 from shoal.core.settings import WorkerSettings
@@ -18,10 +27,14 @@ __all__ = [
     "Event",
     "IdempotencyConflict",
     "PermanentFailure",
+    "ResultTimeout",
     "Retry",
     "RetryPolicy",
     "ShoalError",
     "Task",
+    "TaskContextFilter",
+    "TaskFailed",
+    "TaskHandle",
     "TaskStatus",
     "Worker",
     "WorkerSettings",

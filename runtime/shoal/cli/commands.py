@@ -274,6 +274,9 @@ def _show(task: Task) -> None:
     width = max(map(len, fields))
     for name, value in fields.items():
         print(f"{name:>{width}}  {value}")
+    if task.last_traceback:  # the last failed attempt's, bounded by the worker
+        print(f"\n{'last traceback':>{width}}")
+        print(task.last_traceback.rstrip())
 
 
 def _print_table(header: list[str], rows: list[list[object]]) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import dataclasses
 import enum
 import functools
@@ -18,6 +19,7 @@ from datetime import timedelta
 
 from shoal.app import App, EventName, TaskDefinition
 from shoal.core.context import Context
+from shoal.core.current import CurrentTask, current_task
 from shoal.core.errors import PayloadError, UnknownTask
 from shoal.core.models import Claim, Failure, KeptValue, Lease, utcnow
 from shoal.core.tracebacks import format_traceback
@@ -114,6 +116,8 @@ async def execute(
     """
     task = claim.task
     started = time.perf_counter()
+    # Each attempt runs in a task of its own (the worker's slot), so this is undone with it.
+    current_task.set(CurrentTask(task.id, task.name, task.attempts, task.queue))
     try:
         definition = app.get_task(task.name)
         arguments = definition.codec.decode(task.payload)
@@ -167,7 +171,10 @@ async def _call(
         return await _call_async(definition, arguments, timeout)
     loop = asyncio.get_running_loop()
     began: asyncio.Future[object] | None = None
-    call: Callable[[], object] = functools.partial(definition.function, **arguments)
+    # The thread runs in a copy of this context: the current task goes with it.
+    call: Callable[[], object] = functools.partial(
+        contextvars.copy_context().run, definition.function, **arguments
+    )
     if timeout is not None:
         began = loop.create_future()
         call = functools.partial(_signal_then_call, loop, began, call)
