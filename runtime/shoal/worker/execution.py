@@ -22,7 +22,7 @@ from shoal.core.context import Context
 from shoal.core.current import CurrentTask, current_task
 from shoal.core.errors import PayloadError, UnknownTask
 from shoal.core.models import Claim, Failure, KeptValue, Lease, utcnow
-from shoal.core.tracebacks import format_traceback
+from shoal.core.tracebacks import format_traceback, storable
 
 ThreadOutlived = Callable[["asyncio.Future[object]"], None]
 
@@ -248,6 +248,6 @@ def _failed(
     keep = None if definition is None else definition.options.keep_result
     keep_until = None if keep is None or retry_at is not None else now + timedelta(seconds=keep)
     failure = Failure(
-        claim.lease, describe_error(error), retry_at, format_traceback(error), keep_until
+        claim.lease, storable(describe_error(error)), retry_at, format_traceback(error), keep_until
     )
     return Outcome(claim, time.perf_counter() - started, failure, error)
