@@ -10,7 +10,9 @@ everysec) on loopback, and prints JSON lines:
 - ``results_throughput``: tasks/s end to end for one worker process at concurrency 20 with
   keep_result off (``noop``) and on (``kept_noop``), the two alternated twice in the same
   run, and the ratio of the better of each (the floor: results cost at most 25 %, a ratio of
-  0.75 or more). Both carry the one-minute load average: the machine is shared.
+  0.75 or more); with the worker's CPU microseconds per task for each run, and their ratio
+  (best of each), a figure a loaded machine disturbs less than wall time. Both carry the
+  one-minute load average: the machine is shared.
 
 Usage: python bench/results_latency.py [--samples 300] [--tasks 20000] [--backends postgres,redis]
 """
@@ -67,16 +69,20 @@ async def push_to_result(url: str, samples: int, spacing: float) -> list[float]:
     return delays
 
 
-async def throughput(urls: list[str], count: int) -> dict[bool, list[float]]:
+Runs = dict[bool, list[tuple[float, float]]]
+"""keep_result off / on: (tasks/s, worker CPU microseconds per task) of each run."""
+
+
+async def throughput(urls: list[str], count: int) -> Runs:
     """Tasks/s with keep_result off and on, alternated, each run on a fresh store."""
-    rates: dict[bool, list[float]] = {False: [], True: []}
+    runs: Runs = {False: [], True: []}
     for url, kept in zip(urls, [False, True, False, True], strict=True):
-        _, rate, _ = await end_to_end(app, url, count, CONCURRENCY, kept=kept)
-        rates[kept].append(rate)
-    return rates
+        _, rate, cpu = await end_to_end(app, url, count, CONCURRENCY, kept=kept)
+        runs[kept].append((rate, cpu))
+    return runs
 
 
-def report(backend: str, delays: list[float], rates: dict[bool, list[float]]) -> None:
+def report(backend: str, delays: list[float], runs: Runs) -> None:
     load = round(os.getloadavg()[0], 2)
     p99 = quantile(delays, 99)
     emit(
@@ -90,13 +96,17 @@ def report(backend: str, delays: list[float], rates: dict[bool, list[float]]) ->
         meets_floor=p99 <= LATENCY_FLOOR_MS,
         load_average=load,
     )
-    off, on = max(rates[False]), max(rates[True])
+    off, on = (max(rate for rate, _ in runs[kept]) for kept in (False, True))
+    cpu_off, cpu_on = (min(cpu for _, cpu in runs[kept]) for kept in (False, True))
     emit(
         "results_throughput",
         backend=backend,
         concurrency=CONCURRENCY,
-        keep_result_off_tasks_per_second=[round(r) for r in rates[False]],
-        keep_result_on_tasks_per_second=[round(r) for r in rates[True]],
+        keep_result_off_tasks_per_second=[round(rate) for rate, _ in runs[False]],
+        keep_result_on_tasks_per_second=[round(rate) for rate, _ in runs[True]],
+        keep_result_off_worker_cpu_us_per_task=[cpu for _, cpu in runs[False]],
+        keep_result_on_worker_cpu_us_per_task=[cpu for _, cpu in runs[True]],
+        cpu_ratio_off_to_on=round(cpu_off / cpu_on, 3),
         ratio_on_to_off=round(on / off, 3),
         floor=COST_FLOOR,
         meets_floor=on / off >= COST_FLOOR,

@@ -106,12 +106,25 @@ async def test_postgres_waiters_share_one_listen_connection(postgres_url: str) -
         await app.close()
 
 
+async def results_subscribers(url: str, prefix: str) -> int:
+    client = aioredis.Redis.from_url(url.partition("?")[0])
+    try:
+        [(_, count)] = await client.pubsub_numsub(f"{prefix}:results")
+    finally:
+        await client.aclose()
+    return int(count)
+
+
 async def test_redis_waiters_share_one_subscription(redis_url: str) -> None:
     app, handles = await start(redis_url)
+    prefix = app.backend.prefix  # type: ignore[attr-defined]
     try:
+        await app.backend.wait_for_work(["default"], 0.2)  # as a worker waits: for work only
+        assert await results_subscribers(redis_url, prefix) == 0  # sent no one's results
         before = await redis_clients(redis_url)
         waits = await wait_for_all(handles)
         during = await redis_clients(redis_url)
+        assert await results_subscribers(redis_url, prefix) == 1  # one for 1,000 waits
         # The listener's connection, and the few the looks borrowed in turn from the pool.
         assert during - before <= 1 + CONCURRENT_LOOKS
         await finish(redis_url, waits)

@@ -360,7 +360,7 @@ class PostgresBackend(Backend, TransactionalPush):
     async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
         """Wait for a NOTIFY about ``queues``, a push through this backend, or the timeout;
         poll every ``poll_interval`` seconds while LISTEN is off or not yet trusted."""
-        self._start_listener()
+        await self._start_listener()
         await self._wakeups.wait_for_work(
             queues,
             timeout,
@@ -398,13 +398,14 @@ class PostgresBackend(Backend, TransactionalPush):
         return outcome_of(task_of(task))
 
     async def wait_for_result(self, task_id: str, timeout: float) -> TaskResult | None:
-        """Wait for a NOTIFY on the results channel naming the task (the LISTEN connection
-        that wakes workers hears it too: one connection for every waiter), looking at the
+        """Wait for a NOTIFY on the results channel naming the task (on the LISTEN
+        connection that wakes workers: one connection for every waiter), looking at the
         result after each, or the timeout."""
-        self._start_listener()
+        await self._start_listener(results=True)
         return await self._finishes.wait_for_result(task_id, timeout, lambda: self.result(task_id))
 
-    def _start_listener(self) -> None:
+    async def _start_listener(self, *, results: bool = False) -> None:
+        """Listen for work, and for finished tasks too once ``results`` is asked for."""
         if not self.settings.listen or not self._db.is_open:
             return  # poll only; closed: polling reports that the backend is not open
         if self._listener is None:
@@ -416,6 +417,8 @@ class PostgresBackend(Backend, TransactionalPush):
                 ping=self._sql["ping"],
                 scrub=self._db.scrub,
             )
+        if results:
+            await self._listener.want_results()  # before start: a new one connects once
         self._listener.start()
 
     # -- admin -------------------------------------------------------------------------------

@@ -3,8 +3,10 @@
 :class:`Listener` owns the one connection that LISTENs on the backend's channel and turns
 each NOTIFY (a newline-separated list of queue names, or empty for "any queue") into a hint
 for the backend's :class:`~shoal.backends.shared.wakeups.Wakeups`, which keeps the waiters
-and the wait. The same connection LISTENs on the results channel, whose notifications name
-finished tasks, for the backend's :class:`~shoal.backends.shared.finishes.Finishes`. When
+and the wait. Once this process waits for a result, the same connection also LISTENs on
+the results channel, whose notifications name finished tasks, for the backend's
+:class:`~shoal.backends.shared.finishes.Finishes` (only then: a worker that waits for no
+result is not sent every other worker's acks). When
 that connection dies the listener tells both it is deaf (waiters then poll), reconnects with
 the shared :class:`~shoal.core.backoff.Backoff`, and says so in :attr:`Listener.health`.
 """
@@ -82,6 +84,7 @@ class Listener:
         self._channel = channel
         self._wakeups = wakeups
         self._results_channel, self._finishes = results  # finished tasks, on the same connection
+        self._results_wanted = False
         self._ping = ping
         self._scrub = scrub
         self._keepalive = keepalive
@@ -100,6 +103,16 @@ class Listener:
         if self._task is None:
             self._state = ListenerState.CONNECTING
             self._task = asyncio.create_task(self._run(), name=f"shoal listener {self._channel}")
+
+    async def want_results(self) -> None:
+        """LISTEN on the results channel too, from now on: the first wait for a result
+        reconnects a listener already running (its waiters for work poll for that moment)."""
+        if self._results_wanted:
+            return
+        self._results_wanted = True
+        if self._task is not None:
+            await self.stop()
+            self.start()
 
     async def stop(self) -> None:
         task, self._task = self._task, None
@@ -137,10 +150,13 @@ class Listener:
             lost = asyncio.Event()
             connection.add_termination_listener(lambda _connection: lost.set())
             await connection.add_listener(self._channel, self._on_notify)
-            await connection.add_listener(self._results_channel, self._on_finished)
+            results = self._results_wanted  # as it was when LISTENing began
+            if results:
+                await connection.add_listener(self._results_channel, self._on_finished)
             self._state = ListenerState.LISTENING
             self._wakeups.hearing()  # notifications sent while we were away are gone
-            self._finishes.hearing()
+            if results:
+                self._finishes.hearing()
             while not lost.is_set():
                 try:
                     await asyncio.wait_for(lost.wait(), self._keepalive)

@@ -454,6 +454,7 @@ class RedisBackend(Backend):
     async def wait_for_result(self, task_id: str, timeout: float) -> TaskResult | None:
         """Pub/sub on the results channel, on the listener's connection (one for every
         waiter); acks and fails through this instance wake its waiters at once."""
+        await self._listener.want_results()
         self._listener.start()
         return await self._finishes.wait_for_result(task_id, timeout, lambda: self.result(task_id))
 

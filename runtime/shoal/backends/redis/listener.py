@@ -51,6 +51,7 @@ class Listener:
         self._wakeups = wakeups
         # Finished tasks' ids, newline-separated, on a second channel of the same connection.
         self._results_channel, self._finishes = results
+        self._results_wanted = False  # subscribed once this process waits for a result
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -58,7 +59,22 @@ class Listener:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._listen(), name=f"shoal {self._channel}")
 
+    async def want_results(self) -> None:
+        """Subscribe to the results channel too, from now on (only then: a worker that waits
+        for no result is not sent every other worker's acks); a listener already running
+        subscribes again, and its waiters look meanwhile."""
+        if self._results_wanted:
+            return
+        self._results_wanted = True
+        if self._task is not None and not self._task.done():
+            await self._end()
+            self.start()
+
     async def close(self) -> None:
+        await self._end()
+        await self._pool.disconnect()
+
+    async def _end(self) -> None:
         task, self._task = self._task, None
         # Cancel until the task ends: Python 3.11's asyncio.wait_for, which redis-py uses to
         # connect and to send, swallows a cancellation that lands as its inner call finishes,
@@ -70,7 +86,6 @@ class Listener:
             self._deaf()
             if not task.cancelled():
                 task.exception()  # retrieved: the loop ended with it, nothing else to do
-        await self._pool.disconnect()
 
     async def _listen(self) -> None:
         client = aioredis.Redis(connection_pool=self._pool)
@@ -78,9 +93,12 @@ class Listener:
         while True:  # until close() cancels the task; every pass blocks or sleeps
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(self._channel, self._results_channel)
+                results = self._results_wanted  # as it was when subscribing
+                channels = [self._channel, *([self._results_channel] if results else [])]
+                await pubsub.subscribe(*channels)
                 self._wakeups.hearing()
-                self._finishes.hearing()
+                if results:
+                    self._finishes.hearing()
                 failures = 0
                 while True:
                     message = await pubsub.get_message(timeout=1.0)
