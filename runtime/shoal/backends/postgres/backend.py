@@ -380,22 +380,19 @@ class PostgresBackend(Backend, TransactionalPush):
 
     async def result(self, task_id: str) -> TaskResult | None:
         async with self._db.acquire("reading a result") as conn:
-            # The task first: a result is stored in the same commit as its task's end, so
-            # whatever commits between the two reads, the result read second is never older.
-            task = await conn.fetchrow(self._sql["get"], task_id)
             row = await conn.fetchrow(self._sql["result"], task_id)
-        if row is not None:
+        if row["kept_status"] is not None:
             return TaskResult(
-                row["task_id"],
-                TaskStatus(row["status"]),
-                row["value"],
-                row["error"],
-                row["traceback"],
-                row["expires_at"],
+                task_id,
+                TaskStatus(row["kept_status"]),
+                row["kept_value"],
+                row["kept_error"],
+                row["kept_traceback"],
+                row["kept_expires_at"],
             )
-        if task is None:
+        if row["id"] is None:
             raise TaskNotFound(task_id)
-        return outcome_of(task_of(task))
+        return outcome_of(task_of(row))
 
     async def wait_for_result(self, task_id: str, timeout: float) -> TaskResult | None:
         """Wait for a NOTIFY on the results channel naming the task (on the LISTEN

@@ -420,7 +420,13 @@ WITH acked AS (
 SELECT id, (SELECT count(*) FROM told) AS told FROM acked;
 
 -- name: result
-SELECT * FROM {schema}.results WHERE task_id = $1 AND expires_at > now();
+-- The task and its unexpired result in one statement, so in one snapshot: a result stored
+-- with its task's end is seen together with it. A purged task's columns are all NULL.
+SELECT t.*, r.status AS kept_status, r.value AS kept_value, r.error AS kept_error,
+       r.traceback AS kept_traceback, r.expires_at AS kept_expires_at
+FROM (SELECT $1::text AS id) AS wanted
+LEFT JOIN {schema}.tasks AS t ON t.id = wanted.id
+LEFT JOIN {schema}.results AS r ON r.task_id = wanted.id AND r.expires_at > now();
 
 -- name: expire_results
 -- Up to $1 expired results, oldest first, off the expiry index.
