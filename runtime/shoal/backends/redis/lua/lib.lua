@@ -71,10 +71,11 @@ local function free_key(base, key, id)
   end
 end
 
--- Keep a task's result until expires_ms (ms since the epoch): Redis deletes it then.
+-- Keep a task's result until expires_ms (ms since the epoch): Redis deletes it then. The key
+-- is new (a task ends once per run, and retry.lua deletes the last run's), so it is written
+-- without being deleted first: the ack is the hot path.
 local function keep_result(base, id, expires_ms, status, ...)
   local key = base .. ':r:' .. id
-  redis.call('DEL', key)
   redis.call('HSET', key, 'status', status, 'expires_at', expires_ms, ...)
   redis.call('PEXPIREAT', key, expires_ms)
 end
