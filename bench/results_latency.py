@@ -6,7 +6,10 @@ everysec) on loopback, and prints JSON lines:
   ``await handle.result()`` returns ``n`` in this process, one task at a time to an idle
   worker process, p50/p95/p99 (the floor: p99 at most 10 ms on PostgreSQL and Redis). The
   wait is woken by the backend (LISTEN/NOTIFY on the results channel; pub/sub), so this is
-  push, the worker's wake-up, claim, run, ack with the value, the notification, and a read;
+  push, the worker's wake-up, claim, run, ack with the value, the notification, and a read.
+  Beside it, measured in the same run on the same server, push → the handler starting
+  (``bench/common.enqueue_to_start``, the wake-up alone), so that what results add to the
+  wake-up is the difference, whatever the machine's load;
 - ``results_throughput``: tasks/s end to end for one worker process at concurrency 20 with
   keep_result off (``noop``) and on (``kept_noop``), the two alternated twice in the same
   run, and the ratio of the better of each (the floor: results cost at most 25 %, a ratio of
@@ -30,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import emit, end_to_end, point, quantile, start_worker
+from bench.common import emit, end_to_end, enqueue_to_start, point, quantile, start_worker
 from bench.noop_app import app, echo
 from tests.servers.postgres import PostgresServer
 from tests.servers.redis import RedisServer
@@ -82,7 +85,14 @@ async def throughput(urls: list[str], count: int) -> Runs:
     return runs
 
 
-def report(backend: str, delays: list[float], runs: Runs) -> None:
+async def push_to_start(url: str, samples: int, spacing: float) -> list[float]:
+    """Seconds from each push of ``stamp`` to its handler starting, one at a time."""
+    point(app, url)
+    with tempfile.TemporaryDirectory() as folder:
+        return await enqueue_to_start(app, url, Path(folder, "log"), samples, spacing, 1.0)
+
+
+def report(backend: str, delays: list[float], starts: list[float], runs: Runs) -> None:
     load = round(os.getloadavg()[0], 2)
     p99 = quantile(delays, 99)
     emit(
@@ -92,6 +102,8 @@ def report(backend: str, delays: list[float], runs: Runs) -> None:
         p50_ms=quantile(delays, 50),
         p95_ms=quantile(delays, 95),
         p99_ms=p99,
+        push_to_start_p50_ms=quantile(starts, 50),
+        push_to_start_p99_ms=quantile(starts, 99),
         floor_p99_ms=LATENCY_FLOOR_MS,
         meets_floor=p99 <= LATENCY_FLOOR_MS,
         load_average=load,
@@ -117,15 +129,17 @@ def report(backend: str, delays: list[float], runs: Runs) -> None:
 async def run_postgres(samples: int, count: int) -> None:
     with PostgresServer() as server:
         delays = await push_to_result(server.url(server.create_database()), samples, 0.02)
+        starts = await push_to_start(server.url(server.create_database()), samples, 0.02)
         urls = [server.url(server.create_database()) for _ in range(4)]
-        report("postgres", delays, await throughput(urls, count))
+        report("postgres", delays, starts, await throughput(urls, count))
 
 
 async def run_redis(samples: int, count: int) -> None:
     with tempfile.TemporaryDirectory() as folder, RedisServer(Path(folder, "redis")) as server:
         delays = await push_to_result(server.url(prefix="latency"), samples, 0.02)
+        starts = await push_to_start(server.url(prefix="starts"), samples, 0.02)
         urls = [server.url(prefix=f"throughput{n}") for n in range(4)]
-        report("redis", delays, await throughput(urls, count))
+        report("redis", delays, starts, await throughput(urls, count))
 
 
 def main() -> None:
