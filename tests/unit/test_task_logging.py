@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -18,15 +18,6 @@ from shoal.core.current import current_task
 from shoal.testing import drain
 
 user_logger = logging.getLogger("myproject.billing")
-
-
-@pytest.fixture
-def root() -> Iterator[logging.Logger]:
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    yield root
-    root.handlers[:], level = saved
-    root.setLevel(level)
 
 
 @pytest.fixture
