@@ -88,6 +88,8 @@ async def throughput(urls: list[str], count: int) -> Runs:
 async def push_to_start(url: str, samples: int, spacing: float) -> list[float]:
     """Seconds from each push of ``stamp`` to its handler starting, one at a time."""
     point(app, url)
+    async with app:
+        await app.backend.setup()
     with tempfile.TemporaryDirectory() as folder:
         return await enqueue_to_start(app, url, Path(folder, "log"), samples, spacing, 1.0)
 
