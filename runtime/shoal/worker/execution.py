@@ -116,8 +116,7 @@ async def execute(
     """
     task = claim.task
     started = time.perf_counter()
-    # Each attempt runs in a task of its own (the worker's slot), so this is undone with it.
-    current_task.set(CurrentTask(task.id, task.name, task.attempts, task.queue))
+    current = current_task.set(CurrentTask(task.id, task.name, task.attempts, task.queue))
     try:
         definition = app.get_task(task.name)
         arguments = definition.codec.decode(task.payload)
@@ -145,6 +144,8 @@ async def execute(
         policy = app.tasks[task.name].options.retry
         delay = policy.next_delay(error, task.attempts, task.max_attempts)
         return _failed(app, claim, started, error, delay)
+    finally:
+        current_task.reset(current)  # whoever awaits execute() is outside the task again
     return Outcome(claim, time.perf_counter() - started, kept=kept)
 
 
