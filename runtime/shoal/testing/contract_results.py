@@ -195,3 +195,21 @@ async def test_a_thousand_waiters_all_hear_their_task(backend: Backend) -> None:
     results = await asyncio.wait_for(asyncio.gather(*waits), 120)
     assert len(claims) == 1000
     assert all(r is not None and r.value == b"42" for r in results)
+
+
+async def test_a_task_the_reaper_kills_ends_its_wait(
+    backend: Backend, backend_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker died holding the task's last attempt: the reap that ends it dead is a hint
+    too, so the wait ends with the reaper's words, not at a poll."""
+    monkeypatch.setattr(finishes, "POLL_INTERVAL", 300.0)
+    [task_id] = await backend.push([new_task(max_attempts=1)])
+    wait = asyncio.create_task(backend.wait_for_result(task_id, 60))
+    async with another_process(backend, backend_url) as worker:
+        await worker.claim(["default"], "w2", 1, 0.05)  # and then the worker dies
+        await asyncio.sleep(0.2)
+        report = await worker.reap(worker_timeout=60)
+        assert report.dead == (task_id,)
+        result = await asyncio.wait_for(wait, 30)
+    assert result is not None and result.status is TaskStatus.DEAD
+    assert result.error is not None and "lease expired" in result.error
