@@ -22,7 +22,12 @@ if (_pytest_module := sys.modules.get("pytest")) is not None:
     # A failed assert shows its values only in modules pytest rewrote as it imported them;
     # it rewrites test files on its own, and the contract's cases live here, in a package.
     _pytest_module.register_assert_rewrite(
-        "shoal.testing.contract", "shoal.testing.contract_retention", "shoal.testing.contract_abort"
+        "shoal.testing.contract",
+        "shoal.testing.contract_abort",
+        "shoal.testing.contract_bulk",
+        "shoal.testing.contract_lifecycle",
+        "shoal.testing.contract_results",
+        "shoal.testing.contract_retention",
     )
 
 

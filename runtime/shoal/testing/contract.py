@@ -51,6 +51,7 @@ CASE_MODULES: tuple[str, ...] = (
     "shoal.testing.contract_lifecycle",
     "shoal.testing.contract_retention",
     "shoal.testing.contract_abort",
+    "shoal.testing.contract_results",
 )
 """The modules whose ``test_*`` functions make up the contract, core primitives first."""
 

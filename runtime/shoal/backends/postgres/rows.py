@@ -45,6 +45,7 @@ def task_of(row: Mapping[str, Any]) -> Task:
         worker_id=row["worker_id"],
         finished_at=row["finished_at"],
         cancelled_by=row["cancelled_by"],
+        last_traceback=row["last_traceback"],
     )
 
 
