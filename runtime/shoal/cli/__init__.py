@@ -192,9 +192,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         code = 130
     sys.stdout.flush()
-    if threading.active_count() > 1:
+    others = [t for t in threading.enumerate() if t is not threading.current_thread()]
+    if any(not t.daemon for t in others):
         # A plain-def task outlived the shutdown timeout in its thread: its lease was
-        # released already, so exit without waiting for it.
+        # released already, so exit without waiting for it. Daemon threads (the sync API's
+        # portal, in a program that calls main() after pushing) hold no exit up.
         sys.stderr.flush()
         os._exit(code)
     return code
