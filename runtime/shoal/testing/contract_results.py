@@ -255,13 +255,13 @@ async def test_bulk_retry_forgets_kept_results_and_who_cancelled(backend: Backen
 async def test_purges_and_retention_leave_kept_results_alone(backend: Backend) -> None:
     """Results expire on their own: deleting finished tasks, by id, by status or by the
     retention of a reap, keeps their results until then."""
-    ids = await backend.push([new_task() for _ in range(3)])
-    claims = await backend.claim(["default"], "w1", 3, 30)
+    ids = await backend.push([new_task(queue) for queue in ("by-id", "by-status", "retained")])
+    claims = await backend.claim(["by-id", "by-status", "retained"], "w1", 3, 30)
     await backend.ack([c.lease for c in claims], [kept(i) for i in ids])
     assert await backend.purge_tasks(ids[:1]) == 1
-    assert await backend.purge(queue="default", statuses=[TaskStatus.DONE]) == 1
+    assert await backend.purge(queue="by-status", statuses=[TaskStatus.DONE]) == 1
     await asyncio.sleep(0.01)
-    await backend.reap(worker_timeout=60, retention={"default": Retention(done=timedelta(0))})
+    await backend.reap(worker_timeout=60, retention={"retained": Retention(done=timedelta(0))})
     for task_id in ids:
         assert await backend.get(task_id) is None
         result = await backend.result(task_id)
