@@ -64,9 +64,8 @@ def test_every_command_on_every_backend(url: str) -> None:
     done = "\n".join(ok(url, "jobs", "list", "--status", "done"))
     assert now in done
 
-    assert ok(url, "jobs", "purge", "--status", "done", "--status", "cancelled") == [
-        "purged 2 tasks"
-    ]
+    purge = ("jobs", "purge", "--status", "done", "--status", "cancelled", "--yes")
+    assert ok(url, *purge) == ["2 tasks match", "purged 2 tasks"]
     assert ok(url, "queues") == ["(nothing)"]
 
 
