@@ -53,13 +53,15 @@ def start_worker(url: str, *flags: str) -> subprocess.Popen[bytes]:
     )
 
 
-async def push_noops(app: App, count: int, batch: int = 1000) -> float:
-    """Push ``count`` no-op tasks in batches; return tasks pushed per second."""
-    from bench.noop_app import noop
+async def push_noops(app: App, count: int, batch: int = 1000, *, kept: bool = False) -> float:
+    """Push ``count`` no-op tasks in batches (``kept``: ones that keep their result); return
+    tasks pushed per second."""
+    from bench.noop_app import kept_noop, noop
 
+    task = kept_noop if kept else noop
     started = time.perf_counter()
     for offset in range(0, count, batch):
-        await noop.push_many([{}] * min(batch, count - offset))
+        await task.push_many([{}] * min(batch, count - offset))
     return count / (time.perf_counter() - started)
 
 
@@ -89,14 +91,14 @@ class CpuMeter:
 
 
 async def end_to_end(
-    app: App, url: str, count: int, concurrency: int
+    app: App, url: str, count: int, concurrency: int, *, kept: bool = False
 ) -> tuple[float, float, float]:
-    """Push ``count`` no-ops, drain them with one worker process; (push rate, tasks/s, the
-    worker's CPU microseconds per task)."""
+    """Push ``count`` no-ops (``kept``: that keep their result), drain them with one worker
+    process; (push rate, tasks/s, the worker's CPU microseconds per task)."""
     point(app, url)
     async with app:
         await app.backend.setup()
-        push_rate = await push_noops(app, count)
+        push_rate = await push_noops(app, count, kept=kept)
         worker = start_worker(url, "--concurrency", str(concurrency))
         meter = CpuMeter(worker.pid)
         try:

@@ -1,5 +1,6 @@
 """The app the benchmarks run: one task that does nothing, so only shoal's cost is measured,
-one that notes how long after its push it started, and one that notes when it started."""
+one that notes how long after its push it started, and one that notes when it started; and
+two that keep their result (bench/results_latency.py): a no-op and an echo."""
 
 import os
 import time
@@ -19,6 +20,17 @@ TRACE = "SHOAL_BENCH_TRACE"
 @app.task(queue="bench")
 async def noop() -> None:
     """Nothing: the time per task is all queue overhead."""
+
+
+@app.task(queue="bench", keep_result=600)
+async def kept_noop() -> None:
+    """Nothing, kept: ``noop`` with its (null) result stored, the cost of keep_result."""
+
+
+@app.task(queue="bench", keep_result=600)
+async def echo(n: int) -> int:
+    """Returns ``n``: the round trip of a typed result."""
+    return n
 
 
 @app.task(queue="bench")

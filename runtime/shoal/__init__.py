@@ -5,9 +5,19 @@ make them idempotent. See the README for a tour.
 """
 
 from shoal.app import App, Event
+from shoal.app.handles import TaskHandle
 from shoal.backends import OnConflict
 from shoal.core.context import Context
-from shoal.core.errors import IdempotencyConflict, PermanentFailure, Retry, ShoalError
+from shoal.core.current import TaskContextFilter
+from shoal.core.errors import (
+    IdempotencyConflict,
+    PermanentFailure,
+    ResultTimeout,
+    Retry,
+    ShoalError,
+    TaskFailed,
+    TaskWasCancelled,
+)
 from shoal.core.models import Task, TaskStatus
 from shoal.core.retention import Retention
 from shoal.core.retry import RetryPolicy
@@ -21,12 +31,17 @@ __all__ = [
     "IdempotencyConflict",
     "OnConflict",
     "PermanentFailure",
+    "ResultTimeout",
     "Retention",
     "Retry",
     "RetryPolicy",
     "ShoalError",
     "Task",
+    "TaskContextFilter",
+    "TaskFailed",
+    "TaskHandle",
     "TaskStatus",
+    "TaskWasCancelled",
     "Worker",
     "WorkerSettings",
     "run_workers",

@@ -81,11 +81,12 @@ class Caller(abc.ABC):
         return await backend.push_in_transaction(self.connection, tasks, on_conflict=on_conflict)
 
     async def push_app(
-        self, task: ConfiguredTask[Any], calls: list[Mapping[str, Any]]
+        self, task: ConfiguredTask[Any, Any], calls: list[Mapping[str, Any]]
     ) -> list[str]:
         """The app's way: one ``push`` and a ``push_many`` of the rest."""
         first, *rest = calls
-        return [await task.push(**first), *await task.push_many(rest)]
+        handles = [await task.push(**first), *await task.push_many(rest)]
+        return [handle.id for handle in handles]
 
 
 class SyncCaller(Caller):
@@ -120,10 +121,13 @@ class SyncCaller(Caller):
         )
 
     async def push_app(
-        self, task: ConfiguredTask[Any], calls: list[Mapping[str, Any]]
+        self, task: ConfiguredTask[Any, Any], calls: list[Mapping[str, Any]]
     ) -> list[str]:
         first, *rest = calls
-        return await self._in_thread(lambda: [task.push_sync(**first), *task.push_many_sync(rest)])
+        handles = await self._in_thread(
+            lambda: [task.push_sync(**first), *task.push_many_sync(rest)]
+        )
+        return [handle.id for handle in handles]
 
     async def close(self) -> None:
         try:

@@ -38,10 +38,12 @@ async def test_a_producer_without_the_handler_pushes_and_the_worker_runs_it(
     apps: tuple[App, App, list[tuple[int, str]]],
 ) -> None:
     producer, consumer, ran = apps
-    first = await producer.push_by_name("billing.charge", {"invoice_id": 42}, queue="billing")
-    second = await producer.push_by_name(
-        "billing.charge", '{"invoice_id": "7", "currency": "USD"}', queue="billing", priority=5
-    )
+    first = (await producer.push_by_name("billing.charge", {"invoice_id": 42}, queue="billing")).id
+    second = (
+        await producer.push_by_name(
+            "billing.charge", '{"invoice_id": "7", "currency": "USD"}', queue="billing", priority=5
+        )
+    ).id
     stored = await producer.backend.get(second)
     assert stored is not None
     assert (stored.queue, stored.priority) == ("billing", 5)
@@ -57,8 +59,8 @@ async def test_the_worker_ends_an_unknown_name_or_a_payload_that_does_not_fit_de
     apps: tuple[App, App, list[tuple[int, str]]],
 ) -> None:
     producer, consumer, ran = apps
-    unknown = await producer.push_by_name("billing.refund", {"invoice_id": 1}, queue="billing")
-    unfit = await producer.push_by_name("billing.charge", {"invoice": 1}, queue="billing")
+    unknown = (await producer.push_by_name("billing.refund", {"invoice_id": 1}, queue="billing")).id
+    unfit = (await producer.push_by_name("billing.charge", {"invoice": 1}, queue="billing")).id
     await drain(consumer)
     assert ran == []
     refund, charge = (await consumer.backend.get(unknown), await consumer.backend.get(unfit))
@@ -78,8 +80,10 @@ async def test_a_registered_name_is_checked_at_the_call_site_and_keeps_its_queue
     _, consumer, _ = apps
     with pytest.raises(PayloadInvalid, match="invoice_id"):
         await consumer.push_by_name("billing.charge", {"invoice_id": "not a number"})
-    task_id = await consumer.push_by_name("billing.charge", {"invoice_id": 3})
-    elsewhere = await consumer.push_by_name("billing.charge", {"invoice_id": 4}, queue="urgent")
+    task_id = (await consumer.push_by_name("billing.charge", {"invoice_id": 3})).id
+    elsewhere = (
+        await consumer.push_by_name("billing.charge", {"invoice_id": 4}, queue="urgent")
+    ).id
     queues = [(await consumer.backend.get(i)) for i in (task_id, elsewhere)]
     assert [task.queue for task in queues if task is not None] == ["billing", "urgent"]
 

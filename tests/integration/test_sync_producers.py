@@ -1,5 +1,6 @@
 """The sync API: pushes from threads without a loop, from many threads at once, after
-``os.fork()`` in the child, and a clean exit, over real servers.
+``os.fork()`` in the child, a result waited for without a loop, and a clean exit, over real
+servers.
 
 Matrix: SQLite, PostgreSQL and Redis (memory too where one process suffices), each with a
 fresh store. The tests are plain functions: no event loop runs in their thread, as in a
@@ -21,7 +22,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from shoal import App
+from shoal import App, Worker, WorkerSettings
 from shoal.backends import open_backend
 from shoal.core.models import TaskStatus
 from shoal.testing import drain
@@ -77,11 +78,11 @@ def test_a_thread_without_a_loop_pushes_and_reads_back(
     app = make_app(url)
     greet = app.get_task("greet")
     pushed: list[str] = []
-    thread = threading.Thread(target=lambda: pushed.append(greet.push_sync(name="ada")))
+    thread = threading.Thread(target=lambda: pushed.append(greet.push_sync(name="ada").id))
     thread.start()
     thread.join(60)
     [task_id] = pushed
-    batch = greet.push_many_sync([{"name": "bo"}, {"name": "cy"}], priority=3)
+    batch = [h.id for h in greet.push_many_sync([{"name": "bo"}, {"name": "cy"}], priority=3)]
     assert asyncio.run(_stored(url, [task_id, *batch])) == [TaskStatus.QUEUED] * 3
     # The app's own helper runs any of its coroutine functions the same way.
     stored = app.call_sync(app.backend.get, batch[0])
@@ -104,7 +105,7 @@ def test_many_threads_push_at_once_on_one_loop_and_pool(
     def producer(n: int) -> None:
         barrier.wait(30)  # every thread's first push races the app's first opening
         for i in range(25):
-            task_id = greet.push_sync(name=f"{n}-{i}")
+            task_id = greet.push_sync(name=f"{n}-{i}").id
             with lock:
                 ids.append(task_id)
 
@@ -124,7 +125,7 @@ def test_after_fork_the_child_pushes_on_its_own_loop_and_pool(
 ) -> None:
     app = make_app(url)
     greet = app.get_task("greet")
-    before = greet.push_sync(name="parent")  # the parent's portal and pool are in use
+    before = greet.push_sync(name="parent").id  # the parent's portal and pool are in use
     parent_backend = app.backend
     reader, writer = os.pipe()
     pid = os.fork()
@@ -133,7 +134,7 @@ def test_after_fork_the_child_pushes_on_its_own_loop_and_pool(
         try:
             signal.alarm(60)  # a child stuck on its parent's loop must not outlive the test
             os.close(reader)
-            task_id = greet.push_sync(name="child")
+            task_id = greet.push_sync(name="child").id
             fresh = app.backend is not parent_backend
             os.write(writer, f"{task_id} {fresh}".encode())
             code = 0
@@ -151,7 +152,7 @@ def test_after_fork_the_child_pushes_on_its_own_loop_and_pool(
     assert os.waitstatus_to_exitcode(status) == 0
     assert fresh == "True"
     # The child neither used nor closed the parent's connections: the parent pushes on.
-    after = greet.push_sync(name="parent again")
+    after = greet.push_sync(name="parent again").id
     assert app.backend is parent_backend
     statuses = asyncio.run(_stored(url, [before, child_id, after]))
     assert statuses == [TaskStatus.QUEUED] * 3
@@ -167,7 +168,7 @@ EXITING = textwrap.dedent(
     @app.task(queue="sync")
     async def greet(name: str) -> None: ...
 
-    print(greet.push_sync(name="ada"), flush=True)
+    print(greet.push_sync(name="ada").id, flush=True)
     backend = app.backend
     close = backend.close
 
@@ -226,12 +227,12 @@ def test_each_loop_opens_the_app_anew_and_an_async_push_joins_a_sync_one(
     app = make_app(url)
     greet = app.get_task("greet")
     # Two scripts' worth of asyncio.run: each opens the app on its loop and closes it there.
-    first = asyncio.run(greet.push(name="one"))
-    second = asyncio.run(greet.push(name="two"))
+    first = asyncio.run(greet.push(name="one")).id
+    second = asyncio.run(greet.push(name="two")).id
     # A sync push homes the app on the portal; an async view on another loop then pushes
     # through it (as Django's sync and async views share one app).
-    third = greet.push_sync(name="three")
-    fourth = asyncio.run(greet.push(name="four"))
+    third = greet.push_sync(name="three").id
+    fourth = asyncio.run(greet.push(name="four")).id
     statuses = asyncio.run(_stored(url, [first, second, third, fourth]))
     assert statuses == [TaskStatus.QUEUED] * 4
 
@@ -241,7 +242,55 @@ def test_a_worker_started_after_sync_pushes_moves_the_app_to_its_own_loop(
 ) -> None:
     app = make_app(url)
     greet = app.get_task("greet")
-    ids = [greet.push_sync(name="early"), greet.push_sync(name="bird")]  # homed on the portal
+    ids = [greet.push_sync(name="early").id, greet.push_sync(name="bird").id]  # on the portal
     assert asyncio.run(drain(app)) == 2  # the worker opens it on its loop, with its own pool
     assert asyncio.run(_stored(url, ids)) == [TaskStatus.DONE] * 2
     assert greet.push_sync(name="late")  # and a sync push afterwards opens it on the portal
+
+
+def test_a_thread_without_a_loop_waits_for_the_result_a_worker_keeps(
+    url: str, apps: list[App]
+) -> None:
+    """``push_sync`` returns a handle whose ``result_sync`` blocks its thread until a worker,
+    here in another thread with its own app and loop, has run the task and kept its value."""
+
+    def make() -> App:
+        app = App(url, keep_result=60)
+
+        @app.task(name="double", queue="sync")
+        async def double(n: int) -> int:
+            return 2 * n
+
+        return app
+
+    producer, consumer = make(), make()
+    apps.append(producer)
+    worker = Worker(consumer, WorkerSettings(queues=("sync",), poll_interval=0.05))
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    async def serve() -> None:
+        loops.append(asyncio.get_running_loop())
+        try:
+            await worker.run()
+        finally:
+            await consumer.close()
+
+    serving = threading.Thread(target=asyncio.run, args=(serve(),))
+    serving.start()
+    outcomes: list[tuple[int, TaskStatus]] = []
+
+    def produce() -> None:
+        handle = producer.get_task("double").push_sync(n=21)
+        outcomes.append((handle.result_sync(timeout=60), handle.status_sync()))
+
+    try:
+        thread = threading.Thread(target=produce)
+        thread.start()
+        thread.join(90)
+    finally:
+        while not loops and serving.is_alive():
+            time.sleep(0.01)
+        if loops:
+            loops[0].call_soon_threadsafe(worker.stop, "test over")
+        serving.join(60)
+    assert outcomes == [(42, TaskStatus.DONE)]

@@ -65,7 +65,7 @@ async def test_one_trace_spans_the_push_the_run_and_the_handlers_own_spans(
 
     async with app:
         await app.backend.setup()
-        task_id = await greet.push(name="ada")
+        task_id = (await greet.push(name="ada")).id
         stored = await app.backend.get(task_id)
         assert stored is not None
         assert stored.metadata["traceparent"].startswith("00-")
@@ -126,7 +126,7 @@ async def test_a_failure_is_recorded_on_the_consumer_span(
 
     async with app:
         await app.backend.setup()
-        task_id = await boom.push()
+        task_id = (await boom.push()).id
         await drain(app)
         stored = await app.backend.get(task_id)
     assert stored is not None and stored.status is TaskStatus.DEAD

@@ -307,7 +307,7 @@ async def test_threads_push_on_their_own_connections_through_one_backend(
     def producer(n: int) -> list[str]:
         with psycopg.connect(postgres_url) as conn:  # commits at the end of the block
             configured = send.configure(connection=conn)
-            return [configured.push_sync(to=f"{n}-{i}@example.com") for i in range(25)]
+            return [configured.push_sync(to=f"{n}-{i}@example.com").id for i in range(25)]
 
     async with backend_at(postgres_url) as backend:
         pushed = await asyncio.gather(*(asyncio.to_thread(producer, n) for n in range(4)))

@@ -69,7 +69,7 @@ async def test_an_outcome_the_lease_fence_refuses_is_discarded_not_a_success(
 
     counters = ("shoal_tasks_succeeded", "shoal_tasks_failed", "shoal_tasks_discarded")
     before = {name: sample(name, stuck.name) for name in counters}
-    task_id = await stuck.push()
+    task_id = (await stuck.push()).id
     settings = WorkerSettings(concurrency=1, prefetch=0, lease_seconds=0.5, reap_interval=60)
     stalled = Worker(app, settings)  # one slot, taken: it claims nothing more
     stalled._heartbeats.due = float("inf")  # a stalled loop: no heartbeats, no reaping
@@ -116,7 +116,7 @@ async def test_an_error_that_cannot_be_described_still_ends_the_attempt(app: App
     def hostile_in_a_thread() -> None:
         raise Unprintable
 
-    ids = [await hostile.push(), await hostile_in_a_thread.push()]
+    ids = [(await hostile.push()).id, (await hostile_in_a_thread.push()).id]
     await drain(app, timeout=10)  # the attempts end now, not a lease expiry later
     for task_id in ids:
         task = await app.backend.get(task_id)
@@ -143,7 +143,7 @@ async def test_slow_hooks_delay_no_heartbeat(app: App) -> None:
     async def work() -> None:
         await asyncio.sleep(0.05)
 
-    ids = await work.push_many([{}] * 6)
+    ids = [h.id for h in await work.push_many([{}] * 6)]
     worker = Worker(app, WorkerSettings(concurrency=6, lease_seconds=0.6, poll_interval=0.05))
     running = asyncio.create_task(worker.run())
     reaped: list[str] = []
@@ -181,7 +181,7 @@ async def test_heartbeats_keep_their_cadence_through_an_outage(
     async def long() -> None:
         await asyncio.sleep(6)
 
-    ids = await long.push_many([{}] * 5)
+    ids = [h.id for h in await long.push_many([{}] * 5)]
     settings = WorkerSettings(concurrency=5, prefetch=0, lease_seconds=6, poll_interval=0.1)
     worker = Worker(app, settings)  # heartbeats every second
     heartbeat = worker.backend.heartbeat

@@ -71,7 +71,7 @@ async def test_an_async_handler_is_cancelled_and_the_task_ends_cancelled(app: Ap
         events.append(event)
 
     before = cancelled_count("abort-async", forever.name)
-    task = await run_until_cancelled(app, await forever.push(), started)
+    task = await run_until_cancelled(app, (await forever.push()).id, started)
     assert (task.status, task.cancelled_by, task.last_error) == (
         TaskStatus.CANCELLED,
         "ann@laptop",
@@ -94,7 +94,7 @@ async def test_a_plain_function_sees_the_flag_and_raises(app: App) -> None:
         saw.set()
         context.raise_if_cancelled()
 
-    task = await run_until_cancelled(app, await patient.push(), started)
+    task = await run_until_cancelled(app, (await patient.push()).id, started)
     assert saw.is_set()
     assert (task.status, task.cancelled_by) == (TaskStatus.CANCELLED, "ann@laptop")
 
@@ -109,7 +109,7 @@ async def test_a_plain_function_that_finishes_anyway_is_done(app: App) -> None:
         while not context.cancel_requested:
             threading.Event().wait(0.01)
 
-    task = await run_until_cancelled(app, await stubborn.push(), started)
+    task = await run_until_cancelled(app, (await stubborn.push()).id, started)
     assert (task.status, task.cancelled_by) == (TaskStatus.DONE, "ann@laptop")
 
 
@@ -120,7 +120,7 @@ async def test_a_task_claimed_with_a_cancel_requested_ends_without_running(app: 
     def never() -> None:
         ran.append(1)
 
-    task_id = await never.push()
+    task_id = (await never.push()).id
     [claim] = await app.backend.claim(["abort-claimed"], "gone", 1, 30)
     assert await app.backend.cancel(task_id, by="ops")
     await app.backend.release([claim.lease])  # its worker stopped before it heard

@@ -40,7 +40,7 @@ def test_concurrent_first_pushes_open_once_and_the_loop_end_closes() -> None:
     async def hello(n: int) -> None: ...
 
     async def main() -> list[str]:
-        return await asyncio.gather(*(hello.push(n=i) for i in range(20)))
+        return [h.id for h in await asyncio.gather(*(hello.push(n=i) for i in range(20)))]
 
     ids = asyncio.run(main())
     assert len(set(ids)) == 20
@@ -83,7 +83,7 @@ def test_a_failed_opening_is_tried_again_by_the_next_push() -> None:
     async def main() -> str:
         with pytest.raises(RuntimeError, match="first try fails"):
             await hello.push(n=1)
-        return await hello.push(n=2)
+        return (await hello.push(n=2)).id
 
     assert asyncio.run(main())
 
@@ -119,11 +119,11 @@ def test_a_push_from_another_loop_runs_on_the_apps_loop_in_its_thread() -> None:
             return await push_many(*args, **kwargs)
 
         app.push_many = noting  # type: ignore[method-assign]
-        task_id = asyncio.run(hello.push(n=1))  # from a loop of its own, in this thread
+        task_id = asyncio.run(hello.push(n=1)).id  # from a loop of its own, in this thread
         assert ran_on[-1] is home  # handed over to the app's loop
         assert app.call_sync(app.backend.get, task_id) is not None
         # The sync form goes to the app's own loop too.
-        task_id = hello.push_sync(n=2)
+        task_id = hello.push_sync(n=2).id
         assert ran_on[-1] is home
         assert app.call_sync(app.backend.get, task_id) is not None
     finally:

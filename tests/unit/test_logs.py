@@ -4,20 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 
 import pytest
 
 from shoal.cli import logs
-
-
-@pytest.fixture
-def root() -> Iterator[logging.Logger]:
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    yield root
-    root.handlers[:], level = saved
-    root.setLevel(level)
 
 
 def log_a_driver_warning() -> None:

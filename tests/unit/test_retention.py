@@ -64,8 +64,8 @@ async def test_a_worker_deletes_finished_tasks_by_its_apps_rules(app: App) -> No
     app.queue_options("kept", retention=Retention(done=None))
     assert app.retention_for("kept") == Retention(done=None)
     assert app.retention_for("fleeting") == app.retention
-    ids = {"fleeting": await fleeting.push(), "kept": await kept.push()}
-    ids["doomed"] = await doomed.push()
+    ids = {"fleeting": (await fleeting.push()).id, "kept": (await kept.push()).id}
+    ids["doomed"] = (await doomed.push()).id
     settings = WorkerSettings(poll_interval=0.05, reap_interval=0.05)
     worker = Worker(app, settings)
     run = asyncio.create_task(worker.run())

@@ -136,7 +136,7 @@ async def test_retry_policy_end_to_end(app: App) -> None:
         if context.attempt < 3:
             raise ConnectionError("try again")
 
-    task_id = await flaky.push()
+    task_id = (await flaky.push()).id
     worker = Worker(app, fast(poll_interval=0.01))
     running = asyncio.create_task(worker.run())
     await until(lambda: len(attempts_seen) == 3)
@@ -162,7 +162,7 @@ async def test_timeouts_permanent_failures_and_retry_requests(app: App) -> None:
     async def later() -> None:
         raise Retry(delay=600, reason="rate limited")
 
-    ids = [await sleepy.push(), await refuses.push(), await later.push()]
+    ids = [(await sleepy.push()).id, (await refuses.push()).id, (await later.push()).id]
     await drain(app)
     timed_out, refused, postponed = [await app.backend.get(i) for i in ids]
     assert timed_out and timed_out.status is TaskStatus.DEAD
@@ -244,7 +244,7 @@ async def test_stop_lets_short_tasks_finish_and_releases_the_rest(app: App) -> N
     async def nap(seconds: float) -> None:
         await asyncio.sleep(seconds)
 
-    short, long = await nap.push(seconds=0.05), await nap.push(seconds=30)
+    short, long = (await nap.push(seconds=0.05)).id, (await nap.push(seconds=30)).id
     worker = Worker(app, fast(shutdown_timeout=0.5))
     running = asyncio.create_task(worker.run())
     await until(lambda: worker.in_flight == 2)
@@ -284,7 +284,7 @@ async def test_a_worker_that_lost_its_lease_cannot_overwrite_the_result(app: App
     async def stuck() -> None:
         await release.wait()
 
-    task_id = await stuck.push()
+    task_id = (await stuck.push()).id
     stalled = Worker(app, fast(lease_seconds=0.2, reap_interval=60))
     stalled._heartbeats.due = float("inf")  # a stalled loop: no heartbeats, no reaping
     running = asyncio.create_task(stalled.run())
@@ -349,7 +349,7 @@ async def test_a_handler_that_swallows_its_timeout_fails_saying_so(app: App) -> 
         except asyncio.CancelledError:
             raise ValueError("cleaning up went wrong") from None
 
-    ids = [await stubborn.push(), await stubborn_then_raises.push()]
+    ids = [(await stubborn.push()).id, (await stubborn_then_raises.push()).id]
     await drain(app)
     for task_id in ids:
         task = await app.backend.get(task_id)
@@ -374,8 +374,8 @@ async def test_a_plain_task_past_its_timeout_keeps_its_slot_and_wrongs_no_other_
     def quick() -> None:
         ran_after.append(returned.is_set())
 
-    first = await overruns.push()
-    later = await quick.push_many([{}] * 3)
+    first = (await overruns.push()).id
+    later = [h.id for h in await quick.push_many([{}] * 3)]
     worker = Worker(app, fast(concurrency=1, prefetch=0))
     running = asyncio.create_task(worker.run())
     await until(lambda: worker.processed == 4)

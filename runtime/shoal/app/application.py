@@ -11,12 +11,14 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, Unpack, overload
 
-from shoal.app.byname import prepare_by_name
+from shoal.app.byname import handle_by_name, prepare_by_name
+from shoal.app.handles import TaskHandle
 from shoal.app.hooks import EventName, Hook, Hooks
 from shoal.app.limits import ConcurrencyKey, LimitSpec, check_queue_rate
 from shoal.app.opening import Home, forsake
 from shoal.app.periodic import Schedule, ScheduleOptions, declare
 from shoal.app.portal import PORTAL, await_on, call_on
+from shoal.app.results import KeepResult, keep_seconds
 from shoal.app.tasks import PushOptions, TaskDefinition, TaskOptions
 from shoal.app.transactional import transactional
 from shoal.app.wrappers import Wrappers
@@ -57,6 +59,10 @@ class App:
     :meth:`queue_options` sets one queue's. ``name`` scopes the app's schedules in the
     backend: registering retires the schedules of the same name that the code no longer
     declares, so apps sharing a backend need names of their own.
+    ``keep_result`` (a ``timedelta`` or seconds)
+    keeps every task's return value for its handles that long, unless the task says
+    otherwise; results are not kept by default, and a kept result outlives its task's
+    retention until it expires.
     """
 
     def __init__(
@@ -68,9 +74,11 @@ class App:
         retry: RetryPolicy | None = None,
         retention: Retention | None = None,
         name: str = "default",
+        keep_result: KeepResult | None = None,
     ) -> None:
         self.name = name
         self.backend_url = backend_url or os.environ.get(BACKEND_URL_VARIABLE) or None
+        self.keep_result = keep_seconds(keep_result, what="App")
         self.default_queue = default_queue
         self.state = state
         self.default_retry = retry or RetryPolicy()
@@ -106,6 +114,7 @@ class App:
         rate_limit: str | Rate | None = None,
         concurrency_key: ConcurrencyKey | None = None,
         concurrency_limit: int | None = None,
+        keep_result: KeepResult | None = None,
     ) -> Register: ...
 
     def task(
@@ -120,8 +129,13 @@ class App:
         rate_limit: str | Rate | None = None,
         concurrency_key: ConcurrencyKey | None = None,
         concurrency_limit: int | None = None,
+        keep_result: KeepResult | None = None,
     ) -> Any:
         """Register a handler: ``@app.task`` or ``@app.task(queue="emails", timeout=30)``.
+
+        ``keep_result`` (a ``timedelta`` or seconds; 0 turns off the app's default) keeps
+        the return value, encoded by the return annotation, or the final failure, for
+        ``await handle.result()``; the backend deletes it once that time has passed.
 
         A parameter annotated :class:`Context` receives the task's context; make it the first
         parameter so that type checkers leave it out of ``push``'s signature.
@@ -141,6 +155,9 @@ class App:
             timeout=timeout,
             priority=priority,
             limits=LimitSpec.declare(rate_limit, concurrency_key, concurrency_limit),
+            keep_result=(
+                self.keep_result if keep_result is None else keep_seconds(keep_result, what="task")
+            ),
         )
 
         def register(handler: Callable[..., Any]) -> TaskDefinition[Any, Any]:
@@ -302,9 +319,10 @@ class App:
         name: str,
         payload: Mapping[str, Any] | bytes | str = b"{}",
         options: PushOptions | None = None,
-    ) -> str:
+    ) -> TaskHandle[Any]:
         """Enqueue a task registered here by name with JSON-able arguments (validated like a
-        typed push); :class:`UnknownTask` otherwise (see :meth:`push_by_name`)."""
+        typed push) and return its handle; :class:`UnknownTask` otherwise (see
+        :meth:`push_by_name`)."""
         self.get_task(name)
         return await self.push_by_name(name, payload, **(options or {}))
 
@@ -315,7 +333,7 @@ class App:
         *,
         queue: str | None = None,
         **options: Unpack[PushOptions],
-    ) -> str:
+    ) -> TaskHandle[Any]:
         """Enqueue the task ``name`` without its handler's code, as a producer in another
         service does: ``await app.push_by_name("billing.charge", {"invoice_id": 42},
         queue="billing")``.
@@ -324,6 +342,8 @@ class App:
         already encoded). A task registered here is checked against its type hints now and
         defaults to its queue; any other needs ``queue`` and is checked by the worker before
         it runs (an unknown name or arguments that do not fit end it dead, with the reason).
+        Returns its handle: typed by the handler's return annotation when the task is
+        registered here, otherwise its ``result()`` is the kept JSON value as it is.
         """
         task = prepare_by_name(self, name, arguments, queue, options)
         [task_id] = await self.push_many(
@@ -331,7 +351,7 @@ class App:
             on_conflict=options.get("on_conflict", OnConflict.RAISE),
             connection=options.get("connection"),
         )
-        return task_id
+        return handle_by_name(self, name, task_id)
 
     def push_by_name_sync(
         self,
@@ -340,7 +360,7 @@ class App:
         *,
         queue: str | None = None,
         **options: Unpack[PushOptions],
-    ) -> str:
+    ) -> TaskHandle[Any]:
         """:meth:`push_by_name` for code without an event loop (see :meth:`call_sync`)."""
         task = prepare_by_name(self, name, arguments, queue, options)
         [task_id] = self.push_many_sync(
@@ -348,7 +368,7 @@ class App:
             on_conflict=options.get("on_conflict", OnConflict.RAISE),
             connection=options.get("connection"),
         )
-        return task_id
+        return handle_by_name(self, name, task_id)
 
     async def push_many(
         self,

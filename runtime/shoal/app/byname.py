@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from shoal.app.limits import NO_SPEC
+from shoal.app.handles import TaskHandle
+from shoal.app.results import ResultCodec
 from shoal.app.tasks import PushOptions, new_task
 from shoal.core.errors import ConfigurationError, PayloadInvalid, PayloadUndecodable
 from shoal.core.models import NewTask
@@ -50,6 +52,15 @@ def prepare_by_name(
         priority=0,
         limits=NO_SPEC.stamp(name, app.queue_rates.get(queue), {}),
     )
+
+
+def handle_by_name(app: App, name: str, task_id: str) -> TaskHandle[Any]:
+    """The handle of a task pushed by name: its handler's, when the name is registered here;
+    otherwise one whose result is the kept JSON value, undecoded by any annotation."""
+    definition = app.tasks.get(name)
+    if definition is not None:
+        return definition.handle(task_id)
+    return TaskHandle(app, task_id, name, ResultCodec(None, name))
 
 
 def _json_object(name: str, arguments: Arguments) -> bytes:

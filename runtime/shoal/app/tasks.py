@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypedDict, TypeVar, Unpack
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Generic,
+    ParamSpec,
+    TypedDict,
+    TypeVar,
+    Unpack,
+    overload,
+)
 
 from shoal.app.limits import NO_SPEC, LimitSpec
+from shoal.app.handles import TaskHandle
 from shoal.app.payloads import PayloadCodec
+from shoal.app.results import ResultCodec
 from shoal.backends.base import OnConflict
 from shoal.core.errors import ConfigurationError
 from shoal.core.ids import new_id
@@ -22,6 +33,7 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 
 class PushOptions(TypedDict, total=False):
@@ -62,6 +74,8 @@ class TaskOptions:
     priority: int
     limits: LimitSpec = NO_SPEC
     """Rate limit and concurrency key, enforced by the backend's claim (``app/limits.py``)."""
+    keep_result: float | None = None
+    """Seconds the return value (or the final failure) is kept for handles; None: not kept."""
 
 
 class TaskDefinition(Generic[P, R]):
@@ -73,6 +87,9 @@ class TaskDefinition(Generic[P, R]):
         self.name = name
         self.options = options
         self.codec = PayloadCodec(function)
+        self.result_codec: ResultCodec[Any] | None = (
+            None if options.keep_result is None else ResultCodec(function, name)
+        )
         self.is_async = inspect.iscoroutinefunction(function)
         self.__doc__ = function.__doc__
 
@@ -107,29 +124,96 @@ class TaskDefinition(Generic[P, R]):
         arguments = self.codec.decode(payload) if spec.needs_arguments else {}
         return spec.stamp(self.name, queue_rate, arguments)
 
-    def configure(self, **options: Unpack[PushOptions]) -> ConfiguredTask[P]:
+    def handle(self, task_id: str) -> TaskHandle[Any]:
+        """A handle on a task of this kind pushed earlier (by id, from anywhere)."""
+        return TaskHandle(self.app, task_id, self.name, self.result_codec)
+
+    # The handle's type is what the handler returns, awaited for an ``async def``: hence
+    # the pairs of overloads, one for coroutine functions and one for plain ones.
+
+    @overload
+    def configure(
+        self: TaskDefinition[P, Coroutine[Any, Any, T]], **options: Unpack[PushOptions]
+    ) -> ConfiguredTask[P, T]: ...
+
+    @overload
+    def configure(
+        self: TaskDefinition[P, T], **options: Unpack[PushOptions]
+    ) -> ConfiguredTask[P, T]: ...
+
+    def configure(self, **options: Unpack[PushOptions]) -> ConfiguredTask[P, Any]:
         """Bind push options: ``await send.configure(delay=60).push(to="a@b.c")``."""
         return ConfiguredTask(self, options)
 
-    async def push(self, *args: P.args, **kwargs: P.kwargs) -> str:
-        """Enqueue one call with the task's default options; returns the task id."""
+    @overload
+    async def push(
+        self: TaskDefinition[P, Coroutine[Any, Any, T]], *args: P.args, **kwargs: P.kwargs
+    ) -> TaskHandle[T]: ...
+
+    @overload
+    async def push(
+        self: TaskDefinition[P, T], *args: P.args, **kwargs: P.kwargs
+    ) -> TaskHandle[T]: ...
+
+    async def push(self, *args: Any, **kwargs: Any) -> TaskHandle[Any]:
+        """Enqueue one call with the task's default options; returns its handle."""
         return await ConfiguredTask(self, {}).push(*args, **kwargs)
+
+    @overload
+    async def push_many(
+        self: TaskDefinition[P, Coroutine[Any, Any, T]],
+        calls: Iterable[Mapping[str, Any]],
+        **options: Unpack[PushOptions],
+    ) -> list[TaskHandle[T]]: ...
+
+    @overload
+    async def push_many(
+        self: TaskDefinition[P, T],
+        calls: Iterable[Mapping[str, Any]],
+        **options: Unpack[PushOptions],
+    ) -> list[TaskHandle[T]]: ...
 
     async def push_many(
         self, calls: Iterable[Mapping[str, Any]], **options: Unpack[PushOptions]
-    ) -> list[str]:
-        """Enqueue many calls (keyword arguments each) in one round trip, all or nothing."""
+    ) -> list[TaskHandle[Any]]:
+        """Enqueue many calls (keyword arguments each) in one round trip, all or nothing;
+        returns their handles in order."""
         return await ConfiguredTask(self, options).push_many(calls)
 
-    def push_sync(self, *args: P.args, **kwargs: P.kwargs) -> str:
+    @overload
+    def push_sync(
+        self: TaskDefinition[P, Coroutine[Any, Any, T]], *args: P.args, **kwargs: P.kwargs
+    ) -> TaskHandle[T]: ...
+
+    @overload
+    def push_sync(
+        self: TaskDefinition[P, T], *args: P.args, **kwargs: P.kwargs
+    ) -> TaskHandle[T]: ...
+
+    def push_sync(self, *args: Any, **kwargs: Any) -> TaskHandle[Any]:
         """:meth:`push` for code without an event loop (a script, a sync web view, a
-        thread): thread-safe, on one background loop and pool per process (``App.call_sync``)."""
+        thread): thread-safe, on one background loop and pool per process (``App.call_sync``).
+        Returns the handle, whose ``result_sync()`` waits without a loop too."""
         return ConfiguredTask(self, {}).push_sync(*args, **kwargs)
+
+    @overload
+    def push_many_sync(
+        self: TaskDefinition[P, Coroutine[Any, Any, T]],
+        calls: Iterable[Mapping[str, Any]],
+        **options: Unpack[PushOptions],
+    ) -> list[TaskHandle[T]]: ...
+
+    @overload
+    def push_many_sync(
+        self: TaskDefinition[P, T],
+        calls: Iterable[Mapping[str, Any]],
+        **options: Unpack[PushOptions],
+    ) -> list[TaskHandle[T]]: ...
 
     def push_many_sync(
         self, calls: Iterable[Mapping[str, Any]], **options: Unpack[PushOptions]
-    ) -> list[str]:
-        """:meth:`push_many` for code without an event loop."""
+    ) -> list[TaskHandle[Any]]:
+        """:meth:`push_many` for code without an event loop; returns the handles in order."""
         return ConfiguredTask(self, options).push_many_sync(calls)
 
 
@@ -170,8 +254,9 @@ def new_task(
     )
 
 
-class ConfiguredTask(Generic[P]):
-    """A task with push options bound; see :meth:`TaskDefinition.configure`."""
+class ConfiguredTask(Generic[P, R]):
+    """A task with push options bound; see :meth:`TaskDefinition.configure`. ``R`` is
+    what its handles' ``result()`` returns."""
 
     def __init__(self, definition: TaskDefinition[P, Any], options: PushOptions) -> None:
         self.definition = definition
@@ -182,22 +267,22 @@ class ConfiguredTask(Generic[P]):
         payload = self.definition.codec.encode(args, kwargs)
         return self.definition.prepare(payload, self.options)
 
-    async def push(self, *args: P.args, **kwargs: P.kwargs) -> str:
-        [task_id] = await self._push([self.prepare(*args, **kwargs)])
-        return task_id
+    async def push(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]:
+        [handle] = await self._push([self.prepare(*args, **kwargs)])
+        return handle
 
-    async def push_many(self, calls: Iterable[Mapping[str, Any]]) -> list[str]:
+    async def push_many(self, calls: Iterable[Mapping[str, Any]]) -> list[TaskHandle[R]]:
         return await self._push(self._prepare_many(calls))
 
-    def push_sync(self, *args: P.args, **kwargs: P.kwargs) -> str:
+    def push_sync(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]:
         """:meth:`push` for code without an event loop; with ``connection`` (a sync
         connection in an open transaction) it joins that transaction, in this thread."""
         if "connection" in self.options:
-            [task_id] = self._push_in_transaction_sync([self.prepare(*args, **kwargs)])
-            return task_id
+            [handle] = self._push_in_transaction_sync([self.prepare(*args, **kwargs)])
+            return handle
         return self.definition.app.call_sync(self.push, *args, **kwargs)
 
-    def push_many_sync(self, calls: Iterable[Mapping[str, Any]]) -> list[str]:
+    def push_many_sync(self, calls: Iterable[Mapping[str, Any]]) -> list[TaskHandle[R]]:
         if "connection" in self.options:
             return self._push_in_transaction_sync(self._prepare_many(calls))
         return self.definition.app.call_sync(self.push_many, calls)
@@ -208,16 +293,18 @@ class ConfiguredTask(Generic[P]):
         encode = self.definition.codec.encode
         return [self.definition.prepare(encode((), call), self.options) for call in calls]
 
-    def _push_in_transaction_sync(self, tasks: list[NewTask]) -> list[str]:
-        return self.definition.app.push_many_sync(
+    def _push_in_transaction_sync(self, tasks: list[NewTask]) -> list[TaskHandle[R]]:
+        ids = self.definition.app.push_many_sync(
             tasks,
             on_conflict=self.options.get("on_conflict", OnConflict.RAISE),
             connection=self.options["connection"],
         )
+        return [self.definition.handle(task_id) for task_id in ids]
 
-    async def _push(self, tasks: list[NewTask]) -> list[str]:
-        return await self.definition.app.push_many(
+    async def _push(self, tasks: list[NewTask]) -> list[TaskHandle[R]]:
+        ids = await self.definition.app.push_many(
             tasks,
             on_conflict=self.options.get("on_conflict", OnConflict.RAISE),
             connection=self.options.get("connection"),
         )
+        return [self.definition.handle(task_id) for task_id in ids]

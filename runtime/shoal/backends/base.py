@@ -34,11 +34,13 @@ from shoal.core.models import (
     Claim,
     Failure,
     HeartbeatReply,
+    KeptValue,
     Lease,
     NewTask,
     QueueStats,
     ReapReport,
     Task,
+    TaskResult,
     TaskStatus,
     WorkerInfo,
 )
@@ -125,14 +127,23 @@ class Backend(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def ack(self, leases: Sequence[Lease]) -> None:
+    async def ack(self, leases: Sequence[Lease], results: Sequence[KeptValue] = ()) -> None:
         """Mark tasks done. Applies every valid lease; then raises :class:`LeaseLost` naming
-        the tasks whose lease was no longer theirs."""
+        the tasks whose lease was no longer theirs.
+
+        ``results`` are return values to keep (see :meth:`result`), stored with the ack of
+        their task's lease and not otherwise; each task that keeps one wakes its waiters.
+        """
 
     @abc.abstractmethod
     async def fail(self, failures: Sequence[Failure]) -> None:
         """Record failed attempts: ``retrying`` until ``retry_at``, or ``dead`` without one.
-        Stale leases are reported with :class:`LeaseLost` as in :meth:`ack`."""
+        Stale leases are reported with :class:`LeaseLost` as in :meth:`ack`.
+
+        The task keeps the failure's ``traceback`` as ``last_traceback``. A dead failure
+        with ``keep_until`` is also kept as the task's result (see :meth:`result`); every
+        dead task wakes its waiters.
+        """
 
     @abc.abstractmethod
     async def release(self, leases: Sequence[Lease]) -> None:
@@ -153,8 +164,9 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     async def cancel_running(self, leases: Sequence[Lease]) -> None:
         """Mark running tasks ``cancelled`` (finished now), the outcome of an attempt that
-        stopped on a cancel request; who asked stays recorded. Stale leases are reported
-        with :class:`LeaseLost` as in :meth:`ack`."""
+        stopped on a cancel request; who asked stays recorded, and their result's waiters
+        wake as on :meth:`cancel`. Stale leases are reported with :class:`LeaseLost` as in
+        :meth:`ack`."""
 
     @abc.abstractmethod
     async def deregister(self, worker_id: str) -> None:
@@ -211,6 +223,31 @@ class Backend(abc.ABC):
         implements it with :class:`shoal.backends.shared.wakeups.Wakeups`.
         """
 
+    # -- results -----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def result(self, task_id: str) -> TaskResult | None:
+        """How a task ended, or None while it has not.
+
+        A result kept by :meth:`ack` or :meth:`fail` is stored apart from the task, so it
+        outlives a purge of the task, until its ``expires_at``; the backend itself removes it
+        then (a key's time to live, or a delete in the course of its normal work) and never
+        returns an expired one. Without a kept result, a finished task (done, dead or
+        cancelled) is described from itself. Raises :class:`TaskNotFound` when there is
+        neither task nor result.
+        """
+
+    @abc.abstractmethod
+    async def wait_for_result(self, task_id: str, timeout: float) -> TaskResult | None:
+        """:meth:`result`, once there is one, or None after ``timeout`` seconds.
+
+        Woken by the backend's own hints of finished tasks, with polling only as the
+        fallback, and every waiter of one backend instance shares one source of hints:
+        every backend implements it with
+        :class:`shoal.backends.shared.finishes.Finishes`. Raises :class:`TaskNotFound` as
+        :meth:`result` does.
+        """
+
     # -- admin -------------------------------------------------------------------------------
 
     @abc.abstractmethod
@@ -247,7 +284,8 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     async def retry(self, task_id: str, *, run_at: datetime | None = None) -> bool:
-        """Queue a dead, cancelled or retrying task again with fresh attempts.
+        """Queue a dead, cancelled or retrying task again with fresh attempts, forgetting the
+        result it kept, if any (the next run's is the one to wait for), and who cancelled it.
         Returns False when the task is in another state. Raises :class:`TaskNotFound`."""
 
     @abc.abstractmethod
@@ -259,8 +297,9 @@ class Backend(abc.ABC):
         only marked: its worker learns of it from its next heartbeat and stops it (an async
         handler is cancelled, a plain function sees ``Context.cancel_requested``), and a
         worker that claims a task so marked (released or re-queued by a reap after the
-        request) ends it without running it. Returns False, changing nothing, when the task
-        has finished already. Raises :class:`TaskNotFound`."""
+        request) ends it without running it. A task that ends ``cancelled`` wakes its
+        result's waiters. Returns False, changing nothing, when the task has finished
+        already. Raises :class:`TaskNotFound`."""
 
     @abc.abstractmethod
     async def purge(self, *, queue: str | None, statuses: Sequence[TaskStatus]) -> int:

@@ -111,8 +111,8 @@ async def enqueue(arguments: argparse.Namespace) -> int:
     if arguments.idempotency_key:
         options["idempotency_key"] = arguments.idempotency_key
     async with app:
-        task_id = await app.push(arguments.task, arguments.args, options)
-    print(task_id)
+        handle = await app.push(arguments.task, arguments.args, options)
+    print(handle.id)
     return 0
 
 

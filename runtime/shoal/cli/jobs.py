@@ -254,3 +254,6 @@ def show(task: Task) -> None:
     width = max(map(len, fields))
     for name, value in fields.items():
         print(f"{name:>{width}}  {value}")
+    if task.last_traceback:  # the last failed attempt's, bounded by the worker
+        print(f"\n{'last traceback':>{width}}")
+        print(task.last_traceback.rstrip())

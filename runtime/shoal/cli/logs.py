@@ -1,9 +1,13 @@
 """Log output for the CLI: readable text for people, JSON lines for log pipelines.
 
-Every line about a task carries its id and queue (passed as ``extra`` by the worker), in
-both formats. One event is one line, whoever logs it: a record that carries an exception
-(asyncpg's pool during a database restart logs its tracebacks at warning level) shows the
-exception's type and message; its traceback only at ``--log-level debug``.
+Every line about a task carries its id, name, attempt and queue, in both formats: passed
+as ``extra`` by the worker, and added to the records of the tasks' own code by
+:class:`~shoal.core.current.TaskContextFilter` on the handler. One event is one line,
+whoever logs it: a record that carries an exception (asyncpg's pool during a database
+restart logs its tracebacks at warning level) shows the exception's type and message; its
+traceback only at ``--log-level debug``. The one exception is a task's failed attempt:
+the failure is the user's own code, so its line carries the handler's traceback always (a
+``traceback`` field in JSON; indented lines after it in text).
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-_CONTEXT_FIELDS = ("task_id", "queue", "task", "worker_id", "duration", "error")
+from shoal.core.current import TaskContextFilter
+
+_CONTEXT_FIELDS = ("task_id", "queue", "task", "attempt", "worker_id", "duration", "error")
 
 
 class JsonFormatter(logging.Formatter):
@@ -30,8 +36,10 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         for name in self.context:
-            if name in record.__dict__:
+            if record.__dict__.get(name) is not None:
                 line[name] = record.__dict__[name]
+        if (trace := record.__dict__.get("traceback")) is not None:
+            line["traceback"] = trace  # a failed attempt's, from the worker
         if record.exc_info and record.exc_info[1] is not None:
             line["exception"] = _one_line(record.exc_info[1])
             if _tracebacks_shown():
@@ -56,9 +64,12 @@ class TextFormatter(logging.Formatter):
         context = [
             f"{name}={record.__dict__[name]}"
             for name in self.context
-            if name in record.__dict__ and name != "worker_id"
+            if record.__dict__.get(name) is not None and name != "worker_id"
         ]
-        return f"{text} {' '.join(context)}" if context else text
+        text = f"{text} {' '.join(context)}" if context else text
+        if (trace := record.__dict__.get("traceback")) is not None:  # a failed attempt's
+            text += "\n" + "".join(f"    {line}\n" for line in trace.rstrip().splitlines())
+        return text.rstrip("\n")
 
 
 def _one_line(error: BaseException) -> str:
@@ -78,6 +89,7 @@ def configure(log_format: str, level: str, context: Sequence[str] = ()) -> None:
     handler = logging.StreamHandler(sys.stderr)
     formatter = JsonFormatter if log_format == "json" else TextFormatter
     handler.setFormatter(formatter(context))
+    handler.addFilter(TaskContextFilter())  # the tasks' own lines say which task they are
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

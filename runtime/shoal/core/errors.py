@@ -18,10 +18,16 @@
     ├── LeaseLost                  a worker acted on a task it no longer owns
     ├── TaskNotFound               no task has that id
     ├── ScheduleNotFound           no schedule has that name
+    ├── ResultError                waiting for a task's result ended without a value
+    │   ├── TaskFailed             the task ended dead: its error type, message, traceback
+    │   ├── TaskWasCancelled       the task was cancelled: it has no result (and who asked)
+    │   ├── ResultUnavailable      the task finished but its result is not kept (or expired)
+    │   └── ResultTimeout          the task did not finish within the wait's timeout
     ├── UnknownTask                no handler is registered under that name
     ├── PayloadError               a payload cannot become the handler's arguments
     │   ├── PayloadUndecodable     the bytes are not valid JSON
-    │   └── PayloadInvalid         the JSON does not fit the handler's type hints
+    │   ├── PayloadInvalid         the JSON does not fit the handler's type hints
+    │   └── ResultInvalid          a return value does not fit the handler's annotation
     └── TaskControl                raised by task code to steer its own outcome
         ├── Retry                  run again later, at a chosen delay
         ├── PermanentFailure       stop now: the task ends dead, never retried
@@ -201,3 +207,60 @@ class TaskCancelled(TaskControl):
     def __init__(self, by: str) -> None:
         self.by = by
         super().__init__(f"{_default_message(TaskCancelled)}, by {by}")
+
+
+class ResultInvalid(PayloadError):
+    """The task's return value does not fit its return annotation or cannot be stored."""
+
+
+class ResultError(ShoalError):
+    """Waiting for the task's result ended without a value."""
+
+    def __init__(self, task_id: str, message: str | None = None) -> None:
+        self.task_id = task_id
+        super().__init__(message)
+
+
+class TaskFailed(ResultError):
+    """The task failed for good (dead)."""
+
+    def __init__(self, task_id: str, error: str, traceback: str | None) -> None:
+        kind, separator, message = error.partition(": ")
+        # ``error`` is ``Type: message`` (worker.execution.describe_error); the reaper's
+        # words ("lease expired 3 times: ...") name no exception type.
+        named = bool(separator) and kind.replace(".", "").replace("_", "").isalnum()
+        self.error_type = kind if named else None
+        self.error_message = message if named else error
+        self.traceback = traceback
+        super().__init__(task_id, f"task {task_id} failed: {error}")
+
+    def __str__(self) -> str:
+        if not self.traceback:
+            return self.message
+        return f"{self.message}\n\nRemote traceback:\n{self.traceback.rstrip()}"
+
+
+class TaskWasCancelled(ResultError):
+    """The task was cancelled: it has no result."""
+
+    def __init__(self, task_id: str, by: str | None = None) -> None:
+        self.by = by
+        """Who asked for the cancel (the task's ``cancelled_by``), when it is known."""
+        asker = f" by {by}" if by else ""
+        super().__init__(task_id, f"task {task_id} was cancelled{asker}: it has no result")
+
+
+class ResultUnavailable(ResultError):
+    """The task finished, but its result is not kept."""
+
+
+class ResultTimeout(ResultError, TimeoutError):
+    """The task did not finish in time."""
+
+    def __init__(self, task_id: str, timeout: float, status: str) -> None:
+        self.timeout = timeout
+        super().__init__(
+            task_id,
+            f"task {task_id} did not finish within {timeout:g}s (it is {status}); "
+            "wait again, or raise the timeout",
+        )

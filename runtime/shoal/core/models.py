@@ -82,6 +82,8 @@ class Task:
     """Who cancelled the task, or asked to while it ran: then a running task is stopped
     by its worker within a heartbeat interval and ends ``cancelled``."""
     limits: TaskLimits = NO_LIMITS
+    last_traceback: str | None = None
+    """The traceback of the last failed attempt, bounded (:mod:`shoal.core.tracebacks`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,45 @@ class Failure:
     lease: Lease
     error: str
     retry_at: datetime | None
+    traceback: str | None = None
+    """Where the attempt failed, bounded; kept on the task as ``last_traceback``."""
+    keep_until: datetime | None = None
+    """When dead: keep the failure as the task's :class:`TaskResult` until then."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeptValue:
+    """A return value to keep with an ack: the encoded value and when it expires."""
+
+    task_id: str
+    value: bytes
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TaskResult:
+    """How a task ended, as :meth:`~shoal.backends.base.Backend.result` reads it.
+
+    A kept result (``value``, or a dead task's failure) lives apart from the task until
+    ``expires_at``; a finished task without one is described from the task itself.
+    """
+
+    task_id: str
+    status: TaskStatus
+    """``done``, ``dead`` or ``cancelled``: a result is only ever final."""
+    value: bytes | None = None
+    """The encoded return value, when it was kept."""
+    error: str | None = None
+    """A dead task's last error, ``Type: message``."""
+    traceback: str | None = None
+    expires_at: datetime | None = None
+    """When a kept result goes; None when read from the task itself."""
+    cancelled_by: str | None = None
+    """A cancelled task's ``cancelled_by``: who asked, when it is known."""
+
+
+FINISHED = frozenset({TaskStatus.DONE, TaskStatus.DEAD, TaskStatus.CANCELLED})
+"""Statuses a task never leaves on its own: what a wait for a result ends on."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,7 +58,8 @@ class Announcer:
         for outcome in outcomes:
             name, task = outcome.event_name, outcome.claim.task
             if logger.isEnabledFor(LEVELS[name]):
-                log_event(name, self._worker_id, task, outcome.duration, outcome.error)
+                trace = outcome.failure.traceback if outcome.failure else None
+                log_event(name, self._worker_id, task, outcome.duration, outcome.error, trace)
             if self._hooks.wants(name):
                 self.announce(Event(name, self._worker_id, task, outcome.duration, outcome.error))
 

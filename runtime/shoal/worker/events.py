@@ -27,17 +27,22 @@ def log_event(
     task: Task,
     duration: float | None = None,
     error: BaseException | None = None,
+    traceback: str | None = None,
 ) -> None:
+    """One line about a task; a failed attempt's carries its (bounded) traceback."""
     extra: dict[str, object] = {
         "task_id": task.id,
         "queue": task.queue,
         "task": task.name,
+        "attempt": task.attempts,
         "worker_id": worker_id,
     }
     if duration is not None:
         extra["duration"] = round(duration, 6)
     if error is not None:
         extra["error"] = describe_error(error)
+    if traceback is not None:
+        extra["traceback"] = traceback
     message = name.replace("_", " ")
     if name == "task_discarded":
         message += ": the lease was lost, another worker owns the task now"

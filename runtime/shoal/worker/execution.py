@@ -20,8 +20,10 @@ from datetime import timedelta
 from shoal.app import App, EventName, TaskDefinition
 from shoal.app.periodic import TickStart, start_tick
 from shoal.core.context import Cancellation, Context
+from shoal.core.current import CurrentTask, current_task
 from shoal.core.errors import PayloadError, UnknownTask
-from shoal.core.models import Claim, Failure, Lease, utcnow
+from shoal.core.models import Claim, Failure, KeptValue, Lease, utcnow
+from shoal.core.tracebacks import format_traceback, storable
 
 ThreadOutlived = Callable[["asyncio.Future[object]"], None]
 
@@ -53,6 +55,8 @@ class Outcome:
     cancelled: bool = False
     tick: TickStart | None = None
     """For a schedule's tick: whether its handler ran, how late, what it skipped."""
+    kept: KeptValue | None = None
+    """The return value to store with the ack, when the task keeps its result."""
 
     @property
     def lease(self) -> Lease:
@@ -132,6 +136,7 @@ async def execute(
     if task.cancelled_by is not None:
         return _cancelled(claim, started, task.cancelled_by, None)
     tick: TickStart | None = None
+    entered = current_task.set(CurrentTask(task.id, task.name, task.attempts, task.queue))
     try:
         with app.wrappers.around_run(task):  # tracing's consumer span, for one
             definition = app.get_task(task.name)
@@ -153,7 +158,8 @@ async def execute(
                     cancellation=cancellation,
                     scheduled_at=None if tick is None else tick.scheduled_at,
                 )
-            await _call(definition, arguments, threads, thread_outlived)
+            value = await _call(definition, arguments, threads, thread_outlived)
+            kept = _kept(definition, task.id, value)
     except asyncio.CancelledError:
         if cancellation.by is None:
             raise  # the drain's, or the timeout's: not a cancel of the task
@@ -162,15 +168,27 @@ async def execute(
             current.uncancel()  # the worker's cancel, answered here
         return _cancelled(claim, started, cancellation.by, None)
     except (UnknownTask, PayloadError) as error:
-        # Retrying cannot fix a payload or a name: end dead at once, with the reason.
-        return _failed(claim, started, error, None)
+        # Retrying cannot fix a payload, a name or a return value that cannot be stored (and
+        # the handler already ran): end dead at once, with the reason.
+        return _failed(app, claim, started, error, None)
     except Exception as error:
         if cancellation.by is not None:
             return _cancelled(claim, started, cancellation.by, error)
         policy = app.tasks[task.name].options.retry
         delay = policy.next_delay(error, task.attempts, task.max_attempts)
-        return _failed(claim, started, error, delay)
-    return Outcome(claim, time.perf_counter() - started, tick=tick)
+        return _failed(app, claim, started, error, delay)
+    finally:
+        current_task.reset(entered)  # whoever awaits execute() is outside the task again
+    return Outcome(claim, time.perf_counter() - started, kept=kept, tick=tick)
+
+
+def _kept(definition: TaskDefinition[..., object], task_id: str, value: object) -> KeptValue | None:
+    """The value to keep with the ack, encoded by the return annotation; raises
+    :class:`~shoal.core.errors.ResultInvalid` for one that cannot be kept."""
+    seconds, codec = definition.options.keep_result, definition.result_codec
+    if seconds is None or codec is None:
+        return None
+    return KeptValue(task_id, codec.encode(value), utcnow() + timedelta(seconds=seconds))
 
 
 async def _call(
@@ -178,18 +196,17 @@ async def _call(
     arguments: dict[str, object],
     threads: concurrent.futures.Executor,
     thread_outlived: ThreadOutlived,
-) -> None:
+) -> object:
+    """Run the handler and return what it returned."""
     timeout = definition.options.timeout
     if definition.is_async:
         if timeout is None:
-            await definition.function(**arguments)  # type: ignore[misc]  # the common case
-        else:
-            await _call_async(definition, arguments, timeout)
-        return
+            return await definition.function(**arguments)  # type: ignore[misc]
+        return await _call_async(definition, arguments, timeout)
     loop = asyncio.get_running_loop()
     began: asyncio.Future[object] | None = None
-    # In the attempt's context (contextvars), as an async handler is: what a wrapper set,
-    # such as the current span, is seen by a plain function too.
+    # In the attempt's context (contextvars), as an async handler is: the current task, and
+    # what a wrapper set, such as the current span, are seen by a plain function too.
     call: Callable[[], object] = functools.partial(
         contextvars.copy_context().run, functools.partial(definition.function, **arguments)
     )
@@ -210,7 +227,7 @@ async def _call(
             thread_outlived(running)
     if not done:
         raise TimeoutError
-    running.result()
+    return running.result()
 
 
 def _signal_then_call(
@@ -222,11 +239,11 @@ def _signal_then_call(
 
 async def _call_async(
     definition: TaskDefinition[..., object], arguments: dict[str, object], timeout: float
-) -> None:
+) -> object:
     timer = asyncio.timeout(timeout)
     try:
         async with timer:
-            await definition.function(**arguments)  # type: ignore[misc]
+            value = await definition.function(**arguments)  # type: ignore[misc]
     except TimeoutError:
         raise
     except Exception as error:
@@ -236,6 +253,7 @@ async def _call_async(
     if timer.expired():
         # The handler caught the cancellation that the timeout sent, and returned.
         raise _ignored_cancellation(timeout)
+    return value
 
 
 def _ignored_cancellation(timeout: float) -> TimeoutError:
@@ -251,13 +269,22 @@ def _resolve(future: asyncio.Future[object]) -> None:
 
 
 def _failed(
+    app: App,
     claim: Claim,
     started: float,
     error: BaseException,
     delay: float | None,
 ) -> Outcome:
-    retry_at = None if delay is None else utcnow() + timedelta(seconds=delay)
-    failure = Failure(claim.lease, describe_error(error), retry_at)
+    """A failed attempt, with its bounded traceback; a final failure of a task that keeps
+    its result is kept as that result."""
+    now = utcnow()
+    retry_at = None if delay is None else now + timedelta(seconds=delay)
+    definition = app.tasks.get(claim.task.name)
+    keep = None if definition is None else definition.options.keep_result
+    keep_until = None if keep is None or retry_at is not None else now + timedelta(seconds=keep)
+    failure = Failure(
+        claim.lease, storable(describe_error(error)), retry_at, format_traceback(error), keep_until
+    )
     return Outcome(claim, time.perf_counter() - started, failure, error)
 
 

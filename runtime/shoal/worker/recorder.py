@@ -119,7 +119,8 @@ class Recorder:
         backend = self._backend()
         try:
             if kind is Kind.ACK:
-                await backend.ack([outcome.lease for outcome in batch])
+                kept = [outcome.kept for outcome in batch if outcome.kept is not None]
+                await backend.ack([outcome.lease for outcome in batch], kept)
             elif kind is Kind.FAIL:
                 await backend.fail([outcome.failure for outcome in batch if outcome.failure])
             elif kind is Kind.CANCEL:

@@ -16,9 +16,11 @@ from typing import Any, TypeVar
 from shoal.backends import Backend, OnConflict
 from shoal.backends.base import PURGEABLE, UNKNOWN_ASKER
 from shoal.backends.shared.fencing import heartbeat_reply
+from shoal.backends.shared.finishes import Finishes
 from shoal.backends.shared.idempotency import resolve
 from shoal.backends.shared.listing import TaskQuery
 from shoal.backends.shared.reaping import Expired, judge, report_verdicts
+from shoal.backends.shared.results import outcome_of
 from shoal.backends.shared.retention import PRUNE_PER_REAP
 from shoal.backends.shared.storable import check_storable
 from shoal.core.errors import (
@@ -33,11 +35,13 @@ from shoal.core.models import (
     Claim,
     Failure,
     HeartbeatReply,
+    KeptValue,
     Lease,
     NewTask,
     QueueStats,
     ReapReport,
     Task,
+    TaskResult,
     TaskStatus,
     WorkerInfo,
     utcnow,
@@ -45,7 +49,14 @@ from shoal.core.models import (
 from shoal.core.retention import Retention, expiries
 from shoal.core.urls import redact
 from shoal_example_backend.limits import admitted, held
-from shoal_example_backend.records import holds, record_of, task_of, worker_of
+from shoal_example_backend.records import (
+    holds,
+    kept_record,
+    record_of,
+    result_of,
+    task_of,
+    worker_of,
+)
 from shoal_example_backend.schedules import JsonSchedules
 
 State = dict[str, dict[str, dict[str, Any]]]
@@ -64,6 +75,9 @@ class JsonFileBackend(JsonSchedules, Backend):
         self.path = path
         self._lock_path = path.with_name(path.name + ".lock")
         self._pushed = asyncio.Event()
+        # Waits for results are woken by this instance's acks and fails at once, and look
+        # at the file every LOOK_INTERVAL for other processes' (nothing tells of those).
+        self._finishes = Finishes()
 
     # -- the one transaction -----------------------------------------------------------------
 
@@ -158,20 +172,39 @@ class JsonFileBackend(JsonSchedules, Backend):
 
         return await self._transact(take)
 
-    async def ack(self, leases: Sequence[Lease]) -> None:
+    async def ack(self, leases: Sequence[Lease], results: Sequence[KeptValue] = ()) -> None:
         done = {"status": TaskStatus.DONE, "finished_at": utcnow().timestamp()}
-        await self._finish([(lease, done) for lease in leases], report_lost=True)
+        keep = {
+            r.task_id: kept_record(
+                r.task_id, TaskStatus.DONE, r.expires_at.timestamp(), value=r.value
+            )
+            for r in results
+        }
+        await self._finish([(lease, done) for lease in leases], report_lost=True, keep=keep)
 
     async def fail(self, failures: Sequence[Failure]) -> None:
         now = utcnow().timestamp()
 
         def outcome(failure: Failure) -> dict[str, Any]:
+            said = {"last_error": failure.error, "last_traceback": failure.traceback}
             if failure.retry_at is None:
-                return {"status": TaskStatus.DEAD, "finished_at": now, "last_error": failure.error}
-            retry_at = failure.retry_at.timestamp()
-            return {"status": TaskStatus.RETRYING, "run_at": retry_at, "last_error": failure.error}
+                return {"status": TaskStatus.DEAD, "finished_at": now, **said}
+            return {"status": TaskStatus.RETRYING, "run_at": failure.retry_at.timestamp(), **said}
 
-        await self._finish([(f.lease, outcome(f)) for f in failures], report_lost=True)
+        keep = {
+            f.lease.task_id: kept_record(
+                f.lease.task_id,
+                TaskStatus.DEAD,
+                f.keep_until.timestamp(),
+                error=f.error,
+                traceback=f.traceback,
+            )
+            for f in failures
+            if f.retry_at is None and f.keep_until is not None
+        }
+        dead = [f.lease for f in failures if f.retry_at is None]
+        await self._finish([(f.lease, outcome(f)) for f in failures], report_lost=True, keep=keep)
+        self._finishes.finished(lease.task_id for lease in dead)
 
     async def release(self, leases: Sequence[Lease]) -> None:
         back = [
@@ -182,9 +215,15 @@ class JsonFileBackend(JsonSchedules, Backend):
         self._wake()
 
     async def _finish(
-        self, outcomes: Sequence[tuple[Lease, dict[str, Any]]], *, report_lost: bool
+        self,
+        outcomes: Sequence[tuple[Lease, dict[str, Any]]],
+        *,
+        report_lost: bool,
+        keep: dict[str, dict[str, Any]] | None = None,
     ) -> None:
-        """Apply each outcome whose lease still holds; the rest are lost leases."""
+        """Apply each outcome whose lease still holds, and keep its result if one is in
+        ``keep``; the rest are lost leases."""
+        keep = keep or {}
 
         def apply(state: State) -> list[str]:
             lost = []
@@ -195,9 +234,12 @@ class JsonFileBackend(JsonSchedules, Backend):
                     continue
                 record.update(changes, token=None, expires_at=None, worker_id=None)
                 record["updated_at"] = utcnow().timestamp()
+                if lease.task_id in keep:
+                    state.setdefault("results", {})[lease.task_id] = keep[lease.task_id]
             return lost
 
         lost = await self._transact(apply)
+        self._finishes.finished(task_id for task_id in keep if task_id not in lost)
         if lost and report_lost:
             raise LeaseLost(lost)
 
@@ -230,6 +272,7 @@ class JsonFileBackend(JsonSchedules, Backend):
     async def cancel_running(self, leases: Sequence[Lease]) -> None:
         cancelled = {"status": TaskStatus.CANCELLED, "finished_at": utcnow().timestamp()}
         await self._finish([(lease, cancelled) for lease in leases], report_lost=True)
+        self._finishes.finished(lease.task_id for lease in leases)  # as a cancel before it ran
 
     async def deregister(self, worker_id: str) -> None:
         await self._transact(lambda state: state["workers"].pop(worker_id, None))
@@ -259,6 +302,9 @@ class JsonFileBackend(JsonSchedules, Backend):
             for worker_id, info in list(state["workers"].items()):
                 if info["last_seen"] < now - worker_timeout:
                     del state["workers"][worker_id]
+            results = state.setdefault("results", {})
+            for task_id in [i for i, kept in results.items() if kept["expires_at"] <= now]:
+                del results[task_id]
             doomed = sorted(
                 (r["finished_at"], task_id)
                 for task_id, r in state["tasks"].items()
@@ -269,7 +315,9 @@ class JsonFileBackend(JsonSchedules, Backend):
                 del state["tasks"][task_id]
             return report_verdicts(verdicts)
 
-        return await self._transact(sweep)
+        report = await self._transact(sweep)
+        self._finishes.finished(report.dead)
+        return report
 
     # -- observers ---------------------------------------------------------------------------
 
@@ -339,6 +387,26 @@ class JsonFileBackend(JsonSchedules, Backend):
 
         return await self._transact(due, write=False)
 
+    # -- results -----------------------------------------------------------------------------
+
+    async def result(self, task_id: str) -> TaskResult | None:
+        def read(state: State) -> TaskResult | Task | None:
+            kept = state.get("results", {}).get(task_id)
+            if kept is not None and kept["expires_at"] > utcnow().timestamp():
+                return result_of(kept)
+            record = state["tasks"].get(task_id)
+            return None if record is None else task_of(record)
+
+        found = await self._transact(read, write=False)
+        if found is None:
+            raise TaskNotFound(task_id)
+        return found if isinstance(found, TaskResult) else outcome_of(found)
+
+    async def wait_for_result(self, task_id: str, timeout: float) -> TaskResult | None:
+        return await self._finishes.wait_for_result(
+            task_id, timeout, lambda: self.result(task_id), poll_interval=LOOK_INTERVAL
+        )
+
     # -- admin -------------------------------------------------------------------------------
 
     async def get(self, task_id: str) -> Task | None:
@@ -365,7 +433,7 @@ class JsonFileBackend(JsonSchedules, Backend):
             record.update(cancelled_by=None)
             return True
 
-        revived = await self._change_one(task_id, revive)
+        revived = await self._change_one(task_id, revive, forget=True)
         if revived:
             self._wake()
         return revived
@@ -381,12 +449,24 @@ class JsonFileBackend(JsonSchedules, Backend):
             record.update(cancelled_by=by)
             return True
 
-        return await self._change_one(task_id, stop)
+        cancelled = await self._change_one(task_id, stop)
+        if cancelled:
+            self._finishes.finished([task_id])
+        return cancelled
 
-    async def _change_one(self, task_id: str, change: Callable[[dict[str, Any]], bool]) -> bool:
+    async def _change_one(
+        self, task_id: str, change: Callable[[dict[str, Any]], bool], *, forget: bool = False
+    ) -> bool:
+        """Apply ``change`` to one task; ``forget`` its kept result too if it applied."""
+
         def apply(state: State) -> bool | None:
             record = state["tasks"].get(task_id)
-            return None if record is None else change(record)
+            if record is None:
+                return None
+            changed = change(record)
+            if changed and forget:
+                state.get("results", {}).pop(task_id, None)
+            return changed
 
         changed = await self._transact(apply)
         if changed is None:

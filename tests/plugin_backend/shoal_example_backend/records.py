@@ -5,7 +5,15 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from shoal.core.models import Lease, NewTask, Task, TaskStatus, WorkerInfo, from_epoch
+from shoal.core.models import (
+    Lease,
+    NewTask,
+    Task,
+    TaskResult,
+    TaskStatus,
+    WorkerInfo,
+    from_epoch,
+)
 from shoal_example_backend.limits import limits_of
 
 
@@ -34,6 +42,7 @@ def record_of(new: NewTask, now: float) -> dict[str, Any]:
         "idempotency_key": new.idempotency_key,
         "metadata": dict(new.metadata),
         "last_error": None,
+        "last_traceback": None,
         "lease_expirations": 0,
         "worker_id": None,
         "finished_at": None,
@@ -65,7 +74,39 @@ def task_of(record: dict[str, Any]) -> Task:
         finished_at=None if finished is None else from_epoch(finished),
         cancelled_by=record.get("cancelled_by"),
         limits=limits_of(record),
+        last_traceback=record.get("last_traceback"),
     )
+
+
+def result_of(record: dict[str, Any]) -> TaskResult:
+    value = record["value"]
+    return TaskResult(
+        task_id=record["task_id"],
+        status=TaskStatus(record["status"]),
+        value=None if value is None else base64.b64decode(value),
+        error=record["error"],
+        traceback=record["traceback"],
+        expires_at=from_epoch(record["expires_at"]),
+    )
+
+
+def kept_record(
+    task_id: str,
+    status: TaskStatus,
+    expires_at: float,
+    *,
+    value: bytes | None = None,
+    error: str | None = None,
+    traceback: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "task_id": task_id,
+        "status": status,
+        "value": None if value is None else base64.b64encode(value).decode(),
+        "error": error,
+        "traceback": traceback,
+        "expires_at": expires_at,
+    }
 
 
 def worker_of(info: dict[str, Any]) -> WorkerInfo:

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from shoal.backends.base import PURGEABLE, UNKNOWN_ASKER, Backend, OnConflict
 from shoal.backends.shared.fencing import heartbeat_reply, refuse_lost
+from shoal.backends.shared.finishes import Finishes
 from shoal.backends.shared.idempotency import Key, resolve
 from shoal.backends.shared.limiting import (
     Bucket,
@@ -26,6 +27,7 @@ from shoal.backends.shared.limiting import (
 )
 from shoal.backends.shared.listing import TaskQuery
 from shoal.backends.shared.reaping import Expired, judge, report_verdicts
+from shoal.backends.shared.results import outcome_of
 from shoal.backends.shared.retention import PRUNE_PER_REAP
 from shoal.backends.shared.schedules import advanced, registered
 from shoal.backends.shared.storable import check_storable
@@ -40,11 +42,13 @@ from shoal.core.models import (
     Claim,
     Failure,
     HeartbeatReply,
+    KeptValue,
     Lease,
     NewTask,
     QueueStats,
     ReapReport,
     Task,
+    TaskResult,
     TaskStatus,
     WorkerInfo,
     utcnow,
@@ -78,8 +82,10 @@ class MemoryBackend(Backend):
         self._workers: dict[str, WorkerInfo] = {}
         self._buckets: dict[BucketKey, Bucket] = {}
         self._schedules: dict[str, ScheduleRecord] = {}  # "pending" is derived on reading
+        self._results: dict[str, TaskResult] = {}  # apart from tasks: a purge keeps them
         # Its own calls are the only source of hints: it hears them all, never looks.
         self._wakeups = Wakeups(complete=True)
+        self._finishes = Finishes(complete=True)
 
     async def open(self) -> None:
         pass
@@ -187,16 +193,24 @@ class MemoryBackend(Backend):
         del self._leases[lease.task_id]
         self._update(self._tasks[lease.task_id], worker_id=None, **changes)
 
-    def _end(self, leases: Sequence[Lease], status: TaskStatus) -> None:
+    def _end(self, leases: Sequence[Lease], status: TaskStatus) -> set[str]:
+        """Finish the tasks whose lease is still theirs as ``status``; their ids."""
         applied = set()
         for lease in leases:
             if self._holds(lease):
                 self._finish(lease, status=status, finished_at=utcnow())
                 applied.add(lease.task_id)
-        refuse_lost(leases, applied)
+        return applied
 
-    async def ack(self, leases: Sequence[Lease]) -> None:
-        self._end(leases, TaskStatus.DONE)
+    async def ack(self, leases: Sequence[Lease], results: Sequence[KeptValue] = ()) -> None:
+        applied = self._end(leases, TaskStatus.DONE)
+        kept = [r for r in results if r.task_id in applied]
+        for r in kept:
+            self._results[r.task_id] = TaskResult(
+                r.task_id, TaskStatus.DONE, value=r.value, expires_at=r.expires_at
+            )
+        self._finishes.finished(r.task_id for r in kept)
+        refuse_lost(leases, applied)
 
     async def fail(self, failures: Sequence[Failure]) -> None:
         applied = set()
@@ -209,13 +223,24 @@ class MemoryBackend(Backend):
                     failure.lease,
                     status=TaskStatus.DEAD,
                     last_error=failure.error,
+                    last_traceback=failure.traceback,
                     finished_at=utcnow(),
                 )
+                if failure.keep_until is not None:
+                    self._results[failure.lease.task_id] = TaskResult(
+                        failure.lease.task_id,
+                        TaskStatus.DEAD,
+                        error=failure.error,
+                        traceback=failure.traceback,
+                        expires_at=failure.keep_until,
+                    )
+                self._finishes.finished([failure.lease.task_id])
             else:
                 self._finish(
                     failure.lease,
                     status=TaskStatus.RETRYING,
                     last_error=failure.error,
+                    last_traceback=failure.traceback,
                     run_at=failure.retry_at,
                 )
         refuse_lost([f.lease for f in failures], applied)
@@ -238,7 +263,9 @@ class MemoryBackend(Backend):
         return heartbeat_reply(leases, {i: self._tasks[i].cancelled_by for i in applied})
 
     async def cancel_running(self, leases: Sequence[Lease]) -> None:
-        self._end(leases, TaskStatus.CANCELLED)
+        applied = self._end(leases, TaskStatus.CANCELLED)
+        self._finishes.finished(applied)
+        refuse_lost(leases, applied)
 
     async def deregister(self, worker_id: str) -> None:
         self._workers.pop(worker_id, None)
@@ -270,6 +297,10 @@ class MemoryBackend(Backend):
         requeued = {self._tasks[v.task_id].queue for v in verdicts if v.status is TaskStatus.QUEUED}
         if requeued:
             self._wakeups.work(requeued)
+        self._finishes.finished(v.task_id for v in verdicts if v.status is TaskStatus.DEAD)
+        for task_id, kept in list(self._results.items()):
+            if kept.expires_at is not None and kept.expires_at <= now:
+                del self._results[task_id]
         self._prune(retention or {})
         return report_verdicts(verdicts)
 
@@ -328,6 +359,15 @@ class MemoryBackend(Backend):
     async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
         await self._wakeups.wait_for_work(queues, timeout)
 
+    async def result(self, task_id: str) -> TaskResult | None:
+        kept = self._results.get(task_id)
+        if kept is not None and kept.expires_at is not None and kept.expires_at > utcnow():
+            return kept
+        return outcome_of(self._existing(task_id))
+
+    async def wait_for_result(self, task_id: str, timeout: float) -> TaskResult | None:
+        return await self._finishes.wait_for_result(task_id, timeout, lambda: self.result(task_id))
+
     async def get(self, task_id: str) -> Task | None:
         return self._tasks.get(task_id)
 
@@ -352,6 +392,7 @@ class MemoryBackend(Backend):
             finished_at=None,
             cancelled_by=None,
         )
+        self._results.pop(task_id, None)
         self._wakeups.work([task.queue])
         return True
 
@@ -361,6 +402,7 @@ class MemoryBackend(Backend):
             self._update(task, cancelled_by=by)
         elif task.status in CLAIMABLE:
             self._update(task, status=TaskStatus.CANCELLED, finished_at=utcnow(), cancelled_by=by)
+            self._finishes.finished([task_id])
         else:
             return False
         return True

@@ -51,14 +51,16 @@ from shoal.backends.postgres.connect import Connections, PostgresSettings
 from shoal.backends.postgres.enqueue import enqueue
 from shoal.backends.postgres.limits import held
 from shoal.backends.postgres.listener import Listener, ListenerHealth, ListenerState
-from shoal.backends.postgres.retention import prune
+from shoal.backends.postgres.retention import expire_results, prune
 from shoal.backends.postgres.rows import affected, lease_columns, task_of
 from shoal.backends.postgres.schedules import PostgresSchedules
 from shoal.backends.postgres.sessions import AsyncpgSession, run_to_end
 from shoal.backends.shared.fencing import heartbeat_reply, refuse_lost
 from shoal.backends.shared.limiting import SCAN
+from shoal.backends.shared.finishes import Finishes
 from shoal.backends.shared.listing import TaskQuery, sql_page
 from shoal.backends.shared.reaping import Expired, judge, report_verdicts
+from shoal.backends.shared.results import outcome_of
 from shoal.backends.shared.retention import PRUNE_BATCH
 from shoal.backends.shared.storable import check_storable
 from shoal.backends.shared.wakeups import Wakeups
@@ -74,11 +76,13 @@ from shoal.core.models import (
     Claim,
     Failure,
     HeartbeatReply,
+    KeptValue,
     Lease,
     NewTask,
     QueueStats,
     ReapReport,
     Task,
+    TaskResult,
     TaskStatus,
     WorkerInfo,
 )
@@ -102,10 +106,15 @@ class PostgresBackend(PostgresSchedules, Backend, TransactionalPush):
         self.url = self._db.url
         self.settings = self._db.settings
         self._channel = f"{self.settings.schema}.work"
+        self._results_channel = f"{self.settings.schema}.results"
         self._sql = {name: self._render(text) for name, text in queries(_PACKAGE).items()}
         # Nothing finished is kept: a success is deleted by its ack instead of at a reap.
         self._ack_query = "ack_delete" if self.settings.retention == 0 else "ack"
+        self._ack_keeping = self._sql["keep_values"].replace(
+            "{ack}", self._sql[self._ack_query].rstrip(";")
+        )
         self._wakeups = Wakeups()
+        self._finishes = Finishes()
         self._listener: Listener | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -254,12 +263,23 @@ class PostgresBackend(PostgresSchedules, Backend, TransactionalPush):
             )
         return [Claim(task, Lease(task.id, token, task.attempts)) for task in map(task_of, rows)]
 
-    async def ack(self, leases: Sequence[Lease]) -> None:
+    async def ack(self, leases: Sequence[Lease], results: Sequence[KeptValue] = ()) -> None:
         if not leases:
             return
         async with self._db.acquire("ack") as conn:
-            rows = await conn.fetch(self._sql[self._ack_query], *lease_columns(leases))
-        refuse_lost(leases, {row["id"] for row in rows})
+            if results:
+                rows = await conn.fetch(
+                    self._ack_keeping,
+                    *lease_columns(leases),
+                    [r.task_id for r in results],
+                    [r.value for r in results],
+                    [r.expires_at for r in results],
+                )
+            else:
+                rows = await conn.fetch(self._sql[self._ack_query], *lease_columns(leases))
+        applied = {row["id"] for row in rows}
+        self._finishes.finished(r.task_id for r in results if r.task_id in applied)
+        refuse_lost(leases, applied)
 
     async def fail(self, failures: Sequence[Failure]) -> None:
         if not failures:
@@ -271,8 +291,14 @@ class PostgresBackend(PostgresSchedules, Backend, TransactionalPush):
                 *lease_columns(leases),
                 [f.error for f in failures],
                 [f.retry_at for f in failures],
+                [f.traceback for f in failures],
+                [f.keep_until for f in failures],
             )
-        refuse_lost(leases, {row["id"] for row in rows})
+        applied = {row["id"] for row in rows}
+        self._finishes.finished(
+            f.lease.task_id for f in failures if f.retry_at is None and f.lease.task_id in applied
+        )
+        refuse_lost(leases, applied)
 
     async def release(self, leases: Sequence[Lease]) -> None:
         if not leases:
@@ -305,7 +331,9 @@ class PostgresBackend(PostgresSchedules, Backend, TransactionalPush):
             return
         async with self._db.acquire("cancel running") as conn:
             rows = await conn.fetch(self._sql["cancel_running"], *lease_columns(leases))
-        refuse_lost(leases, {row["id"] for row in rows})
+        applied = {row["id"] for row in rows}
+        self._finishes.finished(applied)
+        refuse_lost(leases, applied)
 
     async def deregister(self, worker_id: str) -> None:
         async with self._db.acquire("deregister") as conn:
@@ -327,10 +355,12 @@ class PostgresBackend(PostgresSchedules, Backend, TransactionalPush):
                         [v.error for v in verdicts],
                     )
                 await conn.execute(self._sql["forget_workers"], float(worker_timeout))
+            await expire_results(conn, self._sql["expire_results"])
             await prune(conn, self._sql["prune_finished"], list(expiries(retention or {})))
         report = report_verdicts(verdicts)
         if report.requeued:
             self._wakeups.work(None)
+        self._finishes.finished(report.dead)
         return report
 
     @property
@@ -368,7 +398,7 @@ class PostgresBackend(PostgresSchedules, Backend, TransactionalPush):
     async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
         """Wait for a NOTIFY about ``queues``, a push through this backend, or the timeout;
         poll every ``poll_interval`` seconds while LISTEN is off or not yet trusted."""
-        self._start_listener()
+        await self._start_listener()
         await self._wakeups.wait_for_work(
             queues,
             timeout,
@@ -384,7 +414,33 @@ class PostgresBackend(PostgresSchedules, Backend, TransactionalPush):
         except BackendUnavailable:
             return False  # the next claim reports the outage; here, just keep waiting
 
-    def _start_listener(self) -> None:
+    # -- results -----------------------------------------------------------------------------
+
+    async def result(self, task_id: str) -> TaskResult | None:
+        async with self._db.acquire("reading a result") as conn:
+            row = await conn.fetchrow(self._sql["result"], task_id)
+        if row["kept_status"] is not None:
+            return TaskResult(
+                task_id,
+                TaskStatus(row["kept_status"]),
+                row["kept_value"],
+                row["kept_error"],
+                row["kept_traceback"],
+                row["kept_expires_at"],
+            )
+        if row["id"] is None:
+            raise TaskNotFound(task_id)
+        return outcome_of(task_of(row))
+
+    async def wait_for_result(self, task_id: str, timeout: float) -> TaskResult | None:
+        """Wait for a NOTIFY on the results channel naming the task (on the LISTEN
+        connection that wakes workers: one connection for every waiter), looking at the
+        result after each, or the timeout."""
+        await self._start_listener(results=True)
+        return await self._finishes.wait_for_result(task_id, timeout, lambda: self.result(task_id))
+
+    async def _start_listener(self, *, results: bool = False) -> None:
+        """Listen for work, and for finished tasks too once ``results`` is asked for."""
         if not self.settings.listen or not self._db.is_open:
             return  # poll only; closed: polling reports that the backend is not open
         if self._listener is None:
@@ -392,9 +448,12 @@ class PostgresBackend(PostgresSchedules, Backend, TransactionalPush):
                 self._db.connect,
                 self._channel,
                 self._wakeups,
+                results=(self._results_channel, self._finishes),
                 ping=self._sql["ping"],
                 scrub=self._db.scrub,
             )
+        if results:
+            await self._listener.want_results()  # before start: a new one connects once
         self._listener.start()
 
     # -- admin -------------------------------------------------------------------------------
@@ -432,6 +491,8 @@ class PostgresBackend(PostgresSchedules, Backend, TransactionalPush):
             row = await conn.fetchrow(self._sql["cancel"], task_id, by)
         if not row["found"]:
             raise TaskNotFound(task_id)
+        if row["cancelled"]:
+            self._finishes.finished([task_id])
         return bool(row["cancelled"])
 
     async def purge(self, *, queue: str | None, statuses: Sequence[TaskStatus]) -> int:
@@ -456,4 +517,8 @@ class PostgresBackend(PostgresSchedules, Backend, TransactionalPush):
 
     def _render(self, sql: str) -> str:
         schema = self.settings.schema  # validated: [a-z_][a-z0-9_]*, safe to quote
-        return sql.replace("{schema}", f'"{schema}"').replace("{channel}", f"'{self._channel}'")
+        return (
+            sql.replace("{schema}", f'"{schema}"')
+            .replace("{channel}", f"'{self._channel}'")
+            .replace("{results_channel}", f"'{self._results_channel}'")
+        )

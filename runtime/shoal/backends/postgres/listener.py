@@ -3,9 +3,12 @@
 :class:`Listener` owns the one connection that LISTENs on the backend's channel and turns
 each NOTIFY (a newline-separated list of queue names, or empty for "any queue") into a hint
 for the backend's :class:`~shoal.backends.shared.wakeups.Wakeups`, which keeps the waiters
-and the wait. When that connection dies the listener tells the wake-ups it is deaf (waiters
-then poll), reconnects with the shared :class:`~shoal.core.backoff.Backoff`, and says so in
-:attr:`Listener.health`.
+and the wait. Once this process waits for a result, the same connection also LISTENs on
+the results channel, whose notifications name finished tasks, for the backend's
+:class:`~shoal.backends.shared.finishes.Finishes` (only then: a worker that waits for no
+result is not sent every other worker's acks). When
+that connection dies the listener tells both it is deaf (waiters then poll), reconnects with
+the shared :class:`~shoal.core.backoff.Backoff`, and says so in :attr:`Listener.health`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from shoal.backends.shared.finishes import Finishes
 from shoal.backends.shared.wakeups import Wakeups
 from shoal.core.backoff import Backoff
 
@@ -70,6 +74,7 @@ class Listener:
         channel: str,
         wakeups: Wakeups,
         *,
+        results: tuple[str, Finishes],
         ping: str,
         scrub: Callable[[str], str],
         keepalive: float = 15.0,
@@ -78,6 +83,8 @@ class Listener:
         self._connect = connect
         self._channel = channel
         self._wakeups = wakeups
+        self._results_channel, self._finishes = results  # finished tasks, on the same connection
+        self._results_wanted = False
         self._ping = ping
         self._scrub = scrub
         self._keepalive = keepalive
@@ -97,13 +104,23 @@ class Listener:
             self._state = ListenerState.CONNECTING
             self._task = asyncio.create_task(self._run(), name=f"shoal listener {self._channel}")
 
+    async def want_results(self) -> None:
+        """LISTEN on the results channel too, from now on: the first wait for a result
+        reconnects a listener already running (its waiters for work poll for that moment)."""
+        if self._results_wanted:
+            return
+        self._results_wanted = True
+        if self._task is not None:
+            await self.stop()
+            self.start()
+
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            self._wakeups.deaf()
+            self._deaf()
         self._state = ListenerState.IDLE
 
     async def _run(self) -> None:
@@ -118,7 +135,7 @@ class Listener:
             failures += 1
             self._state = ListenerState.RECONNECTING
             self._reconnects += 1
-            self._wakeups.deaf()
+            self._deaf()
             delay = self._backoff.delay(failures)
             logger.warning(
                 "LISTEN connection lost (%s); polling until it is back, retrying in %.1fs",
@@ -133,8 +150,13 @@ class Listener:
             lost = asyncio.Event()
             connection.add_termination_listener(lambda _connection: lost.set())
             await connection.add_listener(self._channel, self._on_notify)
+            results = self._results_wanted  # as it was when LISTENing began
+            if results:
+                await connection.add_listener(self._results_channel, self._on_finished)
             self._state = ListenerState.LISTENING
             self._wakeups.hearing()  # notifications sent while we were away are gone
+            if results:
+                self._finishes.hearing()
             while not lost.is_set():
                 try:
                     await asyncio.wait_for(lost.wait(), self._keepalive)
@@ -144,5 +166,12 @@ class Listener:
         finally:
             connection.terminate()
 
+    def _deaf(self) -> None:
+        self._wakeups.deaf()
+        self._finishes.deaf()
+
     def _on_notify(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
         self._wakeups.work(payload.split("\n") if payload else None)
+
+    def _on_finished(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
+        self._finishes.finished(payload.split("\n") if payload else None)

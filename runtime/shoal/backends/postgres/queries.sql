@@ -31,11 +31,14 @@ INSERT INTO {schema}.schema_migrations (version, name) VALUES ($1, $2);
 SELECT name FROM (VALUES
     ('{schema}.schema_migrations'), ('{schema}.tasks'), ('{schema}.workers'),
     ('{schema}.tasks_claimable'), ('{schema}.tasks_running'), ('{schema}.tasks_dead'),
-    ('{schema}.tasks_finished'), ('{schema}.tasks_idempotency')
+    ('{schema}.tasks_finished'), ('{schema}.tasks_idempotency'), ('{schema}.results')
 ) AS wanted(name)
 WHERE to_regclass(name) IS NULL
 UNION ALL
-SELECT '{schema}.wake(text[])' WHERE to_regprocedure('{schema}.wake(text[])') IS NULL;
+SELECT '{schema}.wake(text[])' WHERE to_regprocedure('{schema}.wake(text[])') IS NULL
+UNION ALL
+SELECT '{schema}.finished(text[])'
+WHERE to_regprocedure('{schema}.finished(text[])') IS NULL;
 
 -- name: ping
 SELECT 1;
@@ -210,19 +213,32 @@ WITH failed AS (
     SET status = CASE WHEN f.retry_at IS NULL THEN 'dead' ELSE 'retrying' END,
         run_at = coalesce(f.retry_at, t.run_at),
         finished_at = CASE WHEN f.retry_at IS NULL THEN now() END,
-        last_error = f.error, updated_at = now(),
+        last_error = f.error, last_traceback = f.traceback, updated_at = now(),
         worker_id = NULL, lease_token = NULL, lease_expires_at = NULL
-    FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[], $5::timestamptz[])
-         AS f(id, token, attempt, error, retry_at)
+    FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[], $5::timestamptz[],
+                $6::text[], $7::timestamptz[])
+         AS f(id, token, attempt, error, retry_at, traceback, keep_until)
     WHERE t.id = f.id AND t.status = 'running'
       AND t.lease_token = f.token AND t.attempts = f.attempt
-    RETURNING t.id, t.queue, t.status, t.run_at
+    RETURNING t.id, t.queue, t.status, t.run_at, f.error, f.traceback, f.keep_until
 ), woken AS (
     -- Only retries that are already due need a worker now.
     SELECT {schema}.wake(array_agg(queue))
     FROM failed WHERE status = 'retrying' AND run_at <= now()
+), kept AS (
+    -- A final failure of a task that keeps its result is that result.
+    INSERT INTO {schema}.results (task_id, status, error, traceback, expires_at)
+    SELECT id, 'dead', error, traceback, keep_until
+    FROM failed WHERE status = 'dead' AND keep_until IS NOT NULL
+    ON CONFLICT (task_id) DO UPDATE
+    SET status = 'dead', value = NULL, error = excluded.error,
+        traceback = excluded.traceback, expires_at = excluded.expires_at
+), told AS (
+    -- Whoever waits for a dead task hears of it, kept or not.
+    SELECT {schema}.finished(array_agg(id)) FROM failed WHERE status = 'dead'
 )
-SELECT id, (SELECT count(*) FROM woken) AS woken FROM failed;
+SELECT id, (SELECT count(*) FROM woken) AS woken, (SELECT count(*) FROM told) AS told
+FROM failed;
 
 -- name: release
 WITH released AS (
@@ -256,14 +272,20 @@ WHERE t.id = lease.id AND t.status = 'running'
 RETURNING t.id, t.cancelled_by;
 
 -- name: cancel_running
--- An attempt that stopped on a cancel request, fenced as the ack.
-UPDATE {schema}.tasks AS t
-SET status = 'cancelled', finished_at = now(), updated_at = now(),
-    worker_id = NULL, lease_token = NULL, lease_expires_at = NULL
-FROM unnest($1::text[], $2::text[], $3::integer[]) AS lease(id, token, attempt)
-WHERE t.id = lease.id AND t.status = 'running'
-  AND t.lease_token = lease.token AND t.attempts = lease.attempt
-RETURNING t.id;
+-- An attempt that stopped on a cancel request, fenced as the ack; whoever waits for these
+-- tasks' results hears that they ended, as after a cancel before they ran.
+WITH cancelled AS (
+    UPDATE {schema}.tasks AS t
+    SET status = 'cancelled', finished_at = now(), updated_at = now(),
+        worker_id = NULL, lease_token = NULL, lease_expires_at = NULL
+    FROM unnest($1::text[], $2::text[], $3::integer[]) AS lease(id, token, attempt)
+    WHERE t.id = lease.id AND t.status = 'running'
+      AND t.lease_token = lease.token AND t.attempts = lease.attempt
+    RETURNING t.id
+), told AS (
+    SELECT {schema}.finished(array_agg(id)) FROM cancelled
+)
+SELECT id, (SELECT count(*) FROM told) AS told FROM cancelled;
 
 -- name: deregister
 DELETE FROM {schema}.workers WHERE id = $1;
@@ -289,9 +311,11 @@ WITH reaped AS (
     FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[])
          AS r(id, status, expirations, error)
     WHERE t.id = r.id AND t.status = 'running'
-    RETURNING t.queue, t.status
+    RETURNING t.id, t.queue, t.status
 )
-SELECT {schema}.wake(array_agg(queue) FILTER (WHERE status = 'queued')) FROM reaped;
+SELECT {schema}.wake(array_agg(queue) FILTER (WHERE status = 'queued')),
+       {schema}.finished(array_agg(id) FILTER (WHERE status = 'dead'))
+FROM reaped;
 
 -- name: forget_workers
 DELETE FROM {schema}.workers WHERE last_seen < now() - make_interval(secs => $1);
@@ -418,9 +442,12 @@ WITH revived AS (
     SET status = 'queued', attempts = 0, run_at = coalesce($2, now()), finished_at = NULL,
         updated_at = now(), cancelled_by = NULL
     WHERE id = $1 AND status IN ('dead', 'cancelled', 'retrying')
-    RETURNING queue
+    RETURNING id, queue
 ), woken AS (
     SELECT {schema}.wake(array_agg(queue)) FROM revived
+), forgotten AS (
+    -- The next run's result is the one to wait for.
+    DELETE FROM {schema}.results AS r USING revived WHERE r.task_id = revived.id
 )
 SELECT EXISTS (SELECT 1 FROM {schema}.tasks WHERE id = $1) AS found,
        EXISTS (SELECT 1 FROM revived) AS revived,
@@ -446,12 +473,16 @@ WITH chosen AS (
     WHERE idempotency_key IS NULL OR n = 1
 ), revived AS (
     UPDATE {schema}.tasks AS t
-    SET status = 'queued', attempts = 0, run_at = now(), finished_at = NULL, updated_at = now()
+    SET status = 'queued', attempts = 0, run_at = now(), finished_at = NULL, updated_at = now(),
+        cancelled_by = NULL
     FROM chosen
     WHERE t.id = chosen.id AND t.status IN ('dead', 'cancelled', 'retrying')
-    RETURNING t.queue
+    RETURNING t.id, t.queue
 ), woken AS (
     SELECT {schema}.wake(array_agg(DISTINCT queue)) FROM revived
+), forgotten AS (
+    -- As retry: the next run's result is the one to wait for.
+    DELETE FROM {schema}.results AS r USING revived WHERE r.task_id = revived.id
 )
 SELECT (SELECT count(*) FROM revived) AS revived, (SELECT count(*) FROM woken) AS woken;
 
@@ -464,10 +495,14 @@ WITH cancelled AS (
         finished_at = CASE status WHEN 'running' THEN NULL ELSE now() END,
         cancelled_by = $2, updated_at = now()
     WHERE id = $1 AND status IN ('queued', 'retrying', 'running')
-    RETURNING id
+    RETURNING id, status
+), told AS (
+    -- Only a task that ended now: a running one ends at its worker's cancel_running.
+    SELECT {schema}.finished(array_agg(id)) FROM cancelled WHERE status = 'cancelled'
 )
 SELECT EXISTS (SELECT 1 FROM {schema}.tasks WHERE id = $1) AS found,
-       EXISTS (SELECT 1 FROM cancelled) AS cancelled;
+       EXISTS (SELECT 1 FROM cancelled) AS cancelled,
+       (SELECT count(*) FROM told) AS told;
 
 -- name: purge
 -- A batch of at most $3 rows per statement: no long transaction, no lock pile-up.
@@ -518,3 +553,39 @@ WHERE name = $1;
 -- name: schedule_set_state
 UPDATE {schema}.schedules SET state = $2, updated_at = now()
 WHERE name = $1 AND state <> 'retired';
+
+-- name: keep_values
+-- An ack that keeps return values: the placeholder below is the ack in use (ack or
+-- ack_delete, with its $1-$3), and only the tasks it applied keep theirs ($4-$6), in the
+-- same statement.
+WITH acked AS (
+    {ack}
+), kept AS (
+    INSERT INTO {schema}.results (task_id, status, value, expires_at)
+    SELECT k.id, 'done', k.value, k.expires_at
+    FROM unnest($4::text[], $5::bytea[], $6::timestamptz[]) AS k(id, value, expires_at)
+    JOIN acked ON acked.id = k.id
+    ON CONFLICT (task_id) DO UPDATE
+    SET status = 'done', value = excluded.value, error = NULL, traceback = NULL,
+        expires_at = excluded.expires_at
+    RETURNING task_id
+), told AS (
+    SELECT {schema}.finished(array_agg(task_id)) FROM kept
+)
+SELECT id, (SELECT count(*) FROM told) AS told FROM acked;
+
+-- name: result
+-- The task and its unexpired result in one statement, so in one snapshot: a result stored
+-- with its task's end is seen together with it. A purged task's columns are all NULL.
+SELECT t.*, r.status AS kept_status, r.value AS kept_value, r.error AS kept_error,
+       r.traceback AS kept_traceback, r.expires_at AS kept_expires_at
+FROM (SELECT $1::text AS id) AS wanted
+LEFT JOIN {schema}.tasks AS t ON t.id = wanted.id
+LEFT JOIN {schema}.results AS r ON r.task_id = wanted.id AND r.expires_at > now();
+
+-- name: expire_results
+-- Up to $1 expired results, oldest first, off the expiry index.
+DELETE FROM {schema}.results
+WHERE task_id IN (
+    SELECT task_id FROM {schema}.results WHERE expires_at <= now() ORDER BY expires_at LIMIT $1
+);

@@ -50,6 +50,7 @@ def task_of(row: Mapping[str, Any]) -> Task:
         limits=NO_LIMITS
         if row["rate_key"] is None and row["concurrency_key"] is None
         else limits_of(row),
+        last_traceback=row["last_traceback"],
     )
 
 

@@ -71,6 +71,7 @@ from shoal.backends.redis.options import RedisOptions
 from shoal.backends.redis.retention import expire
 from shoal.backends.redis.schedules import RedisSchedules
 from shoal.backends.shared.fencing import heartbeat_reply, lost_leases, refuse_lost
+from shoal.backends.shared.finishes import Finishes
 from shoal.backends.shared.idempotency import conflict, resolve
 from shoal.backends.shared.limiting import SCAN
 from shoal.backends.shared.listing import TaskQuery
@@ -79,6 +80,7 @@ from shoal.backends.shared.reaping import (
     lease_expired_message_parts,
     report,
 )
+from shoal.backends.shared.results import outcome_of
 from shoal.backends.shared.storable import check_storable
 from shoal.backends.shared.wakeups import Wakeups
 from shoal.core.errors import ConfigurationError, TaskNotFound
@@ -87,11 +89,13 @@ from shoal.core.models import (
     Claim,
     Failure,
     HeartbeatReply,
+    KeptValue,
     Lease,
     NewTask,
     QueueStats,
     ReapReport,
     Task,
+    TaskResult,
     TaskStatus,
     WorkerInfo,
 )
@@ -176,8 +180,12 @@ class RedisBackend(RedisSchedules, Backend):
         self._queues_key = f"{{{prefix}}}:queues"
         self._workers_keys = [f"{{{prefix}}}:workers", f"{{{prefix}}}:seen"]
         self._channel = f"{prefix}:wake"
+        self._results_channel = f"{prefix}:results"
         self._wakeups = Wakeups()
-        self._listener = Listener(client, self._channel, self._wakeups)
+        self._finishes = Finishes()
+        self._listener = Listener(
+            client, self._channel, self._wakeups, results=(self._results_channel, self._finishes)
+        )
         self._marker = durability.Marker(prefix, self.url)
 
     @property
@@ -305,10 +313,20 @@ class RedisBackend(RedisSchedules, Backend):
             Claim(task, Lease(task.id, token, task.attempts)) for task, token in rs.exported(reply)
         ]
 
-    async def ack(self, leases: Sequence[Lease]) -> None:
+    async def ack(self, leases: Sequence[Lease], results: Sequence[KeptValue] = ()) -> None:
         groups = self._by_queue(leases)
-        scripts = [Script("ack", [self._base(q)], rs.token_args(ls)) for q, ls in groups.items()]
-        await self._settle(leases, groups, scripts)
+        values = {r.task_id: r for r in results}
+        scripts = []
+        for queue, group in groups.items():
+            args = rs.token_args(group)
+            kept = [values[lease.task_id] for lease in group if lease.task_id in values]
+            if kept:  # after an empty token (see ack.lua)
+                args += ["", self._results_channel]
+                args += [a for k in kept for a in (k.task_id, k.value, rs.millis(k.expires_at))]
+            scripts.append(Script("ack", [self._base(queue)], args))
+        applied = await self._settle(leases, groups, scripts)
+        self._finishes.finished(task_id for task_id in values if task_id in applied)
+        refuse_lost(leases, applied)
 
     async def fail(self, failures: Sequence[Failure]) -> None:
         leases = [f.lease for f in failures]
@@ -316,17 +334,25 @@ class RedisBackend(RedisSchedules, Backend):
         by_id = {f.lease.task_id: f for f in failures}
         scripts = []
         for queue, group in groups.items():
-            args: list[Arg] = [self._channel, queue]
+            args: list[Arg] = [self._channel, queue, self._results_channel]
             for lease in group:
                 failure = by_id[lease.task_id]
                 retry_at = "" if failure.retry_at is None else rs.micros(failure.retry_at)
+                keep = "" if failure.keep_until is None else rs.millis(failure.keep_until)
                 args += [*rs.lease_args([lease]), failure.error, retry_at]
+                args += [failure.traceback or "", keep]
             scripts.append(Script("fail", [self._base(queue)], args))
-        await self._settle(leases, groups, scripts)
+        applied = await self._settle(leases, groups, scripts)
+        self._finishes.finished(
+            f.lease.task_id for f in failures if f.retry_at is None and f.lease.task_id in applied
+        )
+        refuse_lost(leases, applied)
 
     async def _settle(
         self, leases: Sequence[Lease], groups: dict[str, list[Lease]], scripts: Sequence[Script]
-    ) -> None:
+    ) -> set[str]:
+        """Send ``scripts``; return the ids of the tasks they applied (the caller refuses the
+        rest)."""
         refused: list[bytes] = []
         if scripts:
             replies, attempt = await self._link.send(scripts)
@@ -340,7 +366,7 @@ class RedisBackend(RedisSchedules, Backend):
             # Tasks that are simply gone are a lost dataset, not other workers' tasks.
             [exists], _ = await self._link.send([("EXISTS", self._marker.key)])
             self._marker.exists(exists)
-        refuse_lost(leases, applied)
+        return applied
 
     async def release(self, leases: Sequence[Lease]) -> None:
         groups = self._by_queue(leases)
@@ -382,9 +408,12 @@ class RedisBackend(RedisSchedules, Backend):
     async def cancel_running(self, leases: Sequence[Lease]) -> None:
         groups = self._by_queue(leases)
         scripts = [
-            Script("cancelled", [self._base(q)], rs.lease_args(ls)) for q, ls in groups.items()
+            Script("cancelled", [self._base(q)], [self._results_channel, *rs.lease_args(ls)])
+            for q, ls in groups.items()
         ]
-        await self._settle(leases, groups, scripts)
+        applied = await self._settle(leases, groups, scripts)
+        self._finishes.finished(applied)
+        refuse_lost(leases, applied)
 
     async def deregister(self, worker_id: str) -> None:
         hash_key, seen_key = self._workers_keys
@@ -404,6 +433,9 @@ class RedisBackend(RedisSchedules, Backend):
         requeued_in = [q for q, (r, _) in zip(names, replies[1:], strict=True) if r]
         if requeued_in:
             self._wakeups.work(requeued_in)
+        if dead:  # whoever waits for them, here and elsewhere, hears that they died
+            self._finishes.finished(dead)
+            await self._link.send([("PUBLISH", self._results_channel, "\n".join(dead))])
         await expire(self._link, self._base, retention or {})
         return report(requeued, dead)
 
@@ -438,6 +470,31 @@ class RedisBackend(RedisSchedules, Backend):
         """Pub/sub wake-ups; pushes from this instance wake its waiters at once."""
         self._listener.start()
         await self._wakeups.wait_for_work(queues, timeout)
+
+    # -- results -----------------------------------------------------------------------------
+
+    async def result(self, task_id: str) -> TaskResult | None:
+        # Ids do not name their queue: the task, then the result, in every queue, in one round
+        # trip. The task first: a script stores a result as it ends the task, so whatever runs
+        # between the two reads, the result read second is never older.
+        names = await self._queue_names()
+        rows, _ = await self._link.send(
+            [("HGETALL", f"{self._base(q)}:{kind}:{task_id}") for kind in "tr" for q in names]
+        )
+        kept = next((row for row in rows[len(names) :] if row), None)
+        if kept is not None:
+            return rs.kept(task_id, kept)
+        task = next((row for row in rows[: len(names)] if row), None)
+        if task is None:
+            raise TaskNotFound(task_id)
+        return outcome_of(rs.stored(task))
+
+    async def wait_for_result(self, task_id: str, timeout: float) -> TaskResult | None:
+        """Pub/sub on the results channel, on the listener's connection (one for every
+        waiter); acks and fails through this instance wake its waiters at once."""
+        await self._listener.want_results()
+        self._listener.start()
+        return await self._finishes.wait_for_result(task_id, timeout, lambda: self.result(task_id))
 
     # -- admin -------------------------------------------------------------------------------
 
@@ -528,7 +585,10 @@ class RedisBackend(RedisSchedules, Backend):
         return [max(codes) for codes in zip(*replies, strict=True)] if replies else [-1] * len(ids)
 
     async def cancel(self, task_id: str, *, by: str = UNKNOWN_ASKER) -> bool:
-        return (await self._admin("cancel", task_id, by))[0]
+        cancelled = (await self._admin("cancel", task_id, by, self._results_channel))[0]
+        if cancelled:  # a running task is only marked: the hint just makes waiters look
+            self._finishes.finished([task_id])
+        return cancelled
 
     async def purge(self, *, queue: str | None, statuses: Sequence[TaskStatus]) -> int:
         doomed = [s.value for s in statuses if s in PURGEABLE]

@@ -10,7 +10,7 @@ from typing import Any
 
 from shoal.backends.shared.limiting import Bucket, held_back
 from shoal.core.limits import NO_LIMITS, TaskLimits
-from shoal.core.models import Lease, NewTask, QueueStats, Task, TaskStatus
+from shoal.core.models import Lease, NewTask, QueueStats, Task, TaskResult, TaskStatus
 
 Arg = str | bytes | int
 """One argument of a Redis command or script."""
@@ -23,6 +23,12 @@ def micros(moment: datetime) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return (moment - EPOCH) // timedelta(microseconds=1)
+
+
+def millis(moment: datetime) -> int:
+    """Integer milliseconds since the epoch, as PEXPIREAT takes them (a result's expiry:
+    a float's precision is plenty, and it is three times quicker than :func:`micros`)."""
+    return int(moment.timestamp() * 1000)
 
 
 def span(seconds: float) -> int:
@@ -82,11 +88,15 @@ def exported(reply: Sequence[bytes]) -> list[tuple[Task, str]]:
 def stored(raw: dict[bytes, bytes]) -> Task:
     """A task from its hash, read with HGETALL."""
     fields = {k.decode(): v.decode() for k, v in raw.items() if k != b"payload"}
-    return row_task([fields.get(name, False) for name in FIELDS], raw[b"payload"])
+    trace = fields.get("last_traceback") or None  # fail.lua writes "" for none
+    return row_task([fields.get(name, False) for name in FIELDS], raw[b"payload"], trace)
 
 
-def row_task(row: Sequence[str | bool], payload: bytes) -> Task:
-    """A task from the values of FIELDS, in order; ``False`` for a field the hash lacks."""
+def row_task(row: Sequence[str | bool], payload: bytes, last_traceback: str | None = None) -> Task:
+    """A task from the values of FIELDS, in order; ``False`` for a field the hash lacks.
+
+    The traceback is not among FIELDS: claims and listings, which read tasks by FIELDS, do
+    not need it, and a retried task's would be kilobytes on every claim."""
     (
         task_id, queue, name, status, priority, run_at, attempts, max_attempts, created_at,
         updated_at, key, metadata, last_error, expirations, worker_id, finished_at, _,
@@ -105,7 +115,22 @@ def row_task(row: Sequence[str | bool], payload: bytes) -> Task:
         finished_at=None if finished_at is False else at(int(finished_at)),
         cancelled_by=None if cancelled_by is False else str(cancelled_by),
         limits=NO_LIMITS if limits is False else limits_of(str(limits)),
+        last_traceback=last_traceback,
     )  # fmt: skip
+
+
+def kept(task_id: str, raw: dict[bytes, bytes]) -> TaskResult:
+    """A kept result from its hash (ack.lua, fail.lua), read with HGETALL."""
+    fields = {k.decode(): v for k, v in raw.items()}
+    error, trace = fields.get("error"), fields.get("traceback")
+    return TaskResult(
+        task_id,
+        _STATUSES[fields["status"].decode()],
+        value=fields.get("value"),
+        error=None if error is None else error.decode(),
+        traceback=trace.decode() if trace else None,
+        expires_at=EPOCH + timedelta(milliseconds=int(fields["expires_at"])),
+    )
 
 
 def limits_arg(limits: TaskLimits) -> str:

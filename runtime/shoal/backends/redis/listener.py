@@ -17,6 +17,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from shoal.backends.redis.codec import text
+from shoal.backends.shared.finishes import Finishes
 from shoal.backends.shared.wakeups import Wakeups
 from shoal.core.backoff import Backoff
 
@@ -35,12 +36,22 @@ class Listener:
     subscribed; both make every waiter look for itself.
     """
 
-    def __init__(self, client: aioredis.Redis, channel: str, wakeups: Wakeups) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        channel: str,
+        wakeups: Wakeups,
+        *,
+        results: tuple[str, Finishes],
+    ) -> None:
         pool = client.connection_pool
         kwargs = {**pool.connection_kwargs, "retry": Retry(NoBackoff(), 0)}
         self._pool = ConnectionPool(connection_class=pool.connection_class, **kwargs)
         self._channel = channel
         self._wakeups = wakeups
+        # Finished tasks' ids, newline-separated, on a second channel of the same connection.
+        self._results_channel, self._finishes = results
+        self._results_wanted = False  # subscribed once this process waits for a result
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -48,7 +59,22 @@ class Listener:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._listen(), name=f"shoal {self._channel}")
 
+    async def want_results(self) -> None:
+        """Subscribe to the results channel too, from now on (only then: a worker that waits
+        for no result is not sent every other worker's acks); a listener already running
+        subscribes again, and its waiters look meanwhile."""
+        if self._results_wanted:
+            return
+        self._results_wanted = True
+        if self._task is not None and not self._task.done():
+            await self._end()
+            self.start()
+
     async def close(self) -> None:
+        await self._end()
+        await self._pool.disconnect()
+
+    async def _end(self) -> None:
         task, self._task = self._task, None
         # Cancel until the task ends: Python 3.11's asyncio.wait_for, which redis-py uses to
         # connect and to send, swallows a cancellation that lands as its inner call finishes,
@@ -57,10 +83,9 @@ class Listener:
             task.cancel()
             await asyncio.wait({task}, timeout=0.1)
         if task is not None:
-            self._wakeups.deaf()
+            self._deaf()
             if not task.cancelled():
                 task.exception()  # retrieved: the loop ended with it, nothing else to do
-        await self._pool.disconnect()
 
     async def _listen(self) -> None:
         client = aioredis.Redis(connection_pool=self._pool)
@@ -68,18 +93,32 @@ class Listener:
         while True:  # until close() cancels the task; every pass blocks or sleeps
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(self._channel)
+                results = self._results_wanted  # as it was when subscribing
+                channels = [self._channel, *([self._results_channel] if results else [])]
+                await pubsub.subscribe(*channels)
                 self._wakeups.hearing()
+                if results:
+                    self._finishes.hearing()
                 failures = 0
                 while True:
                     message = await pubsub.get_message(timeout=1.0)
                     if message is not None and message["type"] == "message":
-                        self._wakeups.work([text(message["data"])])
+                        self._hint(text(message["channel"]), text(message["data"]))
             except (rex.ConnectionError, rex.TimeoutError, OSError) as exc:
-                self._wakeups.deaf()  # so that nobody sleeps through an outage
+                self._deaf()  # so that nobody sleeps through an outage
                 failures += 1
                 delay = _RESUBSCRIBE.delay(failures)
                 logger.debug("wake-up subscription lost (%s); again in %.2fs", exc, delay)
                 await asyncio.sleep(delay)
             finally:
                 await pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py
+
+    def _hint(self, channel: str, data: str) -> None:
+        if channel == self._results_channel:
+            self._finishes.finished(data.split("\n"))
+        else:
+            self._wakeups.work([data])
+
+    def _deaf(self) -> None:
+        self._wakeups.deaf()
+        self._finishes.deaf()

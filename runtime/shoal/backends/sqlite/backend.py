@@ -28,9 +28,11 @@ from typing import Any, TypeVar
 
 from shoal.backends.base import PURGEABLE, UNKNOWN_ASKER, Backend, OnConflict
 from shoal.backends.shared.fencing import heartbeat_reply, refuse_lost
+from shoal.backends.shared.finishes import Finishes
 from shoal.backends.shared.idempotency import resolve
 from shoal.backends.shared.listing import TaskQuery, sql_page
 from shoal.backends.shared.reaping import Expired, judge, report_verdicts
+from shoal.backends.shared.results import outcome_of
 from shoal.backends.shared.storable import check_storable
 from shoal.backends.shared.wakeups import Wakeups
 from shoal.backends.sqlfiles import migrations, queries
@@ -42,7 +44,9 @@ from shoal.backends.sqlite.support import (
     data_version,
     held_keys,
     immediate,
+    kept_rows,
     lease_item,
+    result_of,
     row_of,
     statements,
     task_of,
@@ -60,11 +64,13 @@ from shoal.core.models import (
     Claim,
     Failure,
     HeartbeatReply,
+    KeptValue,
     Lease,
     NewTask,
     QueueStats,
     ReapReport,
     Task,
+    TaskResult,
     TaskStatus,
     WorkerInfo,
     from_epoch,
@@ -97,7 +103,8 @@ class SQLiteBackend(SQLiteSchedules, Backend):
         self._connection: sqlite3.Connection | None = None
         self._thread: concurrent.futures.ThreadPoolExecutor | None = None
         self._wakeups = Wakeups()
-        self._watcher = CommitWatcher(path, self._wakeups, self._foreign_commits)
+        self._finishes = Finishes()
+        self._watcher = CommitWatcher(path, self._wakeups, self._finishes, self._foreign_commits)
         self._foreign_version: int | None = None  # PRAGMA data_version on our connection
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -272,20 +279,52 @@ class SQLiteBackend(SQLiteSchedules, Backend):
         tasks = sorted((task_of(row) for row in rows), key=lambda t: (-t.priority, t.run_at, t.id))
         return [Claim(task, Lease(task.id, token, task.attempts)) for task in tasks]
 
-    async def _fenced(self, query: str, leases: Sequence[Lease], items: list[list[Any]]) -> None:
+    async def _fenced(
+        self,
+        query: str,
+        items: list[list[Any]],
+        values: Sequence[KeptValue] = (),
+        failures: Sequence[Failure] = (),
+    ) -> set[str]:
+        """Apply ``query`` to the leases still held, keeping the results of those applied
+        in the same transaction; returns the ids applied (the caller refuses the rest)."""
         arguments = {"now": time.time(), "items": json.dumps(items)}
-        rows = await self._run(lambda db: db.execute(query, arguments).fetchall())
-        refuse_lost(leases, {row[0] for row in rows})
 
-    async def ack(self, leases: Sequence[Lease]) -> None:
-        await self._fenced(_SQL["ack"], leases, [lease_item(lease) for lease in leases])
+        def apply(db: sqlite3.Connection) -> set[str]:
+            with immediate(db):
+                applied = {row[0] for row in db.execute(query, arguments)}
+                db.executemany(_SQL["keep_result"], kept_rows(applied, values, failures))
+                return applied
+
+        if values or any(f.keep_until for f in failures):
+            applied = await self._run(apply)
+        else:  # nothing to keep: one statement is its own transaction
+            rows = await self._run(lambda db: db.execute(query, arguments).fetchall())
+            applied = {row[0] for row in rows}
+        return applied
+
+    async def ack(self, leases: Sequence[Lease], results: Sequence[KeptValue] = ()) -> None:
+        items = [lease_item(lease) for lease in leases]
+        applied = await self._fenced(_SQL["ack"], items, values=results)
+        self._finishes.finished(r.task_id for r in results if r.task_id in applied)
+        refuse_lost(leases, applied)
 
     async def fail(self, failures: Sequence[Failure]) -> None:
         items = [
-            [*lease_item(f.lease), f.error, f.retry_at.timestamp() if f.retry_at else None]
+            [
+                *lease_item(f.lease),
+                f.error,
+                f.retry_at.timestamp() if f.retry_at else None,
+                f.traceback,
+            ]
             for f in failures
         ]
-        await self._fenced(_SQL["fail"], [f.lease for f in failures], items)
+        leases = [f.lease for f in failures]
+        applied = await self._fenced(_SQL["fail"], items, failures=failures)
+        self._finishes.finished(
+            f.lease.task_id for f in failures if f.retry_at is None and f.lease.task_id in applied
+        )
+        refuse_lost(leases, applied)
 
     async def release(self, leases: Sequence[Lease]) -> None:
         arguments = {"now": time.time(), "items": json.dumps([lease_item(x) for x in leases])}
@@ -321,7 +360,9 @@ class SQLiteBackend(SQLiteSchedules, Backend):
 
     async def cancel_running(self, leases: Sequence[Lease]) -> None:
         items = [lease_item(lease) for lease in leases]
-        await self._fenced(_SQL["cancel_running"], leases, items)
+        applied = await self._fenced(_SQL["cancel_running"], items)
+        self._finishes.finished(applied)
+        refuse_lost(leases, applied)
 
     async def deregister(self, worker_id: str) -> None:
         await self._run(lambda db: db.execute(_SQL["deregister"], {"id": worker_id}))
@@ -338,11 +379,13 @@ class SQLiteBackend(SQLiteSchedules, Backend):
                 verdicts = judge(Expired(*row) for row in expired)
                 items = [[v.task_id, v.status, v.lease_expirations, v.error] for v in verdicts]
                 db.execute(_SQL["reap_apply"], {"now": now, "verdicts": json.dumps(items)})
+                db.execute(_SQL["expire_results"], {"now": now})
                 return report_verdicts(verdicts)
 
         report = await self._run(reap)
         if report.requeued:
             self._wakeups.work(None)
+        self._finishes.finished(report.dead)
         rules = list(expiries(retention or {}))
         if rules:
             await self._run(functools.partial(prune, rules=rules, now=time.time()))
@@ -401,13 +444,16 @@ class SQLiteBackend(SQLiteSchedules, Backend):
     async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
         """Wait for a push through this instance, a commit by another connection, or the
         timeout; the caller's next claim is the look when the watcher was not trusted."""
+        await self._watch_commits()
+        with self._watcher.attending():
+            await self._wakeups.wait_for_work(queues, timeout)
+
+    async def _watch_commits(self) -> None:
         if self._connection is None:
             raise BackendUnavailable("the backend is not open; call open() first", url=self.url)
         if self._foreign_version is None:
             await self._foreign_commits()  # what this connection has seen, before watching
         self._watcher.start()
-        with self._watcher.attending():
-            await self._wakeups.wait_for_work(queues, timeout)
 
     async def _foreign_commits(self) -> bool:
         """Whether another connection committed since the last call: this connection's
@@ -418,6 +464,34 @@ class SQLiteBackend(SQLiteSchedules, Backend):
             return True
         changed, self._foreign_version = seen != self._foreign_version, seen
         return changed
+
+    # -- results -----------------------------------------------------------------------------
+
+    async def result(self, task_id: str) -> TaskResult | None:
+        arguments = {"id": task_id, "now": time.time()}
+
+        def read(db: sqlite3.Connection) -> TaskResult | Task | None:
+            # The task first: a result is stored in the same commit as its task's end, so
+            # whatever commits between the two reads, the result read second is never older.
+            task = db.execute(_SQL["get"], arguments).fetchone()
+            row = db.execute(_SQL["result"], arguments).fetchone()
+            if row is not None:
+                return result_of(row)
+            return None if task is None else task_of(task)
+
+        found = await self._run(read)
+        if found is None:
+            raise TaskNotFound(task_id)
+        return found if isinstance(found, TaskResult) else outcome_of(found)
+
+    async def wait_for_result(self, task_id: str, timeout: float) -> TaskResult | None:
+        """Wait for an ack or a fail through this instance, a commit by another connection
+        (the watcher's hint), or the timeout, looking at the result after each."""
+        await self._watch_commits()
+        with self._watcher.attending():
+            return await self._finishes.wait_for_result(
+                task_id, timeout, lambda: self.result(task_id)
+            )
 
     # -- admin -------------------------------------------------------------------------------
 
@@ -430,19 +504,26 @@ class SQLiteBackend(SQLiteSchedules, Backend):
         rows = await self._run(lambda db: db.execute(sql, arguments).fetchall())
         return [task_of(row) for row in rows]
 
-    async def _change(self, query: str, task_id: str, **arguments: object) -> bool:
+    async def _change(
+        self, query: str, task_id: str, *, forget: bool = False, **arguments: object
+    ) -> bool:
+        """Apply ``query`` to one task; ``forget`` its kept result too if it applied."""
+
         def change(db: sqlite3.Connection) -> bool:
             with immediate(db):
                 if db.execute(_SQL["exists"], {"id": task_id}).fetchone() is None:
                     raise TaskNotFound(task_id)
                 cursor = db.execute(query, {"id": task_id, "now": time.time(), **arguments})
-                return cursor.rowcount == 1
+                changed = cursor.rowcount == 1
+                if changed and forget:
+                    db.execute(_SQL["forget_result"], {"id": task_id})
+                return changed
 
         return await self._run(change)
 
     async def retry(self, task_id: str, *, run_at: datetime | None = None) -> bool:
         due = run_at.timestamp() if run_at else time.time()
-        retried = await self._change(_SQL["retry"], task_id, run_at=due)
+        retried = await self._change(_SQL["retry"], task_id, run_at=due, forget=True)
         if retried:
             self._wakeups.work(None)
         return retried
@@ -452,7 +533,9 @@ class SQLiteBackend(SQLiteSchedules, Backend):
 
         def change(db: sqlite3.Connection) -> int:
             with immediate(db):
-                return db.execute(_SQL["retry_many"], arguments).rowcount
+                retried = [row[0] for row in db.execute(_SQL["retry_many"], arguments)]
+                db.execute(_SQL["forget_results"], {"ids": json.dumps(retried)})
+                return len(retried)
 
         retried = await self._run(change)
         if retried:
@@ -460,7 +543,10 @@ class SQLiteBackend(SQLiteSchedules, Backend):
         return retried
 
     async def cancel(self, task_id: str, *, by: str = UNKNOWN_ASKER) -> bool:
-        return await self._change(_SQL["cancel"], task_id, by=by)
+        cancelled = await self._change(_SQL["cancel"], task_id, by=by)
+        if cancelled:  # a running task is only marked: the hint just makes waiters look
+            self._finishes.finished([task_id])
+        return cancelled
 
     async def purge(self, *, queue: str | None, statuses: Sequence[TaskStatus]) -> int:
         chosen = json.dumps([str(s) for s in statuses if s in PURGEABLE])

@@ -30,12 +30,13 @@ RETURNING shoal_tasks.id;
 UPDATE shoal_tasks
 SET status = CASE WHEN failure.retry_at IS NULL THEN 'dead' ELSE 'retrying' END,
     run_at = coalesce(failure.retry_at, shoal_tasks.run_at),
-    last_error = failure.error,
+    last_error = failure.error, last_traceback = failure.traceback,
     finished_at = CASE WHEN failure.retry_at IS NULL THEN :now END,
     worker_id = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = :now
 FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS token,
              json_extract(value, '$[2]') AS attempt,
-             json_extract(value, '$[3]') AS error, json_extract(value, '$[4]') AS retry_at
+             json_extract(value, '$[3]') AS error, json_extract(value, '$[4]') AS retry_at,
+             json_extract(value, '$[5]') AS traceback
       FROM json_each(:items)) AS failure
 WHERE shoal_tasks.id = failure.id AND shoal_tasks.lease_token = failure.token
   AND shoal_tasks.attempts = failure.attempt AND shoal_tasks.status = 'running'
@@ -155,7 +156,8 @@ WHERE id = :id AND status IN ('dead', 'cancelled', 'retrying');
 -- unfinished task holds stays as it is (one retry would conflict), and of tasks sharing a
 -- key only the newest is queued: the unique index allows one unfinished holder.
 UPDATE shoal_tasks
-SET status = 'queued', attempts = 0, run_at = :now, finished_at = NULL, updated_at = :now
+SET status = 'queued', attempts = 0, run_at = :now, finished_at = NULL, updated_at = :now,
+    cancelled_by = NULL
 FROM (
     SELECT id FROM (
         SELECT t.id, t.idempotency_key,
@@ -171,7 +173,8 @@ FROM (
     )
     WHERE idempotency_key IS NULL OR n = 1
 ) AS chosen
-WHERE shoal_tasks.id = chosen.id;
+WHERE shoal_tasks.id = chosen.id
+RETURNING shoal_tasks.id;
 
 -- name: cancel
 -- A task not started ends cancelled; a running one only records the request, which its
@@ -280,3 +283,22 @@ WHERE name = :name;
 -- name: schedule_set_state
 UPDATE shoal_schedules SET state = :state, updated_at = :now
 WHERE name = :name AND state <> 'retired';
+
+-- name: keep_result
+-- One kept result (a done task's value, or a dead task's failure); a retried task's next
+-- run replaces what it kept before.
+INSERT OR REPLACE INTO shoal_results (task_id, status, value, error, traceback, expires_at)
+VALUES (:task_id, :status, :value, :error, :traceback, :expires_at);
+
+-- name: result
+SELECT * FROM shoal_results WHERE task_id = :id AND expires_at > :now;
+
+-- name: forget_result
+DELETE FROM shoal_results WHERE task_id = :id;
+
+-- name: forget_results
+-- The kept results of the tasks retry_many queued again (their next run's is the one).
+DELETE FROM shoal_results WHERE task_id IN (SELECT value FROM json_each(:ids));
+
+-- name: expire_results
+DELETE FROM shoal_results WHERE expires_at <= :now;

@@ -11,7 +11,16 @@ from typing import Any
 from shoal.backends.sqlfiles import queries
 from shoal.core.backoff import Backoff
 from shoal.core.limits import LIMIT_COLUMNS, NO_LIMITS, TaskLimits
-from shoal.core.models import Lease, NewTask, Task, TaskStatus, from_epoch
+from shoal.core.models import (
+    Failure,
+    KeptValue,
+    Lease,
+    NewTask,
+    Task,
+    TaskResult,
+    TaskStatus,
+    from_epoch,
+)
 
 _SQL = queries("shoal.backends.sqlite")
 
@@ -125,6 +134,52 @@ def task_of(row: sqlite3.Row) -> Task:
         finished_at=None if finished is None else from_epoch(finished),
         cancelled_by=row["cancelled_by"],
         limits=limits_of(row),
+        last_traceback=row["last_traceback"],
+    )
+
+
+def kept_rows(
+    applied: set[str], values: Sequence[KeptValue], failures: Sequence[Failure]
+) -> list[dict[str, object]]:
+    """The ``keep_result`` rows of what an ack or a fail applied: values, dead failures."""
+    rows: list[dict[str, object]] = [
+        {
+            "task_id": kept.task_id,
+            "status": "done",
+            "value": kept.value,
+            "error": None,
+            "traceback": None,
+            "expires_at": kept.expires_at.timestamp(),
+        }
+        for kept in values
+        if kept.task_id in applied
+    ]
+    rows += [
+        {
+            "task_id": failure.lease.task_id,
+            "status": "dead",
+            "value": None,
+            "error": failure.error,
+            "traceback": failure.traceback,
+            "expires_at": failure.keep_until.timestamp(),
+        }
+        for failure in failures
+        if failure.keep_until is not None
+        and failure.retry_at is None
+        and failure.lease.task_id in applied
+    ]
+    return rows
+
+
+def result_of(row: sqlite3.Row) -> TaskResult:
+    value = row["value"]
+    return TaskResult(
+        task_id=row["task_id"],
+        status=TaskStatus(row["status"]),
+        value=None if value is None else bytes(value),
+        error=row["error"],
+        traceback=row["traceback"],
+        expires_at=from_epoch(row["expires_at"]),
     )
 
 

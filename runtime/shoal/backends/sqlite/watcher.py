@@ -42,6 +42,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from shoal.backends.shared.finishes import Finishes
 from shoal.backends.shared.wakeups import Wakeups
 from shoal.backends.sqlite.support import data_version
 
@@ -63,10 +64,15 @@ class CommitWatcher:
     """
 
     def __init__(
-        self, path: Path, wakeups: Wakeups, foreign: Callable[[], Awaitable[bool]]
+        self,
+        path: Path,
+        wakeups: Wakeups,
+        finishes: Finishes,
+        foreign: Callable[[], Awaitable[bool]],
     ) -> None:
         self._path = path
         self._wakeups = wakeups
+        self._finishes = finishes  # a commit may also have finished tasks someone waits for
         self._foreign = foreign
         self._confirming: asyncio.Task[None] | None = None
         self._confirm_again = False
@@ -94,6 +100,7 @@ class CommitWatcher:
             return
         self._notifier = self._notify_on_writes()
         self._wakeups.hearing()
+        self._finishes.hearing()
 
     @contextlib.contextmanager
     def attending(self) -> Iterator[None]:
@@ -122,6 +129,7 @@ class CommitWatcher:
             self._connection.close()
             self._connection = None
             self._wakeups.deaf()
+            self._finishes.deaf()
 
     # -- looking -----------------------------------------------------------------------------
 
@@ -135,7 +143,7 @@ class CommitWatcher:
             version = self._read_version()
         except sqlite3.Error as exc:  # busy or broken: say "look", the claim finds out
             logger.debug("cannot read %s's data_version: %s", self._path, exc)
-            self._wakeups.work(None)
+            self._hint()
             return True
         if version == self._version:
             return False
@@ -150,9 +158,14 @@ class CommitWatcher:
         while True:
             self._confirm_again = False
             if await self._foreign():
-                self._wakeups.work(None)
+                self._hint()
             if not self._confirm_again:
                 return
+
+    def _hint(self) -> None:
+        """Another connection committed: work may be due and tasks may have finished."""
+        self._wakeups.work(None)
+        self._finishes.finished(None)
 
     async def _poll(self) -> None:
         try:

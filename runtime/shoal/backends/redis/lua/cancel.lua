@@ -1,6 +1,7 @@
 -- cancel.lua: cancel a task that has not started; record the request on a running one,
--- which its worker's next heartbeat reads (extend.lua).
--- KEYS[1]: the queue's base. ARGV: id, who asked.
+-- which its worker's next heartbeat reads (extend.lua; it ends at cancelled.lua).
+-- KEYS[1]: the queue's base. ARGV: id, who asked, results channel (whoever waits for a
+-- task cancelled now hears).
 -- Returns 1 when cancelled or asked, 0 when finished, -1 when it does not exist.
 local base, id = KEYS[1], ARGV[1]
 local key = task_key(base, id)
@@ -19,4 +20,5 @@ index_move(base, id, status, 'cancelled', now)
 redis.call('HSET', key, 'status', 'cancelled', 'finished_at', now, 'updated_at', now)
 free_key(base, key, id)
 finish_limited(base, id, redis.call('HGET', key, 'limits'))
+redis.call('PUBLISH', ARGV[3], id)
 return 1

@@ -24,6 +24,8 @@
 --                                next_tick_at and last_run_at (us), next_task_id; the
 --                                watermark next_tick_at is the ticks' de-duplication record
 --                                ("{prefix}:schedules", a hash of its own, maps n to queue)
+--   base..':r:'..id     hash     a kept result (status, value or error and traceback,
+--                                expires_at in ms), deleted by Redis at its expiry
 --
 -- Times are integer microseconds from the server's clock (TIME), so leases never depend on
 -- how well the clocks of workers agree. Numbers are written with int() because Lua's own
@@ -113,6 +115,15 @@ local function free_key(base, key, id)
   if k and redis.call('HGET', base .. ':idem', k) == id then
     redis.call('HDEL', base .. ':idem', k)
   end
+end
+
+-- Keep a task's result until expires_ms (ms since the epoch): Redis deletes it then. The key
+-- is new (a task ends once per run, and retry.lua deletes the last run's), so it is written
+-- without being deleted first: the ack is the hot path.
+local function keep_result(base, id, expires_ms, status, ...)
+  local key = base .. ':r:' .. id
+  redis.call('HSET', key, 'status', status, 'expires_at', expires_ms, ...)
+  redis.call('PEXPIREAT', key, expires_ms)
 end
 
 -- Whether the lease (token, attempt) still owns the running task; also the fields read.

@@ -1,5 +1,7 @@
 -- retry.lua: queue dead, cancelled or retrying tasks of one queue again with fresh attempts
--- (one by id, or a page of ids bulk repair listed: an id of another queue is not here).
+-- (one by id, or a page of ids bulk repair listed: an id of another queue is not here),
+-- forgetting each one's kept result (the next run's is the one to wait for) and who
+-- cancelled it.
 -- KEYS[1]: the queue's base. ARGV: run_at in us ('' for now), wake channel, the queue's
 -- name (what the wake-up says), then the ids.
 -- Returns, per id: 1 when queued, 0 when in another state, -1 when it is not in this queue.
@@ -22,6 +24,7 @@ for i = 4, #ARGV do
     redis.call('HSET', key, 'status', 'queued', 'attempts', '0', 'run_at', run_at,
       'updated_at', int(now))
     redis.call('HDEL', key, 'finished_at', 'worker_id', 'token', 'cancelled_by')
+    redis.call('DEL', base .. ':r:' .. id)
     -- Unfinished again: take the idempotency key back if nobody took it meanwhile.
     local k = redis.call('HGET', key, 'idempotency_key')
     if k then redis.call('HSETNX', base .. ':idem', k, id) end
