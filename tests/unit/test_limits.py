@@ -128,11 +128,13 @@ async def test_pushes_by_name_are_stamped_too() -> None:
 
     async with app:
         moved = await app.backend.get(
-            await app.push_by_name(export.name, {"region": "eu"}, queue="bulk")
+            (await app.push_by_name(export.name, {"region": "eu"}, queue="bulk")).id
         )
-        own = await app.backend.get(await app.push_by_name(export.name, {"region": "us"}))
-        unknown = await app.backend.get(await app.push_by_name("elsewhere.task", {}, queue="bulk"))
-        plain = await app.backend.get(await app.push_by_name("elsewhere.task", {}, queue="q"))
+        own = await app.backend.get((await app.push_by_name(export.name, {"region": "us"})).id)
+        unknown = await app.backend.get(
+            (await app.push_by_name("elsewhere.task", {}, queue="bulk")).id
+        )
+        plain = await app.backend.get((await app.push_by_name("elsewhere.task", {}, queue="q")).id)
     assert moved is not None and own is not None and unknown is not None and plain is not None
     assert (moved.queue, moved.limits) == ("bulk", TaskLimits("queue", Rate(600, 60.0), "eu", 1))
     assert (own.queue, own.limits) == ("fast", TaskLimits(None, None, "us", 1))
@@ -154,10 +156,10 @@ async def test_tasks_stamp_their_limits_at_push() -> None:
     async def plain() -> None: ...
 
     async with app:
-        first = await app.backend.get(await charge.push(7, cents=100))
-        second = await app.backend.get(await export.push(region="eu"))
-        third = await app.backend.get(await export.push())
-        fourth = await app.backend.get(await plain.push())
+        first = await app.backend.get((await charge.push(7, cents=100)).id)
+        second = await app.backend.get((await export.push(region="eu")).id)
+        third = await app.backend.get((await export.push()).id)
+        fourth = await app.backend.get((await plain.push()).id)
     assert first is not None and second is not None and third is not None and fourth is not None
     assert first.limits == TaskLimits(f"task:{charge.name}", Rate(100, 1.0), "7", 2)
     assert second.limits == TaskLimits("queue", Rate(600, 60.0), "eu", 1)

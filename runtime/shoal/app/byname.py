@@ -13,8 +13,8 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from shoal.app.limits import NO_SPEC
 from shoal.app.handles import TaskHandle
+from shoal.app.limits import NO_SPEC
 from shoal.app.results import ResultCodec
 from shoal.app.tasks import PushOptions, new_task
 from shoal.core.errors import ConfigurationError, PayloadInvalid, PayloadUndecodable

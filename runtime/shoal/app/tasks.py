@@ -17,8 +17,8 @@ from typing import (
     overload,
 )
 
-from shoal.app.limits import NO_SPEC, LimitSpec
 from shoal.app.handles import TaskHandle
+from shoal.app.limits import NO_SPEC, LimitSpec
 from shoal.app.payloads import PayloadCodec
 from shoal.app.results import ResultCodec
 from shoal.backends.base import OnConflict

@@ -32,9 +32,8 @@ from shoal.backends.shared.retention import PRUNE_PER_REAP
 from shoal.backends.shared.schedules import advanced, registered
 from shoal.backends.shared.storable import check_storable
 from shoal.backends.shared.wakeups import Wakeups
-from shoal.core.errors import TaskNotFound
-from shoal.core.limits import TaskLimits
 from shoal.core.errors import ScheduleNotFound, TaskNotFound
+from shoal.core.limits import TaskLimits
 from shoal.core.models import (
     CLAIMABLE,
     UNFINISHED,

@@ -56,8 +56,8 @@ from shoal.backends.postgres.rows import affected, lease_columns, task_of
 from shoal.backends.postgres.schedules import PostgresSchedules
 from shoal.backends.postgres.sessions import AsyncpgSession, run_to_end
 from shoal.backends.shared.fencing import heartbeat_reply, refuse_lost
-from shoal.backends.shared.limiting import SCAN
 from shoal.backends.shared.finishes import Finishes
+from shoal.backends.shared.limiting import SCAN
 from shoal.backends.shared.listing import TaskQuery, sql_page
 from shoal.backends.shared.reaping import Expired, judge, report_verdicts
 from shoal.backends.shared.results import outcome_of
