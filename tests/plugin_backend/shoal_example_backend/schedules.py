@@ -9,10 +9,16 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from shoal.backends.shared.schedules import advanced, registered
+from shoal.backends.shared.schedules import (
+    advanced,
+    epoch_moment,
+    named,
+    registered,
+    schedule_record,
+)
 from shoal.backends.shared.storable import check_storable
 from shoal.core.errors import ScheduleNotFound
-from shoal.core.models import UNFINISHED, NewTask, from_epoch, utcnow
+from shoal.core.models import UNFINISHED, NewTask, utcnow
 from shoal.core.schedule_records import Advance, ScheduleRecord, ScheduleSpec, ScheduleState
 from shoal_example_backend.records import record_of
 
@@ -81,7 +87,7 @@ class JsonSchedules(abc.ABC):
                 raise ScheduleNotFound(name)
             if stored[name]["state"] != ScheduleState.RETIRED:
                 stored[name]["state"] = ScheduleState.PAUSED if paused else ScheduleState.ACTIVE
-            return next(r for r in _listed(state, None) if r.name == name)
+            return named(_listed(state, None), name)
 
         return await self._transact(pause)
 
@@ -92,22 +98,12 @@ def _listed(state: State, app: str | None) -> list[ScheduleRecord]:
         if app is None or plain["app"] == app:
             task = state["tasks"].get(plain["next_task_id"] or "")
             pending = task is not None and task["status"] in UNFINISHED
-            found.append(dataclasses.replace(_record(plain), pending=pending))
+            found.append(_record(plain, pending=pending))
     return found
 
 
-def _record(plain: dict[str, Any]) -> ScheduleRecord:
-    return ScheduleRecord(
-        name=plain["name"],
-        app=plain["app"],
-        task=plain["task"],
-        queue=plain["queue"],
-        cadence=plain["cadence"],
-        state=ScheduleState(plain["state"]),
-        next_tick_at=_moment(plain["next_tick_at"]),
-        next_task_id=plain["next_task_id"],
-        last_run_at=_moment(plain["last_run_at"]),
-    )
+def _record(plain: dict[str, Any], *, pending: bool = False) -> ScheduleRecord:
+    return schedule_record({**plain, "pending": pending}, epoch_moment)
 
 
 def _plain(record: ScheduleRecord) -> dict[str, Any]:
@@ -116,7 +112,3 @@ def _plain(record: ScheduleRecord) -> dict[str, Any]:
     for field in ("next_tick_at", "last_run_at"):
         plain[field] = None if plain[field] is None else plain[field].timestamp()
     return plain
-
-
-def _moment(value: float | None) -> datetime | None:
-    return None if value is None else from_epoch(value)

@@ -5,18 +5,16 @@ than both deciding from the same watermark."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from shoal.backends.base import OnConflict
 from shoal.backends.postgres.connect import Connections
 from shoal.backends.postgres.enqueue import enqueue
 from shoal.backends.postgres.sessions import AsyncpgSession
-from shoal.backends.shared.schedules import advanced, registered
+from shoal.backends.shared.schedules import advanced, named, registered, schedule_record
 from shoal.backends.shared.storable import check_storable
 from shoal.backends.shared.wakeups import Wakeups
-from shoal.core.errors import ScheduleNotFound
 from shoal.core.models import NewTask
 from shoal.core.schedule_records import Advance, ScheduleRecord, ScheduleSpec, ScheduleState
 
@@ -34,7 +32,7 @@ class PostgresSchedules:
         names = [spec.name for spec in schedules]
         async with self._db.acquire("registering schedules") as conn, conn.transaction():
             known = await conn.fetch(self._sql["schedules_known"], app, names)
-            records = registered(app, schedules, [_record(row) for row in known])
+            records = registered(app, schedules, [schedule_record(row) for row in known])
             columns = [
                 [getattr(r, field) for r in records]
                 for field in ("name", "app", "task", "queue", "cadence")
@@ -57,7 +55,9 @@ class PostgresSchedules:
             check_storable([tick])
         async with self._db.acquire("advancing a schedule") as conn, conn.transaction():
             row = await conn.fetchrow(self._sql["schedule_locked"], name)
-            step = advanced(None if row is None else _record(row), expected, tick, tick_at, ran)
+            step = advanced(
+                None if row is None else schedule_record(row), expected, tick, tick_at, ran
+            )
             if step.push and tick is not None:
                 session = AsyncpgSession(conn, savepoint=True)
                 await enqueue(session, self._sql, [tick], OnConflict.RAISE)
@@ -76,28 +76,10 @@ class PostgresSchedules:
     async def schedules(self, app: str | None = None) -> list[ScheduleRecord]:
         async with self._db.acquire("listing schedules") as conn:
             rows = await conn.fetch(self._sql["schedules"], app)
-        return [_record(row) for row in rows]
+        return [schedule_record(row) for row in rows]
 
     async def pause_schedule(self, name: str, paused: bool) -> ScheduleRecord:
         state = ScheduleState.PAUSED if paused else ScheduleState.ACTIVE
         async with self._db.acquire("pausing a schedule") as conn:
             await conn.execute(self._sql["schedule_set_state"], name, state.value)
-        for record in await self.schedules():
-            if record.name == name:
-                return record
-        raise ScheduleNotFound(name)
-
-
-def _record(row: Mapping[str, Any]) -> ScheduleRecord:
-    return ScheduleRecord(
-        name=row["name"],
-        app=row["app"],
-        task=row["task"],
-        queue=row["queue"],
-        cadence=row["cadence"],
-        state=ScheduleState(row["state"]),
-        next_tick_at=row["next_tick_at"],
-        next_task_id=row["next_task_id"],
-        pending=bool(row["pending"]),
-        last_run_at=row["last_run_at"],
-    )
+        return named(await self.schedules(), name)

@@ -18,7 +18,7 @@ from datetime import datetime
 from shoal.backends.redis import codec as rs
 from shoal.backends.redis.codec import Arg
 from shoal.backends.redis.link import Link, Script
-from shoal.backends.shared.schedules import registered
+from shoal.backends.shared.schedules import SCHEDULE_FIELDS, registered, schedule_record
 from shoal.backends.shared.storable import check_storable
 from shoal.backends.shared.wakeups import Wakeups
 from shoal.core.errors import ConfigurationError, ScheduleNotFound
@@ -126,24 +126,11 @@ class RedisSchedules(abc.ABC):
             for queue, names in by_queue.items()
         ]
         replies = await self._link.scripts(*scripts)
-        records = [_record(row) for reply in replies for row in json.loads(reply)]
+        rows = [
+            dict(zip(SCHEDULE_FIELDS, row, strict=True)) for r in replies for row in json.loads(r)
+        ]
+        records = [schedule_record(row, _moment) for row in rows]
         return sorted(records, key=lambda r: r.name)
-
-
-def _record(row: list[str | bool]) -> ScheduleRecord:
-    name, app, task, queue, cadence, state, tick_at, task_id, last_run, pending = row
-    return ScheduleRecord(
-        name=str(name),
-        app=str(app),
-        task=str(task),
-        queue=str(queue),
-        cadence=str(cadence),
-        state=ScheduleState(str(state)),
-        next_tick_at=_moment(tick_at),
-        next_task_id=str(task_id) or None,
-        pending=bool(pending),
-        last_run_at=_moment(last_run),
-    )
 
 
 def _carried(old: ScheduleRecord) -> list[Arg]:

@@ -1,17 +1,19 @@
 """The schedule rules every backend applies alike: registration and the watermark's move.
 
 PostgreSQL's SQL and Redis's Lua state the same rules in their own terms (their comments
-point here); the memory, SQLite and plugin backends call these functions.
+point here); the memory, SQLite and plugin backends call these functions. Every backend
+reads its stored schedules back through :func:`schedule_record`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from typing import Any, Protocol
 
-from shoal.core.errors import ConfigurationError
-from shoal.core.models import NewTask
+from shoal.core.errors import ConfigurationError, ScheduleNotFound
+from shoal.core.models import NewTask, from_epoch
 from shoal.core.schedule_records import Advance, ScheduleRecord, ScheduleSpec, ScheduleState
 
 
@@ -93,3 +95,61 @@ def later_run(record: ScheduleRecord, ran: datetime | None) -> datetime | None:
     if record.last_run_at is None or ran > record.last_run_at:
         return ran
     return record.last_run_at
+
+
+SCHEDULE_FIELDS = (
+    "name",
+    "app",
+    "task",
+    "queue",
+    "cadence",
+    "state",
+    "next_tick_at",
+    "next_task_id",
+    "last_run_at",
+    "pending",
+)
+"""A stored schedule's fields, in the order Redis's ``schedule_read.lua`` replies with them."""
+
+
+class StoredSchedule(Protocol):
+    """A stored schedule read by field name: a ``sqlite3.Row``, an asyncpg ``Record``, a dict."""
+
+    def __getitem__(self, field: str, /) -> Any: ...
+
+
+def _as_stored(moment: Any) -> datetime | None:
+    return moment  # type: ignore[no-any-return]
+
+
+def schedule_record(
+    row: StoredSchedule, moment: Callable[[Any], datetime | None] = _as_stored
+) -> ScheduleRecord:
+    """The record of a stored schedule that has :data:`SCHEDULE_FIELDS`; ``moment`` turns a
+    stored time (an epoch, microseconds) into an aware datetime, or None where none is set.
+    An empty task id (Redis stores no None) is None."""
+    return ScheduleRecord(
+        name=str(row["name"]),
+        app=str(row["app"]),
+        task=str(row["task"]),
+        queue=str(row["queue"]),
+        cadence=str(row["cadence"]),
+        state=ScheduleState(str(row["state"])),
+        next_tick_at=moment(row["next_tick_at"]),
+        next_task_id=row["next_task_id"] or None,
+        pending=bool(row["pending"]),
+        last_run_at=moment(row["last_run_at"]),
+    )
+
+
+def epoch_moment(value: float | None) -> datetime | None:
+    """A time stored as seconds since the epoch (SQLite, the example plugin)."""
+    return None if value is None else from_epoch(value)
+
+
+def named(records: Iterable[ScheduleRecord], name: str) -> ScheduleRecord:
+    """The record of schedule ``name`` among ``records``, or :class:`ScheduleNotFound`."""
+    for record in records:
+        if record.name == name:
+            return record
+    raise ScheduleNotFound(name)

@@ -11,13 +11,18 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TypeVar
 
-from shoal.backends.shared.schedules import advanced, registered
+from shoal.backends.shared.schedules import (
+    advanced,
+    epoch_moment,
+    named,
+    registered,
+    schedule_record,
+)
 from shoal.backends.shared.storable import check_storable
 from shoal.backends.shared.wakeups import Wakeups
 from shoal.backends.sqlfiles import queries
 from shoal.backends.sqlite.support import immediate, row_of
-from shoal.core.errors import ScheduleNotFound
-from shoal.core.models import NewTask, from_epoch
+from shoal.core.models import NewTask
 from shoal.core.schedule_records import Advance, ScheduleRecord, ScheduleSpec, ScheduleState
 
 T = TypeVar("T")
@@ -85,25 +90,11 @@ class SQLiteSchedules(abc.ABC):
         state = ScheduleState.PAUSED if paused else ScheduleState.ACTIVE
         arguments = {"name": name, "state": state.value, "now": time.time()}
         await self._run(lambda db: db.execute(_SQL["schedule_set_state"], arguments))
-        for record in await self.schedules():
-            if record.name == name:
-                return record
-        raise ScheduleNotFound(name)
+        return named(await self.schedules(), name)
 
 
 def _record(row: sqlite3.Row) -> ScheduleRecord:
-    return ScheduleRecord(
-        name=row["name"],
-        app=row["app"],
-        task=row["task"],
-        queue=row["queue"],
-        cadence=row["cadence"],
-        state=ScheduleState(row["state"]),
-        next_tick_at=_moment(row["next_tick_at"]),
-        next_task_id=row["next_task_id"],
-        pending=bool(row["pending"]),
-        last_run_at=_moment(row["last_run_at"]),
-    )
+    return schedule_record(row, epoch_moment)
 
 
 def _advanced(record: ScheduleRecord, now: float) -> dict[str, object]:
@@ -126,10 +117,6 @@ def _stored(record: ScheduleRecord, now: float) -> dict[str, object]:
         "state": record.state.value,
         "now": now,
     }
-
-
-def _moment(value: float | None) -> datetime | None:
-    return None if value is None else from_epoch(value)
 
 
 def _epoch(moment: datetime | None) -> float | None:
