@@ -12,7 +12,9 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
-from shoal.backends.base import PURGEABLE, UNKNOWN_ASKER, Backend, OnConflict
+from shoal.backends.base import Backend, OnConflict
+from shoal.backends.memory.admin import MemoryAdmin
+from shoal.backends.memory.schedules import MemorySchedules
 from shoal.backends.shared.fencing import heartbeat_reply, refuse_lost
 from shoal.backends.shared.finishes import Finishes
 from shoal.backends.shared.idempotency import Key, resolve
@@ -25,14 +27,12 @@ from shoal.backends.shared.limiting import (
     candidates_needed,
     held_back,
 )
-from shoal.backends.shared.listing import TaskQuery
 from shoal.backends.shared.reaping import Expired, judge, report_verdicts
 from shoal.backends.shared.results import outcome_of
 from shoal.backends.shared.retention import PRUNE_PER_REAP
-from shoal.backends.shared.schedules import advanced, registered
 from shoal.backends.shared.storable import check_storable
 from shoal.backends.shared.wakeups import Wakeups
-from shoal.core.errors import ScheduleNotFound, TaskNotFound
+from shoal.core.errors import TaskNotFound
 from shoal.core.limits import TaskLimits
 from shoal.core.models import (
     CLAIMABLE,
@@ -53,12 +53,7 @@ from shoal.core.models import (
     utcnow,
 )
 from shoal.core.retention import Retention, expiries
-from shoal.core.schedule_records import (
-    Advance,
-    ScheduleRecord,
-    ScheduleSpec,
-    ScheduleState,
-)
+from shoal.core.schedule_records import ScheduleRecord
 
 
 def from_url(url: str) -> MemoryBackend:
@@ -71,8 +66,9 @@ class _Running:
     expires_at: datetime
 
 
-class MemoryBackend(Backend):
-    """The contract over plain dicts; all methods run on the event loop, so they are atomic."""
+class MemoryBackend(MemoryAdmin, MemorySchedules, Backend):
+    """The contract over plain dicts; all methods run on the event loop, so they are atomic.
+    The admin and schedule primitives are mixed in (``admin.py``, ``schedules.py``)."""
 
     def __init__(self) -> None:
         self.url = "memory://"
@@ -367,107 +363,11 @@ class MemoryBackend(Backend):
     async def wait_for_result(self, task_id: str, timeout: float) -> TaskResult | None:
         return await self._finishes.wait_for_result(task_id, timeout, lambda: self.result(task_id))
 
-    async def get(self, task_id: str) -> Task | None:
-        return self._tasks.get(task_id)
-
-    async def list_page(self, query: TaskQuery) -> list[Task]:
-        return query.page(list(self._tasks.values()))
-
     def _existing(self, task_id: str) -> Task:
         task = self._tasks.get(task_id)
         if task is None:
             raise TaskNotFound(task_id)
         return task
-
-    async def retry(self, task_id: str, *, run_at: datetime | None = None) -> bool:
-        task = self._existing(task_id)
-        if task.status not in (TaskStatus.DEAD, TaskStatus.CANCELLED, TaskStatus.RETRYING):
-            return False
-        self._update(
-            task,
-            status=TaskStatus.QUEUED,
-            attempts=0,
-            run_at=run_at or utcnow(),
-            finished_at=None,
-            cancelled_by=None,
-        )
-        self._results.pop(task_id, None)
-        self._wakeups.work([task.queue])
-        return True
-
-    async def cancel(self, task_id: str, *, by: str = UNKNOWN_ASKER) -> bool:
-        task = self._existing(task_id)
-        if task.status is TaskStatus.RUNNING:
-            self._update(task, cancelled_by=by)
-        elif task.status in CLAIMABLE:
-            self._update(task, status=TaskStatus.CANCELLED, finished_at=utcnow(), cancelled_by=by)
-            self._finishes.finished([task_id])
-        else:
-            return False
-        return True
-
-    async def purge(self, *, queue: str | None, statuses: Sequence[TaskStatus]) -> int:
-        doomed = [
-            t.id
-            for t in self._tasks.values()
-            if t.status in PURGEABLE
-            and t.status in statuses
-            and (queue is None or t.queue == queue)
-        ]
-        for task_id in doomed:
-            del self._tasks[task_id]
-        return len(doomed)
-
-    async def purge_tasks(self, task_ids: Sequence[str]) -> int:
-        doomed = {i for i in task_ids if i in self._tasks and self._tasks[i].status in PURGEABLE}
-        for task_id in doomed:
-            del self._tasks[task_id]
-        return len(doomed)
-
-    async def register_schedules(
-        self, app: str, schedules: Sequence[ScheduleSpec]
-    ) -> list[ScheduleRecord]:
-        names = {spec.name for spec in schedules}
-        known = [r for r in self._schedules.values() if r.app == app or r.name in names]
-        for record in registered(app, schedules, known):
-            self._schedules[record.name] = record
-        return await self.schedules(app)
-
-    async def advance_schedule(
-        self,
-        name: str,
-        *,
-        expected: datetime | None,
-        tick: NewTask | None,
-        tick_at: datetime | None,
-        ran: datetime | None = None,
-    ) -> Advance:
-        step = advanced(self._schedules.get(name), expected, tick, tick_at, ran)
-        if step.push and tick is not None:
-            await self.push([tick])  # no await inside: atomic with the write below
-        if step.record is not None:
-            self._schedules[name] = step.record
-        return step.verdict
-
-    async def schedules(self, app: str | None = None) -> list[ScheduleRecord]:
-        return [
-            self._with_pending(record)
-            for name, record in sorted(self._schedules.items())
-            if app is None or record.app == app
-        ]
-
-    def _with_pending(self, record: ScheduleRecord) -> ScheduleRecord:
-        task = self._tasks.get(record.next_task_id or "")
-        return dataclasses.replace(record, pending=task is not None and task.status in UNFINISHED)
-
-    async def pause_schedule(self, name: str, paused: bool) -> ScheduleRecord:
-        record = self._schedules.get(name)
-        if record is None:
-            raise ScheduleNotFound(name)
-        if record.state is not ScheduleState.RETIRED:
-            state = ScheduleState.PAUSED if paused else ScheduleState.ACTIVE
-            record = self._schedules[name] = dataclasses.replace(record, state=state)
-        return self._with_pending(record)
 
     def _update(self, task: Task, **changes: object) -> Task:
         updated = dataclasses.replace(task, updated_at=utcnow(), **changes)  # type: ignore[arg-type]
