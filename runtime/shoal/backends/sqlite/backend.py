@@ -22,23 +22,23 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from shoal.backends.base import PURGEABLE, UNKNOWN_ASKER, Backend, OnConflict
+from shoal.backends.base import Backend, OnConflict
 from shoal.backends.shared.fencing import heartbeat_reply, refuse_lost
 from shoal.backends.shared.finishes import Finishes
 from shoal.backends.shared.idempotency import resolve
-from shoal.backends.shared.listing import TaskQuery, sql_page
 from shoal.backends.shared.reaping import Expired, judge, report_verdicts
-from shoal.backends.shared.results import outcome_of
 from shoal.backends.shared.storable import check_storable
 from shoal.backends.shared.wakeups import Wakeups
 from shoal.backends.sqlfiles import migrations, queries
-from shoal.backends.sqlite.limits import admitted, held, limited_due
+from shoal.backends.sqlite.admin import SQLiteAdmin
+from shoal.backends.sqlite.limits import admitted, limited_due
+from shoal.backends.sqlite.results import SQLiteResults
 from shoal.backends.sqlite.retention import prune
 from shoal.backends.sqlite.schedules import SQLiteSchedules
+from shoal.backends.sqlite.stats import SQLiteStats
 from shoal.backends.sqlite.support import (
     BUSY_TIMEOUT,
     data_version,
@@ -46,20 +46,13 @@ from shoal.backends.sqlite.support import (
     immediate,
     kept_rows,
     lease_item,
-    result_of,
     row_of,
     statements,
     task_of,
     use_wal,
 )
 from shoal.backends.sqlite.watcher import CommitWatcher
-from shoal.core.errors import (
-    BackendUnavailable,
-    ConfigurationError,
-    SchemaMissing,
-    ShoalError,
-    TaskNotFound,
-)
+from shoal.core.errors import BackendUnavailable, ConfigurationError, SchemaMissing, ShoalError
 from shoal.core.models import (
     Claim,
     Failure,
@@ -67,13 +60,8 @@ from shoal.core.models import (
     KeptValue,
     Lease,
     NewTask,
-    QueueStats,
     ReapReport,
-    Task,
-    TaskResult,
-    TaskStatus,
     WorkerInfo,
-    from_epoch,
 )
 from shoal.core.retention import Retention, expiries
 
@@ -94,8 +82,9 @@ def from_url(url: str) -> SQLiteBackend:
     return SQLiteBackend(Path(path[1:]))
 
 
-class SQLiteBackend(SQLiteSchedules, Backend):
-    """The contract on one SQLite file (its schedule primitives: ``schedules.py``)."""
+class SQLiteBackend(SQLiteResults, SQLiteStats, SQLiteAdmin, SQLiteSchedules, Backend):
+    """The contract on one SQLite file. Its primitives are mixed in by concept: ``results.py``,
+    ``stats.py``, ``admin.py``, ``schedules.py``; the leases' life is here."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -393,54 +382,6 @@ class SQLiteBackend(SQLiteSchedules, Backend):
 
     # -- observers ---------------------------------------------------------------------------
 
-    async def stats(self, queues: Sequence[str]) -> dict[str, QueueStats]:
-        now = time.time()
-        arguments = {"now": now, "queues": json.dumps(list(queues))}
-
-        def read(db: sqlite3.Connection) -> tuple[list[sqlite3.Row], dict[str, int]]:
-            db.execute("BEGIN")  # one read transaction: counts and limits of one moment
-            try:
-                return db.execute(_SQL["stats"], arguments).fetchall(), held(db, queues, now)
-            finally:
-                db.execute("COMMIT")
-
-        rows, held_by_queue = await self._run(read)
-        found = {
-            row["queue"]: QueueStats(
-                row["queue"],
-                ready=row["ready"],
-                scheduled=row["scheduled"],
-                running=row["running"],
-                dead=row["dead"],
-                oldest_ready_age=None if row["oldest_ready"] is None else now - row["oldest_ready"],
-                held_back=held_by_queue.get(row["queue"], 0),
-                next_due_in=None if row["next_scheduled"] is None else row["next_scheduled"] - now,
-            )
-            for row in rows
-        }
-        return {queue: found.get(queue, QueueStats(queue)) for queue in queues}
-
-    async def queues(self) -> list[str]:
-        rows = await self._run(lambda db: db.execute(_SQL["queues"]).fetchall())
-        return [row[0] for row in rows]
-
-    async def workers(self) -> list[WorkerInfo]:
-        rows = await self._run(lambda db: db.execute(_SQL["workers"]).fetchall())
-        return [
-            WorkerInfo(
-                id=row["id"],
-                host=row["host"],
-                pid=row["pid"],
-                queues=tuple(json.loads(row["queues"])),
-                concurrency=row["concurrency"],
-                in_flight=row["in_flight"],
-                started_at=from_epoch(row["started_at"]),
-                last_seen=from_epoch(row["last_seen"]),
-                version=row["version"],
-            )
-            for row in rows
-        ]
-
     async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
         """Wait for a push through this instance, a commit by another connection, or the
         timeout; the caller's next claim is the look when the watcher was not trusted."""
@@ -464,95 +405,3 @@ class SQLiteBackend(SQLiteSchedules, Backend):
             return True
         changed, self._foreign_version = seen != self._foreign_version, seen
         return changed
-
-    # -- results -----------------------------------------------------------------------------
-
-    async def result(self, task_id: str) -> TaskResult | None:
-        arguments = {"id": task_id, "now": time.time()}
-
-        def read(db: sqlite3.Connection) -> TaskResult | Task | None:
-            # The task first: a result is stored in the same commit as its task's end, so
-            # whatever commits between the two reads, the result read second is never older.
-            task = db.execute(_SQL["get"], arguments).fetchone()
-            row = db.execute(_SQL["result"], arguments).fetchone()
-            if row is not None:
-                return result_of(row)
-            return None if task is None else task_of(task)
-
-        found = await self._run(read)
-        if found is None:
-            raise TaskNotFound(task_id)
-        return found if isinstance(found, TaskResult) else outcome_of(found)
-
-    async def wait_for_result(self, task_id: str, timeout: float) -> TaskResult | None:
-        """Wait for an ack or a fail through this instance, a commit by another connection
-        (the watcher's hint), or the timeout, looking at the result after each."""
-        await self._watch_commits()
-        with self._watcher.attending():
-            return await self._finishes.wait_for_result(
-                task_id, timeout, lambda: self.result(task_id)
-            )
-
-    # -- admin -------------------------------------------------------------------------------
-
-    async def get(self, task_id: str) -> Task | None:
-        row = await self._run(lambda db: db.execute(_SQL["get"], {"id": task_id}).fetchone())
-        return None if row is None else task_of(row)
-
-    async def list_page(self, query: TaskQuery) -> list[Task]:
-        sql, arguments = sql_page(query, "shoal_tasks", lambda n: f"?{n}")
-        rows = await self._run(lambda db: db.execute(sql, arguments).fetchall())
-        return [task_of(row) for row in rows]
-
-    async def _change(
-        self, query: str, task_id: str, *, forget: bool = False, **arguments: object
-    ) -> bool:
-        """Apply ``query`` to one task; ``forget`` its kept result too if it applied."""
-
-        def change(db: sqlite3.Connection) -> bool:
-            with immediate(db):
-                if db.execute(_SQL["exists"], {"id": task_id}).fetchone() is None:
-                    raise TaskNotFound(task_id)
-                cursor = db.execute(query, {"id": task_id, "now": time.time(), **arguments})
-                changed = cursor.rowcount == 1
-                if changed and forget:
-                    db.execute(_SQL["forget_result"], {"id": task_id})
-                return changed
-
-        return await self._run(change)
-
-    async def retry(self, task_id: str, *, run_at: datetime | None = None) -> bool:
-        due = run_at.timestamp() if run_at else time.time()
-        retried = await self._change(_SQL["retry"], task_id, run_at=due, forget=True)
-        if retried:
-            self._wakeups.work(None)
-        return retried
-
-    async def retry_many(self, task_ids: Sequence[str]) -> int:
-        arguments = {"ids": json.dumps(list(task_ids)), "now": time.time()}
-
-        def change(db: sqlite3.Connection) -> int:
-            with immediate(db):
-                retried = [row[0] for row in db.execute(_SQL["retry_many"], arguments)]
-                db.execute(_SQL["forget_results"], {"ids": json.dumps(retried)})
-                return len(retried)
-
-        retried = await self._run(change)
-        if retried:
-            self._wakeups.work(None)
-        return retried
-
-    async def cancel(self, task_id: str, *, by: str = UNKNOWN_ASKER) -> bool:
-        cancelled = await self._change(_SQL["cancel"], task_id, by=by)
-        if cancelled:  # a running task is only marked: the hint just makes waiters look
-            self._finishes.finished([task_id])
-        return cancelled
-
-    async def purge(self, *, queue: str | None, statuses: Sequence[TaskStatus]) -> int:
-        chosen = json.dumps([str(s) for s in statuses if s in PURGEABLE])
-        arguments = {"queue": queue, "statuses": chosen}
-        return await self._run(lambda db: db.execute(_SQL["purge"], arguments).rowcount)
-
-    async def purge_tasks(self, task_ids: Sequence[str]) -> int:
-        arguments = {"ids": json.dumps(list(task_ids))}
-        return await self._run(lambda db: db.execute(_SQL["purge_ids"], arguments).rowcount)

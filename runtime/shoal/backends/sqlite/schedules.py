@@ -3,13 +3,11 @@ applies the shared rules (:mod:`shoal.backends.shared.schedules`) to the rows it
 
 from __future__ import annotations
 
-import abc
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import TypeVar
 
 from shoal.backends.shared.schedules import (
     advanced,
@@ -21,23 +19,17 @@ from shoal.backends.shared.schedules import (
 from shoal.backends.shared.storable import check_storable
 from shoal.backends.shared.wakeups import Wakeups
 from shoal.backends.sqlfiles import queries
-from shoal.backends.sqlite.support import immediate, row_of
+from shoal.backends.sqlite.support import Runs, immediate, row_of
 from shoal.core.models import NewTask
 from shoal.core.schedule_records import Advance, ScheduleRecord, ScheduleSpec, ScheduleState
-
-T = TypeVar("T")
 
 _SQL = queries("shoal.backends.sqlite")
 
 
-class SQLiteSchedules(abc.ABC):
+class SQLiteSchedules(Runs):
     """Mixed into :class:`~shoal.backends.sqlite.backend.SQLiteBackend`."""
 
     _wakeups: Wakeups
-
-    @abc.abstractmethod
-    async def _run(self, work: Callable[[sqlite3.Connection], T], *, create: bool = False) -> T:
-        """Run ``work`` on the backend's thread."""
 
     async def register_schedules(
         self, app: str, schedules: Sequence[ScheduleSpec]

@@ -1,12 +1,14 @@
-"""Pieces of the SQLite backend that are not queries: transactions, rows and JSON lists."""
+"""Pieces of the SQLite backend that are not queries: transactions, rows and JSON lists, and
+:class:`Runs`, what the backend's mixins (admin, stats, results, schedules) rely on."""
 
 from __future__ import annotations
 
+import abc
 import json
 import sqlite3
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from shoal.backends.sqlfiles import queries
 from shoal.core.backoff import Backoff
@@ -24,6 +26,8 @@ from shoal.core.models import (
 
 _SQL = queries("shoal.backends.sqlite")
 
+T = TypeVar("T")
+
 
 BUSY_TIMEOUT = 30.0
 """Seconds a statement waits for another process's write lock before failing."""
@@ -31,6 +35,14 @@ BUSY_TIMEOUT = 30.0
 _EAGER_PAUSES = (0.0001, 0.0002, 0.0003, 0.0005, 0.001, 0.001, 0.002, 0.002, 0.003)
 """Pauses between quick tries for the write lock, 10 ms in all, before SQLite's own busy
 handler (which sleeps 1, 2, 5, 10, 15, 20 ms ...) takes over."""
+
+
+class Runs(abc.ABC):
+    """The base of the backend's mixins: the one way they reach the database."""
+
+    @abc.abstractmethod
+    async def _run(self, work: Callable[[sqlite3.Connection], T], *, create: bool = False) -> T:
+        """Run ``work`` on the backend's thread."""
 
 
 class immediate:
