@@ -41,36 +41,28 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-import asyncpg
-
-from shoal.backends.base import PURGEABLE, UNKNOWN_ASKER, Backend, OnConflict, TransactionalPush
+from shoal.backends.base import Backend, OnConflict, TransactionalPush
+from shoal.backends.postgres.admin import PostgresAdmin
 from shoal.backends.postgres.callers import caller_session
 from shoal.backends.postgres.connect import Connections, PostgresSettings
 from shoal.backends.postgres.enqueue import enqueue
-from shoal.backends.postgres.limits import held
 from shoal.backends.postgres.listener import Listener, ListenerHealth, ListenerState
+from shoal.backends.postgres.results import PostgresResults
 from shoal.backends.postgres.retention import expire_results, prune
-from shoal.backends.postgres.rows import affected, lease_columns, task_of
+from shoal.backends.postgres.rows import lease_columns, task_of
 from shoal.backends.postgres.schedules import PostgresSchedules
 from shoal.backends.postgres.sessions import AsyncpgSession, run_to_end
+from shoal.backends.postgres.stats import PostgresStats
 from shoal.backends.shared.fencing import heartbeat_reply, refuse_lost
 from shoal.backends.shared.finishes import Finishes
 from shoal.backends.shared.limiting import SCAN
-from shoal.backends.shared.listing import TaskQuery, sql_page
 from shoal.backends.shared.reaping import Expired, judge, report_verdicts
-from shoal.backends.shared.results import outcome_of
-from shoal.backends.shared.retention import PRUNE_BATCH
 from shoal.backends.shared.storable import check_storable
 from shoal.backends.shared.wakeups import Wakeups
 from shoal.backends.sqlfiles import migrations, queries
-from shoal.core.errors import (
-    BackendUnavailable,
-    IdempotencyConflict,
-    SchemaMissing,
-    TaskNotFound,
-)
+from shoal.core.errors import BackendUnavailable, SchemaMissing
 from shoal.core.models import (
     BackendHealth,
     Claim,
@@ -79,11 +71,7 @@ from shoal.core.models import (
     KeptValue,
     Lease,
     NewTask,
-    QueueStats,
     ReapReport,
-    Task,
-    TaskResult,
-    TaskStatus,
     WorkerInfo,
 )
 from shoal.core.retention import Retention, expiries
@@ -97,9 +85,12 @@ def from_url(url: str) -> PostgresBackend:
     return PostgresBackend(url)
 
 
-class PostgresBackend(PostgresSchedules, Backend, TransactionalPush):
+class PostgresBackend(
+    PostgresResults, PostgresStats, PostgresAdmin, PostgresSchedules, Backend, TransactionalPush
+):
     """The contract on PostgreSQL: SKIP LOCKED claims, fenced leases, LISTEN/NOTIFY, and
-    pushes inside a caller's transaction (the schedule primitives: ``schedules.py``)."""
+    pushes inside a caller's transaction. Its primitives are mixed in by concept:
+    ``results.py``, ``stats.py``, ``admin.py``, ``schedules.py``; the leases' life is here."""
 
     def __init__(self, url: str, settings: PostgresSettings | None = None) -> None:
         self._db = Connections(url, settings)
@@ -371,30 +362,6 @@ class PostgresBackend(PostgresSchedules, Backend, TransactionalPush):
 
     # -- observers ---------------------------------------------------------------------------
 
-    async def stats(self, queues: Sequence[str]) -> dict[str, QueueStats]:
-        names = list(dict.fromkeys(queues))
-        if not names:
-            return {}
-        async with self._db.acquire("stats") as conn:
-            rows = await conn.fetch(self._sql["stats"], names)
-        # The statement's columns are QueueStats' fields, in one row per queue asked for, and
-        # what the held-back figure is computed from.
-        found = {}
-        for row in rows:
-            fields = dict(row)
-            limited, clock = fields.pop("limited"), fields.pop("clock")
-            found[row["queue"]] = QueueStats(**fields, held_back=held(row["queue"], limited, clock))
-        return found
-
-    async def queues(self) -> list[str]:
-        async with self._db.acquire("listing queues") as conn:
-            return [row["queue"] for row in await conn.fetch(self._sql["queues"])]
-
-    async def workers(self) -> list[WorkerInfo]:
-        async with self._db.acquire("listing workers") as conn:
-            rows = await conn.fetch(self._sql["workers"])
-        return [WorkerInfo(**{**dict(row), "queues": tuple(row["queues"])}) for row in rows]
-
     async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
         """Wait for a NOTIFY about ``queues``, a push through this backend, or the timeout;
         poll every ``poll_interval`` seconds while LISTEN is off or not yet trusted."""
@@ -414,31 +381,6 @@ class PostgresBackend(PostgresSchedules, Backend, TransactionalPush):
         except BackendUnavailable:
             return False  # the next claim reports the outage; here, just keep waiting
 
-    # -- results -----------------------------------------------------------------------------
-
-    async def result(self, task_id: str) -> TaskResult | None:
-        async with self._db.acquire("reading a result") as conn:
-            row = await conn.fetchrow(self._sql["result"], task_id)
-        if row["kept_status"] is not None:
-            return TaskResult(
-                task_id,
-                TaskStatus(row["kept_status"]),
-                row["kept_value"],
-                row["kept_error"],
-                row["kept_traceback"],
-                row["kept_expires_at"],
-            )
-        if row["id"] is None:
-            raise TaskNotFound(task_id)
-        return outcome_of(task_of(row))
-
-    async def wait_for_result(self, task_id: str, timeout: float) -> TaskResult | None:
-        """Wait for a NOTIFY on the results channel naming the task (on the LISTEN
-        connection that wakes workers: one connection for every waiter), looking at the
-        result after each, or the timeout."""
-        await self._start_listener(results=True)
-        return await self._finishes.wait_for_result(task_id, timeout, lambda: self.result(task_id))
-
     async def _start_listener(self, *, results: bool = False) -> None:
         """Listen for work, and for finished tasks too once ``results`` is asked for."""
         if not self.settings.listen or not self._db.is_open:
@@ -455,63 +397,6 @@ class PostgresBackend(PostgresSchedules, Backend, TransactionalPush):
         if results:
             await self._listener.want_results()  # before start: a new one connects once
         self._listener.start()
-
-    # -- admin -------------------------------------------------------------------------------
-
-    async def get(self, task_id: str) -> Task | None:
-        async with self._db.acquire("get") as conn:
-            row = await conn.fetchrow(self._sql["get"], task_id)
-        return None if row is None else task_of(row)
-
-    async def list_page(self, query: TaskQuery) -> list[Task]:
-        sql, arguments = sql_page(query, f"{self._render('{schema}')}.tasks", lambda n: f"${n}")
-        async with self._db.acquire("listing tasks") as conn:
-            rows = await conn.fetch(sql, *arguments)
-        return [task_of(row) for row in rows]
-
-    async def retry(self, task_id: str, *, run_at: datetime | None = None) -> bool:
-        async with self._db.acquire("retry") as conn:
-            try:
-                row = await conn.fetchrow(self._sql["retry"], task_id, run_at)
-            except asyncpg.UniqueViolationError as exc:
-                # A newer task took the key this one held before it finished.
-                held = await conn.fetchrow(self._sql["get"], task_id)
-                raise IdempotencyConflict(held["queue"], [held["idempotency_key"]], 1) from exc
-        if not row["found"]:
-            raise TaskNotFound(task_id)
-        return bool(row["revived"])
-
-    async def retry_many(self, task_ids: Sequence[str]) -> int:
-        async with self._db.acquire("retry") as conn:
-            row = await conn.fetchrow(self._sql["retry_many"], list(task_ids))
-        return int(row["revived"])
-
-    async def cancel(self, task_id: str, *, by: str = UNKNOWN_ASKER) -> bool:
-        async with self._db.acquire("cancel") as conn:
-            row = await conn.fetchrow(self._sql["cancel"], task_id, by)
-        if not row["found"]:
-            raise TaskNotFound(task_id)
-        if row["cancelled"]:
-            self._finishes.finished([task_id])
-        return bool(row["cancelled"])
-
-    async def purge(self, *, queue: str | None, statuses: Sequence[TaskStatus]) -> int:
-        doomed = sorted(str(s) for s in set(statuses) & PURGEABLE)
-        if not doomed:
-            return 0
-        total = 0
-        async with self._db.acquire("purge") as conn:
-            while True:  # bounded: every batch deletes rows, or the loop ends
-                deleted = affected(
-                    await conn.execute(self._sql["purge"], doomed, queue, PRUNE_BATCH)
-                )
-                total += deleted
-                if deleted < PRUNE_BATCH:
-                    return total
-
-    async def purge_tasks(self, task_ids: Sequence[str]) -> int:
-        async with self._db.acquire("purge") as conn:
-            return affected(await conn.execute(self._sql["purge_ids"], list(task_ids)))
 
     # -- plumbing ----------------------------------------------------------------------------
 
