@@ -52,7 +52,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
 from typing import cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -61,29 +60,31 @@ from redis.asyncio.connection import URL_QUERY_ARGUMENT_PARSERS
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from shoal.backends.base import PURGEABLE, UNKNOWN_ASKER, Backend, OnConflict
+from shoal.backends.base import Backend, OnConflict
 from shoal.backends.redis import codec as rs
 from shoal.backends.redis import durability
+from shoal.backends.redis.admin import RedisAdmin
 from shoal.backends.redis.codec import Arg
+from shoal.backends.redis.keys import BATCH
 from shoal.backends.redis.link import Link, Script, scrub
 from shoal.backends.redis.listener import Listener
 from shoal.backends.redis.options import RedisOptions
+from shoal.backends.redis.results import RedisResults
 from shoal.backends.redis.retention import expire
 from shoal.backends.redis.schedules import RedisSchedules
+from shoal.backends.redis.stats import RedisStats
 from shoal.backends.shared.fencing import heartbeat_reply, lost_leases, refuse_lost
 from shoal.backends.shared.finishes import Finishes
 from shoal.backends.shared.idempotency import conflict, resolve
 from shoal.backends.shared.limiting import SCAN
-from shoal.backends.shared.listing import TaskQuery
 from shoal.backends.shared.reaping import (
     REQUEUE_MIN_ATTEMPTS_LEFT,
     lease_expired_message_parts,
     report,
 )
-from shoal.backends.shared.results import outcome_of
 from shoal.backends.shared.storable import check_storable
 from shoal.backends.shared.wakeups import Wakeups
-from shoal.core.errors import ConfigurationError, TaskNotFound
+from shoal.core.errors import ConfigurationError
 from shoal.core.models import (
     BackendHealth,
     Claim,
@@ -92,11 +93,7 @@ from shoal.core.models import (
     KeptValue,
     Lease,
     NewTask,
-    QueueStats,
     ReapReport,
-    Task,
-    TaskResult,
-    TaskStatus,
     WorkerInfo,
 )
 from shoal.core.retention import Retention
@@ -109,8 +106,6 @@ MIN_SERVER_VERSION = (6, 2)
 """``ZRANGE ... BYLEX REV`` (listing) arrived in Redis 6.2."""
 
 _TOKEN_LENGTH = 32  # a lease token is a uuid4 hex followed by the queue name
-_BATCH = 1000  # promotions per claim, expirations per reap, deletions per purge call
-_LIST_BUDGET = 8192  # ids a listing examines per queue and round trip at most (list.lua)
 
 
 TLS_OPTIONS = frozenset({"ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs"})
@@ -157,9 +152,10 @@ def from_url(url: str, *, client: aioredis.Redis | None = None) -> RedisBackend:
     return RedisBackend(url, client, owned=owned, **options.model_dump())
 
 
-class RedisBackend(RedisSchedules, Backend):
-    """The contract over Redis; one instance serves any number of queues and apps (the
-    schedule primitives: ``schedules.py``)."""
+class RedisBackend(RedisResults, RedisStats, RedisAdmin, RedisSchedules, Backend):
+    """The contract over Redis; one instance serves any number of queues and apps. Its
+    primitives are mixed in by concept: ``results.py``, ``stats.py``, ``admin.py``,
+    ``schedules.py``, over the key names of ``keys.py``; the leases' life is here."""
 
     def __init__(
         self,
@@ -235,13 +231,6 @@ class RedisBackend(RedisSchedules, Backend):
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    def _base(self, queue: str) -> str:
-        return f"{{{self.prefix}:{queue}}}"
-
-    async def _queue_names(self) -> list[str]:
-        [names], _ = await self._link.send([("SMEMBERS", self._queues_key)])
-        return sorted(rs.text(name) for name in names)
-
     def _by_queue(self, leases: Iterable[Lease]) -> dict[str, list[Lease]]:
         """Group leases by the queue their token names; a malformed token is left out, so
         it is never applied: lost."""
@@ -256,9 +245,6 @@ class RedisBackend(RedisSchedules, Backend):
         """The tasks a script applied: those sent to it that it did not refuse."""
         sent = {lease.task_id for leases in groups.values() for lease in leases}
         return sent.difference(rs.text(task_id) for task_id in refused)
-
-    def _per_queue(self, name: str, queues: Iterable[str], *args: Arg) -> list[Script]:
-        return [Script(name, [self._base(q)], args) for q in queues]
 
     # -- producers ---------------------------------------------------------------------------
 
@@ -307,7 +293,7 @@ class RedisBackend(RedisSchedules, Backend):
         """One claim; replaying the same ``request`` returns the same claims (see claim.lua)."""
         self._wakeups.claiming(queues)
         names = list(dict.fromkeys(queues))
-        args: list[Arg] = [worker_id, limit, rs.span(lease), request, _BATCH, SCAN, *names]
+        args: list[Arg] = [worker_id, limit, rs.span(lease), request, BATCH, SCAN, *names]
         [reply] = await self._link.scripts(Script("claim", [self._base(q) for q in names], args))
         return [
             Claim(task, Lease(task.id, token, task.attempts)) for task, token in rs.exported(reply)
@@ -426,7 +412,7 @@ class RedisBackend(RedisSchedules, Backend):
         rule: list[Arg] = [REQUEUE_MIN_ATTEMPTS_LEFT, *lease_expired_message_parts()]
         prune = Script("workers", self._workers_keys, ["prune", rs.span(worker_timeout)])
         names = await self._queue_names()
-        reaps = [Script("reap", [self._base(q)], [_BATCH, self._channel, q, *rule]) for q in names]
+        reaps = [Script("reap", [self._base(q)], [BATCH, self._channel, q, *rule]) for q in names]
         replies = await self._link.scripts(prune, *reaps)
         requeued = [rs.text(i) for requeued, _ in replies[1:] for i in requeued]
         dead = [rs.text(i) for _, dead in replies[1:] for i in dead]
@@ -441,172 +427,7 @@ class RedisBackend(RedisSchedules, Backend):
 
     # -- observers ---------------------------------------------------------------------------
 
-    async def stats(self, queues: Sequence[str]) -> dict[str, QueueStats]:
-        names = list(dict.fromkeys(queues))
-        replies = await self._link.scripts(*self._per_queue("stats", names))
-        return {q: rs.stats(q, reply) for q, reply in zip(names, replies, strict=True)}
-
-    async def queues(self) -> list[str]:
-        names = await self._queue_names()
-        replies = await self._link.scripts(*self._per_queue("stats", names))
-        return [q for q, reply in zip(names, replies, strict=True) if reply[6] > 0]
-
-    async def workers(self) -> list[WorkerInfo]:
-        [flat] = await self._link.scripts(Script("workers", self._workers_keys, ["list"]))
-        found = []
-        for n in range(0, len(flat), 3):
-            worker_id, report, seen = rs.text(flat[n]), json.loads(flat[n + 1]), flat[n + 2]
-            found.append(
-                WorkerInfo(
-                    id=worker_id, host=report["host"], pid=report["pid"],
-                    queues=tuple(report["queues"]), concurrency=report["concurrency"],
-                    in_flight=report["in_flight"], started_at=rs.at(report["started_at"]),
-                    last_seen=rs.at(seen), version=report.get("version", ""),
-                )
-            )  # fmt: skip
-        return sorted(found, key=lambda w: w.id)
-
     async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
         """Pub/sub wake-ups; pushes from this instance wake its waiters at once."""
         self._listener.start()
         await self._wakeups.wait_for_work(queues, timeout)
-
-    # -- results -----------------------------------------------------------------------------
-
-    async def result(self, task_id: str) -> TaskResult | None:
-        # Ids do not name their queue: the task, then the result, in every queue, in one round
-        # trip. The task first: a script stores a result as it ends the task, so whatever runs
-        # between the two reads, the result read second is never older.
-        names = await self._queue_names()
-        rows, _ = await self._link.send(
-            [("HGETALL", f"{self._base(q)}:{kind}:{task_id}") for kind in "tr" for q in names]
-        )
-        kept = next((row for row in rows[len(names) :] if row), None)
-        if kept is not None:
-            return rs.kept(task_id, kept)
-        task = next((row for row in rows[: len(names)] if row), None)
-        if task is None:
-            raise TaskNotFound(task_id)
-        return outcome_of(rs.stored(task))
-
-    async def wait_for_result(self, task_id: str, timeout: float) -> TaskResult | None:
-        """Pub/sub on the results channel, on the listener's connection (one for every
-        waiter); acks and fails through this instance wake its waiters at once."""
-        await self._listener.want_results()
-        self._listener.start()
-        return await self._finishes.wait_for_result(task_id, timeout, lambda: self.result(task_id))
-
-    # -- admin -------------------------------------------------------------------------------
-
-    async def _find(self, task_id: str) -> tuple[str, dict[bytes, bytes]] | None:
-        # Ids do not name their queue: look in every queue, in one round trip.
-        names = await self._queue_names()
-        rows, _ = await self._link.send(
-            [("HGETALL", f"{self._base(q)}:t:{task_id}") for q in names]
-        )
-        return next(((q, row) for q, row in zip(names, rows, strict=True) if row), None)
-
-    async def get(self, task_id: str) -> Task | None:
-        found = await self._find(task_id)
-        return None if found is None else rs.stored(found[1])
-
-    async def list_page(self, query: TaskQuery) -> list[Task]:
-        """Each queue's status indexes walked together, newest first, by list.lua; a walk
-        that a rare task name makes long goes on in further round trips, each holding the
-        server for at most ``_LIST_BUDGET`` ids per queue; then read.lua reads the page."""
-        names = [query.queue] if query.queue is not None else await self._queue_names()
-        wanted = [s.value for s in (query.statuses or tuple(TaskStatus))]
-        chosen: list[tuple[str, str]] = []  # (id, queue), newest first
-        above, budget = query.above, 256
-        while names and len(chosen) < query.limit:
-            # Every queue walks the same budget, and the page is exact only down to the walk
-            # that went least deep: a small budget that doubles each round keeps a rare name
-            # from making every queue find a whole page of its own.
-            budget = min(budget, _LIST_BUDGET)
-            need = query.limit - len(chosen)
-            args: list[Arg] = [need, above or "", query.lowest or "", query.name or "", budget]
-            replies = await self._link.scripts(*self._per_queue("list", names, *args, *wanted))
-            floors = [rs.text(reply[0]) for reply in replies if reply[0]]
-            floor = max(floors, default=None)  # exact at and above the highest floor
-            found = [
-                (rs.text(task_id), q)
-                for q, reply in zip(names, replies, strict=True)
-                for task_id in reply[1:]
-            ]
-            exact = sorted((f for f in found if floor is None or f[0] >= floor), reverse=True)
-            chosen += exact[:need]
-            if floor is None:
-                break
-            above, budget = floor, budget * 2
-        # The page's tasks only, read from the queues that hold them: one more round trip.
-        by_queue: dict[str, list[Arg]] = {}
-        for task_id, q in chosen:
-            by_queue.setdefault(q, []).append(task_id)
-        reads = [Script("read", [self._base(q)], ids) for q, ids in by_queue.items()]
-        replies = await self._link.scripts(*reads) if reads else []
-        tasks = [task for reply in replies for task, _ in rs.exported(reply)]
-        return sorted(tasks, key=lambda t: t.id, reverse=True)
-
-    async def _admin(self, name: str, task_id: str, *args: Arg) -> tuple[bool, str]:
-        found = await self._find(task_id)
-        if found is None:
-            raise TaskNotFound(task_id)
-        queue = found[0]
-        [done] = await self._link.scripts(Script(name, [self._base(queue)], [task_id, *args]))
-        if done < 0:  # purged between the two round trips
-            raise TaskNotFound(task_id)
-        return bool(done), queue
-
-    async def retry(self, task_id: str, *, run_at: datetime | None = None) -> bool:
-        found = await self._find(task_id)
-        if found is None:
-            raise TaskNotFound(task_id)
-        [reply] = await self._retry([found[0]], [task_id], run_at)
-        if reply < 0:  # purged between the two round trips
-            raise TaskNotFound(task_id)
-        return reply == 1
-
-    async def retry_many(self, task_ids: Sequence[str]) -> int:
-        # Ids do not name their queue: every queue's script queues those it holds.
-        ids = list(dict.fromkeys(task_ids))
-        return 0 if not ids else (await self._retry(await self._queue_names(), ids)).count(1)
-
-    async def _retry(
-        self, names: Sequence[str], ids: Sequence[str], run_at: datetime | None = None
-    ) -> list[int]:
-        """retry.lua over ``ids`` in each queue of ``names``: per id, 1 queued, 0 in another
-        state, -1 in none of them."""
-        when = "" if run_at is None else rs.micros(run_at)
-        scripts = [Script("retry", [self._base(q)], [when, self._channel, q, *ids]) for q in names]
-        replies = await self._link.scripts(*scripts)
-        queued_in = [q for q, reply in zip(names, replies, strict=True) if 1 in reply]
-        if queued_in:
-            self._wakeups.work(queued_in)
-        return [max(codes) for codes in zip(*replies, strict=True)] if replies else [-1] * len(ids)
-
-    async def cancel(self, task_id: str, *, by: str = UNKNOWN_ASKER) -> bool:
-        cancelled = (await self._admin("cancel", task_id, by, self._results_channel))[0]
-        if cancelled:  # a running task is only marked: the hint just makes waiters look
-            self._finishes.finished([task_id])
-        return cancelled
-
-    async def purge(self, *, queue: str | None, statuses: Sequence[TaskStatus]) -> int:
-        doomed = [s.value for s in statuses if s in PURGEABLE]
-        if not doomed:
-            return 0
-        names = [queue] if queue is not None else await self._queue_names()
-        total = 0
-        while names:  # a pass deletes at most _BATCH per queue; a short pass ends a queue
-            replies = await self._link.scripts(*self._per_queue("purge", names, _BATCH, *doomed))
-            total += sum(replies)
-            names = [q for q, deleted in zip(names, replies, strict=True) if deleted >= _BATCH]
-        return total
-
-    async def purge_tasks(self, task_ids: Sequence[str]) -> int:
-        # Ids do not name their queue: every queue's script deletes those it holds.
-        ids = list(dict.fromkeys(task_ids))
-        if not ids:
-            return 0
-        return sum(
-            await self._link.scripts(*self._per_queue("purge_ids", await self._queue_names(), *ids))
-        )

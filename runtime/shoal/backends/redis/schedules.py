@@ -10,14 +10,14 @@ may sit in different slots). Two registrations of the same set converge.
 
 from __future__ import annotations
 
-import abc
 import json
 from collections.abc import Sequence
 from datetime import datetime
 
 from shoal.backends.redis import codec as rs
 from shoal.backends.redis.codec import Arg
-from shoal.backends.redis.link import Link, Script
+from shoal.backends.redis.keys import RedisKeys
+from shoal.backends.redis.link import Script
 from shoal.backends.shared.schedules import SCHEDULE_FIELDS, registered, schedule_record
 from shoal.backends.shared.storable import check_storable
 from shoal.backends.shared.wakeups import Wakeups
@@ -29,18 +29,11 @@ _CARRIED = ("next_tick_at", "next_task_id", "last_run_at")
 """The fields a schedule that changed queue takes along."""
 
 
-class RedisSchedules(abc.ABC):
+class RedisSchedules(RedisKeys):
     """Mixed into :class:`~shoal.backends.redis.backend.RedisBackend`."""
 
-    prefix: str
-    _link: Link
     _channel: str
-    _queues_key: str
     _wakeups: Wakeups
-
-    @abc.abstractmethod
-    def _base(self, queue: str) -> str:
-        """The base name of ``queue``'s keys (its hash tag)."""
 
     @property
     def _registry_key(self) -> str:
