@@ -24,11 +24,12 @@ from __future__ import annotations
 import abc
 import enum
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
-from shoal.backends.shared.listing import TaskQuery
-from shoal.core.errors import IdempotencyConflict, TaskNotFound
+from shoal.backends.base_admin import PURGEABLE as PURGEABLE
+from shoal.backends.base_admin import UNKNOWN_ASKER as UNKNOWN_ASKER
+from shoal.backends.base_admin import AdminPrimitives
+from shoal.backends.base_schedules import SchedulePrimitives
 from shoal.core.models import (
     BackendHealth,
     Claim,
@@ -39,16 +40,10 @@ from shoal.core.models import (
     NewTask,
     QueueStats,
     ReapReport,
-    Task,
     TaskResult,
-    TaskStatus,
     WorkerInfo,
 )
 from shoal.core.retention import Retention
-from shoal.core.schedule_records import Advance, ScheduleRecord, ScheduleSpec
-
-UNKNOWN_ASKER = "unknown"
-"""``cancelled_by`` of a cancel whose caller did not say who asked."""
 
 
 class OnConflict(enum.StrEnum):
@@ -60,7 +55,7 @@ class OnConflict(enum.StrEnum):
     """Enqueue the rest and return the id of the task already holding the key."""
 
 
-class Backend(abc.ABC):
+class Backend(SchedulePrimitives, AdminPrimitives, abc.ABC):
     """Where tasks live. One instance may serve any number of queues and apps."""
 
     url: str
@@ -248,140 +243,12 @@ class Backend(abc.ABC):
         :meth:`result` does.
         """
 
-    # -- admin -------------------------------------------------------------------------------
-
-    @abc.abstractmethod
-    async def get(self, task_id: str) -> Task | None:
-        """One task by id, or None."""
-
-    async def list_tasks(
-        self,
-        *,
-        queue: str | None = None,
-        statuses: Sequence[TaskStatus] = (),
-        name: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        before: str | None = None,
-        limit: int = 100,
-    ) -> list[Task]:
-        """Up to ``limit`` tasks, newest (highest id) first, filtered by queue, statuses
-        (none: all), task name, and when their id was made (``since`` inclusive, ``until``
-        exclusive: shoal's ids are UUIDv7, so a time range is a range of ids).
-
-        Keyset pages: ``before`` is the last id of the previous page, and the next page holds
-        only ids below it, so every page costs about the same however deep it is. A backend
-        implements :meth:`list_page`.
-        """
-        chosen = tuple(sorted({TaskStatus(s) for s in statuses}))
-        query = TaskQuery(queue, chosen, name, since, until, before, max(0, limit))
-        return await self.list_page(query)
-
-    @abc.abstractmethod
-    async def list_page(self, query: TaskQuery) -> list[Task]:
-        """One page of :meth:`list_tasks`: the tasks ``query`` selects, in its order
-        (:mod:`shoal.backends.shared.listing` holds the filters and the order)."""
-
-    @abc.abstractmethod
-    async def retry(self, task_id: str, *, run_at: datetime | None = None) -> bool:
-        """Queue a dead, cancelled or retrying task again with fresh attempts, forgetting the
-        result it kept, if any (the next run's is the one to wait for), and who cancelled it.
-        Returns False when the task is in another state. Raises :class:`TaskNotFound`."""
-
-    @abc.abstractmethod
-    async def cancel(self, task_id: str, *, by: str = UNKNOWN_ASKER) -> bool:
-        """Cancel a task, recording ``by`` (who asked: ``user@host`` from the CLI, the
-        signed-in user from the board) as its ``cancelled_by``.
-
-        A queued, scheduled or retrying task ends ``cancelled`` at once. A running one is
-        only marked: its worker learns of it from its next heartbeat and stops it (an async
-        handler is cancelled, a plain function sees ``Context.cancel_requested``), and a
-        worker that claims a task so marked (released or re-queued by a reap after the
-        request) ends it without running it. A task that ends ``cancelled`` wakes its
-        result's waiters. Returns False, changing nothing, when the task has finished
-        already. Raises :class:`TaskNotFound`."""
-
-    @abc.abstractmethod
-    async def purge(self, *, queue: str | None, statuses: Sequence[TaskStatus]) -> int:
-        """Delete finished tasks (done, dead, cancelled) and return how many."""
-
-    async def retry_many(self, task_ids: Sequence[str]) -> int:
-        """:meth:`retry` for a page of tasks (bulk repair): those of ``task_ids`` that are
-        dead, cancelled or retrying are queued again, due now, with fresh attempts; tasks in
-        another state and ids no task has are skipped. Returns how many were queued.
-
-        This default retries one task per round trip, which is correct everywhere; a backend
-        that can do a page in one round trip overrides it.
-        """
-        queued = 0
-        for task_id in task_ids:
-            try:
-                queued += await self.retry(task_id)
-            except (TaskNotFound, IdempotencyConflict):
-                continue  # purged since it was selected, or a newer task holds its key
-        return queued
-
-    @abc.abstractmethod
-    async def purge_tasks(self, task_ids: Sequence[str]) -> int:
-        """Delete those of ``task_ids`` that are finished (done, dead, cancelled), in one
-        round trip, and return how many; unfinished tasks and unknown ids are skipped.
-        Bulk repair selects the ids with :meth:`list_tasks` and deletes them a page at a
-        time."""
-
-    # -- schedules (the periodic tasks' state; rules in shoal.backends.shared.schedules) ---
-
-    @abc.abstractmethod
-    async def register_schedules(
-        self, app: str, schedules: Sequence[ScheduleSpec]
-    ) -> list[ScheduleRecord]:
-        """Declare ``app``'s current schedules, in one atomic operation; return every
-        schedule of ``app``, retired ones too, sorted by name.
-
-        New ones start active with no watermark; known ones keep their watermark, last run
-        and pause, and are updated (a retired one comes back active; one another app
-        declared becomes this app's). The app's schedules left out are retired: their
-        pending tick, when it comes due, materialises no next one.
-        """
-
-    @abc.abstractmethod
-    async def advance_schedule(
-        self,
-        name: str,
-        *,
-        expected: datetime | None,
-        tick: NewTask | None,
-        tick_at: datetime | None,
-        ran: datetime | None = None,
-    ) -> Advance:
-        """Materialise the next tick of schedule ``name``, atomically with its de-duplication.
-
-        With the schedule active and its watermark equal to ``expected`` (None: no tick
-        materialised yet), push ``tick`` (the tick's task, as :meth:`push` would) and move
-        the watermark to ``tick_at``, which must be later than ``expected``: ADVANCED.
-        Otherwise push nothing: STALE, PAUSED or RETIRED (retired or unknown). ``tick``
-        None only records ``ran``. ``ran``, the moment of a tick whose handler starts now,
-        becomes the last run if later than it, whatever the outcome but RETIRED.
-        """
-
-    @abc.abstractmethod
-    async def schedules(self, app: str | None = None) -> list[ScheduleRecord]:
-        """Every stored schedule (of ``app`` only, if named), sorted by name."""
-
-    @abc.abstractmethod
-    async def pause_schedule(self, name: str, paused: bool) -> ScheduleRecord:
-        """Pause or resume an active or paused schedule (a retired one is left as it is);
-        return it. Raises :class:`~shoal.core.errors.ScheduleNotFound`."""
-
     async def __aenter__(self) -> Backend:
         await self.open()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
-
-
-PURGEABLE = frozenset({TaskStatus.DONE, TaskStatus.DEAD, TaskStatus.CANCELLED})
-"""Statuses :meth:`Backend.purge` may delete; unfinished work is never purged."""
 
 
 class TransactionalPush(abc.ABC):
