@@ -20,6 +20,8 @@ from shoal.worker import Worker
 
 CASE_MODULES: tuple[str, ...] = (
     "shoal.testing.contract",
+    "shoal.testing.contract_push",
+    "shoal.testing.contract_admin",
     "shoal.testing.contract_bulk",
     "shoal.testing.contract_lifecycle",
     "shoal.testing.contract_retention",

@@ -17,22 +17,14 @@ and over the example plugin backend (``tests/plugin_backend/``).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import importlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
 
 import pytest
 
-from shoal.backends import Backend, OnConflict, open_backend
-from shoal.core.errors import (
-    IdempotencyConflict,
-    InvalidTask,
-    LeaseLost,
-    SchemaMissing,
-    TaskNotFound,
-)
+from shoal.backends import Backend, open_backend
+from shoal.core.errors import LeaseLost, SchemaMissing
 from shoal.core.ids import new_id
 from shoal.core.models import (
     Failure,
@@ -105,118 +97,6 @@ def worker(worker_id: str = "w1", in_flight: int = 0) -> WorkerInfo:
         concurrency=4,
         in_flight=in_flight,
     )
-
-
-async def test_push_stores_every_field(backend: Backend) -> None:
-    task = new_task(priority=5, key="order-1", payload=b"\x00\xffraw")
-    [task_id] = await backend.push([task])
-    stored = await backend.get(task_id)
-    assert stored is not None
-    assert (stored.id, stored.queue, stored.name) == (task.id, "default", "tasks.work")
-    assert stored.payload == b"\x00\xffraw"
-    assert stored.status is TaskStatus.QUEUED
-    assert (stored.priority, stored.attempts, stored.max_attempts) == (5, 0, 3)
-    assert stored.idempotency_key == "order-1"
-    assert dict(stored.metadata) == {"origin": "contract"}
-    assert abs((stored.run_at - task.run_at).total_seconds()) < 0.01
-    assert await backend.get(new_id()) is None
-
-
-@pytest.mark.parametrize(
-    ("field", "change", "says"),
-    [
-        pytest.param("queue", {"queue": "de\x00fault"}, "NUL", id="queue"),
-        pytest.param("name", {"name": "tasks.\x00work"}, "NUL", id="name"),
-        pytest.param("id", {"id": f"{new_id()}\x00"}, "NUL", id="id"),
-        pytest.param("idempotency_key", {"idempotency_key": "order\x00-1"}, "NUL", id="key"),
-        pytest.param(
-            "metadata",
-            {"metadata": {"ori\x00gin": "contract"}},
-            "metadata key 'ori\\x00gin'",
-            id="metadata-key",
-        ),
-        pytest.param(
-            "metadata",
-            {"metadata": {"origin": "con\x00tract"}},
-            "metadata value of 'origin'",
-            id="metadata-value",
-        ),
-        pytest.param("name", {"name": "tasks.\ud800work"}, "not valid Unicode", id="surrogate"),
-    ],
-)
-async def test_text_no_backend_can_store_is_refused_before_any_is_touched(
-    backend: Backend, field: str, change: dict[str, Any], says: str
-) -> None:
-    good, bad = new_task(), dataclasses.replace(new_task(), **change)
-    with pytest.raises(InvalidTask) as caught:
-        await backend.push([good, bad])
-    assert (caught.value.task_id, caught.value.field) == (bad.id, field)
-    assert says in str(caught.value)
-    assert await backend.get(good.id) is None
-    assert await backend.queues() == []
-
-
-async def test_push_many_keeps_order(backend: Backend) -> None:
-    tasks = [new_task() for _ in range(50)]
-    assert await backend.push(tasks) == [t.id for t in tasks]
-    assert (await backend.stats(["default"]))["default"].ready == 50
-
-
-async def test_idempotency_conflict_names_keys_and_stores_nothing(backend: Backend) -> None:
-    await backend.push([new_task(key="a"), new_task(key="b")])
-    batch = [new_task(key="c"), new_task(key="a"), new_task(key="b"), new_task()]
-    with pytest.raises(IdempotencyConflict) as caught:
-        await backend.push(batch)
-    assert sorted(caught.value.conflicting_keys) == ["a", "b"]
-    assert caught.value.total == 4
-    assert (await backend.stats(["default"]))["default"].ready == 2
-    assert await backend.get(batch[0].id) is None
-
-
-async def test_duplicate_key_within_one_batch_conflicts(backend: Backend) -> None:
-    with pytest.raises(IdempotencyConflict) as caught:
-        await backend.push([new_task(key="x"), new_task(key="x")])
-    assert caught.value.conflicting_keys == ("x",)
-    assert (await backend.stats(["default"]))["default"].ready == 0
-
-
-async def test_a_conflict_names_held_and_repeated_keys_together(backend: Backend) -> None:
-    await backend.push([new_task(key="a")])
-    with pytest.raises(IdempotencyConflict) as caught:
-        await backend.push([new_task(key="x"), new_task(key="x"), new_task(key="a")])
-    assert caught.value.conflicting_keys == ("a", "x")
-    assert (await backend.stats(["default"]))["default"].ready == 1
-
-
-async def test_skip_returns_the_existing_id(backend: Backend) -> None:
-    [first] = await backend.push([new_task(key="k")])
-    fresh = new_task()
-    ids = await backend.push([new_task(key="k"), fresh], on_conflict=OnConflict.SKIP)
-    assert ids == [first, fresh.id]
-
-
-async def test_skip_within_one_batch_returns_the_first_taker(backend: Backend) -> None:
-    [held] = await backend.push([new_task(key="held")])
-    keys = [("default", "k"), ("default", "held"), ("default", "k"), ("b", "k"), ("b", "held")]
-    batch = [new_task(queue, key=key) for queue, key in keys]
-    ids = await backend.push(batch, on_conflict=OnConflict.SKIP)
-    assert ids == [batch[0].id, held, batch[0].id, batch[3].id, batch[4].id]
-    assert {t.id for t in await backend.list_tasks()} == {held, *(batch[i].id for i in (0, 3, 4))}
-
-
-async def test_a_conflict_names_the_queue_of_the_conflicting_task(backend: Backend) -> None:
-    await backend.push([new_task("b", key="k")])
-    with pytest.raises(IdempotencyConflict) as caught:
-        await backend.push([new_task("a", key="k"), new_task("b", key="k")])
-    assert (caught.value.queue, caught.value.conflicting_keys) == ("b", ("k",))
-    assert (await backend.stats(["a"]))["a"].ready == 0
-
-
-async def test_keys_are_per_queue_and_freed_when_finished(backend: Backend) -> None:
-    await backend.push([new_task("a", key="k"), new_task("b", key="k")])
-    [claim] = await backend.claim(["a"], "w1", 1, 30)
-    await backend.ack([claim.lease])
-    await backend.push([new_task("a", key="k")])
 
 
 async def test_claim_order_is_priority_then_fifo(backend: Backend) -> None:
@@ -433,91 +313,6 @@ async def test_a_push_between_an_empty_claim_and_the_wait_is_not_lost(
     finally:
         for other in others:
             await other.close()
-
-
-async def test_admin_list_retry_cancel_purge(backend: Backend) -> None:
-    await backend.push([new_task(), new_task(), new_task(delay=600)])
-    running, finished = await backend.claim(["default"], "w1", 2, 30)
-    delayed = next(t for t in await backend.list_tasks(queue="default") if t.status == "queued")
-    await backend.fail([Failure(running.lease, "bad input", None)])
-    await backend.ack([finished.lease])
-
-    listed = await backend.list_tasks(queue="default", statuses=[TaskStatus.DEAD])
-    assert [t.id for t in listed] == [running.task.id]
-    assert len(await backend.list_tasks(limit=2)) == 2
-
-    assert await backend.retry(running.task.id)
-    revived = await backend.get(running.task.id)
-    assert revived is not None and revived.status is TaskStatus.QUEUED
-    assert revived.attempts == 0
-    assert not await backend.retry(finished.task.id)
-
-    assert await backend.cancel(delayed.id)
-    cancelled = await backend.get(delayed.id)
-    assert cancelled is not None and cancelled.status is TaskStatus.CANCELLED
-    assert not await backend.cancel(finished.task.id)  # finished: nothing to cancel
-
-    assert await backend.purge(queue="default", statuses=[TaskStatus.DONE]) == 1
-    assert await backend.get(finished.task.id) is None
-    assert await backend.purge(queue=None, statuses=[TaskStatus.CANCELLED]) == 1
-    with pytest.raises(TaskNotFound):
-        await backend.retry(new_id())
-    with pytest.raises(TaskNotFound):
-        await backend.cancel(new_id())
-
-
-async def test_listing_pages_newest_first_below_a_cursor(backend: Backend) -> None:
-    tasks = [new_task("a" if n % 2 else "b") for n in range(7)]
-    await backend.push(tasks)
-    newest_first = [t.id for t in reversed(tasks)]
-    pages, cursor = [], None
-    while True:
-        page = await backend.list_tasks(before=cursor, limit=3)
-        if not page:
-            break
-        pages.append([t.id for t in page])
-        cursor = page[-1].id
-    assert pages == [newest_first[:3], newest_first[3:6], newest_first[6:]]
-    assert [t.id for t in await backend.list_tasks(before=newest_first[2], limit=2)] == (
-        newest_first[3:5]
-    )
-    in_a = [t.id for t in reversed(tasks) if t.queue == "a"]
-    first = await backend.list_tasks(queue="a", limit=2)
-    rest = await backend.list_tasks(queue="a", before=first[-1].id)
-    assert [t.id for t in first + rest] == in_a
-    assert await backend.list_tasks(limit=0) == []
-
-
-async def test_listing_filters_by_status_name_and_creation_time(backend: Backend) -> None:
-    early = [dataclasses.replace(new_task(), name=n) for n in ("mail.send", "pdf.render")]
-    await backend.push(early)
-    await asyncio.sleep(0.05)
-    middle = utcnow()
-    await asyncio.sleep(0.05)
-    late = [dataclasses.replace(new_task(q), name="mail.send") for q in ("default", "other")]
-    await backend.push(late)
-    [claim] = await backend.claim(["default"], "w1", 1, 30)  # the oldest: early[0]
-    await backend.fail([Failure(claim.lease, "bounced", None)])
-
-    def ids(tasks: list[Any]) -> list[str]:
-        return [t.id for t in tasks]
-
-    assert ids(await backend.list_tasks(name="mail.send")) == [late[1].id, late[0].id, early[0].id]
-    assert ids(await backend.list_tasks(name="mail.send", statuses=[TaskStatus.DEAD])) == [
-        early[0].id
-    ]
-    assert ids(await backend.list_tasks(name="mail.send", queue="other")) == [late[1].id]
-    assert ids(await backend.list_tasks(since=middle)) == [late[1].id, late[0].id]
-    assert ids(await backend.list_tasks(until=middle)) == [early[1].id, early[0].id]
-    assert ids(
-        await backend.list_tasks(
-            until=middle, statuses=[TaskStatus.QUEUED, TaskStatus.DEAD], name="pdf.render"
-        )
-    ) == [early[1].id]
-    assert ids(await backend.list_tasks(since=middle, queue="default", before=late[1].id)) == [
-        late[0].id
-    ]
-    assert await backend.list_tasks(name="nothing.named.so") == []
 
 
 async def test_schema_verifies_after_setup(backend: Backend) -> None:
