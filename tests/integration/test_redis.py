@@ -418,7 +418,7 @@ async def test_a_filtered_listing_walks_on_in_bounded_round_trips(
 ) -> None:
     """A task name the newest tasks do not have: each round trip examines a few ids per
     queue, leaves a floor, and the next one goes on below it until the page is full."""
-    import shoal.backends.redis.backend as redis_backend
+    import shoal.backends.redis.admin as redis_admin
 
     tasks = [
         NewTask(
@@ -433,7 +433,7 @@ async def test_a_filtered_listing_walks_on_in_bounded_round_trips(
     ]
     await backend.push(tasks)
     rare = [t.id for t in reversed(tasks) if t.name == "rare"]
-    monkeypatch.setattr(redis_backend, "_LIST_BUDGET", 1)  # one id per queue and round trip
+    monkeypatch.setattr(redis_admin, "_LIST_BUDGET", 1)  # one id per queue and round trip
     sent: list[int] = []
     real = backend._link.scripts
 
