@@ -15,7 +15,13 @@ from shoal.backends import Backend, open_backend
 from shoal.core.errors import ScheduleNotFound
 from shoal.core.ids import new_id
 from shoal.core.models import NewTask, TaskStatus, utcnow
-from shoal.core.schedule_records import SCHEDULE_KEY, TICK_KEY, Advance, ScheduleSpec, ScheduleState
+from shoal.core.schedule_records import (
+    SCHEDULE_KEY,
+    TICK_KEY,
+    Advance,
+    ScheduleSpec,
+    ScheduleState,
+)
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 
