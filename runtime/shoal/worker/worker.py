@@ -1,4 +1,5 @@
-"""The worker: claim for free slots, run, record outcomes in batches, drain on stop.
+"""The worker: claim for free slots, run, record outcomes in batches, drain on stop (the drain
+is :mod:`shoal.worker.draining`).
 
 One loop drives everything: it starts claimed tasks, asks for more, records finished
 attempts (in the background, see :mod:`shoal.worker.recorder`), heartbeats, reaps and waits.
@@ -39,6 +40,7 @@ from shoal.core.waiting import first_of
 from shoal.worker import metrics
 from shoal.worker.announcer import Announcer
 from shoal.worker.cancels import Cancels
+from shoal.worker.draining import Draining
 from shoal.worker.execution import Outcome, execute
 from shoal.worker.health import Progress, resident_memory_mb, touch_health_file
 from shoal.worker.limits import WorkerLimits
@@ -54,15 +56,8 @@ _TICK_MARGIN = 0.005
 """Seconds past a tick's due time that a worker waking for it claims: the backend's clock
 decides what is due, and may be a little behind this one."""
 
-CANCEL_GRACE = 1.0
-"""Seconds that tasks still running at the end of the shutdown timeout get to end once
-cancelled; a handler that ignores its cancellation is left running, to its lease."""
 
-_SETTLE_BACKOFF = Backoff(base=0.5, cap=4.0)
-_SETTLE_TRIES = 5
-
-
-class Worker:
+class Worker(Draining):
     """Runs the tasks of one app from some of its queues; see :class:`WorkerSettings`."""
 
     def __init__(self, app: App, settings: WorkerSettings | None = None) -> None:
@@ -410,72 +405,6 @@ class Worker:
                 logger.warning("lease lost while running", extra={"task_id": task_id})
         if self.settings.health_file:
             touch_health_file(Path(self.settings.health_file))
-
-    # -- shutdown ----------------------------------------------------------------------------
-
-    async def _drain(self) -> None:
-        deadline = time.monotonic() + self.settings.shutdown_timeout
-        await self._give_back_claimed()
-        if self._running:
-            logger.info(
-                "waiting up to %.0fs for %d running tasks",
-                self.settings.shutdown_timeout,
-                len(self._running),
-                extra=self._extra(),
-            )
-        while self._running and not self._hurry and time.monotonic() < deadline:
-            self._wakeup.clear()
-            await self._upkeep()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._wakeup.wait(),
-                    max(0.0, min(deadline - time.monotonic(), self._wait_timeout())),
-                )
-        await self._slots.cancel_unfinished(CANCEL_GRACE, self._extra())
-        await self._settle()
-        self._slots.shutdown()
-        self._announcer.announce(Event("worker_stopped", self.id))
-        await self._announcer.close(timeout=CANCEL_GRACE)
-        logger.info(
-            "worker %s stopped after %d tasks", self.id, self.processed, extra=self._extra()
-        )
-
-    async def _give_back_claimed(self) -> None:
-        """Release the tasks claimed but not started, so other workers run them while this
-        one drains; should the backend be away, :meth:`_settle` tries again."""
-        claiming, self._claiming = self._claiming, None
-        if claiming is not None:
-            with contextlib.suppress(ShoalError):
-                self._claimed.extend(await claiming)
-        with contextlib.suppress(ShoalError):
-            await self._release_claimed()
-
-    async def _release_claimed(self) -> None:
-        if self._claimed:
-            await self.backend.release([claim.lease for claim in self._claimed])
-            self._claimed.clear()
-
-    async def _settle(self) -> None:
-        """Last records and deregistration, retried briefly if the backend is away."""
-        for attempt in range(1, _SETTLE_TRIES + 1):
-            try:
-                await self._recorder.settle()
-                await self._release_claimed()
-                await self.backend.deregister(self.id)
-                return
-            except ShoalError as error:
-                logger.error(
-                    "cannot record the last outcomes (%s); try %d of %d",
-                    error,
-                    attempt,
-                    _SETTLE_TRIES,
-                    extra=self._extra(),
-                )
-                if attempt < _SETTLE_TRIES:
-                    await asyncio.sleep(_SETTLE_BACKOFF.delay(attempt))
-        logger.error(
-            "gave up: leases will expire and the tasks will be re-queued", extra=self._extra()
-        )
 
     def _extra(self) -> dict[str, object]:
         return {"worker_id": self.id}
