@@ -83,8 +83,9 @@ def test_retry_policy_end_to_end(workers: Workers) -> None:
     starts = [(row[2], row[4]) for row in workers.events() if row[0] == "start"]
     assert [attempt for attempt, _ in starts] == [1, 2, 3]
     gaps = [later[1] - earlier[1] for earlier, later in itertools.pairwise(starts)]
-    # base_delay 0.3 s doubling, no jitter; the worker polls every 0.1 s.
-    assert 0.3 <= gaps[0] < 0.8 and 0.6 <= gaps[1] < 1.1
+    # base_delay 0.3 s doubling, no jitter: never early. The worker polls every 0.1 s, but a
+    # loaded machine delays a process by a second or more, so late is bounded loosely.
+    assert 0.3 <= gaps[0] < 2.3 and 0.6 <= gaps[1] < 2.6
 
 
 def test_metrics_and_the_health_probe_of_a_running_worker(workers: Workers, tmp_path: Path) -> None:

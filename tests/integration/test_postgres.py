@@ -73,6 +73,19 @@ async def eventually(check: Callable[[], bool], within: float = 10.0) -> None:
     raise AssertionError("condition not reached in time")
 
 
+async def queued_behind_a_lock(admin: asyncpg.Connection) -> None:
+    """Wait (bounded) until another session of this database waits on a lock."""
+    query = (
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    for _ in range(200):
+        if await admin.fetchval(query):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("no call queued behind the lock in time")
+
+
 async def test_unmigrated_database_says_to_run_migrate(postgres_url: str) -> None:
     async with backend_at(postgres_url, migrate=False) as backend:
         with pytest.raises(SchemaMissing) as missing:
@@ -487,7 +500,9 @@ async def test_a_restart_fails_calls_as_unavailable_and_the_backend_heals(
                 # A call in flight when the server goes down: it waits on a lock.
                 await admin.execute("BEGIN; LOCK TABLE shoal.tasks IN ACCESS EXCLUSIVE MODE")
                 stuck = asyncio.create_task(backend.stats(["default"]))
-                await asyncio.sleep(0.2)
+                # Restart only once the call is in flight (queued behind the lock): a call
+                # sent after the restart would simply succeed on a fresh connection.
+                await queued_behind_a_lock(admin)
                 await asyncio.to_thread(server.restart)
             finally:
                 admin.terminate()

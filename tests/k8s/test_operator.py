@@ -401,8 +401,10 @@ def test_a_pool_on_a_tls_backend_scales_and_mounts_the_certificates(
     apply(cluster, kube_namespace, *backend_objects("secure", url, pool=pool))
     push(url, "secure", 3)
     eventually(lambda: replicas(cluster, kube_namespace, "secure") == 2, 15, "2 replicas")
-    status = pool_status(cluster, kube_namespace, "secure")
-    assert status["depth"] == 3
+    # The status is patched after the replicas: wait for it rather than read it at once.
+    eventually(
+        lambda: pool_status(cluster, kube_namespace, "secure").get("depth") == 3, 15, "depth 3"
+    )
     deployment = cluster.kubectl_json("get", "deployment", "secure-workers", "-n", kube_namespace)
     pod = deployment["spec"]["template"]["spec"]
     assert {"name": "tls", "secret": {"secretName": "db-certs", "defaultMode": 0o444}} in (
