@@ -14,8 +14,8 @@ import pytest
 
 from shoal import App, RetryPolicy, TaskContextFilter
 from shoal.cli import logs, main
-from shoal.core.models import TaskStatus
 from shoal.core.current import current_task
+from shoal.core.models import TaskStatus
 from shoal.testing import drain
 
 user_logger = logging.getLogger("myproject.billing")
