@@ -214,8 +214,11 @@ def answer(request: Request, body: dict[str, Any], status: int = 200) -> JSONRes
 
 
 async def queues(request: Request) -> JSONResponse:
-    rows = await queue_rows(_backend(request))
-    return answer(request, {"queues": [queue_json(s) for s in rows]})
+    backend = _backend(request)
+    rows = await queue_rows(backend)
+    counts = await backend.finish_counts([s.queue for s in rows])
+    body = [{**queue_json(s), "last_hour": counts[s.queue].to_json()} for s in rows]
+    return answer(request, {"queues": body})
 
 
 async def tasks(request: Request) -> JSONResponse:

@@ -18,6 +18,7 @@ from starlette.routing import Route
 from shoal.backends import Backend
 from shoal.board import api
 from shoal.board.auth import CSRF_FIELD, Principal, csrf_token
+from shoal.board.charts import finish_chart
 from shoal.board.live import wants_fragment
 from shoal.core.errors import TaskNotFound
 from shoal.core.models import TaskStatus, utcnow
@@ -55,8 +56,11 @@ def _backend(request: Request) -> Backend:
 
 
 async def queues(request: Request) -> Response:
-    rows = await api.queue_rows(_backend(request))
-    return render(request, "queues.html", page="queues", queues=rows)
+    backend = _backend(request)
+    rows = await api.queue_rows(backend)
+    counts = await backend.finish_counts([q.queue for q in rows])
+    charts = {queue: finish_chart(c) for queue, c in counts.items()}
+    return render(request, "queues.html", page="queues", queues=rows, charts=charts)
 
 
 async def tasks(request: Request) -> Response:
