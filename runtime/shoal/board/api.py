@@ -24,7 +24,7 @@ from shoal.core.urls import redact
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
-ACTIONS = ("retry", "cancel")
+ACTIONS = ("retry", "cancel", "purge")
 
 
 class BadRequest(ShoalError):
@@ -124,6 +124,11 @@ async def act(backend: Backend, task_id: str, action: str, *, by: str) -> bool:
         return await backend.retry(task_id)
     if action == "cancel":
         return await backend.cancel(task_id, by=by)
+    if action == "purge":
+        found = await backend.get(task_id)
+        if found is None:
+            raise TaskNotFound(task_id)
+        return found.status in PURGEABLE and await backend.purge_tasks([task_id]) == 1
     raise BadRequest(f"unknown action {action!r}: {', '.join(ACTIONS)}")
 
 
