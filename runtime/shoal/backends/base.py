@@ -30,6 +30,7 @@ from shoal.backends.base_admin import PURGEABLE as PURGEABLE
 from shoal.backends.base_admin import UNKNOWN_ASKER as UNKNOWN_ASKER
 from shoal.backends.base_admin import AdminPrimitives
 from shoal.backends.base_schedules import SchedulePrimitives
+from shoal.backends.base_throughput import ThroughputPrimitives
 from shoal.core.models import (
     BackendHealth,
     Claim,
@@ -55,7 +56,7 @@ class OnConflict(enum.StrEnum):
     """Enqueue the rest and return the id of the task already holding the key."""
 
 
-class Backend(SchedulePrimitives, AdminPrimitives, abc.ABC):
+class Backend(ThroughputPrimitives, SchedulePrimitives, AdminPrimitives, abc.ABC):
     """Where tasks live. One instance may serve any number of queues and apps."""
 
     url: str

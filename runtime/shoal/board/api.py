@@ -24,7 +24,7 @@ from shoal.core.urls import redact
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
-ACTIONS = ("retry", "cancel")
+ACTIONS = ("retry", "cancel", "purge")
 
 
 class BadRequest(ShoalError):
@@ -124,6 +124,11 @@ async def act(backend: Backend, task_id: str, action: str, *, by: str) -> bool:
         return await backend.retry(task_id)
     if action == "cancel":
         return await backend.cancel(task_id, by=by)
+    if action == "purge":
+        found = await backend.get(task_id)
+        if found is None:
+            raise TaskNotFound(task_id)
+        return found.status in PURGEABLE and await backend.purge_tasks([task_id]) == 1
     raise BadRequest(f"unknown action {action!r}: {', '.join(ACTIONS)}")
 
 
@@ -214,8 +219,11 @@ def answer(request: Request, body: dict[str, Any], status: int = 200) -> JSONRes
 
 
 async def queues(request: Request) -> JSONResponse:
-    rows = await queue_rows(_backend(request))
-    return answer(request, {"queues": [queue_json(s) for s in rows]})
+    backend = _backend(request)
+    rows = await queue_rows(backend)
+    counts = await backend.finish_counts([s.queue for s in rows])
+    body = [{**queue_json(s), "last_hour": counts[s.queue].to_json()} for s in rows]
+    return answer(request, {"queues": body})
 
 
 async def tasks(request: Request) -> JSONResponse:

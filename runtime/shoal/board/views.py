@@ -18,9 +18,11 @@ from starlette.routing import Route
 from shoal.backends import Backend
 from shoal.board import api
 from shoal.board.auth import CSRF_FIELD, Principal, csrf_token
+from shoal.board.charts import finish_chart
+from shoal.board.detail import allowed_actions, kept_value
 from shoal.board.live import wants_fragment
 from shoal.core.errors import TaskNotFound
-from shoal.core.models import TaskStatus, utcnow
+from shoal.core.models import FINISHED, TaskStatus, utcnow
 from shoal.core.urls import redact
 
 _templates = jinja2.Environment(
@@ -55,8 +57,11 @@ def _backend(request: Request) -> Backend:
 
 
 async def queues(request: Request) -> Response:
-    rows = await api.queue_rows(_backend(request))
-    return render(request, "queues.html", page="queues", queues=rows)
+    backend = _backend(request)
+    rows = await api.queue_rows(backend)
+    counts = await backend.finish_counts([q.queue for q in rows])
+    charts = {queue: finish_chart(c) for queue, c in counts.items()}
+    return render(request, "queues.html", page="queues", queues=rows, charts=charts)
 
 
 async def tasks(request: Request) -> Response:
@@ -74,9 +79,11 @@ async def task(request: Request) -> Response:
     if found is None:
         return render(request, "missing.html", 404, page="tasks", task_id=task_id)
     payload, encoding = api.payload_text(found.payload)
+    result = await _backend(request).result(task_id) if found.status in FINISHED else None
     return render(
         request, "task.html", page="tasks", task=found, payload=payload,
         payload_encoding=encoding, timeline=api.timeline(found),
+        actions=allowed_actions(found), kept=kept_value(result),
     )  # fmt: skip
 
 
@@ -102,6 +109,8 @@ async def do_action(request: Request) -> Response:
     except TaskNotFound:
         return render(request, "missing.html", 404, page="tasks", task_id=task_id)
     outcome = "done" if done else "refused"
+    if action == "purge" and done:
+        return RedirectResponse(request.url_for("tasks"), 303)
     url = request.url_for("task", task_id=task_id).include_query_params(
         action=action, outcome=outcome
     )

@@ -29,6 +29,7 @@ CASE_MODULES: tuple[str, ...] = (
     "shoal.testing.contract_limits",
     "shoal.testing.contract_schedules",
     "shoal.testing.contract_results",
+    "shoal.testing.contract_throughput",
 )
 """The modules whose ``test_*`` functions make up the contract, core primitives first; named
 here, where importing them (and pytest) is not needed, and used by :mod:`shoal.testing.contract`."""

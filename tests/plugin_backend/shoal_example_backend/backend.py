@@ -47,6 +47,7 @@ from shoal.core.models import (
     utcnow,
 )
 from shoal.core.retention import Retention, expiries
+from shoal.core.throughput import COUNTED, FinishCounts, Window, tally_times
 from shoal.core.urls import redact
 from shoal_example_backend.limits import admitted, held
 from shoal_example_backend.records import (
@@ -415,6 +416,18 @@ class JsonFileBackend(JsonSchedules, Backend):
             return None if record is None else task_of(record)
 
         return await self._transact(find, write=False)
+
+    async def count_finished(self, queue: str, window: Window) -> FinishCounts:
+        # Every task read; a real store would read a finish-time index.
+        def finishes(state: State) -> list[tuple[TaskStatus, datetime]]:
+            tasks = [task_of(r) for r in state["tasks"].values()]
+            return [
+                (t.status, t.finished_at)
+                for t in tasks
+                if t.queue == queue and t.status in COUNTED and t.finished_at is not None
+            ]
+
+        return tally_times(queue, window, await self._transact(finishes, write=False))
 
     async def list_page(self, query: TaskQuery) -> list[Task]:
         # The shared filters and order over every task; a real store would read an index.

@@ -13,6 +13,7 @@ from shoal.backends.shared.finishes import Finishes
 from shoal.backends.shared.listing import TaskQuery
 from shoal.backends.shared.wakeups import Wakeups
 from shoal.core.models import CLAIMABLE, Task, TaskResult, TaskStatus, utcnow
+from shoal.core.throughput import COUNTED, FinishCounts, Window, tally_times
 
 
 class MemoryAdmin(abc.ABC):
@@ -81,3 +82,11 @@ class MemoryAdmin(abc.ABC):
         for task_id in doomed:
             del self._tasks[task_id]
         return len(doomed)
+
+    async def count_finished(self, queue: str, window: Window) -> FinishCounts:
+        finishes = [
+            (t.status, t.finished_at)
+            for t in self._tasks.values()
+            if t.queue == queue and t.status in COUNTED and t.finished_at is not None
+        ]
+        return tally_times(queue, window, finishes)

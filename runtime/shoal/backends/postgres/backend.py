@@ -55,6 +55,7 @@ from shoal.backends.postgres.rows import lease_columns, task_of
 from shoal.backends.postgres.schedules import PostgresSchedules
 from shoal.backends.postgres.sessions import AsyncpgSession, run_to_end
 from shoal.backends.postgres.stats import PostgresStats
+from shoal.backends.postgres.throughput import PostgresThroughput
 from shoal.backends.shared.fencing import heartbeat_reply, refuse_lost
 from shoal.backends.shared.finishes import Finishes
 from shoal.backends.shared.limiting import SCAN
@@ -86,7 +87,13 @@ def from_url(url: str) -> PostgresBackend:
 
 
 class PostgresBackend(
-    PostgresResults, PostgresStats, PostgresAdmin, PostgresSchedules, Backend, TransactionalPush
+    PostgresThroughput,
+    PostgresResults,
+    PostgresStats,
+    PostgresAdmin,
+    PostgresSchedules,
+    Backend,
+    TransactionalPush,
 ):
     """The contract on PostgreSQL: SKIP LOCKED claims, fenced leases, LISTEN/NOTIFY, and
     pushes inside a caller's transaction. Its primitives are mixed in by concept:

@@ -589,3 +589,13 @@ DELETE FROM {schema}.results
 WHERE task_id IN (
     SELECT task_id FROM {schema}.results WHERE expires_at <= now() ORDER BY expires_at LIMIT $1
 );
+
+-- name: count_finished
+-- Done and dead tasks of one queue per minute of a window, read from the partial indexes
+-- tasks_finished and tasks_dead (queue, finished_at).
+SELECT status, floor((extract(epoch FROM finished_at) - $2) / 60)::int AS bucket,
+       count(*)::int AS n
+FROM {schema}.tasks
+WHERE queue = $1 AND status IN ('done', 'dead')
+  AND finished_at >= to_timestamp($2) AND finished_at < to_timestamp($3)
+GROUP BY status, bucket;

@@ -73,6 +73,7 @@ from shoal.backends.redis.results import RedisResults
 from shoal.backends.redis.retention import expire
 from shoal.backends.redis.schedules import RedisSchedules
 from shoal.backends.redis.stats import RedisStats
+from shoal.backends.redis.throughput import RedisThroughput
 from shoal.backends.shared.fencing import heartbeat_reply, lost_leases, refuse_lost
 from shoal.backends.shared.finishes import Finishes
 from shoal.backends.shared.idempotency import conflict, resolve
@@ -152,7 +153,7 @@ def from_url(url: str, *, client: aioredis.Redis | None = None) -> RedisBackend:
     return RedisBackend(url, client, owned=owned, **options.model_dump())
 
 
-class RedisBackend(RedisResults, RedisStats, RedisAdmin, RedisSchedules, Backend):
+class RedisBackend(RedisThroughput, RedisResults, RedisStats, RedisAdmin, RedisSchedules, Backend):
     """The contract over Redis; one instance serves any number of queues and apps. Its
     primitives are mixed in by concept: ``results.py``, ``stats.py``, ``admin.py``,
     ``schedules.py``, over the key names of ``keys.py``; the leases' life is here."""

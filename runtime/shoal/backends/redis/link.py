@@ -25,7 +25,8 @@ from shoal.core.errors import BackendError, BackendUnavailable
 SCRIPTS = (
     "push", "claim", "ack", "fail", "release", "extend", "reap",
     "stats", "list", "read", "retry", "cancel", "purge", "purge_ids", "workers", "expire",
-    "cancelled", "schedule_advance", "schedule_read", "schedule_store", "schedule_state",
+    "cancelled", "finish_counts", "schedule_advance", "schedule_read", "schedule_store",
+    "schedule_state",
 )  # fmt: skip
 
 _T = TypeVar("_T")

@@ -51,6 +51,7 @@ from shoal.backends.sqlite.support import (
     task_of,
     use_wal,
 )
+from shoal.backends.sqlite.throughput import SQLiteThroughput
 from shoal.backends.sqlite.watcher import CommitWatcher
 from shoal.core.errors import BackendUnavailable, ConfigurationError, SchemaMissing, ShoalError
 from shoal.core.models import (
@@ -82,7 +83,9 @@ def from_url(url: str) -> SQLiteBackend:
     return SQLiteBackend(Path(path[1:]))
 
 
-class SQLiteBackend(SQLiteResults, SQLiteStats, SQLiteAdmin, SQLiteSchedules, Backend):
+class SQLiteBackend(
+    SQLiteThroughput, SQLiteResults, SQLiteStats, SQLiteAdmin, SQLiteSchedules, Backend
+):
     """The contract on one SQLite file. Its primitives are mixed in by concept: ``results.py``,
     ``stats.py``, ``admin.py``, ``schedules.py``; the leases' life is here."""
 

@@ -302,3 +302,12 @@ DELETE FROM shoal_results WHERE task_id IN (SELECT value FROM json_each(:ids));
 
 -- name: expire_results
 DELETE FROM shoal_results WHERE expires_at <= :now;
+
+-- name: count_finished
+-- Done and dead tasks of one queue per minute of a window, read from the retention index
+-- (queue, status, finished_at): the cost follows the window's finishes, not the tasks kept.
+SELECT status, CAST((finished_at - :start) / 60 AS INTEGER) AS bucket, count(*) AS n
+FROM shoal_tasks
+WHERE queue = :queue AND status IN ('done', 'dead')
+  AND finished_at >= :start AND finished_at < :end
+GROUP BY status, bucket;
