@@ -101,6 +101,7 @@ async def load_redis(url: str, count: int, now: datetime) -> None:
             }  # fmt: skip
             if status in _FINISHED:
                 fields["finished_at"] = micros
+                pipe.zadd(f"{base}:f:{status.value}", {task_id: micros})  # finish-time index
             pipe.hset(f"{base}:t:{task_id}", mapping=fields)
             pipe.zadd(f"{base}:s:{status.value}", {task_id: 0})
             if status in (TaskStatus.QUEUED, TaskStatus.RETRYING):
@@ -140,6 +141,8 @@ def listings(ids: list[str], now: datetime) -> dict[str, Callable[[Backend], Awa
         "an hour 20 h ago": lambda b: b.list_tasks(
             since=day_part, until=day_part + timedelta(hours=1), limit=PAGE
         ),
+        # Not a page: what the queues page's charts read (done and dead per minute, every queue).
+        "charts: finish_counts": lambda b: b.finish_counts(QUEUES, now=now.timestamp()),
     }
 
 

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -23,7 +24,8 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from shoal.backends import Backend, open_backend
-from shoal.core.models import Failure, WorkerInfo
+from shoal.core.models import Failure, KeptValue, WorkerInfo, utcnow
+from shoal.core.schedule_records import ScheduleSpec
 from tests.board.conftest import ADMIN, basic
 from tests.board.test_board import HOSTILE, task
 from tests.servers.ports import free_port
@@ -112,6 +114,11 @@ async def test_hostile_text_never_runs_and_pages_update_live(
     )
     worker = WorkerInfo(id="worker-1", host="node-a", pid=7, queues=("mail", "pdf"), concurrency=8)
     await backend.heartbeat(worker, [], 30)
+    [done] = await backend.claim(["pdf"], "w1", 1, 30)
+    kept = KeptValue(done.task.id, HOSTILE.encode(), utcnow() + timedelta(hours=1))
+    await backend.ack([done.lease], [kept])  # a bar on the pdf queue's chart
+    spec = ScheduleSpec("nightly", f"report{HOSTILE}", "default", "every 60s")
+    await backend.register_schedules("app", [spec])
     page, dialogs = await signed_in(browser)
 
     await page.goto(f"{board_process}/")
@@ -131,8 +138,14 @@ async def test_hostile_text_never_runs_and_pages_update_live(
     await page.goto(f"{board_process}/workers")
     await expect(page.locator("td", has_text="node-a")).to_have_count(1)
     await shot(page, "workers", tmp_path)
+    await page.goto(f"{board_process}/schedules")
+    await expect(page.locator("td", has_text="nightly")).to_have_count(1)
+    await shot(page, "schedules", tmp_path)
+    await page.goto(f"{board_process}/tasks/{done.task.id}")
+    await expect(page.locator("pre.result")).to_contain_text(HOSTILE)
 
-    for path in ("/", "/tasks", f"/tasks/{hostile.id}", f"/tasks/{hostile.id}/retry"):
+    pages = ["/", "/tasks", f"/tasks/{hostile.id}", f"/tasks/{hostile.id}/retry", "/schedules"]
+    for path in [*pages, f"/tasks/{done.task.id}"]:
         await page.goto(f"{board_process}{path}")
         assert await page.evaluate("window.pwned") is None, path
     assert dialogs == []

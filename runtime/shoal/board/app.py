@@ -22,7 +22,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shoal.backends import Backend, open_backend
-from shoal.board import api, views
+from shoal.board import api, schedules, views
 from shoal.board.auth import CSRF_FIELD, authenticate, csrf_valid, same_origin
 from shoal.board.settings import BoardSettings
 from shoal.core.errors import BackendError, ShoalError
@@ -133,7 +133,12 @@ def create_app(settings: BoardSettings, backend: Backend | None = None) -> Starl
 
     static = StaticFiles(directory=str(resources.files("shoal.board") / "static"))
     app = Starlette(
-        routes=[*api.routes, *views.routes, Mount("/static", static, name="static")],
+        routes=[
+            *api.routes,
+            *views.routes,
+            *schedules.routes,
+            Mount("/static", static, name="static"),
+        ],
         middleware=[Middleware(Gate, settings=settings)],
         exception_handlers={ShoalError: _refused},
         lifespan=lifespan,

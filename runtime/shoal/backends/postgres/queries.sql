@@ -591,11 +591,18 @@ WHERE task_id IN (
 );
 
 -- name: count_finished
--- Done and dead tasks of one queue per minute of a window, read from the partial indexes
--- tasks_finished and tasks_dead (queue, finished_at).
+-- Done and dead tasks of one queue per minute of a window: one branch per status, so each
+-- matches the predicate of its partial index (tasks_finished, tasks_dead: (queue,
+-- finished_at)); one IN over both would match neither and scan the table.
 SELECT status, floor((extract(epoch FROM finished_at) - $2) / 60)::int AS bucket,
        count(*)::int AS n
-FROM {schema}.tasks
-WHERE queue = $1 AND status IN ('done', 'dead')
-  AND finished_at >= to_timestamp($2) AND finished_at < to_timestamp($3)
+FROM (
+    SELECT 'done' AS status, finished_at FROM {schema}.tasks
+    WHERE queue = $1 AND status = 'done'
+      AND finished_at >= to_timestamp($2) AND finished_at < to_timestamp($3)
+    UNION ALL
+    SELECT 'dead' AS status, finished_at FROM {schema}.tasks
+    WHERE queue = $1 AND status = 'dead'
+      AND finished_at >= to_timestamp($2) AND finished_at < to_timestamp($3)
+) AS finished
 GROUP BY status, bucket;
