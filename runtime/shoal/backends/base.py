@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from shoal.backends.base_admin import PURGEABLE as PURGEABLE
+from shoal.backends.base_admin import RETRYABLE as RETRYABLE
 from shoal.backends.base_admin import UNKNOWN_ASKER as UNKNOWN_ASKER
 from shoal.backends.base_admin import AdminPrimitives
 from shoal.backends.base_schedules import SchedulePrimitives

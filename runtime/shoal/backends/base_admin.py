@@ -21,6 +21,9 @@ UNKNOWN_ASKER = "unknown"
 PURGEABLE = frozenset({TaskStatus.DONE, TaskStatus.DEAD, TaskStatus.CANCELLED})
 """Statuses :meth:`AdminPrimitives.purge` may delete; unfinished work is never purged."""
 
+RETRYABLE = frozenset({TaskStatus.DEAD, TaskStatus.CANCELLED, TaskStatus.RETRYING})
+"""Statuses :meth:`AdminPrimitives.retry` accepts."""
+
 
 class AdminPrimitives(abc.ABC):
     """The admin primitives of :class:`~shoal.backends.base.Backend`."""

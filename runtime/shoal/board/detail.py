@@ -3,12 +3,9 @@ result it kept, readable."""
 
 from __future__ import annotations
 
-from shoal.backends.base import PURGEABLE
+from shoal.backends.base import PURGEABLE, RETRYABLE
 from shoal.board.api import payload_text
-from shoal.core.models import FINISHED, Task, TaskResult, TaskStatus
-
-RETRYABLE = frozenset({TaskStatus.DEAD, TaskStatus.CANCELLED, TaskStatus.RETRYING})
-"""States :meth:`~shoal.backends.base.Backend.retry` accepts."""
+from shoal.core.models import FINISHED, Task, TaskResult
 
 
 def allowed_actions(task: Task) -> tuple[str, ...]:

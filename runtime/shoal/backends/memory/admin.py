@@ -8,7 +8,7 @@ import abc
 from collections.abc import Sequence
 from datetime import datetime
 
-from shoal.backends.base import PURGEABLE, UNKNOWN_ASKER
+from shoal.backends.base import PURGEABLE, RETRYABLE, UNKNOWN_ASKER
 from shoal.backends.shared.finishes import Finishes
 from shoal.backends.shared.listing import TaskQuery
 from shoal.backends.shared.wakeups import Wakeups
@@ -40,7 +40,7 @@ class MemoryAdmin(abc.ABC):
 
     async def retry(self, task_id: str, *, run_at: datetime | None = None) -> bool:
         task = self._existing(task_id)
-        if task.status not in (TaskStatus.DEAD, TaskStatus.CANCELLED, TaskStatus.RETRYING):
+        if task.status not in RETRYABLE:
             return False
         self._update(
             task,
